@@ -1,0 +1,329 @@
+//! The configuration as users write it, and each bad input with the line it is reported at.
+
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::Duration;
+
+use super::*;
+
+/// The example from the issue that introduced the configuration format.
+const EXAMPLE: &str = r#"
+[global]
+router_id = "proxy-a"
+
+[[vrrp_script]]
+name = "chk_extra"
+script = "/usr/local/bin/check.sh"
+interval = "2s"
+timeout = "1s"
+weight = -20
+rise = 2
+fall = 2
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+state = "BACKUP"                 # initial state; `--state` on the command line overrides it
+virtual_router_id = 51
+priority = 101
+advert_int = 1                   # whole seconds (VRRPv2)
+preempt = true
+authentication = { auth_type = "PASS", auth_pass = "s3cret" }
+virtual_ipaddress = ["192.0.2.100/24"]
+track_script = [{ name = "chk_extra" }]        # weight from the script unless given here
+track_proxy = [{ name = "amqp", weight = 0 }]  # 0 = FAULT when the proxy has no server UP
+notify = "/usr/local/bin/notify.sh"
+
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5670"
+balance = "leastconn"            # leastconn | roundrobin | first
+check = { kind = "amqp", interval = "2s", rise = 2, fall = 3, timeout = "1s" }   # kind: tcp | amqp
+timeout_connect = "2s"
+timeout_idle = "3h"
+retries = 3
+redispatch = true
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+
+[[proxy.server]]
+name = "rabbit3"
+address = "192.0.2.23:5672"
+backup = true
+
+[stats]
+listen = "0.0.0.0:8100"
+"#;
+
+fn parse(text: &str) -> Result<Loaded, ConfigError> {
+    Config::parse(text, Path::new("test.toml"))
+}
+
+/// Parses `text`, expecting exactly one problem; returns it.
+fn single_problem(text: &str) -> Diagnostic {
+    match parse(text) {
+        Ok(_) => panic!("accepted:\n{text}"),
+        Err(e) => {
+            let problems = e.problems();
+            assert_eq!(problems.len(), 1, "expected one problem, got:\n{e}");
+            problems[0].clone()
+        }
+    }
+}
+
+/// The example with `from` replaced by `to` (which must occur once).
+fn example_with(from: &str, to: &str) -> String {
+    assert_eq!(EXAMPLE.matches(from).count(), 1, "{from:?} must occur once in the example");
+    EXAMPLE.replace(from, to)
+}
+
+fn line_of(text: &str, needle: &str) -> usize {
+    text[..text.find(needle).expect("needle in text")].matches('\n').count() + 1
+}
+
+#[test]
+fn the_documented_example_means_what_it_says() {
+    let Loaded { config, warnings } = parse(EXAMPLE).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    assert_eq!(config.global.router_id, "proxy-a");
+
+    let script = config.script("chk_extra").unwrap();
+    assert_eq!(script.script, "/usr/local/bin/check.sh");
+    assert_eq!((script.interval, script.timeout), (Duration::from_secs(2), Duration::from_secs(1)));
+    assert_eq!((script.weight, script.rise, script.fall), (-20, 2, 2));
+
+    let vi = config.instance("VI_1").unwrap();
+    assert_eq!(vi.interface, "eth0");
+    assert_eq!(vi.initial_state, InitialState::Backup);
+    assert_eq!((vi.vrid, vi.priority), (51, 101));
+    assert_eq!(vi.advert_int, Duration::from_secs(1));
+    assert!(vi.preempt);
+    assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
+    assert_eq!(vi.virtual_ipaddress, vec![Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
+    assert_eq!(vi.track_script, vec![Track { name: "chk_extra".into(), weight: -20 }], "weight comes from the script");
+    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0 }]);
+    assert_eq!(vi.notify.any.as_deref(), Some("/usr/local/bin/notify.sh"));
+    assert_eq!(vi.garp, GarpConfig::default());
+
+    let amqp = config.proxy("amqp").unwrap();
+    assert_eq!(amqp.bind, "0.0.0.0:5670".parse().unwrap());
+    assert_eq!(amqp.balance, Balance::LeastConn);
+    assert_eq!(amqp.check.kind, CheckKind::Amqp);
+    assert_eq!((amqp.check.interval, amqp.check.timeout), (Duration::from_secs(2), Duration::from_secs(1)));
+    assert_eq!((amqp.check.rise, amqp.check.fall), (2, 3));
+    assert_eq!(amqp.timeout_connect, Duration::from_secs(2));
+    assert_eq!(amqp.timeout_idle, Duration::from_secs(3 * 3600));
+    assert_eq!((amqp.retries, amqp.redispatch), (3, true));
+    assert_eq!(amqp.servers.len(), 2);
+    assert!(!amqp.servers[0].backup && amqp.servers[1].backup);
+    assert_eq!(amqp.servers[1].address, "192.0.2.23:5672".parse().unwrap());
+
+    assert_eq!(config.stats.unwrap().listen, "0.0.0.0:8100".parse().unwrap());
+}
+
+#[test]
+fn defaults_follow_keepalived_and_haproxy() {
+    let text = r#"
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 7
+virtual_ipaddress = ["192.0.2.100"]
+
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+[[proxy.server]]
+name = "r1"
+address = "192.0.2.21:5672"
+"#;
+    let config = parse(text).unwrap().config;
+    let vi = &config.instances[0];
+    assert_eq!(vi.priority, 100);
+    assert_eq!(vi.advert_int, Duration::from_secs(1));
+    assert_eq!(vi.initial_state, InitialState::Backup);
+    assert!(vi.preempt);
+    assert_eq!(vi.authentication, Authentication::None);
+    assert_eq!(vi.virtual_ipaddress[0].len, 32, "a bare address is a /32, as in keepalived");
+    let p = &config.proxies[0];
+    assert_eq!(p.balance, Balance::LeastConn);
+    assert_eq!(p.check.kind, CheckKind::Tcp);
+    assert_eq!((p.check.interval, p.check.rise, p.check.fall), (Duration::from_secs(2), 2, 3));
+    assert!(p.timeout_idle >= Duration::from_secs(3600), "the idle default must never cut an AMQP client");
+    assert!(p.shutdown_sessions_on_down);
+    assert_eq!(p.servers[0].weight, 1);
+    assert!(!config.global.router_id.is_empty());
+}
+
+#[test]
+fn the_password_is_never_printed() {
+    let config = parse(EXAMPLE).unwrap().config;
+    assert!(!format!("{config:?}").contains("s3cret"));
+}
+
+#[test]
+fn unknown_key_is_named_with_its_line() {
+    let text = example_with("preempt = true", "preempt = true\nadvert_intt = 2");
+    let p = single_problem(&text);
+    assert_eq!(p.line, line_of(&text, "advert_intt"));
+    assert!(p.message.contains("unknown field `advert_intt`"), "{p}");
+    assert!(p.key.starts_with("vrrp_instance[0]"), "{p}");
+}
+
+#[test]
+fn unknown_section_is_refused() {
+    let p = single_problem(&format!("{EXAMPLE}\n[global_defs]\nrouter_id = \"x\"\n"));
+    assert!(p.message.contains("unknown field `global_defs`"), "{p}");
+}
+
+#[test]
+fn vrid_outside_1_to_255() {
+    for bad in ["0", "256", "-1"] {
+        let text = example_with("virtual_router_id = 51", &format!("virtual_router_id = {bad}"));
+        let p = single_problem(&text);
+        assert_eq!(p.line, line_of(&text, "virtual_router_id"));
+        assert_eq!(p.key, "vrrp_instance[0].virtual_router_id");
+        assert!(p.message.contains("outside 1..=255"), "{p}");
+    }
+}
+
+#[test]
+fn priority_outside_1_to_255() {
+    for bad in ["0", "256"] {
+        let text = example_with("priority = 101", &format!("priority = {bad}"));
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, "priority = "), "vrrp_instance[0].priority"));
+    }
+}
+
+#[test]
+fn pass_password_longer_than_8_bytes() {
+    let text = example_with("auth_pass = \"s3cret\"", "auth_pass = \"123456789\"");
+    let p = single_problem(&text);
+    assert_eq!(p.line, line_of(&text, "auth_pass"));
+    assert_eq!(p.key, "vrrp_instance[0].authentication.auth_pass");
+    assert!(p.message.contains("is 9 bytes"), "{p}");
+    // Exactly 8 bytes is the maximum and fine.
+    let ok = example_with("auth_pass = \"s3cret\"", "auth_pass = \"12345678\"");
+    assert_eq!(parse(&ok).unwrap().config.instances[0].authentication, Authentication::Pass(*b"12345678"));
+}
+
+#[test]
+fn vip_that_is_not_ipv4() {
+    for bad in ["2001:db8::1/64", "192.0.2.300/24", "vip", "192.0.2.100/33", "224.0.0.18"] {
+        let text = example_with("\"192.0.2.100/24\"", &format!("{bad:?}"));
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, "virtual_ipaddress"), "vrrp_instance[0].virtual_ipaddress[0]"), "{p}");
+    }
+    let p = single_problem(&example_with("\"192.0.2.100/24\"", "\"2001:db8::1\""));
+    assert!(p.message.contains("not IPv4"), "{p}");
+}
+
+#[test]
+fn duplicate_names() {
+    let dup_instance = format!("{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth1\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.200/24\"]\n");
+    let p = single_problem(&dup_instance);
+    assert!(p.message.contains("vrrp_instance \"VI_1\" is defined twice"), "{p}");
+    assert_eq!(p.line, dup_instance.rfind("name = \"VI_1\"").map(|i| dup_instance[..i].matches('\n').count() + 1).unwrap());
+
+    let dup_server = example_with("name = \"rabbit3\"", "name = \"rabbit1\"");
+    let p = single_problem(&dup_server);
+    assert!(p.message.contains("server \"rabbit1\" is defined twice"), "{p}");
+    assert_eq!(p.key, "proxy[0].server[1].name");
+
+    let dup_script = example_with("[[vrrp_instance]]", "[[vrrp_script]]\nname = \"chk_extra\"\nscript = \"/bin/true\"\n\n[[vrrp_instance]]");
+    assert!(single_problem(&dup_script).message.contains("vrrp_script \"chk_extra\" is defined twice"));
+
+    let dup_proxy = format!("{EXAMPLE}\n[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5671\"\n[[proxy.server]]\nname = \"r\"\naddress = \"192.0.2.21:5672\"\n");
+    assert!(single_problem(&dup_proxy).message.contains("proxy \"amqp\" is defined twice"));
+}
+
+#[test]
+fn same_vrid_twice_on_one_interface() {
+    let text = format!("{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"192.0.2.200/24\"]\n");
+    let p = single_problem(&text);
+    assert!(p.message.contains("VRID 51 on eth0 is already used"), "{p}");
+}
+
+#[test]
+fn same_vip_in_two_instances() {
+    let text = format!("{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n");
+    assert!(single_problem(&text).message.contains("192.0.2.100 is already a VIP of vrrp_instance[0]"));
+}
+
+#[test]
+fn track_script_naming_no_script() {
+    let text = example_with("track_script = [{ name = \"chk_extra\" }]", "track_script = [{ name = \"chk_missing\" }]");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "chk_missing"), "vrrp_instance[0].track_script[0].name"));
+    assert!(p.message.contains("names no vrrp_script \"chk_missing\""), "{p}");
+}
+
+#[test]
+fn track_proxy_naming_no_proxy() {
+    let text = example_with("track_proxy = [{ name = \"amqp\", weight = 0 }]", "track_proxy = [{ name = \"amqps\", weight = 0 }]");
+    let p = single_problem(&text);
+    assert_eq!(p.line, line_of(&text, "amqps"));
+    assert!(p.message.contains("names no proxy \"amqps\""), "{p}");
+}
+
+#[test]
+fn server_address_that_does_not_parse() {
+    for bad in ["rabbit1:5672", "192.0.2.21", "192.0.2.21:99999", "192.0.2.21:0"] {
+        let text = example_with("address = \"192.0.2.21:5672\"", &format!("address = {bad:?}"));
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, bad), "proxy[0].server[0].address"), "{p}");
+    }
+}
+
+#[test]
+fn advert_int_must_be_whole_seconds() {
+    let p = single_problem(&example_with("advert_int = 1 ", "advert_int = 0.5 "));
+    assert!(p.message.contains("whole seconds"), "{p}");
+    assert!(single_problem(&example_with("advert_int = 1 ", "advert_int = 0 ")).message.contains("outside 1..=255"));
+}
+
+#[test]
+fn wrong_types_and_bad_durations_are_located() {
+    let text = example_with("interval = \"2s\"\ntimeout = \"1s\"", "interval = \"soon\"\ntimeout = \"1s\"");
+    let p = single_problem(&text);
+    assert_eq!(p.line, line_of(&text, "\"soon\""));
+    assert!(p.message.contains("\"soon\" is not a duration"), "{p}");
+    let p = single_problem(&example_with("virtual_router_id = 51", "virtual_router_id = \"51\""));
+    assert!(p.message.contains("expected i64"), "{p}");
+}
+
+#[test]
+fn missing_required_key() {
+    let text = example_with("interface = \"eth0\"\n", "");
+    let p = single_problem(&text);
+    assert!(p.message.contains("missing field `interface`"), "{p}");
+}
+
+#[test]
+fn syntax_error_is_located() {
+    let p = single_problem("[global\nrouter_id = 1\n");
+    assert_eq!(p.line, 1);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let text = example_with("virtual_router_id = 51", "virtual_router_id = 300").replace("priority = 101", "priority = 0");
+    let err = parse(&text).unwrap_err();
+    assert_eq!(err.problems().len(), 2, "{err}");
+}
+
+#[test]
+fn unsupported_auth_type() {
+    let p = single_problem(&example_with("auth_type = \"PASS\"", "auth_type = \"AH\""));
+    assert!(p.message.contains("AH is not supported"), "{p}");
+}
+
+#[test]
+fn idle_timeout_below_the_amqp_heartbeat_is_a_warning() {
+    let loaded = parse(&example_with("timeout_idle = \"3h\"", "timeout_idle = \"5s\"")).unwrap();
+    assert_eq!(loaded.warnings.len(), 1);
+    assert!(loaded.warnings[0].message.contains("below the AMQP heartbeat"), "{}", loaded.warnings[0]);
+}

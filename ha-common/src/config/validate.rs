@@ -1,0 +1,567 @@
+//! Raw TOML structs to the typed [`Config`]: defaults, ranges and cross references. Every problem
+//! is collected (not just the first) and located by the span of the value at fault.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::{Range, RangeInclusive};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::error::Diagnostic;
+use super::model::*;
+use super::raw::*;
+use crate::duration::{self, ConfigDuration};
+
+/// AMQP's default heartbeat: an idle timeout below it cuts idle, healthy clients.
+const AMQP_HEARTBEAT: Duration = Duration::from_secs(60);
+/// keepalived's range for a tracker weight.
+const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
+/// Linux interface names are at most IFNAMSIZ - 1 bytes.
+const IFNAME_MAX: usize = 15;
+
+pub(crate) struct Validator<'a> {
+    file: &'a Path,
+    source: &'a str,
+    pub problems: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(file: &'a Path, source: &'a str) -> Self {
+        Validator { file, source, problems: Vec::new(), warnings: Vec::new() }
+    }
+
+    fn error(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        self.problems.push(Diagnostic::new(self.file, self.source, span, key.to_owned(), message.into()));
+    }
+
+    fn warn(&mut self, span: Range<usize>, key: &str, message: impl Into<String>) {
+        self.warnings.push(Diagnostic::new(self.file, self.source, span, key.to_owned(), message.into()));
+    }
+
+    /// An integer that must fall in `range`; `None` (with a problem recorded) otherwise.
+    fn int<T: TryFrom<i64>>(&mut self, value: &S<i64>, key: &str, range: RangeInclusive<i64>) -> Option<T> {
+        let v = *value.get_ref();
+        if !range.contains(&v) {
+            self.error(value.span(), key, format!("{v} is outside {}..={}", range.start(), range.end()));
+            return None;
+        }
+        T::try_from(v).ok()
+    }
+
+    fn opt_int<T: TryFrom<i64>>(&mut self, value: &Option<S<i64>>, key: &str, range: RangeInclusive<i64>, default: T) -> T {
+        match value {
+            Some(v) => self.int(v, key, range).unwrap_or(default),
+            None => default,
+        }
+    }
+
+    fn positive_duration(&mut self, value: &Option<S<ConfigDuration>>, key: &str, default: Duration) -> Duration {
+        match value {
+            Some(v) if v.get_ref().0.is_zero() => {
+                self.error(v.span(), key, "must be longer than zero");
+                default
+            }
+            Some(v) => v.get_ref().0,
+            None => default,
+        }
+    }
+
+    fn non_empty(&mut self, value: &S<String>, key: &str) -> String {
+        let text = value.get_ref().trim();
+        if text.is_empty() {
+            self.error(value.span(), key, "must not be empty");
+        }
+        text.to_owned()
+    }
+
+    fn ipv4(&mut self, value: &S<String>, key: &str) -> Option<Ipv4Addr> {
+        match value.get_ref().trim().parse::<IpAddr>() {
+            Ok(IpAddr::V4(addr)) => Some(addr),
+            Ok(IpAddr::V6(_)) => {
+                self.error(value.span(), key, format!("{:?} is not IPv4: VRRPv2 carries IPv4 addresses only", value.get_ref()));
+                None
+            }
+            Err(_) => {
+                self.error(value.span(), key, format!("{:?} is not an IPv4 address", value.get_ref()));
+                None
+            }
+        }
+    }
+
+    fn socket_addr(&mut self, value: &S<String>, key: &str, example: &str) -> Option<SocketAddr> {
+        match value.get_ref().trim().parse::<SocketAddr>() {
+            Ok(addr) if addr.port() == 0 => {
+                self.error(value.span(), key, format!("{:?} has port 0: name the port", value.get_ref()));
+                None
+            }
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                self.error(value.span(), key, format!("{:?} is not an IP address and port (for example {example:?})", value.get_ref()));
+                None
+            }
+        }
+    }
+
+    /// Records a duplicate when `name` was seen before in `seen`.
+    fn unique(&mut self, seen: &mut HashSet<String>, name: &S<String>, key: &str, what: &str) {
+        if !seen.insert(name.get_ref().clone()) {
+            self.error(name.span(), key, format!("{what} {:?} is defined twice", name.get_ref()));
+        }
+    }
+
+    pub fn config(&mut self, raw: &RawConfig) -> Config {
+        let global = self.global(&raw.global);
+        let scripts = self.scripts(&raw.vrrp_script);
+        let proxies = self.proxies(&raw.proxy);
+        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies);
+        let stats = raw.stats.as_ref().map(|s| self.stats(s));
+        Config { global, scripts, instances, proxies, stats }
+    }
+
+    fn global(&mut self, raw: &RawGlobal) -> Global {
+        let router_id = match &raw.router_id {
+            Some(id) => self.non_empty(id, "global.router_id"),
+            None => hostname(),
+        };
+        Global {
+            router_id,
+            script_user: raw.script_user.as_ref().map(|u| self.non_empty(u, "global.script_user")),
+            enable_script_security: raw.enable_script_security.unwrap_or(false),
+            control_socket: raw
+                .control_socket
+                .as_ref()
+                .map_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET), |p| PathBuf::from(self.non_empty(p, "global.control_socket"))),
+        }
+    }
+
+    fn scripts(&mut self, raw: &[S<RawScript>]) -> Vec<VrrpScript> {
+        let mut names = HashSet::new();
+        let mut scripts = Vec::new();
+        for (i, s) in raw.iter().enumerate() {
+            let s = s.get_ref();
+            let key = |field: &str| format!("vrrp_script[{i}].{field}");
+            let name = self.non_empty(&s.name, &key("name"));
+            self.unique(&mut names, &s.name, &key("name"), "vrrp_script");
+            let interval = self.positive_duration(&s.interval, &key("interval"), Duration::from_secs(1));
+            scripts.push(VrrpScript {
+                name,
+                script: self.non_empty(&s.script, &key("script")),
+                interval,
+                timeout: self.positive_duration(&s.timeout, &key("timeout"), interval),
+                weight: self.opt_int(&s.weight, &key("weight"), WEIGHT_RANGE, 0),
+                rise: self.opt_int(&s.rise, &key("rise"), 1..=1000, 1),
+                fall: self.opt_int(&s.fall, &key("fall"), 1..=1000, 1),
+                user: s.user.as_ref().map(|u| self.non_empty(u, &key("user"))),
+            });
+        }
+        scripts
+    }
+
+    fn instances(&mut self, raw: &[S<RawInstance>], scripts: &[VrrpScript], proxies: &[Proxy]) -> Vec<VrrpInstance> {
+        let mut names = HashSet::new();
+        let mut vrids: HashMap<(String, u8), usize> = HashMap::new();
+        let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut instances = Vec::new();
+        for (i, spanned) in raw.iter().enumerate() {
+            let r = spanned.get_ref();
+            let key = |field: &str| format!("vrrp_instance[{i}].{field}");
+            let name = self.non_empty(&r.name, &key("name"));
+            self.unique(&mut names, &r.name, &key("name"), "vrrp_instance");
+
+            let interface = self.non_empty(&r.interface, &key("interface"));
+            if interface.len() > IFNAME_MAX || interface.contains(['/', ' ', '\t']) {
+                self.error(r.interface.span(), &key("interface"), format!("{interface:?} cannot be a Linux interface name"));
+            }
+            let initial_state = match &r.state {
+                Some(s) => s.get_ref().parse().unwrap_or_else(|e: String| {
+                    self.error(s.span(), &key("state"), e);
+                    InitialState::Backup
+                }),
+                None => InitialState::Backup,
+            };
+            let vrid: u8 = self.int(&r.virtual_router_id, &key("virtual_router_id"), 1..=255).unwrap_or(1);
+            if let Some(first) = vrids.insert((interface.clone(), vrid), i) {
+                self.error(
+                    r.virtual_router_id.span(),
+                    &key("virtual_router_id"),
+                    format!("VRID {vrid} on {interface} is already used by vrrp_instance[{first}]"),
+                );
+            }
+            let priority: u8 = self.opt_int(&r.priority, &key("priority"), 1..=255, 100);
+            if priority == 255 && initial_state == InitialState::Backup && r.state.is_some() {
+                let span = r.priority.as_ref().map_or(r.name.span(), |p| p.span());
+                self.warn(span, &key("priority"), "priority 255 makes this host the address owner: it starts as MASTER whatever `state` says");
+            }
+            let advert_int = self.advert_int(&r.advert_int, &key("advert_int"));
+            let preempt = r.preempt.unwrap_or(true);
+            let preempt_delay = match &r.preempt_delay {
+                Some(d) if d.get_ref().0 > Duration::from_secs(1000) => {
+                    self.error(d.span(), &key("preempt_delay"), "is longer than keepalived's limit of 1000s");
+                    Duration::ZERO
+                }
+                Some(d) if !preempt => {
+                    self.warn(d.span(), &key("preempt_delay"), "has no effect with preempt = false");
+                    d.get_ref().0
+                }
+                Some(d) => d.get_ref().0,
+                None => Duration::ZERO,
+            };
+            let authentication = match &r.authentication {
+                Some(a) => self.authentication(a.get_ref(), &key("authentication")),
+                None => Authentication::None,
+            };
+
+            let mut instance_vips = Vec::new();
+            if r.virtual_ipaddress.get_ref().is_empty() {
+                self.error(r.virtual_ipaddress.span(), &key("virtual_ipaddress"), "lists no address: an instance needs at least one VIP");
+            }
+            for (j, text) in r.virtual_ipaddress.get_ref().iter().enumerate() {
+                let vip_key = key(&format!("virtual_ipaddress[{j}]"));
+                let Some(vip) = self.ipv4_prefix(text, &vip_key) else { continue };
+                if let Some(other) = vips.insert(vip.addr, i) {
+                    let whose = if other == i { "this instance".to_owned() } else { format!("vrrp_instance[{other}]") };
+                    self.error(text.span(), &vip_key, format!("{} is already a VIP of {whose}", vip.addr));
+                }
+                instance_vips.push(vip);
+            }
+
+            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| {
+                scripts.iter().find(|s| s.name == name).map(|s| s.weight).ok_or_else(|| format!("names no vrrp_script {name:?}"))
+            });
+            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| {
+                proxies.iter().any(|p| p.name == name).then_some(0).ok_or_else(|| format!("names no proxy {name:?}"))
+            });
+            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
+                if name.len() > IFNAME_MAX {
+                    Err(format!("{name:?} cannot be a Linux interface name"))
+                } else {
+                    Ok(0)
+                }
+            });
+
+            let notify_key = key("notify");
+            let mut notify_field = |value: &Option<S<String>>, field: &str| {
+                value.as_ref().map(|v| self.non_empty(v, &format!("{notify_key}{field}")))
+            };
+            let notify = Notify {
+                any: notify_field(&r.notify, ""),
+                master: notify_field(&r.notify_master, "_master"),
+                backup: notify_field(&r.notify_backup, "_backup"),
+                fault: notify_field(&r.notify_fault, "_fault"),
+                stop: notify_field(&r.notify_stop, "_stop"),
+            };
+
+            let unicast_src_ip = r.unicast_src_ip.as_ref().and_then(|ip| self.ipv4(ip, &key("unicast_src_ip")));
+            let unicast_peer =
+                r.unicast_peer.iter().enumerate().filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]")))).collect();
+
+            let defaults = GarpConfig::default();
+            let garp = GarpConfig {
+                master_delay: r.garp_master_delay.as_ref().map_or(defaults.master_delay, |d| d.get_ref().0),
+                master_repeat: self.opt_int(&r.garp_master_repeat, &key("garp_master_repeat"), 1..=255, defaults.master_repeat),
+                master_refresh: r.garp_master_refresh.as_ref().map_or(defaults.master_refresh, |d| d.get_ref().0),
+                master_refresh_repeat: self.opt_int(
+                    &r.garp_master_refresh_repeat,
+                    &key("garp_master_refresh_repeat"),
+                    1..=255,
+                    defaults.master_refresh_repeat,
+                ),
+            };
+
+            instances.push(VrrpInstance {
+                name,
+                interface,
+                initial_state,
+                vrid,
+                priority,
+                advert_int,
+                preempt,
+                preempt_delay,
+                authentication,
+                virtual_ipaddress: instance_vips,
+                track_script,
+                track_proxy,
+                track_interface,
+                notify,
+                unicast_src_ip,
+                unicast_peer,
+                garp,
+            });
+        }
+        instances
+    }
+
+    fn advert_int(&mut self, value: &Option<S<f64>>, key: &str) -> Duration {
+        let Some(value) = value else { return Duration::from_secs(1) };
+        let secs = *value.get_ref();
+        if secs.fract() != 0.0 {
+            self.error(value.span(), key, format!("{secs} is not whole seconds: VRRPv2 advertises whole seconds (1..=255)"));
+            Duration::from_secs(1)
+        } else if !(1.0..=255.0).contains(&secs) {
+            self.error(value.span(), key, format!("{secs} is outside 1..=255 seconds"));
+            Duration::from_secs(1)
+        } else {
+            Duration::from_secs(secs as u64)
+        }
+    }
+
+    fn authentication(&mut self, raw: &RawAuthentication, key: &str) -> Authentication {
+        let auth_type = raw.auth_type.get_ref().to_ascii_uppercase();
+        match auth_type.as_str() {
+            "PASS" => {
+                let Some(pass) = &raw.auth_pass else {
+                    self.error(raw.auth_type.span(), &format!("{key}.auth_pass"), "auth_type PASS needs auth_pass");
+                    return Authentication::None;
+                };
+                let bytes = pass.get_ref().as_bytes();
+                if bytes.is_empty() || bytes.len() > 8 {
+                    self.error(
+                        pass.span(),
+                        &format!("{key}.auth_pass"),
+                        format!(
+                            "is {} bytes: a PASS password is 1 to 8 bytes (keepalived silently truncates a longer one; \
+                             configure its first 8 bytes here)",
+                            bytes.len()
+                        ),
+                    );
+                    return Authentication::None;
+                }
+                let mut data = [0u8; 8];
+                data[..bytes.len()].copy_from_slice(bytes);
+                Authentication::Pass(data)
+            }
+            "NONE" => {
+                if let Some(pass) = &raw.auth_pass {
+                    self.warn(pass.span(), &format!("{key}.auth_pass"), "is ignored with auth_type NONE");
+                }
+                Authentication::None
+            }
+            "AH" => {
+                self.error(raw.auth_type.span(), &format!("{key}.auth_type"), "AH is not supported (RFC 3768 removed it): use PASS or NONE");
+                Authentication::None
+            }
+            other => {
+                self.error(raw.auth_type.span(), &format!("{key}.auth_type"), format!("{other:?} is not an auth_type: use PASS or NONE"));
+                Authentication::None
+            }
+        }
+    }
+
+    fn ipv4_prefix(&mut self, text: &S<String>, key: &str) -> Option<Ipv4Prefix> {
+        let raw = text.get_ref().trim();
+        let (addr, len) = match raw.split_once('/') {
+            Some((addr, len)) => (addr, Some(len)),
+            None => (raw, None),
+        };
+        let addr = match addr.parse::<IpAddr>() {
+            Ok(IpAddr::V4(addr)) => addr,
+            Ok(IpAddr::V6(_)) => {
+                self.error(text.span(), key, format!("{raw:?} is not IPv4: VRRPv2 carries IPv4 addresses only"));
+                return None;
+            }
+            Err(_) => {
+                self.error(text.span(), key, format!("{raw:?} is not an IPv4 address with an optional prefix (\"192.0.2.100/24\")"));
+                return None;
+            }
+        };
+        let len = match len.map(str::parse::<u8>) {
+            None => 32,
+            Some(Ok(len)) if len <= 32 => len,
+            Some(_) => {
+                self.error(text.span(), key, format!("{raw:?} has a prefix length outside 0..=32"));
+                return None;
+            }
+        };
+        if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+            self.error(text.span(), key, format!("{addr} cannot be a virtual address"));
+            return None;
+        }
+        Some(Ipv4Prefix { addr, len })
+    }
+
+    /// Resolves track entries; `lookup` gives the default weight or why the name is unknown.
+    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<i32, String>) -> Vec<Track> {
+        let mut seen = HashSet::new();
+        let mut tracks = Vec::new();
+        for (j, t) in raw.iter().enumerate() {
+            let t = t.get_ref();
+            let name_key = format!("{key}[{j}].name");
+            let name = self.non_empty(&t.name, &name_key);
+            self.unique(&mut seen, &t.name, &name_key, "tracked object");
+            let default_weight = match lookup(&name) {
+                Ok(weight) => weight,
+                Err(why) => {
+                    self.error(t.name.span(), &name_key, why);
+                    continue;
+                }
+            };
+            let weight = self.opt_int(&t.weight, &format!("{key}[{j}].weight"), WEIGHT_RANGE, default_weight);
+            tracks.push(Track { name, weight });
+        }
+        tracks
+    }
+
+    fn proxies(&mut self, raw: &[S<RawProxy>]) -> Vec<Proxy> {
+        let mut names = HashSet::new();
+        let mut binds: HashMap<SocketAddr, usize> = HashMap::new();
+        let mut proxies = Vec::new();
+        for (i, p) in raw.iter().enumerate() {
+            let p = p.get_ref();
+            let key = |field: &str| format!("proxy[{i}].{field}");
+            let name = self.non_empty(&p.name, &key("name"));
+            self.unique(&mut names, &p.name, &key("name"), "proxy");
+            let bind = self.socket_addr(&p.bind, &key("bind"), "0.0.0.0:5672");
+            if let Some(bind) = bind {
+                if let Some(other) = binds.insert(bind, i) {
+                    self.error(p.bind.span(), &key("bind"), format!("{bind} is already the bind of proxy[{other}]"));
+                }
+            }
+            let balance = match &p.balance {
+                Some(b) => match b.get_ref().as_str() {
+                    "leastconn" => Balance::LeastConn,
+                    "roundrobin" => Balance::RoundRobin,
+                    "first" => Balance::First,
+                    other => {
+                        self.error(b.span(), &key("balance"), format!("{other:?} is not a balance: use leastconn, roundrobin or first"));
+                        Balance::LeastConn
+                    }
+                },
+                None => Balance::LeastConn,
+            };
+            let check = self.check(p.check.as_ref(), &key("check"));
+            let timeout_connect = self.positive_duration(&p.timeout_connect, &key("timeout_connect"), Duration::from_secs(5));
+            let timeout_idle = self.positive_duration(&p.timeout_idle, &key("timeout_idle"), Duration::from_secs(3 * 3600));
+            if let Some(idle) = &p.timeout_idle {
+                if idle.get_ref().0 < AMQP_HEARTBEAT && !idle.get_ref().0.is_zero() {
+                    self.warn(
+                        idle.span(),
+                        &key("timeout_idle"),
+                        format!(
+                            "{} is below the AMQP heartbeat ({}): idle but healthy AMQP clients will be cut; RabbitMQ setups use hours",
+                            duration::format(idle.get_ref().0),
+                            duration::format(AMQP_HEARTBEAT)
+                        ),
+                    );
+                }
+            }
+            let send_proxy = p.send_proxy.as_ref().and_then(|v| match v.get_ref().as_str() {
+                "v1" => Some(ProxyProtocol::V1),
+                "v2" => Some(ProxyProtocol::V2),
+                other => {
+                    self.error(v.span(), &key("send_proxy"), format!("{other:?} is not a PROXY protocol version: use \"v1\" or \"v2\""));
+                    None
+                }
+            });
+            let shutdown_sessions_on_down = match &p.on_marked_down {
+                Some(v) => match v.get_ref().as_str() {
+                    "shutdown-sessions" => true,
+                    "none" => false,
+                    other => {
+                        self.error(v.span(), &key("on_marked_down"), format!("{other:?} is not an action: use \"shutdown-sessions\" or \"none\""));
+                        true
+                    }
+                },
+                None => true,
+            };
+            let servers = self.servers(&p.server, &p.name, i);
+            proxies.push(Proxy {
+                name,
+                bind: bind.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
+                balance,
+                check,
+                timeout_connect,
+                timeout_idle,
+                timeout_queue: self.positive_duration(&p.timeout_queue, &key("timeout_queue"), timeout_connect),
+                retries: self.opt_int(&p.retries, &key("retries"), 0..=100, 3),
+                redispatch: p.redispatch.unwrap_or(true),
+                maxconn: p.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
+                send_proxy,
+                shutdown_sessions_on_down,
+                servers,
+            });
+        }
+        proxies
+    }
+
+    fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
+        let key = |field: &str| format!("{key}.{field}");
+        let interval_default = Duration::from_secs(2);
+        let Some(raw) = raw.map(S::get_ref) else {
+            return HealthCheck {
+                kind: CheckKind::Tcp,
+                interval: interval_default,
+                fastinter: interval_default,
+                downinter: interval_default,
+                timeout: interval_default,
+                rise: 2,
+                fall: 3,
+            };
+        };
+        let kind = match &raw.kind {
+            Some(k) => match k.get_ref().as_str() {
+                "tcp" => CheckKind::Tcp,
+                "amqp" => CheckKind::Amqp,
+                other => {
+                    self.error(k.span(), &key("kind"), format!("{other:?} is not a check kind: use tcp or amqp"));
+                    CheckKind::Tcp
+                }
+            },
+            None => CheckKind::Tcp,
+        };
+        let interval = self.positive_duration(&raw.interval, &key("interval"), interval_default);
+        HealthCheck {
+            kind,
+            interval,
+            fastinter: self.positive_duration(&raw.fastinter, &key("fastinter"), interval),
+            downinter: self.positive_duration(&raw.downinter, &key("downinter"), interval),
+            timeout: self.positive_duration(&raw.timeout, &key("timeout"), interval),
+            rise: self.opt_int(&raw.rise, &key("rise"), 1..=1000, 2),
+            fall: self.opt_int(&raw.fall, &key("fall"), 1..=1000, 3),
+        }
+    }
+
+    fn servers(&mut self, raw: &[S<RawServer>], proxy_name: &S<String>, i: usize) -> Vec<Server> {
+        if raw.is_empty() {
+            self.error(proxy_name.span(), &format!("proxy[{i}].server"), "a proxy needs at least one [[proxy.server]]");
+        }
+        let mut names = HashSet::new();
+        let mut servers = Vec::new();
+        for (j, s) in raw.iter().enumerate() {
+            let s = s.get_ref();
+            let key = |field: &str| format!("proxy[{i}].server[{j}].{field}");
+            let name = self.non_empty(&s.name, &key("name"));
+            self.unique(&mut names, &s.name, &key("name"), "server");
+            let Some(address) = self.socket_addr(&s.address, &key("address"), "192.0.2.21:5672") else { continue };
+            servers.push(Server {
+                name,
+                address,
+                weight: self.opt_int(&s.weight, &key("weight"), 0..=256, 1),
+                backup: s.backup.unwrap_or(false),
+                maxconn: s.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
+                check: s.check.unwrap_or(true),
+            });
+        }
+        servers
+    }
+
+    fn stats(&mut self, raw: &S<RawStats>) -> Stats {
+        let raw = raw.get_ref();
+        Stats {
+            listen: self.socket_addr(&raw.listen, "stats.listen", "0.0.0.0:8100").unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
+            refresh: self.positive_duration(&raw.refresh, "stats.refresh", Duration::from_secs(5)),
+            auth: raw.auth.as_ref().map(|a| StatsAuth {
+                user: self.non_empty(&a.get_ref().user, "stats.auth.user"),
+                password: self.non_empty(&a.get_ref().password, "stats.auth.password"),
+            }),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "vrrpd".to_owned())
+}

@@ -1,0 +1,8 @@
+//! Pieces shared by the VRRP speaker and the AMQP balancer: the configuration model with its
+//! validation, and the logging setup.
+
+pub mod config;
+pub mod duration;
+pub mod logging;
+
+pub use config::{Config, ConfigError};

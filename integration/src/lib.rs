@@ -1,0 +1,1 @@
+//! Helpers shared by the namespace tests in `tests/`.

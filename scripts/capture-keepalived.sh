@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Capture VRRPv2 advertisements sent by the real keepalived (Debian package) inside a
+# throw-away network namespace, and print them as hex, one packet per line.
+#
+#   scripts/capture-keepalived.sh [COUNT]
+#
+# The codec tests in vrrpd/src/packet.rs carry vectors produced by this script. Only the
+# namespace's own veth pair (192.0.2.0/24) sees any traffic.
+set -euo pipefail
+
+count=${1:-3}
+ns=vrrpd-capture-$$
+workdir=$(mktemp -d)
+
+cleanup() {
+    [ -n "${keepalived_pid:-}" ] && kill "$keepalived_pid" 2>/dev/null && wait "$keepalived_pid" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$workdir"
+}
+trap cleanup EXIT
+
+for tool in keepalived tcpdump ip; do
+    command -v "$tool" >/dev/null || { echo "capture-keepalived: $tool is not installed (scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+
+ip netns add "$ns"
+ip -n "$ns" link add ka0 type veth peer name ka1
+ip -n "$ns" addr add 192.0.2.11/24 dev ka0
+ip -n "$ns" link set lo up
+ip -n "$ns" link set ka0 up
+ip -n "$ns" link set ka1 up
+
+cat > "$workdir/keepalived.conf" <<CONF
+global_defs {
+    router_id capture
+}
+vrrp_instance VI_1 {
+    state MASTER
+    interface ka0
+    virtual_router_id 51
+    priority 101
+    advert_int 1
+    authentication {
+        auth_type PASS
+        auth_pass s3cret
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+        192.0.2.101/24
+    }
+}
+CONF
+
+ip netns exec "$ns" tcpdump -Z root -i ka0 -n -c "$count" -w "$workdir/vrrp.pcap" 'ip proto 112' 2>/dev/null &
+tcpdump_pid=$!
+sleep 0.5
+ip netns exec "$ns" keepalived -n -P -f "$workdir/keepalived.conf" \
+    -p "$workdir/keepalived.pid" -r "$workdir/vrrp.pid" >/dev/null 2>&1 &
+keepalived_pid=$!
+
+timeout 30 tail --pid="$tcpdump_pid" -f /dev/null || { echo "capture-keepalived: no adverts within 30 s" >&2; exit 1; }
+
+# One line per packet: the whole IPv4 datagram (the Ethernet header stripped), as hex.
+python3 - "$workdir/vrrp.pcap" <<'PY'
+import struct, sys
+data = open(sys.argv[1], "rb").read()
+off = 24  # pcap global header
+while off + 16 <= len(data):
+    _, _, incl, _ = struct.unpack_from("<IIII", data, off)
+    frame = data[off + 16: off + 16 + incl]
+    off += 16 + incl
+    print(frame[14:].hex())
+PY
