@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Capture VRRPv2 advertisements sent by the real keepalived (Debian package) inside a
-# throw-away network namespace, and print them as hex, one packet per line.
+# throw-away network namespace, and print them as hex, one packet per line: COUNT adverts
+# as MASTER, then the priority-0 advert keepalived sends when it stops.
 #
 #   scripts/capture-keepalived.sh [COUNT]
 #
@@ -51,14 +52,28 @@ vrrp_instance VI_1 {
 }
 CONF
 
-ip netns exec "$ns" tcpdump -Z root -i ka0 -n -c "$count" -w "$workdir/vrrp.pcap" 'ip proto 112' 2>/dev/null &
+ip netns exec "$ns" tcpdump -Z root -U -i ka0 -n -w "$workdir/vrrp.pcap" 'ip proto 112' 2>/dev/null &
 tcpdump_pid=$!
 sleep 0.5
 ip netns exec "$ns" keepalived -n -P -f "$workdir/keepalived.conf" \
     -p "$workdir/keepalived.pid" -r "$workdir/vrrp.pid" >/dev/null 2>&1 &
 keepalived_pid=$!
 
-timeout 30 tail --pid="$tcpdump_pid" -f /dev/null || { echo "capture-keepalived: no adverts within 30 s" >&2; exit 1; }
+# keepalived starts BACKUP and becomes MASTER after Master_Down_Interval (about 3.6 s here).
+captured() { tcpdump -r "$workdir/vrrp.pcap" 2>/dev/null | wc -l; }
+for _ in $(seq 300); do
+    [ "$(captured)" -ge "$count" ] && break
+    sleep 0.1
+done
+[ "$(captured)" -ge "$count" ] || { echo "capture-keepalived: fewer than $count adverts within 30 s" >&2; exit 1; }
+
+# A graceful stop sends one advert with priority 0 (RFC 3768 section 6.4.3): capture it too.
+kill -TERM "$keepalived_pid"
+wait "$keepalived_pid" 2>/dev/null || true
+keepalived_pid=
+sleep 0.3
+kill "$tcpdump_pid"
+wait "$tcpdump_pid" 2>/dev/null || true
 
 # One line per packet: the whole IPv4 datagram (the Ethernet header stripped), as hex.
 python3 - "$workdir/vrrp.pcap" <<'PY'
