@@ -1,4 +1,12 @@
 //! vrrpd: a VRRPv2 speaker (RFC 3768) wire-compatible with keepalived, built around a protocol
 //! core that does no I/O.
+//!
+//! The core is [`instance::Instance`] (the state machine), [`packet`] (the wire format),
+//! [`receive`] (the receive path), [`track`] (priority weights and FAULT) and [`counters`]
+//! (dropped packets by reason).
 
+pub mod counters;
+pub mod instance;
 pub mod packet;
+pub mod receive;
+pub mod track;

@@ -7,7 +7,8 @@ use std::fmt;
 use std::net::Ipv4Addr;
 
 use ha_common::config::Authentication;
-use pnet_packet::ipv4::Ipv4Packet;
+use pnet_packet::ip::IpNextHeaderProtocol;
+use pnet_packet::ipv4::{self, Ipv4Packet, MutableIpv4Packet};
 use pnet_packet::util::checksum;
 
 /// IP protocol number assigned to VRRP (RFC 3768 section 5.2.4).
@@ -240,6 +241,31 @@ impl<'a> IpDatagram<'a> {
             payload: &datagram[header_len..total_len],
         })
     }
+}
+
+/// Builds a whole IPv4 datagram (20-byte header, no options) around a VRRP message. The kernel
+/// builds the header for the adverts vrrpd sends; this is for tools and tests that must control
+/// every field, the TTL above all.
+pub fn encode_ipv4(source: Ipv4Addr, destination: Ipv4Addr, ttl: u8, payload: &[u8]) -> Vec<u8> {
+    const HEADER_LEN: usize = 20;
+    let total = HEADER_LEN + payload.len();
+    let mut buf = vec![0u8; total];
+    {
+        // The buffer is at least 20 bytes, which is all `new` asks for.
+        let mut ip = MutableIpv4Packet::new(&mut buf).expect("buffer holds an IPv4 header");
+        ip.set_version(4);
+        ip.set_header_length((HEADER_LEN / 4) as u8);
+        ip.set_dscp(48); // CS6, network control, as keepalived marks adverts
+        ip.set_total_length(u16::try_from(total).unwrap_or(u16::MAX));
+        ip.set_ttl(ttl);
+        ip.set_next_level_protocol(IpNextHeaderProtocol(IP_PROTOCOL));
+        ip.set_source(source);
+        ip.set_destination(destination);
+        ip.set_payload(payload);
+        let sum = ipv4::checksum(&ip.to_immutable());
+        ip.set_checksum(sum);
+    }
+    buf
 }
 
 #[cfg(test)]

@@ -191,3 +191,16 @@ fn decoding_never_panics() {
         }
     }
 }
+
+#[test]
+fn encode_ipv4_reproduces_keepalived_datagram_but_for_the_id() {
+    let datagram = hex(KEEPALIVED_MASTER);
+    let built = encode_ipv4(Ipv4Addr::new(192, 0, 2, 11), MULTICAST_GROUP, TTL, &keepalived_advert(101).encode());
+    // keepalived's kernel numbered the datagram (IP ID 1); ours carries ID 0, so the header
+    // checksum differs by exactly that.
+    let mut expected = datagram.clone();
+    expected[4..6].copy_from_slice(&[0, 0]);
+    expected[10..12].copy_from_slice(&[0x18, 0x84]);
+    assert_eq!(built, expected);
+    assert_eq!(IpDatagram::parse(&built).unwrap().ttl, 255);
+}

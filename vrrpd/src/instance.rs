@@ -1,0 +1,537 @@
+//! One virtual router: the RFC 3768 section 6 state machine, without I/O and without a clock.
+//!
+//! Inputs are method calls that take `now` ([`Instance::startup`], [`Instance::handle_advert`],
+//! [`Instance::handle_timeout`], [`Instance::set_tracker`], [`Instance::shutdown`]); outputs are
+//! polled: [`Instance::poll_action`] for what to do on the wire and on the host, and
+//! [`Instance::poll_timeout`] for when to call `handle_timeout` next. The driver owns sockets,
+//! netlink and scripts; this file owns every protocol decision.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::time::{Duration, Instant};
+
+use ha_common::config::{GarpConfig, InitialState, VrrpInstance};
+
+use crate::counters::{DropCounters, DropReason};
+use crate::packet::{Advertisement, AuthData, TTL};
+use crate::track::{Tracker, Trackers};
+
+/// What the core needs to know about an instance.
+#[derive(Clone, Debug, PartialEq)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub vrid: u8,
+    /// Configured priority before tracker weights; 255 makes this router the address owner.
+    pub priority: u8,
+    /// Whole seconds.
+    pub advert_int: u8,
+    pub preempt: bool,
+    /// Keeps a lower-priority master for this long after we first see it (keepalived's
+    /// `preempt_delay`).
+    pub preempt_delay: Duration,
+    pub auth: AuthData,
+    pub vips: Vec<Ipv4Addr>,
+    /// This router's primary address on the interface: the advert source and the tie-breaker.
+    pub primary_ip: Ipv4Addr,
+    pub initial_state: InitialState,
+    pub garp: GarpConfig,
+    pub trackers: Vec<Tracker>,
+}
+
+impl InstanceConfig {
+    /// An instance with keepalived's defaults: priority 100, advert_int 1, preempt, no auth.
+    pub fn new(name: impl Into<String>, vrid: u8, primary_ip: Ipv4Addr, vips: Vec<Ipv4Addr>) -> Self {
+        InstanceConfig {
+            name: name.into(),
+            vrid,
+            priority: 100,
+            advert_int: 1,
+            preempt: true,
+            preempt_delay: Duration::ZERO,
+            auth: AuthData::None,
+            vips,
+            primary_ip,
+            initial_state: InitialState::Backup,
+            garp: GarpConfig::default(),
+            trackers: Vec::new(),
+        }
+    }
+
+    /// From the validated configuration; the driver supplies the interface address and trackers.
+    pub fn from_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Vec<Tracker>) -> Self {
+        InstanceConfig {
+            name: config.name.clone(),
+            vrid: config.vrid,
+            priority: config.priority,
+            // Validation keeps advert_int within 1..=255 whole seconds.
+            advert_int: u8::try_from(config.advert_int.as_secs()).unwrap_or(u8::MAX),
+            preempt: config.preempt,
+            preempt_delay: config.preempt_delay,
+            auth: config.authentication.into(),
+            vips: config.virtual_ipaddress.iter().map(|p| p.addr).collect(),
+            primary_ip,
+            initial_state: config.initial_state,
+            garp: config.garp,
+            trackers,
+        }
+    }
+}
+
+/// RFC 3768 section 6.4 states, plus keepalived's FAULT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum State {
+    Initialize,
+    Backup,
+    Master,
+    /// A weight-0 tracker is down: no adverts, no VIPs, no elections.
+    Fault,
+}
+
+impl State {
+    /// The name keepalived passes to notify scripts (INIT for Initialize).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Initialize => "INIT",
+            State::Backup => "BACKUP",
+            State::Master => "MASTER",
+            State::Fault => "FAULT",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a transition happened, for logs and the stats page.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    Startup,
+    /// Master_Down_Timer fired: no advert from a master we accept.
+    MasterDown,
+    /// An advert that wins the election arrived.
+    Preempted { by: Ipv4Addr, priority: u8 },
+    Shutdown,
+    /// Trackers holding the instance in FAULT, by name.
+    Fault(Vec<String>),
+    FaultCleared,
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            Reason::Startup => f.write_str("startup"),
+            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::Preempted { by, priority } => write!(f, "advert from {by} with priority {priority}"),
+            Reason::Shutdown => f.write_str("shutdown"),
+            Reason::Fault(names) => write!(f, "tracked object down: {}", names.join(", ")),
+            Reason::FaultCleared => f.write_str("tracked objects recovered"),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transition {
+    pub from: State,
+    pub to: State,
+    /// Effective priority at the transition (what notify scripts receive).
+    pub priority: u8,
+    pub reason: Reason,
+}
+
+/// Something the driver must do, in the order polled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Send this advert to the VRRP group (or unicast peers) with TTL 255.
+    SendAdvert(Advertisement),
+    /// Add the configured VIPs to the interface.
+    AddVips,
+    /// Remove the configured VIPs from the interface.
+    RemoveVips,
+    /// Send `count` gratuitous ARPs for each VIP.
+    GratuitousArp { count: u32 },
+    /// The state changed: log it and run notify scripts.
+    Transition(Transition),
+}
+
+/// The master this instance currently follows, as learned from its adverts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MasterInfo {
+    pub address: Ipv4Addr,
+    pub priority: u8,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct InstanceStats {
+    pub adverts_sent: u64,
+    /// Adverts for this VRID that reached the instance, accepted or not.
+    pub adverts_received: u64,
+    pub drops: DropCounters,
+    pub transitions: u64,
+    pub became_master: u64,
+}
+
+/// The pending gratuitous ARP burst after becoming master.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum GarpPhase {
+    /// The second burst, `garp_master_delay` after the transition.
+    Delayed,
+    /// Periodic refresh every `garp_master_refresh`.
+    Refresh,
+}
+
+pub struct Instance {
+    config: InstanceConfig,
+    trackers: Trackers,
+    state: State,
+    master_down_at: Option<Instant>,
+    advert_at: Option<Instant>,
+    garp_at: Option<(Instant, GarpPhase)>,
+    /// When a lower-priority master was first seen while preempt_delay holds us back.
+    lower_master_since: Option<Instant>,
+    /// Last reply to a lower-priority master's advert, to rate-limit them.
+    last_lower_reply: Option<Instant>,
+    master: Option<MasterInfo>,
+    last_transition: Option<Instant>,
+    stats: InstanceStats,
+    actions: VecDeque<Action>,
+}
+
+impl Instance {
+    pub fn new(mut config: InstanceConfig) -> Self {
+        config.vips.sort_unstable();
+        let trackers = Trackers::new(std::mem::take(&mut config.trackers));
+        Instance {
+            config,
+            trackers,
+            state: State::Initialize,
+            master_down_at: None,
+            advert_at: None,
+            garp_at: None,
+            lower_master_since: None,
+            last_lower_reply: None,
+            master: None,
+            last_transition: None,
+            stats: InstanceStats::default(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &InstanceConfig {
+        &self.config
+    }
+
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    pub fn vrid(&self) -> u8 {
+        self.config.vrid
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Configured priority with tracker weights applied.
+    pub fn priority(&self) -> u8 {
+        self.trackers.effective_priority(self.config.priority)
+    }
+
+    pub fn trackers(&self) -> &Trackers {
+        &self.trackers
+    }
+
+    /// The current master: ourselves while MASTER, else the sender of the last accepted advert.
+    pub fn master(&self) -> Option<MasterInfo> {
+        self.master
+    }
+
+    pub fn last_transition(&self) -> Option<Instant> {
+        self.last_transition
+    }
+
+    pub fn stats(&self) -> &InstanceStats {
+        &self.stats
+    }
+
+    /// Skew_Time = ((256 - Priority) / 256) seconds (RFC 3768 section 6.1), exactly.
+    pub fn skew_time(&self) -> Duration {
+        // 1 s / 256 = 3_906_250 ns, so the product is exact.
+        Duration::from_nanos(u64::from(256 - u16::from(self.priority())) * 3_906_250)
+    }
+
+    /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time (RFC 3768 section 6.1).
+    pub fn master_down_interval(&self) -> Duration {
+        3 * self.advert_interval() + self.skew_time()
+    }
+
+    pub fn advert_interval(&self) -> Duration {
+        Duration::from_secs(self.config.advert_int.into())
+    }
+
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// The earliest deadline at which [`Instance::handle_timeout`] has work.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        [self.master_down_at, self.advert_at, self.garp_at.map(|(at, _)| at)].into_iter().flatten().min()
+    }
+
+    /// RFC 3768 section 6.4.1: leave Initialize.
+    pub fn startup(&mut self, now: Instant) {
+        if self.state != State::Initialize {
+            return;
+        }
+        if self.trackers.in_fault() {
+            let reason = self.fault_reason();
+            self.transition(now, State::Fault, reason);
+        } else if self.config.priority == 255 || self.config.initial_state == InitialState::Master {
+            self.become_master(now, Reason::Startup);
+        } else {
+            self.become_backup(now, Reason::Startup);
+        }
+    }
+
+    /// RFC 3768 sections 6.4.2 and 6.4.3, Shutdown event: a master sends one advert with
+    /// priority 0 so that a backup takes over after its Skew_Time, and drops its VIPs.
+    pub fn shutdown(&mut self, now: Instant) {
+        if self.state == State::Initialize {
+            return;
+        }
+        self.resign_mastership();
+        self.transition(now, State::Initialize, Reason::Shutdown);
+    }
+
+    /// Processes every deadline that has passed.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.master_down_at.is_some_and(|at| at <= now) {
+            self.master_down_at = None;
+            // Section 6.4.2: Master_Down_Timer fires in Backup.
+            if self.state == State::Backup {
+                self.become_master(now, Reason::MasterDown);
+            }
+        }
+        if let Some(at) = self.advert_at.filter(|&at| at <= now) {
+            // Section 6.4.3: Adver_Timer fires in Master. Scheduled from the deadline, not from
+            // `now`, so a late wake-up does not shift every later advert.
+            self.send_advert(self.priority());
+            let next = at + self.advert_interval();
+            self.advert_at = Some(if next > now { next } else { now + self.advert_interval() });
+        }
+        if let Some((at, phase)) = self.garp_at.filter(|&(at, _)| at <= now) {
+            let garp = self.config.garp;
+            let count = match phase {
+                GarpPhase::Delayed => garp.master_repeat,
+                GarpPhase::Refresh => garp.master_refresh_repeat,
+            };
+            self.actions.push_back(Action::GratuitousArp { count });
+            self.garp_at = (!garp.master_refresh.is_zero()).then(|| (at.max(now) + garp.master_refresh, GarpPhase::Refresh));
+        }
+    }
+
+    /// Sets a tracked object's status (index into the configured trackers). Entering or leaving
+    /// FAULT happens here; a weight change only changes the priority adverts carry and the
+    /// preemption decisions that follow: a master never demotes itself over its own priority.
+    pub fn set_tracker(&mut self, now: Instant, index: usize, up: bool) {
+        if !self.trackers.set(index, up) {
+            return;
+        }
+        match (self.state, self.trackers.in_fault()) {
+            (State::Backup | State::Master, true) => {
+                self.resign_mastership();
+                let reason = self.fault_reason();
+                self.transition(now, State::Fault, reason);
+            }
+            (State::Fault, false) if self.config.priority == 255 => self.become_master(now, Reason::FaultCleared),
+            (State::Fault, false) => self.become_backup(now, Reason::FaultCleared),
+            _ => {}
+        }
+    }
+
+    /// Section 7.1 receive checks that need this instance's configuration, then the section
+    /// 6.4.2 (Backup) or 6.4.3 (Master) rules for a received advert. `ttl` and `source` come
+    /// from the IP header.
+    pub fn handle_advert(&mut self, now: Instant, source: Ipv4Addr, ttl: u8, advert: &Advertisement) {
+        if self.state == State::Initialize {
+            return;
+        }
+        self.stats.adverts_received += 1;
+        if let Err(reason) = self.check(source, ttl, advert) {
+            self.stats.drops.record(reason);
+            return;
+        }
+        let sender = MasterInfo { address: source, priority: advert.priority };
+        match self.state {
+            State::Backup => self.backup_receives(now, sender),
+            State::Master => self.master_receives(now, sender),
+            State::Fault | State::Initialize => {}
+        }
+    }
+
+    fn check(&self, source: Ipv4Addr, ttl: u8, advert: &Advertisement) -> Result<(), DropReason> {
+        // "MUST verify that the IP TTL is 255".
+        if ttl != TTL {
+            return Err(DropReason::Ttl);
+        }
+        if source == self.config.primary_ip {
+            return Err(DropReason::OwnAddress);
+        }
+        // "MUST perform authentication specified by Auth Type": the type must match ours, and a
+        // PASS password is compared over all 8 bytes.
+        match (&self.config.auth, &advert.auth) {
+            (AuthData::None, AuthData::None) => {}
+            (AuthData::Pass(ours), AuthData::Pass(theirs)) if ours == theirs => {}
+            (AuthData::Pass(_), AuthData::Pass(_)) => return Err(DropReason::AuthPassword),
+            _ => return Err(DropReason::AuthType),
+        }
+        // "MUST verify that the Adver Interval in the packet is the same as the locally
+        // configured for this virtual router".
+        if advert.advert_int != self.config.advert_int {
+            return Err(DropReason::AdvertInterval);
+        }
+        // "MAY verify that the IP address(es) associated with the VRID are valid": a mismatch
+        // is dropped unless the sender is the owner (priority 255).
+        if advert.priority != 255 && !self.same_addresses(&advert.addresses) {
+            return Err(DropReason::AddressList);
+        }
+        Ok(())
+    }
+
+    fn same_addresses(&self, addresses: &[Ipv4Addr]) -> bool {
+        if addresses.len() != self.config.vips.len() {
+            return false;
+        }
+        let mut sorted = addresses.to_vec();
+        sorted.sort_unstable();
+        sorted == self.config.vips
+    }
+
+    /// Section 6.4.2, Backup receives an ADVERTISEMENT.
+    fn backup_receives(&mut self, now: Instant, sender: MasterInfo) {
+        if sender.priority == 0 {
+            // The master is resigning: take over after Skew_Time only.
+            self.master = None;
+            self.master_down_at = Some(now + self.skew_time());
+            return;
+        }
+        if !self.config.preempt || sender.priority >= self.priority() || self.holds_off_preemption(now) {
+            if sender.priority >= self.priority() {
+                self.lower_master_since = None;
+            }
+            self.master = Some(sender);
+            self.master_down_at = Some(now + self.master_down_interval());
+        }
+        // Otherwise discard: the lower-priority master's adverts no longer reset our timer, and
+        // we preempt it when Master_Down_Timer fires.
+    }
+
+    /// keepalived's preempt_delay: a lower-priority master is accepted for this long after we
+    /// first see it.
+    fn holds_off_preemption(&mut self, now: Instant) -> bool {
+        if self.config.preempt_delay.is_zero() {
+            return false;
+        }
+        let since = *self.lower_master_since.get_or_insert(now);
+        now < since + self.config.preempt_delay
+    }
+
+    /// Section 6.4.3, Master receives an ADVERTISEMENT.
+    fn master_receives(&mut self, now: Instant, sender: MasterInfo) {
+        let local = self.priority();
+        if sender.priority == 0 {
+            // Another router resigned: advertise now so the backups do not wait Skew_Time.
+            self.send_advert(local);
+            self.advert_at = Some(now + self.advert_interval());
+        } else if sender.priority > local || (sender.priority == local && u32::from(sender.address) > u32::from(self.config.primary_ip)) {
+            self.master = Some(sender);
+            self.become_backup(now, Reason::Preempted { by: sender.address, priority: sender.priority });
+        } else {
+            // Two masters (a healed split brain, or a restarted peer with a lower priority):
+            // RFC 3768 says discard. Like keepalived, we also answer at once so the other steps
+            // down now rather than at our next advert, and re-announce the VIPs so clients
+            // follow the winner. At most once per advert interval, so a peer cannot make us
+            // flood the link.
+            if self.last_lower_reply.is_none_or(|at| now >= at + self.advert_interval()) {
+                self.last_lower_reply = Some(now);
+                self.send_advert(local);
+                self.advert_at = Some(now + self.advert_interval());
+                self.actions.push_back(Action::GratuitousArp { count: self.config.garp.master_repeat });
+            }
+        }
+    }
+
+    fn become_master(&mut self, now: Instant, reason: Reason) {
+        // Section 6.4.2: send an ADVERTISEMENT, broadcast gratuitous ARP, set Adver_Timer.
+        self.actions.push_back(Action::AddVips);
+        self.send_advert(self.priority());
+        let garp = self.config.garp;
+        self.actions.push_back(Action::GratuitousArp { count: garp.master_repeat });
+        self.master_down_at = None;
+        self.advert_at = Some(now + self.advert_interval());
+        self.garp_at = if !garp.master_delay.is_zero() {
+            Some((now + garp.master_delay, GarpPhase::Delayed))
+        } else if !garp.master_refresh.is_zero() {
+            Some((now + garp.master_refresh, GarpPhase::Refresh))
+        } else {
+            None
+        };
+        self.master = Some(MasterInfo { address: self.config.primary_ip, priority: self.priority() });
+        self.stats.became_master += 1;
+        self.transition(now, State::Master, reason);
+    }
+
+    fn become_backup(&mut self, now: Instant, reason: Reason) {
+        if self.state == State::Master {
+            self.actions.push_back(Action::RemoveVips);
+        }
+        self.advert_at = None;
+        self.garp_at = None;
+        self.master_down_at = Some(now + self.master_down_interval());
+        self.transition(now, State::Backup, reason);
+    }
+
+    /// Leaving MASTER other than by losing an election: priority 0 so a backup takes over after
+    /// Skew_Time, then drop the VIPs. Clears every timer.
+    fn resign_mastership(&mut self) {
+        if self.state == State::Master {
+            self.send_advert(0);
+            self.actions.push_back(Action::RemoveVips);
+        }
+        self.master = None;
+        self.master_down_at = None;
+        self.advert_at = None;
+        self.garp_at = None;
+        self.lower_master_since = None;
+    }
+
+    fn send_advert(&mut self, priority: u8) {
+        self.stats.adverts_sent += 1;
+        self.actions.push_back(Action::SendAdvert(Advertisement {
+            vrid: self.config.vrid,
+            priority,
+            auth: self.config.auth,
+            advert_int: self.config.advert_int,
+            addresses: self.config.vips.clone(),
+        }));
+    }
+
+    fn fault_reason(&self) -> Reason {
+        Reason::Fault(self.trackers.faults().map(|t| format!("{} {}", t.kind.as_str(), t.name)).collect())
+    }
+
+    fn transition(&mut self, now: Instant, to: State, reason: Reason) {
+        let from = self.state;
+        self.state = to;
+        if to != State::Backup {
+            self.lower_master_since = None;
+        }
+        self.last_transition = Some(now);
+        self.stats.transitions += 1;
+        self.actions.push_back(Action::Transition(Transition { from, to, priority: self.priority(), reason }));
+    }
+}
