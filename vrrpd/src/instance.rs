@@ -113,7 +113,10 @@ pub enum Reason {
     /// Master_Down_Timer fired: no advert from a master we accept.
     MasterDown,
     /// An advert that wins the election arrived.
-    Preempted { by: Ipv4Addr, priority: u8 },
+    Preempted {
+        by: Ipv4Addr,
+        priority: u8,
+    },
     Shutdown,
     /// Trackers holding the instance in FAULT, by name.
     Fault(Vec<String>),
@@ -447,7 +450,9 @@ impl Instance {
             // Another router resigned: advertise now so the backups do not wait Skew_Time.
             self.send_advert(local);
             self.advert_at = Some(now + self.advert_interval());
-        } else if sender.priority > local || (sender.priority == local && u32::from(sender.address) > u32::from(self.config.primary_ip)) {
+        } else if sender.priority > local
+            || (sender.priority == local && u32::from(sender.address) > u32::from(self.config.primary_ip))
+        {
             self.master = Some(sender);
             self.become_backup(now, Reason::Preempted { by: sender.address, priority: sender.priority });
         } else {

@@ -3,8 +3,10 @@
 //!
 //! The core is [`instance::Instance`] (the state machine), [`packet`] (the wire format),
 //! [`receive`] (the receive path), [`track`] (priority weights and FAULT) and [`counters`]
-//! (dropped packets by reason).
+//! (dropped packets by reason). [`cli`] and [`check`] serve the binary.
 
+pub mod check;
+pub mod cli;
 pub mod counters;
 pub mod instance;
 pub mod packet;

@@ -4,6 +4,8 @@
 //! Skew_Time(A) = 155/256 s = 0.60546875 s, Master_Down_Interval(A) = 3.60546875 s,
 //! Skew_Time(B) = 156/256 s = 0.609375 s,  Master_Down_Interval(B) = 3.609375 s.
 
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
 mod sim;
 
 use std::net::Ipv4Addr;
@@ -24,11 +26,7 @@ const MDI_B: f64 = 3.609375;
 const SKEW_B: f64 = 0.609375;
 
 fn config(ip: Ipv4Addr, priority: u8) -> InstanceConfig {
-    InstanceConfig {
-        priority,
-        auth: AuthData::Pass(*b"s3cret\0\0"),
-        ..InstanceConfig::new("VI_1", 51, ip, vec![VIP])
-    }
+    InstanceConfig { priority, auth: AuthData::Pass(*b"s3cret\0\0"), ..InstanceConfig::new("VI_1", 51, ip, vec![VIP]) }
 }
 
 fn a() -> InstanceConfig {
@@ -58,7 +56,8 @@ fn assert_one_master(lan: &Lan, name: &str) {
 
 /// A well-formed advert for VRID 51 from `source`, as a datagram; `edit` may spoil any field.
 fn datagram(source: Ipv4Addr, priority: u8, edit: impl FnOnce(&mut Advertisement, &mut u8) -> Option<Vec<u8>>) -> Vec<u8> {
-    let mut advert = Advertisement { vrid: 51, priority, auth: AuthData::Pass(*b"s3cret\0\0"), advert_int: 1, addresses: vec![VIP] };
+    let mut advert =
+        Advertisement { vrid: 51, priority, auth: AuthData::Pass(*b"s3cret\0\0"), advert_int: 1, addresses: vec![VIP] };
     let mut ttl = TTL;
     let payload = edit(&mut advert, &mut ttl).unwrap_or_else(|| advert.encode());
     encode_ipv4(source, MULTICAST_GROUP, ttl, &payload)
@@ -379,18 +378,110 @@ fn no_second_gratuitous_arp_burst_when_the_delay_is_zero() {
 #[test]
 fn receive_checks_discard_and_count_by_reason() {
     let cases: Vec<(&str, Vec<u8>, DropReason, bool)> = vec![
-        ("TTL 254", datagram(A_IP, 254, |_, ttl| { *ttl = 254; None }), DropReason::Ttl, false),
-        ("bad checksum", datagram(A_IP, 254, |a, _| { let mut b = a.encode(); b[7] ^= 1; Some(b) }), DropReason::Checksum, true),
-        ("version 3", datagram(A_IP, 254, |a, _| { let mut b = a.encode(); b[0] = 0x31; Some(b) }), DropReason::Version, true),
-        ("type 2", datagram(A_IP, 254, |a, _| { let mut b = a.encode(); b[0] = 0x22; Some(b) }), DropReason::Type, true),
+        (
+            "TTL 254",
+            datagram(A_IP, 254, |_, ttl| {
+                *ttl = 254;
+                None
+            }),
+            DropReason::Ttl,
+            false,
+        ),
+        (
+            "bad checksum",
+            datagram(A_IP, 254, |a, _| {
+                let mut b = a.encode();
+                b[7] ^= 1;
+                Some(b)
+            }),
+            DropReason::Checksum,
+            true,
+        ),
+        (
+            "version 3",
+            datagram(A_IP, 254, |a, _| {
+                let mut b = a.encode();
+                b[0] = 0x31;
+                Some(b)
+            }),
+            DropReason::Version,
+            true,
+        ),
+        (
+            "type 2",
+            datagram(A_IP, 254, |a, _| {
+                let mut b = a.encode();
+                b[0] = 0x22;
+                Some(b)
+            }),
+            DropReason::Type,
+            true,
+        ),
         ("truncated", datagram(A_IP, 254, |a, _| Some(a.encode()[..12].to_vec())), DropReason::TooShort, true),
-        ("count 2 with one address", datagram(A_IP, 254, |a, _| { let mut b = a.encode(); b[3] = 2; Some(b) }), DropReason::Length, true),
-        ("wrong password", datagram(A_IP, 254, |a, _| { a.auth = AuthData::Pass(*b"wrong\0\0\0"); None }), DropReason::AuthPassword, false),
-        ("no authentication", datagram(A_IP, 254, |a, _| { a.auth = AuthData::None; None }), DropReason::AuthType, false),
-        ("AH", datagram(A_IP, 254, |a, _| { a.auth = AuthData::Other { auth_type: 2, data: [0; 8] }; None }), DropReason::AuthType, false),
-        ("advert_int 2", datagram(A_IP, 254, |a, _| { a.advert_int = 2; None }), DropReason::AdvertInterval, false),
-        ("other VIPs", datagram(A_IP, 254, |a, _| { a.addresses = vec![Ipv4Addr::new(192, 0, 2, 200)]; None }), DropReason::AddressList, false),
-        ("VRID 52", datagram(A_IP, 254, |a, _| { a.vrid = 52; None }), DropReason::UnknownVrid, true),
+        (
+            "count 2 with one address",
+            datagram(A_IP, 254, |a, _| {
+                let mut b = a.encode();
+                b[3] = 2;
+                Some(b)
+            }),
+            DropReason::Length,
+            true,
+        ),
+        (
+            "wrong password",
+            datagram(A_IP, 254, |a, _| {
+                a.auth = AuthData::Pass(*b"wrong\0\0\0");
+                None
+            }),
+            DropReason::AuthPassword,
+            false,
+        ),
+        (
+            "no authentication",
+            datagram(A_IP, 254, |a, _| {
+                a.auth = AuthData::None;
+                None
+            }),
+            DropReason::AuthType,
+            false,
+        ),
+        (
+            "AH",
+            datagram(A_IP, 254, |a, _| {
+                a.auth = AuthData::Other { auth_type: 2, data: [0; 8] };
+                None
+            }),
+            DropReason::AuthType,
+            false,
+        ),
+        (
+            "advert_int 2",
+            datagram(A_IP, 254, |a, _| {
+                a.advert_int = 2;
+                None
+            }),
+            DropReason::AdvertInterval,
+            false,
+        ),
+        (
+            "other VIPs",
+            datagram(A_IP, 254, |a, _| {
+                a.addresses = vec![Ipv4Addr::new(192, 0, 2, 200)];
+                None
+            }),
+            DropReason::AddressList,
+            false,
+        ),
+        (
+            "VRID 52",
+            datagram(A_IP, 254, |a, _| {
+                a.vrid = 52;
+                None
+            }),
+            DropReason::UnknownVrid,
+            true,
+        ),
         ("our own address", datagram(B_IP, 254, |_, _| None), DropReason::OwnAddress, false),
     ];
     let mut lan = Lan::new();
@@ -416,7 +507,13 @@ fn address_list_mismatch_is_accepted_from_the_owner() {
     lan.add_host("B", B_IP, vec![b()]);
     lan.start(0);
     lan.run_to(1.0);
-    lan.inject(0, datagram(A_IP, 255, |a, _| { a.addresses = vec![Ipv4Addr::new(192, 0, 2, 200)]; None }));
+    lan.inject(
+        0,
+        datagram(A_IP, 255, |a, _| {
+            a.addresses = vec![Ipv4Addr::new(192, 0, 2, 200)];
+            None
+        }),
+    );
     lan.run_to(10.0);
     assert_eq!(lan.entered(0, State::Master), Some(secs(1.0 + MDI_B)), "the owner's advert reset the timer");
 }
@@ -428,7 +525,13 @@ fn address_order_does_not_matter() {
     lan.add_host("B", B_IP, vec![InstanceConfig { vips: two.clone(), ..b() }]);
     lan.start(0);
     lan.run_to(1.0);
-    lan.inject(0, datagram(A_IP, 254, |a, _| { a.addresses = two.into_iter().rev().collect(); None }));
+    lan.inject(
+        0,
+        datagram(A_IP, 254, |a, _| {
+            a.addresses = two.into_iter().rev().collect();
+            None
+        }),
+    );
     assert_eq!(lan.hosts[0].instances[0].stats().drops.total(), 0);
 }
 
@@ -456,10 +559,8 @@ fn actions_on_becoming_master_add_vips_before_announcing_them() {
 #[test]
 fn several_instances_on_one_interface_are_independent() {
     // Active-active: VI_1 master on A, VI_2 master on B.
-    let vi2 = |ip, priority| InstanceConfig {
-        priority,
-        ..InstanceConfig::new("VI_2", 52, ip, vec![Ipv4Addr::new(192, 0, 2, 200)])
-    };
+    let vi2 =
+        |ip, priority| InstanceConfig { priority, ..InstanceConfig::new("VI_2", 52, ip, vec![Ipv4Addr::new(192, 0, 2, 200)]) };
     let mut lan = Lan::new();
     lan.add_host("A", A_IP, vec![a(), vi2(A_IP, 100)]);
     lan.add_host("B", B_IP, vec![b(), vi2(B_IP, 101)]);

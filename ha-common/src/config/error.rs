@@ -93,7 +93,13 @@ mod tests {
     fn locates_line_and_column_and_underlines_the_value() {
         let source = "[global]\nrouter_id = \"a\"\n\n[[vrrp_instance]]\nvirtual_router_id = 300\n";
         let start = source.find("300").unwrap();
-        let d = Diagnostic::new(Path::new("x.toml"), source, start..start + 3, "vrrp_instance[0].virtual_router_id".into(), "too big".into());
+        let d = Diagnostic::new(
+            Path::new("x.toml"),
+            source,
+            start..start + 3,
+            "vrrp_instance[0].virtual_router_id".into(),
+            "too big".into(),
+        );
         assert_eq!((d.line, d.column), (5, 21));
         assert_eq!(
             d.to_string(),

@@ -58,7 +58,8 @@ fn parse_raw(text: &str, path: &Path) -> Result<raw::RawConfig, ConfigError> {
     let deserializer = toml::Deserializer::parse(text).map_err(|e| located(&e, String::new()))?;
     serde_path_to_error::deserialize(deserializer).map_err(|e| {
         // serde_path_to_error sees through toml::Spanned's private wrapper field; hide it.
-        let key = e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
+        let key =
+            e.path().to_string().replace(".$__serde_spanned_private_value", "").replace("$__serde_spanned_private_value", "");
         let key = if key == "." { String::new() } else { key };
         located(e.inner(), key)
     })

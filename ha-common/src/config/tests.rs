@@ -215,7 +215,11 @@ fn vip_that_is_not_ipv4() {
     for bad in ["2001:db8::1/64", "192.0.2.300/24", "vip", "192.0.2.100/33", "224.0.0.18"] {
         let text = example_with("\"192.0.2.100/24\"", &format!("{bad:?}"));
         let p = single_problem(&text);
-        assert_eq!((p.line, p.key.as_str()), (line_of(&text, "virtual_ipaddress"), "vrrp_instance[0].virtual_ipaddress[0]"), "{p}");
+        assert_eq!(
+            (p.line, p.key.as_str()),
+            (line_of(&text, "virtual_ipaddress"), "vrrp_instance[0].virtual_ipaddress[0]"),
+            "{p}"
+        );
     }
     let p = single_problem(&example_with("\"192.0.2.100/24\"", "\"2001:db8::1\""));
     assert!(p.message.contains("not IPv4"), "{p}");
@@ -233,7 +237,8 @@ fn duplicate_names() {
     assert!(p.message.contains("server \"rabbit1\" is defined twice"), "{p}");
     assert_eq!(p.key, "proxy[0].server[1].name");
 
-    let dup_script = example_with("[[vrrp_instance]]", "[[vrrp_script]]\nname = \"chk_extra\"\nscript = \"/bin/true\"\n\n[[vrrp_instance]]");
+    let dup_script =
+        example_with("[[vrrp_instance]]", "[[vrrp_script]]\nname = \"chk_extra\"\nscript = \"/bin/true\"\n\n[[vrrp_instance]]");
     assert!(single_problem(&dup_script).message.contains("vrrp_script \"chk_extra\" is defined twice"));
 
     let dup_proxy = format!("{EXAMPLE}\n[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5671\"\n[[proxy.server]]\nname = \"r\"\naddress = \"192.0.2.21:5672\"\n");
@@ -263,7 +268,8 @@ fn track_script_naming_no_script() {
 
 #[test]
 fn track_proxy_naming_no_proxy() {
-    let text = example_with("track_proxy = [{ name = \"amqp\", weight = 0 }]", "track_proxy = [{ name = \"amqps\", weight = 0 }]");
+    let text =
+        example_with("track_proxy = [{ name = \"amqp\", weight = 0 }]", "track_proxy = [{ name = \"amqps\", weight = 0 }]");
     let p = single_problem(&text);
     assert_eq!(p.line, line_of(&text, "amqps"));
     assert!(p.message.contains("names no proxy \"amqps\""), "{p}");

@@ -97,7 +97,11 @@ impl<'a> Validator<'a> {
             }
             Ok(addr) => Some(addr),
             Err(_) => {
-                self.error(value.span(), key, format!("{:?} is not an IP address and port (for example {example:?})", value.get_ref()));
+                self.error(
+                    value.span(),
+                    key,
+                    format!("{:?} is not an IP address and port (for example {example:?})", value.get_ref()),
+                );
                 None
             }
         }
@@ -128,10 +132,10 @@ impl<'a> Validator<'a> {
             router_id,
             script_user: raw.script_user.as_ref().map(|u| self.non_empty(u, "global.script_user")),
             enable_script_security: raw.enable_script_security.unwrap_or(false),
-            control_socket: raw
-                .control_socket
-                .as_ref()
-                .map_or_else(|| PathBuf::from(DEFAULT_CONTROL_SOCKET), |p| PathBuf::from(self.non_empty(p, "global.control_socket"))),
+            control_socket: raw.control_socket.as_ref().map_or_else(
+                || PathBuf::from(DEFAULT_CONTROL_SOCKET),
+                |p| PathBuf::from(self.non_empty(p, "global.control_socket")),
+            ),
         }
     }
 
@@ -191,7 +195,11 @@ impl<'a> Validator<'a> {
             let priority: u8 = self.opt_int(&r.priority, &key("priority"), 1..=255, 100);
             if priority == 255 && initial_state == InitialState::Backup && r.state.is_some() {
                 let span = r.priority.as_ref().map_or(r.name.span(), |p| p.span());
-                self.warn(span, &key("priority"), "priority 255 makes this host the address owner: it starts as MASTER whatever `state` says");
+                self.warn(
+                    span,
+                    &key("priority"),
+                    "priority 255 makes this host the address owner: it starts as MASTER whatever `state` says",
+                );
             }
             let advert_int = self.advert_int(&r.advert_int, &key("advert_int"));
             let preempt = r.preempt.unwrap_or(true);
@@ -214,7 +222,11 @@ impl<'a> Validator<'a> {
 
             let mut instance_vips = Vec::new();
             if r.virtual_ipaddress.get_ref().is_empty() {
-                self.error(r.virtual_ipaddress.span(), &key("virtual_ipaddress"), "lists no address: an instance needs at least one VIP");
+                self.error(
+                    r.virtual_ipaddress.span(),
+                    &key("virtual_ipaddress"),
+                    "lists no address: an instance needs at least one VIP",
+                );
             }
             for (j, text) in r.virtual_ipaddress.get_ref().iter().enumerate() {
                 let vip_key = key(&format!("virtual_ipaddress[{j}]"));
@@ -253,8 +265,12 @@ impl<'a> Validator<'a> {
             };
 
             let unicast_src_ip = r.unicast_src_ip.as_ref().and_then(|ip| self.ipv4(ip, &key("unicast_src_ip")));
-            let unicast_peer =
-                r.unicast_peer.iter().enumerate().filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]")))).collect();
+            let unicast_peer = r
+                .unicast_peer
+                .iter()
+                .enumerate()
+                .filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]"))))
+                .collect();
 
             let defaults = GarpConfig::default();
             let garp = GarpConfig {
@@ -338,11 +354,19 @@ impl<'a> Validator<'a> {
                 Authentication::None
             }
             "AH" => {
-                self.error(raw.auth_type.span(), &format!("{key}.auth_type"), "AH is not supported (RFC 3768 removed it): use PASS or NONE");
+                self.error(
+                    raw.auth_type.span(),
+                    &format!("{key}.auth_type"),
+                    "AH is not supported (RFC 3768 removed it): use PASS or NONE",
+                );
                 Authentication::None
             }
             other => {
-                self.error(raw.auth_type.span(), &format!("{key}.auth_type"), format!("{other:?} is not an auth_type: use PASS or NONE"));
+                self.error(
+                    raw.auth_type.span(),
+                    &format!("{key}.auth_type"),
+                    format!("{other:?} is not an auth_type: use PASS or NONE"),
+                );
                 Authentication::None
             }
         }
@@ -361,7 +385,11 @@ impl<'a> Validator<'a> {
                 return None;
             }
             Err(_) => {
-                self.error(text.span(), key, format!("{raw:?} is not an IPv4 address with an optional prefix (\"192.0.2.100/24\")"));
+                self.error(
+                    text.span(),
+                    key,
+                    format!("{raw:?} is not an IPv4 address with an optional prefix (\"192.0.2.100/24\")"),
+                );
                 return None;
             }
         };
@@ -423,7 +451,11 @@ impl<'a> Validator<'a> {
                     "roundrobin" => Balance::RoundRobin,
                     "first" => Balance::First,
                     other => {
-                        self.error(b.span(), &key("balance"), format!("{other:?} is not a balance: use leastconn, roundrobin or first"));
+                        self.error(
+                            b.span(),
+                            &key("balance"),
+                            format!("{other:?} is not a balance: use leastconn, roundrobin or first"),
+                        );
                         Balance::LeastConn
                     }
                 },
@@ -449,7 +481,11 @@ impl<'a> Validator<'a> {
                 "v1" => Some(ProxyProtocol::V1),
                 "v2" => Some(ProxyProtocol::V2),
                 other => {
-                    self.error(v.span(), &key("send_proxy"), format!("{other:?} is not a PROXY protocol version: use \"v1\" or \"v2\""));
+                    self.error(
+                        v.span(),
+                        &key("send_proxy"),
+                        format!("{other:?} is not a PROXY protocol version: use \"v1\" or \"v2\""),
+                    );
                     None
                 }
             });
@@ -458,7 +494,11 @@ impl<'a> Validator<'a> {
                     "shutdown-sessions" => true,
                     "none" => false,
                     other => {
-                        self.error(v.span(), &key("on_marked_down"), format!("{other:?} is not an action: use \"shutdown-sessions\" or \"none\""));
+                        self.error(
+                            v.span(),
+                            &key("on_marked_down"),
+                            format!("{other:?} is not an action: use \"shutdown-sessions\" or \"none\""),
+                        );
                         true
                     }
                 },
@@ -548,7 +588,9 @@ impl<'a> Validator<'a> {
     fn stats(&mut self, raw: &S<RawStats>) -> Stats {
         let raw = raw.get_ref();
         Stats {
-            listen: self.socket_addr(&raw.listen, "stats.listen", "0.0.0.0:8100").unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
+            listen: self
+                .socket_addr(&raw.listen, "stats.listen", "0.0.0.0:8100")
+                .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
             refresh: self.positive_duration(&raw.refresh, "stats.refresh", Duration::from_secs(5)),
             auth: raw.auth.as_ref().map(|a| StatsAuth {
                 user: self.non_empty(&a.get_ref().user, "stats.auth.user"),

@@ -5,11 +5,9 @@
 
 use super::*;
 
-const KEEPALIVED_MASTER: &str =
-    "45c0002c00010000ff701883c000020be0000012213365020101b7e4c0000264c00002657333637265740000";
+const KEEPALIVED_MASTER: &str = "45c0002c00010000ff701883c000020be0000012213365020101b7e4c0000264c00002657333637265740000";
 /// The advert keepalived sends when stopped: priority 0.
-const KEEPALIVED_STOP: &str =
-    "45c0002c00030000ff701881c000020be00000122133000201011ce5c0000264c00002657333637265740000";
+const KEEPALIVED_STOP: &str = "45c0002c00030000ff701881c000020be00000122133000201011ce5c0000264c00002657333637265740000";
 
 fn hex(text: &str) -> Vec<u8> {
     (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect()
@@ -53,7 +51,13 @@ fn decodes_keepalived_priority_zero_advert() {
 
 #[test]
 fn encodes_auth_none_with_zero_data_and_a_valid_checksum() {
-    let advert = Advertisement { vrid: 1, priority: 100, auth: AuthData::None, advert_int: 1, addresses: vec![Ipv4Addr::new(192, 0, 2, 100)] };
+    let advert = Advertisement {
+        vrid: 1,
+        priority: 100,
+        auth: AuthData::None,
+        advert_int: 1,
+        addresses: vec![Ipv4Addr::new(192, 0, 2, 100)],
+    };
     let bytes = advert.encode();
     // 0x21 | vrid 1 | prio 100 | 1 address | auth 0 | int 1 | checksum | 192.0.2.100 | 8 zero bytes
     let mut expected = hex("2101640100010000c0000264");

@@ -143,12 +143,8 @@ impl Lan {
     pub fn run_until(&mut self, until: Instant) {
         loop {
             let next_delivery = self.in_flight.iter().map(|d| d.at).min();
-            let next_timer = self
-                .hosts
-                .iter()
-                .filter(|h| h.running)
-                .flat_map(|h| h.instances.iter().filter_map(Instance::poll_timeout))
-                .min();
+            let next_timer =
+                self.hosts.iter().filter(|h| h.running).flat_map(|h| h.instances.iter().filter_map(Instance::poll_timeout)).min();
             let Some(next) = next_delivery.into_iter().chain(next_timer).min().filter(|&t| t <= until) else { break };
             self.now = next;
             self.deliver_due();

@@ -1,0 +1,73 @@
+//! The command line: `vrrpd --config FILE [--state MASTER|BACKUP] [--priority N] ...` runs the
+//! daemon; subcommands do everything else.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use ha_common::config::{Config, InitialState};
+use ha_common::logging::LogFormat;
+
+pub const DEFAULT_CONFIG: &str = "/etc/vrrpd/vrrpd.toml";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vrrpd",
+    version,
+    about = "VRRPv2 speaker and AMQP balancer for a pair of proxy hosts: keepalived + HAProxy in one process",
+    long_about = "vrrpd moves a virtual IP between two proxy hosts with VRRPv2 (RFC 3768, wire-compatible \
+                  with keepalived) and balances AMQP connections over RabbitMQ nodes.\n\n\
+                  Run the daemon:   vrrpd --config /etc/vrrpd/vrrpd.toml [--state MASTER]\n\
+                  Check a file:     vrrpd check --config /etc/vrrpd/vrrpd.toml"
+)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(short, long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    pub config: PathBuf,
+
+    /// Initial state of every instance, overriding `state` in the file (keepalived's `state`).
+    #[arg(long, value_name = "MASTER|BACKUP", value_parser = parse_state)]
+    pub state: Option<InitialState>,
+
+    /// Priority of every instance, overriding `priority` in the file (1..=255).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=255))]
+    pub priority: Option<u8>,
+
+    /// Log line format.
+    #[arg(long, value_name = "text|json", default_value = "text", value_parser = parse_log_format)]
+    pub log_format: LogFormat,
+
+    /// Log level or filter (error, warn, info, debug, trace); VRRPD_LOG is used when absent.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the configuration and print what it would run; exit 0 if valid, 1 if not.
+    Check,
+}
+
+fn parse_state(text: &str) -> Result<InitialState, String> {
+    text.parse()
+}
+
+fn parse_log_format(text: &str) -> Result<LogFormat, String> {
+    text.parse()
+}
+
+impl Cli {
+    /// Applies `--state` and `--priority` to every instance.
+    pub fn apply_overrides(&self, config: &mut Config) {
+        for instance in &mut config.instances {
+            if let Some(state) = self.state {
+                instance.initial_state = state;
+            }
+            if let Some(priority) = self.priority {
+                instance.priority = priority;
+            }
+        }
+    }
+}
