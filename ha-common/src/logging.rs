@@ -1,6 +1,8 @@
 //! Logging setup for the daemon and its tools: human lines or JSON, level from the command line
 //! or `VRRPD_LOG`, no timestamps when journald already adds them.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Environment variable holding a level or a `tracing` filter (`info,vrrpd=debug`).
@@ -43,7 +45,7 @@ pub fn init(format: LogFormat, level: Option<&str>) -> Result<(), LoggingError> 
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
         // journald stamps every line itself; a second timestamp only costs width.
         LogFormat::Text if under_journald() => builder.without_time().with_ansi(false).try_init(),
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),
     };
     result.map_err(|_| LoggingError::AlreadySet)
 }

@@ -143,6 +143,8 @@ pub struct Transition {
     /// Effective priority at the transition (what notify scripts receive).
     pub priority: u8,
     pub reason: Reason,
+    /// The master after the transition, when known.
+    pub master: Option<Ipv4Addr>,
 }
 
 /// Something the driver must do, in the order polled.
@@ -358,15 +360,15 @@ impl Instance {
 
     /// Section 7.1 receive checks that need this instance's configuration, then the section
     /// 6.4.2 (Backup) or 6.4.3 (Master) rules for a received advert. `ttl` and `source` come
-    /// from the IP header.
-    pub fn handle_advert(&mut self, now: Instant, source: Ipv4Addr, ttl: u8, advert: &Advertisement) {
+    /// from the IP header. A discarded advert is counted, and its reason returned.
+    pub fn handle_advert(&mut self, now: Instant, source: Ipv4Addr, ttl: u8, advert: &Advertisement) -> Result<(), DropReason> {
         if self.state == State::Initialize {
-            return;
+            return Ok(());
         }
         self.stats.adverts_received += 1;
         if let Err(reason) = self.check(source, ttl, advert) {
             self.stats.drops.record(reason);
-            return;
+            return Err(reason);
         }
         let sender = MasterInfo { address: source, priority: advert.priority };
         match self.state {
@@ -374,6 +376,7 @@ impl Instance {
             State::Master => self.master_receives(now, sender),
             State::Fault | State::Initialize => {}
         }
+        Ok(())
     }
 
     fn check(&self, source: Ipv4Addr, ttl: u8, advert: &Advertisement) -> Result<(), DropReason> {
@@ -537,6 +540,7 @@ impl Instance {
         }
         self.last_transition = Some(now);
         self.stats.transitions += 1;
-        self.actions.push_back(Action::Transition(Transition { from, to, priority: self.priority(), reason }));
+        let master = self.master.map(|m| m.address);
+        self.actions.push_back(Action::Transition(Transition { from, to, priority: self.priority(), reason, master }));
     }
 }

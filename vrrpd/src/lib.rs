@@ -8,7 +8,12 @@
 pub mod check;
 pub mod cli;
 pub mod counters;
+pub mod daemon;
+pub mod driver;
 pub mod instance;
+pub mod net;
+pub mod notify;
 pub mod packet;
 pub mod receive;
+pub mod scripts;
 pub mod track;

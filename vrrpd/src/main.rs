@@ -9,7 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check) => run_check(&cli),
-        None => run_daemon(&cli),
+        None => run_daemon(cli),
     }
 }
 
@@ -36,7 +36,7 @@ fn report_invalid(error: &ConfigError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run_daemon(cli: &Cli) -> ExitCode {
+fn run_daemon(cli: Cli) -> ExitCode {
     if let Err(error) = ha_common::logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
@@ -48,6 +48,13 @@ fn run_daemon(cli: &Cli) -> ExitCode {
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
     }
-    eprintln!("error: the network driver is not part of this build yet; `vrrpd check` validates configurations");
-    ExitCode::FAILURE
+    let mut config = loaded.config;
+    cli.apply_overrides(&mut config);
+    match vrrpd::daemon::run(cli, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -22,8 +22,9 @@ pub struct Global {
     pub router_id: String,
     /// User that track and notify scripts run as, unless a script names its own.
     pub script_user: Option<String>,
-    /// When false (the default) a script that a non-root user could modify is refused while
-    /// running as root, as keepalived's `enable_script_security` does.
+    /// When true (the default) a script that would run as root is refused if a non-root user
+    /// could modify it or any directory above it (keepalived's `enable_script_security`, on by
+    /// default here). `false` runs such scripts anyway, with a warning.
     pub enable_script_security: bool,
     pub control_socket: PathBuf,
 }

@@ -131,7 +131,7 @@ impl<'a> Validator<'a> {
         Global {
             router_id,
             script_user: raw.script_user.as_ref().map(|u| self.non_empty(u, "global.script_user")),
-            enable_script_security: raw.enable_script_security.unwrap_or(false),
+            enable_script_security: raw.enable_script_security.unwrap_or(true),
             control_socket: raw.control_socket.as_ref().map_or_else(
                 || PathBuf::from(DEFAULT_CONTROL_SOCKET),
                 |p| PathBuf::from(self.non_empty(p, "global.control_socket")),

@@ -170,7 +170,7 @@ impl Lan {
             if !host.running || !host.link_up {
                 continue;
             }
-            receive(self.now, &delivery.datagram, &mut host.instances, &mut host.unattributed);
+            let _ = receive(self.now, &delivery.datagram, &mut host.instances, &mut host.unattributed);
             self.drain(delivery.to);
         }
     }

@@ -1,0 +1,228 @@
+//! Interfaces and addresses through rtnetlink: look up an interface, add and remove VIPs with
+//! a label (so `ip a` shows what vrrpd owns), clean stale ones, and follow link state.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use futures_util::{Stream, StreamExt, TryStreamExt};
+use ha_common::config::Ipv4Prefix;
+use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use netlink_packet_route::RouteNetlinkMessage;
+use rtnetlink::{Handle, MulticastGroup};
+
+use super::NetError;
+
+/// An interface as the kernel describes it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Interface {
+    pub index: u32,
+    pub name: String,
+    pub mac: [u8; 6],
+    /// Administratively up with carrier (IFF_UP and IFF_LOWER_UP).
+    pub up: bool,
+    pub addresses: Vec<InterfaceAddress>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InterfaceAddress {
+    pub prefix: Ipv4Prefix,
+    pub secondary: bool,
+    pub label: Option<String>,
+}
+
+impl Interface {
+    /// The address adverts are sent from: the first primary (non-secondary) IPv4 address that is
+    /// not one of `vips`.
+    pub fn primary_ipv4(&self, vips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
+        let candidates = self.addresses.iter().filter(|a| !vips.contains(&a.prefix.addr));
+        candidates.clone().find(|a| !a.secondary).or_else(|| candidates.clone().next()).map(|a| a.prefix.addr)
+    }
+}
+
+/// The label vrrpd puts on a VIP it adds: `eth0:vrrp51` (IFNAMSIZ allowing), so that `ip a`
+/// says who added the address.
+pub fn vip_label(interface: &str, vrid: u8) -> Option<String> {
+    [format!("{interface}:vrrp{vrid}"), format!("{interface}:{vrid}")].into_iter().find(|l| l.len() <= 15)
+}
+
+/// A label vrrpd put on an address of `interface`, for any VRID.
+pub fn is_vrrpd_label(interface: &str, label: &str) -> bool {
+    label.strip_prefix(interface).and_then(|rest| rest.strip_prefix(':')).is_some_and(|rest| {
+        let digits = rest.strip_prefix("vrrp").unwrap_or(rest);
+        !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
+/// A handle on the routing netlink socket. The connection runs as a task on the current
+/// runtime.
+#[derive(Clone)]
+pub struct Netlink {
+    handle: Handle,
+}
+
+impl Netlink {
+    pub fn new() -> Result<Self, NetError> {
+        let (connection, handle, _) = rtnetlink::new_connection()
+            .map_err(|source| NetError::Io { interface: String::new(), what: "open a netlink socket", source })?;
+        tokio::spawn(connection);
+        Ok(Netlink { handle })
+    }
+
+    pub async fn interface(&self, name: &str) -> Result<Interface, NetError> {
+        let mut links = self.handle.link().get().match_name(name.to_owned()).execute();
+        let link = match links.try_next().await {
+            Ok(Some(link)) => link,
+            Ok(None) => return Err(NetError::NoInterface(name.to_owned())),
+            // ENODEV comes back as an error, not an empty answer.
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => {
+                return Err(NetError::NoInterface(name.to_owned()))
+            }
+            Err(source) => return Err(NetError::Netlink { what: format!("look up interface {name}"), source }),
+        };
+        let (index, up, mac) = link_summary(&link);
+        let addresses = self.addresses(index).await?;
+        Ok(Interface { index, name: name.to_owned(), mac: mac.unwrap_or_default(), up, addresses })
+    }
+
+    async fn addresses(&self, index: u32) -> Result<Vec<InterfaceAddress>, NetError> {
+        let messages: Vec<AddressMessage> = self
+            .handle
+            .address()
+            .get()
+            .set_link_index_filter(index)
+            .execute()
+            .try_collect()
+            .await
+            .map_err(|source| NetError::Netlink { what: format!("list addresses of interface #{index}"), source })?;
+        Ok(messages.iter().filter_map(interface_address).collect())
+    }
+
+    /// Adds a VIP; an address already present is fine (a restart, or a manual add).
+    pub async fn add_vip(&self, interface: &Interface, vrid: u8, vip: Ipv4Prefix) -> Result<(), NetError> {
+        let mut request = self.handle.address().add(interface.index, IpAddr::V4(vip.addr), vip.len);
+        if let Some(label) = vip_label(&interface.name, vrid) {
+            request.message_mut().attributes.push(AddressAttribute::Label(label));
+        }
+        match request.execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EEXIST => Ok(()),
+            Err(source) => Err(NetError::Netlink { what: format!("add {vip} to {}", interface.name), source }),
+        }
+    }
+
+    /// Removes a VIP; an address already gone is fine.
+    pub async fn remove_vip(&self, interface: &Interface, vip: Ipv4Prefix) -> Result<(), NetError> {
+        let mut message = AddressMessage::default();
+        message.header.family = netlink_packet_route::AddressFamily::Inet;
+        message.header.prefix_len = vip.len;
+        message.header.index = interface.index;
+        message.attributes.push(AddressAttribute::Local(IpAddr::V4(vip.addr)));
+        message.attributes.push(AddressAttribute::Address(IpAddr::V4(vip.addr)));
+        match self.handle.address().del(message).execute().await {
+            Ok(()) => Ok(()),
+            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => Ok(()),
+            Err(source) => Err(NetError::Netlink { what: format!("remove {vip} from {}", interface.name), source }),
+        }
+    }
+
+    /// Removes what a crashed run may have left: every configured VIP, and every address that
+    /// carries a vrrpd label. Returns what was removed.
+    pub async fn remove_stale_vips(&self, interface: &Interface, vips: &[Ipv4Prefix]) -> Result<Vec<Ipv4Prefix>, NetError> {
+        let mut removed = Vec::new();
+        for address in self.addresses(interface.index).await? {
+            let ours = address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
+            if ours || vips.iter().any(|v| v.addr == address.prefix.addr) {
+                self.remove_vip(interface, address.prefix).await?;
+                removed.push(address.prefix);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn link_summary(link: &LinkMessage) -> (u32, bool, Option<[u8; 6]>) {
+    let flags = link.header.flags;
+    let up = flags.contains(LinkFlags::Up) && flags.contains(LinkFlags::LowerUp);
+    let mac = link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::Address(bytes) => <[u8; 6]>::try_from(bytes.as_slice()).ok(),
+        _ => None,
+    });
+    (link.header.index, up, mac)
+}
+
+fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
+    let addr = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(IpAddr::V4(addr)) => Some(*addr),
+        _ => None,
+    })?;
+    let label = message.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Label(label) => Some(label.clone()),
+        _ => None,
+    });
+    Some(InterfaceAddress {
+        prefix: Ipv4Prefix { addr, len: message.header.prefix_len },
+        secondary: message.header.flags.contains(AddressHeaderFlags::Secondary),
+        label,
+    })
+}
+
+/// A link state change: the interface and whether it is now up with carrier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkEvent {
+    pub name: String,
+    pub up: bool,
+}
+
+fn link_name(link: &LinkMessage) -> Option<String> {
+    link.attributes.iter().find_map(|a| match a {
+        LinkAttribute::IfName(name) => Some(name.clone()),
+        _ => None,
+    })
+}
+
+/// Link state changes as the kernel announces them (`ip monitor link`).
+pub fn link_events() -> Result<impl Stream<Item = LinkEvent>, NetError> {
+    let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
+        .map_err(|source| NetError::Io { interface: String::new(), what: "subscribe to link events", source })?;
+    tokio::spawn(connection);
+    Ok(messages.filter_map(|(message, _)| async move {
+        match message.payload {
+            netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+                let (_, up, _) = link_summary(&link);
+                Some(LinkEvent { name: link_name(&link)?, up })
+            }
+            netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+                Some(LinkEvent { name: link_name(&link)?, up: false })
+            }
+            _ => None,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_fit_ifnamsiz_and_are_recognised() {
+        assert_eq!(vip_label("eth0", 51).as_deref(), Some("eth0:vrrp51"));
+        assert_eq!(vip_label("enp0s31f6", 255).as_deref(), Some("enp0s31f6:255"));
+        assert_eq!(vip_label("abcdefghijklmno", 1), None);
+        assert!(is_vrrpd_label("eth0", "eth0:vrrp51"));
+        assert!(is_vrrpd_label("eth0", "eth0:51"));
+        assert!(!is_vrrpd_label("eth0", "eth0:web"));
+        assert!(!is_vrrpd_label("eth0", "eth1:vrrp51"));
+        assert!(!is_vrrpd_label("eth0", "eth0"));
+    }
+
+    #[test]
+    fn primary_address_skips_vips_and_secondaries() {
+        let a = |last, secondary| InterfaceAddress {
+            prefix: Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, last), len: 24 },
+            secondary,
+            label: None,
+        };
+        let iface = Interface { index: 2, name: "eth0".into(), mac: [0; 6], up: true, addresses: vec![a(100, false), a(12, true), a(11, false)] };
+        assert_eq!(iface.primary_ipv4(&[Ipv4Addr::new(192, 0, 2, 100)]), Some(Ipv4Addr::new(192, 0, 2, 11)));
+    }
+}
