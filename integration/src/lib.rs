@@ -5,6 +5,8 @@
 //! and returns; `scripts/test.sh` sets `VRRPD_REQUIRE_NETNS=1` so that in CI a missing
 //! prerequisite fails the test instead of skipping it.
 
+pub mod lab;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

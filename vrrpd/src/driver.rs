@@ -40,11 +40,20 @@ pub struct DriverSpec {
 }
 
 pub enum DriverCommand {
-    Tracker { kind: TrackerKind, name: String, up: bool },
+    Tracker {
+        kind: TrackerKind,
+        name: String,
+        up: bool,
+    },
     /// Replace the instance set: unchanged instances keep their state.
-    Reload { spec: DriverSpec, status: TrackerStatus },
+    Reload {
+        spec: DriverSpec,
+        status: TrackerStatus,
+    },
     /// Resign (priority 0), drop the VIPs, and end the task.
-    Shutdown { done: oneshot::Sender<()> },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// Adverts are at most 20 + 16 + 4 x 255 bytes; anything longer is cut here and then fails the
@@ -108,7 +117,8 @@ impl Driver {
         let config = &spec.config;
         let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
         // The instance's own interface is always tracked: no carrier, no VRRP (FAULT).
-        let mut trackers = vec![Tracker { up: self.interface.up, ..Tracker::new(TrackerKind::Interface, &self.interface.name, 0) }];
+        let mut trackers =
+            vec![Tracker { up: self.interface.up, ..Tracker::new(TrackerKind::Interface, &self.interface.name, 0) }];
         for (kind, tracks) in [
             (TrackerKind::Interface, &config.track_interface),
             (TrackerKind::Script, &config.track_script),
@@ -294,7 +304,7 @@ impl Driver {
         let instance = dropped.instance.map(|i| self.instances[i].name().to_owned()).unwrap_or_default();
         let source = dropped.source.map(|s| s.to_string()).unwrap_or_default();
         warn!(
-            interface = %self.interface.name, reason = %dropped.reason, source, instance,
+            interface = %self.interface.name, reason = %dropped.reason, %source, %instance,
             suppressed_since_last = *suppressed, "advert dropped"
         );
         *last = now;

@@ -21,7 +21,12 @@ pub struct Dropped {
 /// Hands one received datagram (IP header included) to the instance it is for. Packets that
 /// cannot be attributed to an instance are counted in `unattributed`; the instance counts the
 /// rest. Returns the index of the instance that accepted the advert.
-pub fn receive(now: Instant, datagram: &[u8], instances: &mut [Instance], unattributed: &mut DropCounters) -> Result<usize, Dropped> {
+pub fn receive(
+    now: Instant,
+    datagram: &[u8],
+    instances: &mut [Instance],
+    unattributed: &mut DropCounters,
+) -> Result<usize, Dropped> {
     let unattributed_drop = |reason, source, counters: &mut DropCounters| {
         counters.record(reason);
         Err(Dropped { reason, source, instance: None })
@@ -37,8 +42,9 @@ pub fn receive(now: Instant, datagram: &[u8], instances: &mut [Instance], unattr
     let Some(index) = instances.iter().position(|i| i.vrid() == advert.vrid) else {
         return unattributed_drop(DropReason::UnknownVrid, Some(ip.source), unattributed);
     };
-    instances[index]
-        .handle_advert(now, ip.source, ip.ttl, &advert)
-        .map(|()| index)
-        .map_err(|reason| Dropped { reason, source: Some(ip.source), instance: Some(index) })
+    instances[index].handle_advert(now, ip.source, ip.ttl, &advert).map(|()| index).map_err(|reason| Dropped {
+        reason,
+        source: Some(ip.source),
+        instance: Some(index),
+    })
 }

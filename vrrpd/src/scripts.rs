@@ -158,8 +158,7 @@ fn writable_by_non_root(path: &Path) -> Option<PathBuf> {
         let Ok(meta) = p.metadata() else { return Some(p.to_owned()) };
         let mode = meta.mode();
         let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
-        let unsafe_here =
-            meta.uid() != 0 || (mode & 0o020 != 0 && meta.gid() != 0) || (mode & 0o002 != 0 && !sticky_dir);
+        let unsafe_here = meta.uid() != 0 || (mode & 0o020 != 0 && meta.gid() != 0) || (mode & 0o002 != 0 && !sticky_dir);
         if unsafe_here {
             return Some(p.to_owned());
         }

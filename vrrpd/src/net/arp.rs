@@ -6,9 +6,9 @@
 use std::io;
 use std::net::Ipv4Addr;
 
+use pnet_base::MacAddr;
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
-use pnet_base::MacAddr;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use super::link::Interface;
@@ -30,11 +30,13 @@ pub struct GarpSender {
 
 impl GarpSender {
     pub fn open(interface: &Interface) -> Result<Self, NetError> {
-        let socket = Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(i32::from(ETH_P_RARP.to_be()))))
-            .map_err(|source| NetError::Io {
-                interface: interface.name.clone(),
-                what: "open a packet socket for gratuitous ARP (needs CAP_NET_RAW)",
-                source,
+        let socket =
+            Socket::new(Domain::PACKET, Type::RAW, Some(Protocol::from(i32::from(ETH_P_RARP.to_be())))).map_err(|source| {
+                NetError::Io {
+                    interface: interface.name.clone(),
+                    what: "open a packet socket for gratuitous ARP (needs CAP_NET_RAW)",
+                    source,
+                }
             })?;
         socket.set_nonblocking(true).map_err(|source| NetError::Io {
             interface: interface.name.clone(),
@@ -124,10 +126,18 @@ mod tests {
         assert_eq!(
             hex,
             concat!(
-                "ffffffffffff", "020000000011", "0806", // Ethernet: broadcast, from us, ARP
-                "0001", "0800", "06", "04", "0001",     // Ethernet/IPv4, request
-                "020000000011", "c0000264",             // sender: our MAC, the VIP
-                "000000000000", "c0000264",             // target: the VIP
+                "ffffffffffff",
+                "020000000011",
+                "0806", // Ethernet: broadcast, from us, ARP
+                "0001",
+                "0800",
+                "06",
+                "04",
+                "0001", // Ethernet/IPv4, request
+                "020000000011",
+                "c0000264", // sender: our MAC, the VIP
+                "000000000000",
+                "c0000264", // target: the VIP
             )
         );
     }

@@ -62,8 +62,11 @@ pub struct Netlink {
 
 impl Netlink {
     pub fn new() -> Result<Self, NetError> {
-        let (connection, handle, _) = rtnetlink::new_connection()
-            .map_err(|source| NetError::Io { interface: String::new(), what: "open a netlink socket", source })?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(|source| NetError::Io {
+            interface: String::new(),
+            what: "open a netlink socket",
+            source,
+        })?;
         tokio::spawn(connection);
         Ok(Netlink { handle })
     }
@@ -222,7 +225,13 @@ mod tests {
             secondary,
             label: None,
         };
-        let iface = Interface { index: 2, name: "eth0".into(), mac: [0; 6], up: true, addresses: vec![a(100, false), a(12, true), a(11, false)] };
+        let iface = Interface {
+            index: 2,
+            name: "eth0".into(),
+            mac: [0; 6],
+            up: true,
+            addresses: vec![a(100, false), a(12, true), a(11, false)],
+        };
         assert_eq!(iface.primary_ipv4(&[Ipv4Addr::new(192, 0, 2, 100)]), Some(Ipv4Addr::new(192, 0, 2, 11)));
     }
 }

@@ -1,0 +1,92 @@
+//! Sends crafted VRRPv2 adverts from inside a lab namespace: a stand-in for a misconfigured or
+//! hostile peer. Every field an attacker controls can be set, the TTL included.
+//!
+//!   ip netns exec LAB-client vrrp-inject --priority 254 --password wrong --count 20
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::time::Duration;
+
+use clap::Parser;
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use vrrpd::packet::{encode_ipv4, Advertisement, AuthData, MULTICAST_GROUP};
+
+#[derive(Parser)]
+struct Args {
+    /// Interface to send on.
+    #[arg(long, default_value = "eth0")]
+    interface: String,
+    /// IP source address written in the header.
+    #[arg(long, default_value = "192.0.2.31")]
+    source: Ipv4Addr,
+    #[arg(long, default_value_t = MULTICAST_GROUP)]
+    destination: Ipv4Addr,
+    #[arg(long, default_value_t = 51)]
+    vrid: u8,
+    #[arg(long, default_value_t = 254)]
+    priority: u8,
+    /// PASS password; none sends auth type 0.
+    #[arg(long)]
+    password: Option<String>,
+    #[arg(long, default_value_t = 1)]
+    advert_int: u8,
+    #[arg(long, default_value_t = 255)]
+    ttl: u8,
+    /// Virtual addresses listed in the advert.
+    #[arg(long, default_value = "192.0.2.100")]
+    vip: Vec<Ipv4Addr>,
+    /// Corrupt the VRRP checksum.
+    #[arg(long)]
+    bad_checksum: bool,
+    /// Send only the first N bytes of the VRRP message.
+    #[arg(long)]
+    truncate: Option<usize>,
+    #[arg(long, default_value_t = 10)]
+    count: u64,
+    /// Pause between packets; 0 sends as fast as the socket takes them.
+    #[arg(long, default_value_t = 100)]
+    interval_ms: u64,
+}
+
+fn main() -> std::io::Result<()> {
+    let args = Args::parse();
+    let auth = match &args.password {
+        Some(p) => {
+            let mut data = [0u8; 8];
+            let bytes = &p.as_bytes()[..p.len().min(8)];
+            data[..bytes.len()].copy_from_slice(bytes);
+            AuthData::Pass(data)
+        }
+        None => AuthData::None,
+    };
+    let advert = Advertisement {
+        vrid: args.vrid,
+        priority: args.priority,
+        auth,
+        advert_int: args.advert_int,
+        addresses: args.vip.clone(),
+    };
+    let mut message = advert.encode();
+    if args.bad_checksum {
+        message[7] ^= 0xff;
+    }
+    if let Some(len) = args.truncate {
+        message.truncate(len);
+    }
+    let datagram = encode_ipv4(args.source, args.destination, args.ttl, &message);
+
+    // IPPROTO_RAW implies IP_HDRINCL: the kernel sends our header as written.
+    let socket = Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::from(libc_ipproto_raw())))?;
+    socket.bind_device(Some(args.interface.as_bytes()))?;
+    let destination = SockAddr::from(SocketAddrV4::new(args.destination, 0));
+    for n in 0..args.count {
+        socket.send_to(&datagram, &destination)?;
+        if args.interval_ms > 0 && n + 1 < args.count {
+            std::thread::sleep(Duration::from_millis(args.interval_ms));
+        }
+    }
+    Ok(())
+}
+
+const fn libc_ipproto_raw() -> i32 {
+    255
+}

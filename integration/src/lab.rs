@@ -1,0 +1,368 @@
+//! A lab of network namespaces (`scripts/lab.sh`) with real programs running in it: vrrpd,
+//! keepalived, a ping probe on the client. Used by the namespace tests and by the drill.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::repo_root;
+
+pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
+pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
+
+/// One lab; deleted (with everything running in it) when dropped.
+pub struct Lab {
+    pub name: String,
+    pub dir: tempfile::TempDir,
+}
+
+impl Lab {
+    /// Creates a lab with a name unique to this process and `tag`.
+    pub fn up(tag: &str) -> Lab {
+        static SEQUENCE: AtomicU32 = AtomicU32::new(0);
+        // Namespace names stay short: they become interface-independent but readable.
+        let name = format!("v{}{}-{tag}", std::process::id() % 100_000, SEQUENCE.fetch_add(1, Ordering::Relaxed));
+        run_lab_script(&name, "up");
+        Lab { name, dir: tempfile::tempdir().expect("temporary directory") }
+    }
+
+    pub fn ns(&self, host: &str) -> String {
+        format!("{}-{host}", self.name)
+    }
+
+    /// Runs a command inside a host's namespace and waits for it.
+    pub fn exec(&self, host: &str, command: &[&str]) -> Output {
+        Command::new("ip").args(["netns", "exec", &self.ns(host)]).args(command).output().expect("run ip netns exec")
+    }
+
+    /// The IPv4 addresses on a host's eth0.
+    pub fn addresses(&self, host: &str) -> Vec<Ipv4Addr> {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), "-br", "-4", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .skip(2)
+            .filter_map(|a| a.split('/').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Which of the proxy hosts hold `vip`, as `ip -br a` shows it.
+    pub fn holders(&self, vip: Ipv4Addr) -> Vec<&'static str> {
+        ["a", "b"].into_iter().filter(|h| self.addresses(h).contains(&vip)).collect()
+    }
+
+    /// Waits until exactly `host` holds `vip`; panics with the logs otherwise.
+    pub fn expect_holder(&self, vip: Ipv4Addr, host: &str, within: Duration, context: &[&Daemon]) {
+        if !wait_until(within, || self.holders(vip) == [host]) {
+            let logs: Vec<String> = context.iter().map(|d| format!("--- {}:\n{}", d.name, d.log())).collect();
+            panic!("{vip} should be on {host} alone, `ip -br a` shows it on {:?}\n{}", self.holders(vip), logs.join("\n"));
+        }
+    }
+
+    /// Unplugs a host's cable: its switch port goes down, so eth0 loses carrier.
+    pub fn cut_link(&self, host: &str) {
+        self.switch(&["link", "set", "dev", &format!("port-{host}"), "down"]);
+    }
+
+    pub fn heal_link(&self, host: &str) {
+        self.switch(&["link", "set", "dev", &format!("port-{host}"), "up"]);
+    }
+
+    /// Separates a host from the others while its eth0 keeps carrier (a broken switch, a
+    /// firewall): the port leaves the bridge.
+    pub fn isolate(&self, host: &str) {
+        self.switch(&["link", "set", "dev", &format!("port-{host}"), "nomaster"]);
+    }
+
+    pub fn rejoin(&self, host: &str) {
+        self.switch(&["link", "set", "dev", &format!("port-{host}"), "master", "br0"]);
+    }
+
+    fn switch(&self, args: &[&str]) {
+        let status = Command::new("ip").args(["-n", &self.ns("sw")]).args(args).status().expect("ip");
+        assert!(status.success(), "ip -n {}-sw {args:?} failed", self.name);
+    }
+
+    /// The MAC address of a host's eth0 (fixed by lab.sh).
+    pub fn mac(host: &str) -> &'static str {
+        match host {
+            "a" => "02:00:00:00:00:11",
+            "b" => "02:00:00:00:00:12",
+            "client" => "02:00:00:00:00:31",
+            _ => "02:00:00:00:00:21",
+        }
+    }
+
+    /// The MAC `host` has in its ARP cache for `ip`.
+    pub fn neighbour(&self, host: &str, ip: Ipv4Addr) -> Option<String> {
+        let out = Command::new("ip").args(["-n", &self.ns(host), "neigh", "show", &ip.to_string()]).output().ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_owned)
+    }
+
+    /// Waits for the next VRRP advert seen on `host`'s eth0 (to time an action right after one).
+    pub fn wait_for_advert(&self, host: &str) {
+        let out = self.exec(host, &["timeout", "5", "tcpdump", "-c", "1", "-n", "-i", "eth0", "ip proto 112"]);
+        assert!(out.status.success(), "no advert on {host} within 5 s");
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        run_lab_script(&self.name, "down");
+    }
+}
+
+fn run_lab_script(name: &str, verb: &str) {
+    let status = Command::new("bash")
+        .arg(repo_root().join("scripts/lab.sh"))
+        .arg(verb)
+        .env("LAB", name)
+        .stdout(Stdio::null())
+        .status()
+        .expect("run scripts/lab.sh");
+    assert!(status.success(), "scripts/lab.sh {verb} failed for lab {name}");
+}
+
+/// Polls `condition` every 20 ms until it holds or `within` passes.
+pub fn wait_until(within: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The vrrpd binary of this build: next to the test executable's `deps/` folder.
+pub fn vrrpd_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("current executable");
+    let profile_dir = exe.parent().and_then(|d| if d.ends_with("deps") { d.parent() } else { Some(d) }).expect("target dir");
+    let binary = profile_dir.join("vrrpd");
+    assert!(binary.exists(), "{} is missing: build it first (cargo build --workspace --all-targets)", binary.display());
+    binary
+}
+
+/// A daemon (vrrpd or keepalived) running inside a lab host.
+pub struct Daemon {
+    pub name: String,
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `vrrpd --config <config> <args>` on `host` with the given configuration text.
+    pub fn vrrpd(lab: &Lab, host: &str, config: &str, args: &[&str]) -> Daemon {
+        let path = lab.file(&format!("vrrpd-{host}.toml"));
+        std::fs::write(&path, config).expect("write config");
+        let binary = vrrpd_binary();
+        let mut command = vec![binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")];
+        command.extend_from_slice(args);
+        Daemon::spawn(lab, host, &format!("vrrpd@{host}"), &command)
+    }
+
+    /// Starts keepalived 2.2.7 (Debian's) on `host` with the given keepalived.conf text.
+    pub fn keepalived(lab: &Lab, host: &str, config: &str) -> Daemon {
+        let conf = lab.file(&format!("keepalived-{host}.conf"));
+        std::fs::write(&conf, config).expect("write keepalived.conf");
+        let pid = lab.file(&format!("keepalived-{host}.pid"));
+        let vrrp_pid = lab.file(&format!("keepalived-vrrp-{host}.pid"));
+        let args = [
+            "keepalived",
+            "--dont-fork",
+            "--log-console",
+            "--log-detail",
+            "--vrrp",
+            "--use-file",
+            conf.to_str().expect("utf-8"),
+            "--pid",
+            pid.to_str().expect("utf-8"),
+            "--vrrp_pid",
+            vrrp_pid.to_str().expect("utf-8"),
+        ];
+        Daemon::spawn(lab, host, &format!("keepalived@{host}"), &args)
+    }
+
+    fn spawn(lab: &Lab, host: &str, name: &str, command: &[&str]) -> Daemon {
+        let log = lab.file(&format!("{}.log", name.replace('@', "-")));
+        let out = File::options().create(true).append(true).open(&log).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns(host)])
+            .args(command)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().expect("log file"))
+            .stderr(out)
+            .env("VRRPD_LOG", "info")
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {name}: {e}"));
+        Daemon { name: name.to_owned(), child: Some(child), log }
+    }
+
+    pub fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    pub fn signal(&self, signal: Signal) {
+        if let Some(pid) = self.pid() {
+            let _ = kill(pid, signal);
+        }
+    }
+
+    /// SIGTERM, then wait up to 10 s for the exit; returns the exit code.
+    pub fn stop(&mut self) -> Option<i32> {
+        self.signal(Signal::SIGTERM);
+        self.wait(Duration::from_secs(10))
+    }
+
+    /// kill -9: no goodbye.
+    pub fn kill(&mut self) {
+        self.signal(Signal::SIGKILL);
+        self.wait(Duration::from_secs(5));
+    }
+
+    fn wait(&mut self, within: Duration) -> Option<i32> {
+        let mut child = self.child.take()?;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, within: Duration) -> bool {
+        wait_until(within, || self.log().contains(needle))
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A client probing the VIP with ping every 10 ms (Debian's iputils ping).
+pub struct Probe {
+    child: Child,
+    output: PathBuf,
+}
+
+/// What a probe saw.
+#[derive(Clone, Debug)]
+pub struct ProbeReport {
+    pub replies: usize,
+    /// The longest time without a reply, between two replies.
+    pub outage: Duration,
+}
+
+impl Probe {
+    pub fn start(lab: &Lab, target: Ipv4Addr) -> Probe {
+        let output = lab.file(&format!("probe-{}.log", Instant::now().elapsed().as_nanos()));
+        let out = File::create(&output).expect("probe log");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("client"), "ping", "-D", "-n", "-i", "0.01", "-W", "0.2", &target.to_string()])
+            .stdout(out)
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start ping");
+        Probe { child, output }
+    }
+
+    /// Stops the probe and reports the longest gap between replies.
+    pub fn stop(mut self) -> ProbeReport {
+        let _ = kill(Pid::from_raw(self.child.id() as i32), Signal::SIGINT);
+        let _ = self.child.wait();
+        let text = std::fs::read_to_string(&self.output).unwrap_or_default();
+        let stamps: Vec<f64> = text
+            .lines()
+            .filter(|l| l.contains(" bytes from "))
+            .filter_map(|l| l.strip_prefix('[')?.split(']').next()?.parse().ok())
+            .collect();
+        let outage = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
+        ProbeReport { replies: stamps.len(), outage: Duration::from_secs_f64(outage) }
+    }
+}
+
+/// A vrrpd configuration for a lab proxy host: VI_1 with the VIP, PASS s3cret, and `extra`
+/// lines appended inside the instance (before any further tables in `after`).
+pub fn vrrpd_config(host: &str, priority: u8, extra: &str, after: &str) -> String {
+    format!(
+        r#"[global]
+router_id = "proxy-{host}"
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+priority = {priority}
+advert_int = 1
+authentication = {{ auth_type = "PASS", auth_pass = "s3cret" }}
+virtual_ipaddress = ["{VIP}/24"]
+{extra}
+{after}"#
+    )
+}
+
+/// The keepalived.conf equivalent of [`vrrpd_config`] without extras.
+pub fn keepalived_config(host: &str, priority: u8, state: &str) -> String {
+    format!(
+        r#"global_defs {{
+    router_id proxy-{host}
+}}
+vrrp_instance VI_1 {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int 1
+    authentication {{
+        auth_type PASS
+        auth_pass s3cret
+    }}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+}}
+"#
+    )
+}
