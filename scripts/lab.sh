@@ -46,7 +46,8 @@ up() {
 }
 
 down() {
-    for ns in $(ip netns list | awk '{print $1}' | grep -E "^$lab-(sw|a|b|client|backend)$" || true); do
+    # ip netns list complains about namespaces other labs are creating at the same moment.
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E "^$lab-(sw|a|b|client|backend)$" || true); do
         # Anything still running in the namespace goes with it.
         pids=$(ip netns pids "$ns" 2>/dev/null || true)
         [ -n "$pids" ] && kill -9 $pids 2>/dev/null || true

@@ -112,7 +112,8 @@ impl Lab {
 
     /// Waits for the next VRRP advert seen on `host`'s eth0 (to time an action right after one).
     pub fn wait_for_advert(&self, host: &str) {
-        let out = self.exec(host, &["timeout", "5", "tcpdump", "-c", "1", "-n", "-i", "eth0", "ip proto 112"]);
+        let out =
+            self.exec(host, &["timeout", "5", "tcpdump", "--immediate-mode", "-c", "1", "-n", "-i", "eth0", "ip proto 112"]);
         assert!(out.status.success(), "no advert on {host} within 5 s");
     }
 

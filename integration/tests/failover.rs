@@ -134,8 +134,9 @@ fn adverts_with_the_wrong_password_are_dropped_counted_and_logged() {
     }
     let (lab, a, b) = pair("auth", "", "");
     let inject = integration::lab::vrrpd_binary().with_file_name("vrrp-inject");
-    // An intruder claims priority 254 with the wrong password, then with no authentication.
-    for args in [&["--password", "wrong"][..], &[][..]] {
+    // An intruder claims priority 254 with the wrong password, with no authentication, and
+    // with the right password from off the link (TTL 254).
+    for args in [&["--password", "wrong"][..], &[][..], &["--password", "s3cret", "--ttl", "254"][..]] {
         let mut command = vec![inject.to_str().unwrap(), "--count", "30", "--interval-ms", "100"];
         command.extend_from_slice(args);
         let out = lab.exec("client", &command);
@@ -145,9 +146,9 @@ fn adverts_with_the_wrong_password_are_dropped_counted_and_logged() {
     assert!(!b.log().contains("to=MASTER"));
     for log in [a.log(), b.log()] {
         assert!(log.contains("advert dropped") && log.contains("reason=auth_password"), "{log}");
-        assert!(log.contains("reason=auth_type"), "{log}");
-        // Sixty bad packets, a handful of lines: the log is rate-limited.
-        assert!(log.matches("advert dropped").count() <= 4, "{log}");
+        assert!(log.contains("reason=auth_type") && log.contains("reason=ttl"), "{log}");
+        // Ninety bad packets, one line per reason: the log is rate-limited.
+        assert!(log.matches("advert dropped").count() <= 3, "{log}");
     }
 }
 
@@ -263,4 +264,28 @@ fn split_brain_heals_to_one_master_that_reannounces_the_vip() {
     lab.expect_holder(VIP, "a", Duration::from_secs(3), &[&a, &b]);
     assert!(wait_until(Duration::from_secs(1), || lab.neighbour("client", VIP).as_deref() == Some(Lab::mac("a"))));
     drop(probe);
+}
+
+#[test]
+fn a_root_script_others_can_modify_is_refused_at_start() {
+    if !netns_available("a_root_script_others_can_modify_is_refused_at_start", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("unsafe");
+    let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let script = dir.path().join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let scripts = format!("[[vrrp_script]]\nname = \"chk\"\nscript = \"{}\"\n", script.display());
+    let config = vrrpd_config("a", 101, "track_script = [{ name = \"chk\" }]", &scripts);
+    let mut a = Daemon::vrrpd(&lab, "a", &config, &[]);
+    assert!(wait_until(Duration::from_secs(5), || !a.is_running()), "vrrpd must refuse to start");
+    assert!(a.log().contains("is writable by a non-root user"), "{}", a.log());
+    assert!(lab.holders(VIP).is_empty());
+    // Explicitly allowed, it runs (with a warning).
+    let allowed = format!("[global]\nenable_script_security = false\n{}", config.replace("[global]\n", ""));
+    let a = Daemon::vrrpd(&lab, "a", &allowed, &[]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(a.log().contains("running it anyway"), "{}", a.log());
 }
