@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, Probe, VIP};
+use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, Probe, ProbeReport, VIP};
 
 /// Priorities 101 (A) and 100 (B), advert_int 1.
 const MDI_A: f64 = 3.0 + 155.0 / 256.0;
@@ -54,15 +54,7 @@ fn main() {
     let mut rows = Vec::new();
 
     if wanted("link-cut") {
-        let probe = Probe::start(&lab, VIP);
-        std::thread::sleep(Duration::from_millis(300));
-        // Right after an advert, so the backup's timer has just been reset.
-        lab.wait_for_advert("b");
-        let t0 = Instant::now();
-        lab.cut_link("a");
-        let moved = moved_to(&lab, "b", t0);
-        std::thread::sleep(Duration::from_millis(500));
-        let report = probe.stop();
+        let (report, moved) = measure(&lab, "b", true, || lab.cut_link("a"));
         let within = (report.outage.as_secs_f64() - MDI_B).abs() <= 0.1;
         rows.push(Row {
             scenario: "master link cut",
@@ -76,14 +68,7 @@ fn main() {
     }
 
     if wanted("kill-9") {
-        let probe = Probe::start(&lab, VIP);
-        std::thread::sleep(Duration::from_millis(300));
-        lab.wait_for_advert("b");
-        let t0 = Instant::now();
-        a.kill();
-        let moved = moved_to(&lab, "b", t0);
-        std::thread::sleep(Duration::from_millis(500));
-        let report = probe.stop();
+        let (report, moved) = measure(&lab, "b", true, || a.kill());
         rows.push(Row {
             scenario: "master kill -9",
             outage: report.outage,
@@ -96,13 +81,9 @@ fn main() {
     }
 
     if wanted("graceful-stop") {
-        let probe = Probe::start(&lab, VIP);
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        a.stop();
-        let moved = moved_to(&lab, "b", t0);
-        std::thread::sleep(Duration::from_millis(500));
-        let report = probe.stop();
+        let (report, moved) = measure(&lab, "b", false, || {
+            a.stop();
+        });
         let within = (report.outage.as_secs_f64() - SKEW_B).abs() <= 0.1;
         rows.push(Row {
             scenario: "graceful stop",
@@ -118,13 +99,7 @@ fn main() {
             a.stop();
             lab.expect_holder(VIP, "b", Duration::from_secs(10), &[&a, &b]);
         }
-        let probe = Probe::start(&lab, VIP);
-        std::thread::sleep(Duration::from_millis(300));
-        let t0 = Instant::now();
-        a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &[]);
-        let moved = moved_to(&lab, "a", t0);
-        std::thread::sleep(Duration::from_millis(500));
-        let report = probe.stop();
+        let (report, moved) = measure(&lab, "a", false, || a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &[]));
         rows.push(Row {
             scenario: "preemption back",
             outage: report.outage,
@@ -144,14 +119,7 @@ fn main() {
         );
         a = start_a(&lab, &script);
         lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
-        let probe = Probe::start(&lab, VIP);
-        std::thread::sleep(Duration::from_millis(300));
-        lab.wait_for_advert("b");
-        let t0 = Instant::now();
-        std::fs::remove_file(&flag).expect("remove flag");
-        let moved = moved_to(&lab, "b", t0);
-        std::thread::sleep(Duration::from_millis(500));
-        let report = probe.stop();
+        let (report, moved) = measure(&lab, "b", true, || std::fs::remove_file(&flag).expect("remove flag"));
         rows.push(Row {
             scenario: "track script fails (-20)",
             outage: report.outage,
@@ -196,6 +164,22 @@ fn main() {
 fn start_a(lab: &Lab, after: &str) -> Daemon {
     let extra = if after.is_empty() { "" } else { "track_script = [{ name = \"chk\" }]" };
     Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, extra, after), &["--state", "MASTER"])
+}
+
+/// Runs `action` while the client probes the VIP: returns the probe's longest outage and the
+/// time from the action until `to` holds the VIP. With `after_advert`, the action comes right
+/// after an advert seen on B, so the backup's timer has just been reset.
+fn measure(lab: &Lab, to: &str, after_advert: bool, action: impl FnOnce()) -> (ProbeReport, Option<Duration>) {
+    let probe = Probe::start(lab, VIP);
+    std::thread::sleep(Duration::from_millis(300));
+    if after_advert {
+        lab.wait_for_advert("b");
+    }
+    let t0 = Instant::now();
+    action();
+    let moved = moved_to(lab, to, t0);
+    std::thread::sleep(Duration::from_millis(500));
+    (probe.stop(), moved)
 }
 
 /// Time from `t0` until `host` alone holds the VIP (`ip -br a`), polled every 20 ms.
