@@ -4,5 +4,6 @@
 pub mod config;
 pub mod duration;
 pub mod logging;
+pub mod rise_fall;
 
 pub use config::{Config, ConfigError};

@@ -18,7 +18,8 @@ use crate::driver::{Driver, DriverCommand, DriverSpec, InstanceSpec, TrackerStat
 use crate::net::link::{self, Netlink};
 use crate::notify::{Notifier, NotifyScripts};
 use crate::scripts::{Script, ScriptError};
-use crate::track::{RiseFall, TrackerKind};
+use crate::track::TrackerKind;
+use ha_common::rise_fall::RiseFall;
 
 /// How long a stopping daemon waits for pending notify scripts.
 const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
