@@ -86,10 +86,7 @@ mod tests {
         let (s, d) = addrs();
         let bytes = header(ProxyProtocol::V2, s, d);
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(
-            hex,
-            concat!("0d0a0d0a000d0a515549540a", "21", "11", "000c", "c000021f", "c0000264", "9c40", "1628")
-        );
+        assert_eq!(hex, concat!("0d0a0d0a000d0a515549540a", "21", "11", "000c", "c000021f", "c0000264", "9c40", "1628"));
         let v6: SocketAddr = "[2001:db8::1]:1234".parse().unwrap();
         assert_eq!(header(ProxyProtocol::V2, v6, d).len(), 16 + 36);
     }
