@@ -27,6 +27,10 @@ pub struct Global {
     /// default here). `false` runs such scripts anyway, with a warning.
     pub enable_script_security: bool,
     pub control_socket: PathBuf,
+    /// Sessions across every proxy (HAProxy's global `maxconn`).
+    pub maxconn: Option<u32>,
+    /// How long a stopping daemon lets sessions finish before closing them.
+    pub hard_stop_after: Duration,
 }
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vrrpd/vrrpd.sock";

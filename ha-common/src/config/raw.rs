@@ -30,6 +30,8 @@ pub struct RawGlobal {
     pub script_user: Option<S<String>>,
     pub enable_script_security: Option<bool>,
     pub control_socket: Option<S<String>>,
+    pub maxconn: Option<S<i64>>,
+    pub hard_stop_after: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]

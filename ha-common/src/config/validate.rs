@@ -136,6 +136,8 @@ impl<'a> Validator<'a> {
                 || PathBuf::from(DEFAULT_CONTROL_SOCKET),
                 |p| PathBuf::from(self.non_empty(p, "global.control_socket")),
             ),
+            maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
+            hard_stop_after: raw.hard_stop_after.as_ref().map_or(Duration::from_secs(10), |d| d.get_ref().0),
         }
     }
 

@@ -1,0 +1,107 @@
+//! Health checks on the wire: a TCP connect, or an AMQP handshake up to the broker's
+//! Connection.Start. With `send_proxy` the check opens with a PROXY header carrying its real
+//! addresses (RabbitMQ refuses a LOCAL one).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ha_common::config::{CheckKind, ProxyProtocol};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tracing::{info, warn};
+
+use crate::amqp::{self, PROTOCOL_HEADER};
+use crate::health::{CheckResult, Status};
+use crate::proxy_protocol;
+use crate::server::ProxyState;
+use crate::sessions::{CloseReason, Sessions};
+
+/// Runs one check against `address`.
+pub async fn check_once(
+    kind: CheckKind,
+    address: SocketAddr,
+    timeout: Duration,
+    send_proxy: Option<ProxyProtocol>,
+) -> CheckResult {
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(timeout, probe(kind, address, send_proxy)).await;
+    let duration = started.elapsed();
+    match outcome {
+        Ok(Ok(detail)) => CheckResult { ok: true, detail, duration },
+        Ok(Err(detail)) => CheckResult { ok: false, detail, duration },
+        Err(_) => CheckResult { ok: false, detail: format!("no answer within {} ms", timeout.as_millis()), duration },
+    }
+}
+
+async fn probe(kind: CheckKind, address: SocketAddr, send_proxy: Option<ProxyProtocol>) -> Result<String, String> {
+    let mut stream = TcpStream::connect(address).await.map_err(|e| format!("connect: {e}"))?;
+    if let Some(version) = send_proxy {
+        let local = stream.local_addr().map_err(|e| format!("local address: {e}"))?;
+        stream
+            .write_all(&proxy_protocol::header(version, local, address))
+            .await
+            .map_err(|e| format!("send PROXY header: {e}"))?;
+    }
+    match kind {
+        CheckKind::Tcp => Ok("connected".to_owned()),
+        CheckKind::Amqp => {
+            stream.write_all(&PROTOCOL_HEADER).await.map_err(|e| format!("send AMQP header: {e}"))?;
+            let mut buf = Vec::with_capacity(512);
+            loop {
+                let mut chunk = [0u8; 512];
+                let n = stream.read(&mut chunk).await.map_err(|e| format!("read: {e}"))?;
+                if n == 0 {
+                    return Err(format!("closed after {} bytes, before Connection.Start", buf.len()));
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                match amqp::parse_connection_start(&buf) {
+                    Ok(Some(start)) => return Ok(format!("Connection.Start {}-{}", start.version_major, start.version_minor)),
+                    Ok(None) if buf.len() <= amqp::MAX_START_FRAME => continue,
+                    Ok(None) => return Err("answer too long".to_owned()),
+                    Err(e) => return Err(e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+/// Checks one server forever: at `inter`, `fastinter` or `downinter` as its health says.
+/// Status changes are logged, published, and (with `on_marked_down = shutdown-sessions`) close
+/// the server's sessions.
+pub async fn run_checks(proxy: Arc<ProxyState>, proxy_index: usize, server: usize, sessions: Arc<Sessions>) {
+    let state = &proxy.servers[server];
+    if !state.config.check {
+        return;
+    }
+    let config = &proxy.config;
+    // Spread the first checks of a proxy's servers over one interval.
+    let spread = config.check.interval.mul_f64(server as f64 / proxy.servers.len().max(1) as f64);
+    tokio::time::sleep(spread.min(Duration::from_millis(500))).await;
+    loop {
+        let result = check_once(config.check.kind, state.config.address, config.check.timeout, config.send_proxy).await;
+        let detail = result.detail.clone();
+        let (change, next) = {
+            let mut health = state.health();
+            let change = health.record(Instant::now(), result);
+            (change, health.next_interval())
+        };
+        if let Some(status) = change {
+            state.up.store(status == Status::Up, Relaxed);
+            match status {
+                Status::Up => info!(proxy = %config.name, server = %state.config.name, check = %detail, "server is UP"),
+                Status::Down => warn!(proxy = %config.name, server = %state.config.name, check = %detail, "server is DOWN"),
+            }
+            if status == Status::Down && config.shutdown_sessions_on_down {
+                let closed = sessions.close_server(proxy_index, server, CloseReason::ServerDown);
+                if closed > 0 {
+                    info!(proxy = %config.name, server = %state.config.name, closed, "closed the sessions of a server marked DOWN");
+                }
+            }
+            proxy.update_availability();
+            proxy.slot_freed.notify_waiters();
+        }
+        tokio::time::sleep(next).await;
+    }
+}

@@ -1,0 +1,135 @@
+//! Accepting clients. The socket binds with IP_FREEBIND, so a listener on the VIP starts before
+//! this host holds the VIP (on a BACKUP). `maxconn` permits are taken before `accept`, so
+//! clients beyond the limit wait in the kernel's backlog instead of being refused; running out
+//! of file descriptors backs off instead of spinning.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::server::ProxyState;
+use crate::session;
+use crate::sessions::Sessions;
+
+const BACKLOG: i32 = 1024;
+const REBIND_PAUSE: Duration = Duration::from_secs(1);
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// One warning per this interval about the same trouble.
+const LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+    let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if address.is_ipv4() {
+        socket.set_freebind_v4(true)?;
+    } else {
+        socket.set_freebind_v6(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&address.into())?;
+    socket.listen(BACKLOG)?;
+    TcpListener::from_std(socket.into())
+}
+
+/// Serves one proxy until `stop` is cancelled: binds (retrying while the address cannot be had),
+/// accepts, and spawns a session per client.
+pub async fn serve(
+    proxy: Arc<ProxyState>,
+    index: usize,
+    sessions: Arc<Sessions>,
+    global: Option<Arc<Semaphore>>,
+    stop: CancellationToken,
+) {
+    let name = proxy.config.name.clone();
+    let mut last_warning: Option<Instant> = None;
+    let listener = loop {
+        match bind(proxy.config.bind) {
+            Ok(listener) => break listener,
+            Err(e) => {
+                if proxy.listener_ok.swap(false, Relaxed) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+                    error!(proxy = %name, bind = %proxy.config.bind, error = %e, "cannot listen; retrying every second");
+                    last_warning = Some(Instant::now());
+                }
+                proxy.update_availability();
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(REBIND_PAUSE) => {}
+                }
+            }
+        }
+    };
+    proxy.listener_ok.store(true, Relaxed);
+    proxy.update_availability();
+    info!(proxy = %name, bind = %proxy.config.bind, "listening");
+
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let permits = tokio::select! {
+            () = stop.cancelled() => return,
+            permits = acquire(global.clone(), proxy.maxconn.clone()) => permits,
+        };
+        let accepted = tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => accepted,
+        };
+        match accepted {
+            Ok((client, peer)) => {
+                backoff = BACKOFF_MIN;
+                let local = client.local_addr().unwrap_or(proxy.config.bind);
+                let ticket = sessions.register(local, index);
+                let (proxy, sessions) = (Arc::clone(&proxy), Arc::clone(&sessions));
+                tokio::spawn(async move {
+                    let _permits = permits;
+                    session::run(proxy, sessions, client, peer, ticket).await;
+                });
+            }
+            Err(e) if is_resource_exhaustion(&e) => {
+                if last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+                    warn!(proxy = %name, error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed: out of resources, backing off");
+                    last_warning = Some(Instant::now());
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            // A client that gave up between SYN and accept, and the like: nothing to wait for.
+            Err(_) => {}
+        }
+    }
+}
+
+async fn acquire(
+    global: Option<Arc<Semaphore>>,
+    proxy: Option<Arc<Semaphore>>,
+) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+    // Semaphores are never closed, so acquiring cannot fail.
+    let global = match global {
+        Some(s) => s.acquire_owned().await.ok(),
+        None => None,
+    };
+    let proxy = match proxy {
+        Some(s) => s.acquire_owned().await.ok(),
+        None => None,
+    };
+    (global, proxy)
+}
+
+fn is_resource_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc_errno::EMFILE | libc_errno::ENFILE | libc_errno::ENOBUFS | libc_errno::ENOMEM))
+}
+
+/// The errno values of running out of descriptors or memory (Linux).
+mod libc_errno {
+    pub const ENOMEM: i32 = 12;
+    pub const ENFILE: i32 = 23;
+    pub const EMFILE: i32 = 24;
+    pub const ENOBUFS: i32 = 105;
+}

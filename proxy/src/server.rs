@@ -1,0 +1,138 @@
+//! Runtime state of proxies and servers: what selection reads lock-free (status, current
+//! sessions), the counters the stats page shows, and the health kept by the checks.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use ha_common::config::{Proxy, Server};
+use tokio::sync::{watch, Notify, Semaphore};
+
+use crate::balance::{Candidate, Selector};
+use crate::health::Health;
+
+/// Counters of sessions and bytes, shared by proxies and servers.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub current: AtomicU32,
+    pub max: AtomicU32,
+    pub total: AtomicU64,
+    /// Client to server.
+    pub bytes_in: AtomicU64,
+    /// Server to client.
+    pub bytes_out: AtomicU64,
+}
+
+impl Counters {
+    pub fn session_started(&self) {
+        let now = self.current.fetch_add(1, Relaxed) + 1;
+        self.max.fetch_max(now, Relaxed);
+        self.total.fetch_add(1, Relaxed);
+    }
+
+    pub fn session_ended(&self) {
+        self.current.fetch_sub(1, Relaxed);
+    }
+}
+
+pub struct ServerState {
+    pub config: Server,
+    /// Passed its checks (always, when not checked).
+    pub up: AtomicBool,
+    /// Takes new sessions: false while an operator drains it or holds it in maintenance.
+    pub ready: AtomicBool,
+    pub weight: AtomicU32,
+    pub counters: Counters,
+    pub failed_connects: AtomicU64,
+    health: Mutex<Health>,
+}
+
+impl ServerState {
+    pub fn new(config: Server, health: Health) -> Self {
+        ServerState {
+            up: AtomicBool::new(true),
+            ready: AtomicBool::new(true),
+            weight: AtomicU32::new(config.weight),
+            counters: Counters::default(),
+            failed_connects: AtomicU64::new(0),
+            health: Mutex::new(health),
+            config,
+        }
+    }
+
+    pub fn health(&self) -> MutexGuard<'_, Health> {
+        // A panic while holding the lock cannot leave Health half-updated in a way that
+        // matters more than losing the stats; keep serving.
+        self.health.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn candidate(&self) -> Candidate {
+        Candidate {
+            up: self.up.load(Relaxed),
+            ready: self.ready.load(Relaxed),
+            backup: self.config.backup,
+            weight: self.weight.load(Relaxed),
+            current: self.counters.current.load(Relaxed),
+            maxconn: self.config.maxconn,
+        }
+    }
+}
+
+pub struct ProxyState {
+    pub config: Proxy,
+    pub servers: Vec<ServerState>,
+    pub selector: Selector,
+    pub counters: Counters,
+    /// Sessions waiting for a server slot.
+    pub queued: AtomicU32,
+    pub queued_max: AtomicU32,
+    /// Sessions refused: no server, queue full or timed out.
+    pub denied: AtomicU64,
+    /// Wakes queued sessions when a slot frees or a server comes UP.
+    pub slot_freed: Notify,
+    pub maxconn: Option<Arc<Semaphore>>,
+    pub listener_ok: AtomicBool,
+    /// Whether the proxy can serve: its listener is bound and a server is usable.
+    pub available: watch::Sender<bool>,
+}
+
+impl ProxyState {
+    pub fn new(config: Proxy, now: Instant) -> Self {
+        let servers: Vec<ServerState> =
+            config.servers.iter().map(|s| ServerState::new(s.clone(), Health::new(config.check, now))).collect();
+        let selector = Selector::new(config.balance, servers.len());
+        let maxconn = config.maxconn.map(|m| Arc::new(Semaphore::new(m as usize)));
+        let (available, _) = watch::channel(true);
+        ProxyState {
+            servers,
+            selector,
+            counters: Counters::default(),
+            queued: AtomicU32::new(0),
+            queued_max: AtomicU32::new(0),
+            denied: AtomicU64::new(0),
+            slot_freed: Notify::new(),
+            maxconn,
+            listener_ok: AtomicBool::new(true),
+            available,
+            config,
+        }
+    }
+
+    pub fn candidates(&self) -> Vec<Candidate> {
+        self.servers.iter().map(ServerState::candidate).collect()
+    }
+
+    /// Recomputes availability and tells watchers (track_proxy) when it changed.
+    pub fn update_availability(&self) {
+        let usable = self.servers.iter().any(|s| {
+            let c = s.candidate();
+            c.up && c.ready && c.weight > 0
+        });
+        let available = usable && self.listener_ok.load(Relaxed);
+        self.available.send_if_modified(|current| std::mem::replace(current, available) != available);
+    }
+
+    pub fn server_index(&self, name: &str) -> Option<usize> {
+        self.servers.iter().position(|s| s.config.name == name)
+    }
+}

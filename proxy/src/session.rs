@@ -1,0 +1,267 @@
+//! One proxied session: choose a server (queueing while all are full), connect with retries
+//! and redispatch, send the PROXY header, then copy both ways with half-close until both sides
+//! are done, the session idles out, or it is closed from outside. Ends with one log line.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use socket2::{SockRef, TcpKeepalive};
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpSocket, TcpStream};
+use tracing::{debug, info};
+
+use crate::balance::Choice;
+use crate::proxy_protocol;
+use crate::server::ProxyState;
+use crate::sessions::{CloseReason, Sessions, Ticket};
+
+/// Buffer per direction: large enough for throughput, allocated only once data flows, so an
+/// idle AMQP connection costs no buffer at all.
+const BUFFER: usize = 64 * 1024;
+/// Queued sessions beyond this are refused at once.
+const MAX_QUEUE: u32 = 4096;
+/// Pause before retrying the same server (no redispatch).
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
+
+/// TCP keepalive on both sides: a vanished peer is noticed within minutes even when AMQP
+/// heartbeats are off.
+pub fn set_keepalive(stream: &TcpStream) {
+    let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)).with_retries(6);
+    let socket = SockRef::from(stream);
+    let _ = socket.set_tcp_keepalive(&keepalive);
+    let _ = socket.set_tcp_nodelay(true);
+}
+
+pub async fn run(proxy: Arc<ProxyState>, sessions: Arc<Sessions>, client: TcpStream, peer: SocketAddr, ticket: Ticket) {
+    let started = Instant::now();
+    set_keepalive(&client);
+    let local = client.local_addr().unwrap_or(peer);
+    proxy.counters.session_started();
+    let outcome = tokio::select! {
+        biased;
+        () = ticket.cancel.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
+        connected = connect(&proxy, &client, peer, local) => connected,
+    };
+    let (server, upstream, connect_time) = match outcome {
+        Ok(connected) => connected,
+        Err(reason) => {
+            proxy.denied.fetch_add(1, Relaxed);
+            proxy.counters.session_ended();
+            sessions.unregister(ticket.id);
+            info!(proxy = %proxy.config.name, client = %peer, %local, reason = %reason, "session refused");
+            return;
+        }
+    };
+    sessions.set_server(ticket.id, server);
+    let state = &proxy.servers[server];
+    let in_bytes = AtomicU64::new(0);
+    let out_bytes = AtomicU64::new(0);
+    let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
+    state.counters.session_ended();
+    proxy.counters.session_ended();
+    proxy.slot_freed.notify_waiters();
+    sessions.unregister(ticket.id);
+    info!(
+        proxy = %proxy.config.name, client = %peer, %local, server = %state.config.name,
+        connect_ms = connect_time.as_millis() as u64, duration_ms = started.elapsed().as_millis() as u64,
+        bytes_in = in_bytes.load(Relaxed), bytes_out = out_bytes.load(Relaxed), reason = %reason, "session closed"
+    );
+}
+
+/// Chooses and connects a server. Each failed attempt excludes the server it tried when
+/// `redispatch` is on, so the client is refused only when no UP server accepts.
+async fn connect(
+    proxy: &ProxyState,
+    client: &TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+) -> Result<(usize, TcpStream, Duration), CloseReason> {
+    let config = &proxy.config;
+    let started = Instant::now();
+    let mut failed: Vec<usize> = Vec::new();
+    let mut last: Option<usize> = None;
+    for attempt in 0..=config.retries {
+        let server = match (last, config.redispatch) {
+            (Some(previous), false) => {
+                tokio::time::sleep(RETRY_PAUSE).await;
+                previous
+            }
+            _ => wait_for_server(proxy, &failed, started).await?,
+        };
+        let state = &proxy.servers[server];
+        state.counters.session_started();
+        match connect_server(state.config.address, config.timeout_connect).await {
+            Ok(upstream) => {
+                set_keepalive(&upstream);
+                if let Some(version) = config.send_proxy {
+                    let mut upstream = upstream;
+                    let header = proxy_protocol::header(version, peer, local);
+                    if upstream.write_all(&header).await.is_err() {
+                        state.counters.session_ended();
+                        return Err(CloseReason::ServerError);
+                    }
+                    return Ok((server, upstream, started.elapsed()));
+                }
+                return Ok((server, upstream, started.elapsed()));
+            }
+            Err(e) => {
+                state.counters.session_ended();
+                state.failed_connects.fetch_add(1, Relaxed);
+                debug!(proxy = %config.name, server = %state.config.name, attempt, error = %e, "connect failed");
+                failed.push(server);
+                last = Some(server);
+                // Every server failed once: start over rather than give up while retries remain.
+                if failed.len() >= proxy.servers.len() {
+                    failed.clear();
+                }
+            }
+        }
+        if client.peer_addr().is_err() {
+            return Err(CloseReason::ClientError);
+        }
+    }
+    Err(CloseReason::NoServer)
+}
+
+/// Picks a server, waiting in the queue (up to `timeout_queue`) while all usable ones are full.
+async fn wait_for_server(proxy: &ProxyState, exclude: &[usize], since: Instant) -> Result<usize, CloseReason> {
+    let deadline = since + proxy.config.timeout_queue;
+    let mut queued = false;
+    let result = loop {
+        let notified = proxy.slot_freed.notified();
+        match proxy.selector.choose(&proxy.candidates(), exclude) {
+            Choice::Server(i) => break Ok(i),
+            Choice::Unavailable if exclude.is_empty() => break Err(CloseReason::NoServer),
+            // Everything else was excluded by failures: try them again.
+            Choice::Unavailable => {
+                if let Choice::Server(i) = proxy.selector.choose(&proxy.candidates(), &[]) {
+                    break Ok(i);
+                }
+                break Err(CloseReason::NoServer);
+            }
+            Choice::Full => {
+                if !queued {
+                    let depth = proxy.queued.fetch_add(1, Relaxed) + 1;
+                    queued = true;
+                    proxy.queued_max.fetch_max(depth, Relaxed);
+                    if depth > MAX_QUEUE {
+                        break Err(CloseReason::QueueTimeout);
+                    }
+                }
+                if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
+                    break Err(CloseReason::QueueTimeout);
+                }
+            }
+        }
+    };
+    if queued {
+        proxy.queued.fetch_sub(1, Relaxed);
+    }
+    result
+}
+
+async fn connect_server(address: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+    let socket = if address.is_ipv4() { TcpSocket::new_v4()? } else { TcpSocket::new_v6()? };
+    match tokio::time::timeout(timeout, socket.connect(address)).await {
+        Ok(result) => result,
+        Err(_) => Err(io::Error::new(io::ErrorKind::TimedOut, format!("no answer within {} ms", timeout.as_millis()))),
+    }
+}
+
+/// Copies both ways until both directions end, the idle timeout passes, a socket fails, or the
+/// ticket is cancelled. A direction that reaches EOF shuts down the other side's write half and
+/// the other direction carries on (half-close).
+async fn pipe(
+    client: TcpStream,
+    server: TcpStream,
+    proxy: &ProxyState,
+    server_index: usize,
+    ticket: &Ticket,
+    in_bytes: &AtomicU64,
+    out_bytes: &AtomicU64,
+) -> CloseReason {
+    let origin = Instant::now();
+    let activity = AtomicU64::new(0);
+    let state = &proxy.servers[server_index];
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let upstream =
+        copy(client_read, server_write, [&state.counters.bytes_in, &proxy.counters.bytes_in, in_bytes], &activity, origin);
+    let downstream =
+        copy(server_read, client_write, [&state.counters.bytes_out, &proxy.counters.bytes_out, out_bytes], &activity, origin);
+    let idle = proxy.config.timeout_idle;
+    let idle_watch = async {
+        loop {
+            let wake = origin + Duration::from_millis(activity.load(Relaxed)) + idle;
+            if Instant::now() >= wake {
+                return;
+            }
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    };
+    tokio::pin!(upstream, downstream, idle_watch);
+    let (mut upstream_done, mut downstream_done) = (false, false);
+    while !(upstream_done && downstream_done) {
+        tokio::select! {
+            result = &mut upstream, if !upstream_done => match result {
+                Ok(()) => upstream_done = true,
+                Err(Side::Read) => return CloseReason::ClientError,
+                Err(Side::Write) => return CloseReason::ServerError,
+            },
+            result = &mut downstream, if !downstream_done => match result {
+                Ok(()) => downstream_done = true,
+                Err(Side::Read) => return CloseReason::ServerError,
+                Err(Side::Write) => return CloseReason::ClientError,
+            },
+            () = &mut idle_watch => return CloseReason::IdleTimeout,
+            () = ticket.cancel.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
+        }
+    }
+    CloseReason::Done
+}
+
+/// Which socket of a direction failed: its reading side or its writing side.
+enum Side {
+    Read,
+    Write,
+}
+
+/// One direction. The buffer is taken when data arrives and given back as soon as the socket
+/// has nothing more to read, so a mostly idle AMQP connection holds no buffer between its
+/// heartbeats.
+async fn copy(
+    from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    counters: [&AtomicU64; 3],
+    activity: &AtomicU64,
+    origin: Instant,
+) -> Result<(), Side> {
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        from.readable().await.map_err(|_| Side::Read)?;
+        if buf.is_empty() {
+            buf = vec![0; BUFFER];
+        }
+        let n = match from.try_read(&mut buf) {
+            Ok(0) => {
+                let _ = to.shutdown().await;
+                return Ok(());
+            }
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                buf = Vec::new();
+                continue;
+            }
+            Err(_) => return Err(Side::Read),
+        };
+        to.write_all(&buf[..n]).await.map_err(|_| Side::Write)?;
+        for counter in counters {
+            counter.fetch_add(n as u64, Relaxed);
+        }
+        activity.store(origin.elapsed().as_millis() as u64, Relaxed);
+    }
+}

@@ -1,0 +1,169 @@
+//! Every live session, so that sessions can be closed from outside: those accepted on a VIP
+//! when the host leaves MASTER, those of a server marked DOWN, all of them at shutdown.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+/// Why a session ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum CloseReason {
+    /// The client closed (both directions finished).
+    Done = 1,
+    ClientError,
+    ServerError,
+    IdleTimeout,
+    /// No server could be connected (all retries failed, or none UP).
+    NoServer,
+    QueueTimeout,
+    ServerDown,
+    /// The host left MASTER: the client has moved to the other proxy host.
+    VipLost,
+    Shutdown,
+    /// An operator closed it (shutdown-sessions).
+    Admin,
+}
+
+impl CloseReason {
+    fn from_u8(value: u8) -> Option<Self> {
+        use CloseReason::*;
+        [Done, ClientError, ServerError, IdleTimeout, NoServer, QueueTimeout, ServerDown, VipLost, Shutdown, Admin]
+            .into_iter()
+            .find(|r| *r as u8 == value)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CloseReason::Done => "closed",
+            CloseReason::ClientError => "client error",
+            CloseReason::ServerError => "server error",
+            CloseReason::IdleTimeout => "idle timeout",
+            CloseReason::NoServer => "no server available",
+            CloseReason::QueueTimeout => "queue timeout",
+            CloseReason::ServerDown => "server marked down",
+            CloseReason::VipLost => "VIP lost",
+            CloseReason::Shutdown => "shutdown",
+            CloseReason::Admin => "closed by operator",
+        }
+    }
+}
+
+impl fmt::Display for CloseReason {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A session's side of the registry: its cancellation and the reason it was given.
+#[derive(Clone)]
+pub struct Ticket {
+    pub id: u64,
+    pub cancel: CancellationToken,
+    reason: Arc<AtomicU8>,
+}
+
+impl Ticket {
+    /// The reason the session was cancelled with, if it was.
+    pub fn reason(&self) -> Option<CloseReason> {
+        CloseReason::from_u8(self.reason.load(Relaxed))
+    }
+}
+
+struct Entry {
+    local: SocketAddr,
+    proxy: usize,
+    server: Option<usize>,
+    ticket: Ticket,
+}
+
+#[derive(Default)]
+pub struct Sessions {
+    next_id: AtomicU64,
+    entries: Mutex<HashMap<u64, Entry>>,
+}
+
+impl Sessions {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Entry>> {
+        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a session accepted on `local` by proxy `proxy`.
+    pub fn register(&self, local: SocketAddr, proxy: usize) -> Ticket {
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let ticket = Ticket { id, cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
+        self.lock().insert(id, Entry { local, proxy, server: None, ticket: ticket.clone() });
+        ticket
+    }
+
+    pub fn set_server(&self, id: u64, server: usize) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.server = Some(server);
+        }
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.lock().remove(&id);
+    }
+
+    /// Closes the sessions accepted on any of `addresses`; returns how many.
+    pub fn close_accepted_on(&self, addresses: &[IpAddr], reason: CloseReason) -> usize {
+        self.close_where(|e| addresses.contains(&e.local.ip()), reason)
+    }
+
+    /// Closes the sessions proxy `proxy` sent to server `server`.
+    pub fn close_server(&self, proxy: usize, server: usize, reason: CloseReason) -> usize {
+        self.close_where(|e| e.proxy == proxy && e.server == Some(server), reason)
+    }
+
+    pub fn close_all(&self, reason: CloseReason) -> usize {
+        self.close_where(|_| true, reason)
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn close_where(&self, matches: impl Fn(&Entry) -> bool, reason: CloseReason) -> usize {
+        let entries = self.lock();
+        let mut closed = 0;
+        for entry in entries.values().filter(|e| matches(e)) {
+            // The first reason given wins.
+            let _ = entry.ticket.reason.compare_exchange(0, reason as u8, Relaxed, Relaxed);
+            entry.ticket.cancel.cancel();
+            closed += 1;
+        }
+        closed
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn closes_by_local_address_and_by_server_with_the_first_reason() {
+        let sessions = Sessions::default();
+        let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
+        let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
+        let on_vip = sessions.register(vip, 0);
+        let on_host = sessions.register(host, 0);
+        sessions.set_server(on_host.id, 1);
+        assert_eq!(sessions.close_accepted_on(&[vip.ip()], CloseReason::VipLost), 1);
+        assert!(on_vip.cancel.is_cancelled() && !on_host.cancel.is_cancelled());
+        assert_eq!(on_vip.reason(), Some(CloseReason::VipLost));
+        assert_eq!(sessions.close_server(0, 1, CloseReason::ServerDown), 1);
+        assert_eq!(sessions.close_all(CloseReason::Shutdown), 2);
+        assert_eq!(on_host.reason(), Some(CloseReason::ServerDown), "the first reason stays");
+        sessions.unregister(on_vip.id);
+        assert_eq!(sessions.len(), 1);
+    }
+}
