@@ -6,6 +6,7 @@
 //! prerequisite fails the test instead of skipping it.
 
 pub mod lab;
+pub mod netns;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

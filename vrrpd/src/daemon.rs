@@ -20,6 +20,7 @@ use crate::notify::{Notifier, NotifyScripts};
 use crate::scripts::{Script, ScriptError};
 use crate::track::TrackerKind;
 use ha_common::rise_fall::RiseFall;
+use proxy::Balancer;
 
 /// How long a stopping daemon waits for pending notify scripts.
 const NOTIFY_DRAIN: std::time::Duration = std::time::Duration::from_secs(10);
@@ -67,20 +68,42 @@ pub struct Daemon {
     overrides: Cli,
     netlink: Netlink,
     notifier: Notifier,
+    balancer: Option<Arc<Balancer>>,
     drivers: HashMap<String, DriverHandle>,
     scripts: HashMap<String, ScriptRunner>,
     status: TrackerStatus,
     events: mpsc::UnboundedSender<TrackerEvent>,
+    /// The proxies the balancer was started with; a reload does not change them yet.
+    proxies: Vec<ha_common::config::Proxy>,
 }
 
-/// Runs the daemon until SIGTERM or SIGINT. The VRRP runtime has this thread to itself: the
-/// balancer, when it runs, gets threads of its own, so a busy proxy cannot delay an advert.
+/// Runs the daemon until SIGTERM or SIGINT. VRRP has this thread and its runtime to itself;
+/// the balancer runs on a multi-thread runtime of its own, so a busy proxy cannot delay an
+/// advert.
 pub fn run(cli: Cli, config: Config) -> Result<(), StartError> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StartError::Runtime)?;
-    runtime.block_on(run_async(cli, config))
+    let vrrp = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StartError::Runtime)?;
+    let proxies = tokio::runtime::Builder::new_multi_thread()
+        .thread_name("vrrpd-proxy")
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let balancer = (!config.proxies.is_empty())
+        .then(|| Balancer::start(&config.proxies, config.global.maxconn, config.global.hard_stop_after, proxies.handle()));
+    let result = vrrp.block_on(run_async(cli, config, balancer.clone(), proxies.handle().clone()));
+    if let Some(balancer) = balancer {
+        // Sessions on VIPs closed when the instances resigned; the rest get hard_stop_after.
+        proxies.block_on(balancer.shutdown());
+    }
+    proxies.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
-async fn run_async(cli: Cli, config: Config) -> Result<(), StartError> {
+async fn run_async(
+    cli: Cli,
+    config: Config,
+    balancer: Option<Arc<Balancer>>,
+    proxies: tokio::runtime::Handle,
+) -> Result<(), StartError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
     let mut interrupt = signal(SignalKind::interrupt()).map_err(StartError::Signals)?;
     let mut hangup = signal(SignalKind::hangup()).map_err(StartError::Signals)?;
@@ -94,13 +117,15 @@ async fn run_async(cli: Cli, config: Config) -> Result<(), StartError> {
         overrides: cli,
         netlink,
         notifier,
+        balancer: balancer.clone(),
         drivers: HashMap::new(),
         scripts: HashMap::new(),
         status: TrackerStatus::new(),
         events,
+        proxies: config.proxies.clone(),
     };
-    if !config.proxies.is_empty() {
-        warn!("the AMQP balancer is not part of this build yet: [[proxy]] sections are validated but not served, and track_proxy objects stay up");
+    if let Some(balancer) = &balancer {
+        daemon.watch_proxies(balancer, &proxies);
     }
     daemon.learn_interfaces(&plan).await;
     if let Err(e) = daemon.apply(plan).await {
@@ -181,6 +206,27 @@ fn plan(config: &Config) -> Result<Plan, StartError> {
 }
 
 impl Daemon {
+    /// Feeds each proxy's availability (listener bound, a server usable) to track_proxy, and
+    /// records the current one so instances start with it.
+    fn watch_proxies(&mut self, balancer: &Balancer, proxies: &tokio::runtime::Handle) {
+        for state in balancer.proxies() {
+            let name = state.config.name.clone();
+            let Some(mut availability) = balancer.availability(&name) else { continue };
+            self.status.insert((TrackerKind::Proxy, name.clone()), *availability.borrow_and_update());
+            let events = self.events.clone();
+            // The watch lives on the balancer's runtime; the event crosses to VRRP's.
+            proxies.spawn(async move {
+                while availability.changed().await.is_ok() {
+                    let up = *availability.borrow_and_update();
+                    info!(proxy = %name, available = up, "proxy availability changed");
+                    if events.send(TrackerEvent { kind: TrackerKind::Proxy, name: name.clone(), up }).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    }
+
     /// Records the link state of every tracked interface, so instances start with it.
     async fn learn_interfaces(&mut self, plan: &Plan) {
         let tracked: HashSet<&str> = plan
@@ -230,7 +276,8 @@ impl Daemon {
                 let _ = handle.commands.send(DriverCommand::Reload { spec, status: self.status.clone() }).await;
                 continue;
             }
-            let driver = Driver::start(spec, self.netlink.clone(), self.notifier.clone(), &self.status).await?;
+            let driver =
+                Driver::start(spec, self.netlink.clone(), self.notifier.clone(), self.balancer.clone(), &self.status).await?;
             let (commands, queue) = mpsc::channel(64);
             let task = tokio::spawn(driver.run(queue));
             self.drivers.insert(interface, DriverHandle { commands, task });
@@ -262,6 +309,9 @@ impl Daemon {
                 return;
             }
         };
+        if config.proxies != self.proxies {
+            warn!("[[proxy]] changes take effect at the next restart; VRRP changes apply now");
+        }
         self.learn_interfaces(&plan).await;
         match self.apply(plan).await {
             Ok(()) => info!("configuration reloaded"),

@@ -3,11 +3,12 @@
 //! interface, all on the VRRP runtime, which nothing else shares.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ha_common::config::{Ipv4Prefix, VrrpInstance};
+use proxy::Balancer;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
@@ -72,13 +73,21 @@ pub struct Driver {
     instances: Vec<Instance>,
     unattributed: DropCounters,
     notifier: Notifier,
+    /// Closes the sessions accepted on VIPs this host gives up.
+    balancer: Option<Arc<Balancer>>,
     drop_log: HashMap<DropReason, (Instant, u64)>,
 }
 
 impl Driver {
     /// Looks the interface up, removes VIPs a crashed run left behind, opens the sockets and
     /// starts every instance.
-    pub async fn start(spec: DriverSpec, netlink: Netlink, notifier: Notifier, status: &TrackerStatus) -> Result<Self, NetError> {
+    pub async fn start(
+        spec: DriverSpec,
+        netlink: Netlink,
+        notifier: Notifier,
+        balancer: Option<Arc<Balancer>>,
+        status: &TrackerStatus,
+    ) -> Result<Self, NetError> {
         let interface = netlink.interface(&spec.interface).await?;
         let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         for stale in netlink.remove_stale_vips(&interface, &vips).await? {
@@ -104,6 +113,7 @@ impl Driver {
             instances: Vec::new(),
             unattributed: DropCounters::default(),
             notifier,
+            balancer,
             drop_log: HashMap::new(),
         };
         for spec in spec.instances {
@@ -287,10 +297,25 @@ impl Driver {
                     instance = %config.name, vrid = config.vrid, from = %t.from, to = %t.to,
                     priority = t.priority, reason = %t.reason, master, "state change"
                 );
+                if t.from == State::Master && t.to != State::Master {
+                    self.close_vip_sessions(config);
+                }
                 if t.to != t.from || t.to == State::Initialize {
                     self.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
                 }
             }
+        }
+    }
+
+    /// The clients of sessions accepted on the VIPs are reconnecting through the new master;
+    /// their broker connections here must go now, or the broker holds their unacknowledged
+    /// messages until the heartbeat expires.
+    fn close_vip_sessions(&self, config: &VrrpInstance) {
+        let Some(balancer) = &self.balancer else { return };
+        let vips: Vec<IpAddr> = config.virtual_ipaddress.iter().map(|v| IpAddr::V4(v.addr)).collect();
+        let closed = balancer.close_sessions_accepted_on(&vips);
+        if closed > 0 {
+            info!(instance = %config.name, closed, "closed the sessions accepted on the VIPs given up");
         }
     }
 
