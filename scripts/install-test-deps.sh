@@ -11,6 +11,7 @@ packages=(
     iputils-ping    # probes in the lab
     procps          # pkill, ps
     python3         # pcap parsing in capture-keepalived.sh
+    rabbitmq-server # the brokers of the end-to-end tests (3.10 in Debian 12)
 )
 
 missing=()

@@ -49,8 +49,18 @@ fn program_exists(program: &str) -> bool {
 
 /// Runs a script from `scripts/` and returns its stdout; panics with its stderr on failure.
 pub fn run_script(name: &str, args: &[&str]) -> String {
+    run_script_env(name, args, &[])
+}
+
+/// [`run_script`] with extra environment variables.
+pub fn run_script_env(name: &str, args: &[&str], env: &[(&str, &str)]) -> String {
     let path = repo_root().join("scripts").join(name);
-    let out = Command::new("bash").arg(&path).args(args).output().unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
+    let out = Command::new("bash")
+        .arg(&path)
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
     assert!(out.status.success(), "{} failed: {}", path.display(), String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).expect("script output is text")
 }

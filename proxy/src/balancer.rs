@@ -64,11 +64,29 @@ impl Balancer {
     }
 
     /// Closes every session accepted on one of `addresses`, backend side included; returns how
-    /// many. Called when the host leaves MASTER for the VIPs it gave up: the clients are
-    /// reconnecting through the other host, and a broker holding their old connections would
-    /// keep their unacknowledged messages until the heartbeat expires.
+    /// many.
     pub fn close_sessions_accepted_on(&self, addresses: &[IpAddr]) -> usize {
         self.sessions.close_accepted_on(addresses, CloseReason::VipLost)
+    }
+
+    /// Gives up VIPs: refuses new sessions accepted on `addresses`, closes the open ones
+    /// (broker side included), and waits up to `within` for their sockets to be gone. Call it
+    /// while the addresses are still on the interface: a FIN can only leave from an address the
+    /// host holds, and a client that only reads (an AMQP consumer) would otherwise learn of the
+    /// failover at its next heartbeat, while the broker keeps its unacknowledged messages.
+    /// Returns how many sessions were closed.
+    pub async fn release_addresses(&self, addresses: &[IpAddr], within: Duration) -> usize {
+        let closed = self.sessions.fence(addresses, CloseReason::VipLost);
+        let deadline = Instant::now() + within;
+        while self.sessions.open_on(addresses) > 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        closed
+    }
+
+    /// Takes VIPs (back): sessions accepted on them are served again.
+    pub fn claim_addresses(&self, addresses: &[IpAddr]) {
+        self.sessions.unfence(addresses);
     }
 
     pub fn close_server_sessions(&self, proxy: usize, server: usize, reason: CloseReason) -> usize {

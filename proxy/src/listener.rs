@@ -85,6 +85,11 @@ pub async fn serve(
             Ok((client, peer)) => {
                 backoff = BACKOFF_MIN;
                 let local = client.local_addr().unwrap_or(proxy.config.bind);
+                // A VIP being given up: the client must go to the new master.
+                if sessions.is_fenced(local.ip()) {
+                    proxy.denied.fetch_add(1, Relaxed);
+                    continue;
+                }
                 let ticket = sessions.register(local, index);
                 let (proxy, sessions) = (Arc::clone(&proxy), Arc::clone(&sessions));
                 tokio::spawn(async move {

@@ -85,6 +85,8 @@ struct Entry {
 pub struct Sessions {
     next_id: AtomicU64,
     entries: Mutex<HashMap<u64, Entry>>,
+    /// Local addresses being given up: sessions accepted on them are refused.
+    fenced: Mutex<Vec<IpAddr>>,
 }
 
 impl Sessions {
@@ -98,6 +100,33 @@ impl Sessions {
         let ticket = Ticket { id, cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
         self.lock().insert(id, Entry { local, proxy, server: None, ticket: ticket.clone() });
         ticket
+    }
+
+    /// Refuses sessions accepted on `addresses` from now on, and closes those already open.
+    pub fn fence(&self, addresses: &[IpAddr], reason: CloseReason) -> usize {
+        {
+            let mut fenced = self.fenced.lock().unwrap_or_else(|p| p.into_inner());
+            for address in addresses {
+                if !fenced.contains(address) {
+                    fenced.push(*address);
+                }
+            }
+        }
+        self.close_accepted_on(addresses, reason)
+    }
+
+    /// Accepts sessions on `addresses` again.
+    pub fn unfence(&self, addresses: &[IpAddr]) {
+        self.fenced.lock().unwrap_or_else(|p| p.into_inner()).retain(|a| !addresses.contains(a));
+    }
+
+    pub fn is_fenced(&self, address: IpAddr) -> bool {
+        self.fenced.lock().unwrap_or_else(|p| p.into_inner()).contains(&address)
+    }
+
+    /// Sessions accepted on one of `addresses` that are still open.
+    pub fn open_on(&self, addresses: &[IpAddr]) -> usize {
+        self.lock().values().filter(|e| addresses.contains(&e.local.ip())).count()
     }
 
     pub fn set_server(&self, id: u64, server: usize) {
@@ -165,5 +194,20 @@ mod tests {
         assert_eq!(on_host.reason(), Some(CloseReason::ServerDown), "the first reason stays");
         sessions.unregister(on_vip.id);
         assert_eq!(sessions.len(), 1);
+    }
+
+    #[test]
+    fn fenced_addresses_refuse_until_unfenced() {
+        let sessions = Sessions::default();
+        let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
+        let open = sessions.register(vip, 0);
+        assert_eq!(sessions.fence(&[vip.ip()], CloseReason::VipLost), 1);
+        assert!(open.cancel.is_cancelled());
+        assert!(sessions.is_fenced(vip.ip()));
+        assert_eq!(sessions.open_on(&[vip.ip()]), 1, "until the session task unregisters");
+        sessions.unregister(open.id);
+        assert_eq!(sessions.open_on(&[vip.ip()]), 0);
+        sessions.unfence(&[vip.ip()]);
+        assert!(!sessions.is_fenced(vip.ip()));
     }
 }

@@ -60,6 +60,8 @@ pub enum DriverCommand {
 /// Adverts are at most 20 + 16 + 4 x 255 bytes; anything longer is cut here and then fails the
 /// length check.
 const RECEIVE_BUFFER: usize = 2048;
+/// How long giving up a VIP waits for its sessions to close before removing the address.
+const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// At most one log line per drop reason per interface in this interval.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
@@ -269,6 +271,9 @@ impl Driver {
                 }
             }
             Action::AddVips => {
+                if let Some(balancer) = &self.balancer {
+                    balancer.claim_addresses(&vip_addresses(config));
+                }
                 for &vip in &config.virtual_ipaddress {
                     match self.netlink.add_vip(&self.interface, config.vrid, vip).await {
                         Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP added"),
@@ -277,6 +282,7 @@ impl Driver {
                 }
             }
             Action::RemoveVips => {
+                self.release_vip_sessions(config).await;
                 for &vip in &config.virtual_ipaddress {
                     match self.netlink.remove_vip(&self.interface, vip).await {
                         Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP removed"),
@@ -297,9 +303,6 @@ impl Driver {
                     instance = %config.name, vrid = config.vrid, from = %t.from, to = %t.to,
                     priority = t.priority, reason = %t.reason, master, "state change"
                 );
-                if t.from == State::Master && t.to != State::Master {
-                    self.close_vip_sessions(config);
-                }
                 if t.to != t.from || t.to == State::Initialize {
                     self.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
                 }
@@ -307,13 +310,13 @@ impl Driver {
         }
     }
 
-    /// The clients of sessions accepted on the VIPs are reconnecting through the new master;
-    /// their broker connections here must go now, or the broker holds their unacknowledged
-    /// messages until the heartbeat expires.
-    fn close_vip_sessions(&self, config: &VrrpInstance) {
+    /// Before the VIPs go: the clients of sessions accepted on them are moving to the new
+    /// master, and their broker connections here must close now, or the broker holds their
+    /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
+    /// host still holds the VIPs, hence the bounded wait.
+    async fn release_vip_sessions(&self, config: &VrrpInstance) {
         let Some(balancer) = &self.balancer else { return };
-        let vips: Vec<IpAddr> = config.virtual_ipaddress.iter().map(|v| IpAddr::V4(v.addr)).collect();
-        let closed = balancer.close_sessions_accepted_on(&vips);
+        let closed = balancer.release_addresses(&vip_addresses(config), VIP_RELEASE_WAIT).await;
         if closed > 0 {
             info!(instance = %config.name, closed, "closed the sessions accepted on the VIPs given up");
         }
@@ -335,4 +338,8 @@ impl Driver {
         *last = now;
         *suppressed = 0;
     }
+}
+
+fn vip_addresses(config: &VrrpInstance) -> Vec<IpAddr> {
+    config.virtual_ipaddress.iter().map(|v| IpAddr::V4(v.addr)).collect()
 }

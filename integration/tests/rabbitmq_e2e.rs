@@ -1,0 +1,352 @@
+//! End to end with real RabbitMQ: a three-node 3.10 cluster (Debian's rabbitmq-server) in the
+//! backend namespace, vrrpd with its balancer on both proxy hosts, and an AMQP publisher (with
+//! publisher confirms) and consumer (with manual acks) in the client namespace, talking through
+//! the VIP. The VIP moves by a graceful failover while the consumer holds unacknowledged
+//! messages, then a broker node stops: every confirmed message is consumed, and the held
+//! messages come back to the consumer at once rather than after the broker's heartbeat timeout.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use amqprs::callbacks::ChannelCallback;
+use amqprs::channel::{
+    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, Channel, ConfirmSelectArguments,
+    QueueDeclareArguments,
+};
+use amqprs::connection::{Connection, OpenConnectionArguments};
+use amqprs::error::Error as AmqpError;
+use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use integration::lab::{vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::{netns_available, run_script_env};
+use tokio::sync::mpsc;
+
+const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl"];
+const QUEUE: &str = "vrrpd-e2e";
+
+const PROXY: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+balance = "leastconn"
+check = { kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+
+[[proxy.server]]
+name = "rabbit3"
+address = "192.0.2.23:5672"
+"#;
+
+struct Cluster {
+    lab: String,
+}
+
+impl Cluster {
+    fn start(lab: &Lab) -> Cluster {
+        run_script_env("rabbitmq-cluster.sh", &["start"], &[("LAB", &lab.name)]);
+        Cluster { lab: lab.name.clone() }
+    }
+
+    fn stop_node(&self, n: u8) {
+        run_script_env("rabbitmq-cluster.sh", &["stop-node", &n.to_string()], &[("LAB", &self.lab)]);
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("bash")
+            .arg(integration::repo_root().join("scripts/rabbitmq-cluster.sh"))
+            .arg("stop")
+            .env("LAB", &self.lab)
+            .status();
+    }
+}
+
+/// What the clients saw, shared with the test thread.
+#[derive(Default)]
+struct Observed {
+    confirmed: BTreeSet<u64>,
+    consumed: BTreeSet<u64>,
+    /// Unacknowledged deliveries the consumer is holding on to.
+    held: usize,
+    /// Ids redelivered after the failover began, and when the first came.
+    redelivered: BTreeSet<u64>,
+    first_redelivery: Option<Instant>,
+    failover_at: Option<Instant>,
+    publisher_connections: u32,
+    consumer_connections: u32,
+}
+
+impl Observed {
+    fn summary(&self) -> String {
+        format!(
+            "confirmed {}, consumed {}, held {}, redelivered {}, publisher connections {}, consumer connections {}",
+            self.confirmed.len(),
+            self.consumed.len(),
+            self.held,
+            self.redelivered.len(),
+            self.publisher_connections,
+            self.consumer_connections
+        )
+    }
+}
+
+#[derive(Default)]
+struct Control {
+    hold_acks: AtomicBool,
+    stop_publishing: AtomicBool,
+    done: AtomicBool,
+}
+
+#[test]
+fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
+    if !netns_available("confirmed_messages_survive_a_failover_and_a_broker_stop", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("rmq");
+    let cluster = Cluster::start(&lab);
+    let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
+    let mut a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, track, PROXY), &["--state", "MASTER"]);
+    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, track, PROXY), &[]);
+    lab.expect_holder(VIP, "a", Duration::from_secs(8), &[&a, &b]);
+
+    let observed = Arc::new(Mutex::new(Observed::default()));
+    let control = Arc::new(Control::default());
+    let client_ns = lab.ns("client");
+    let workload = {
+        let (observed, control) = (Arc::clone(&observed), Arc::clone(&control));
+        std::thread::spawn(move || {
+            let namespace = std::fs::File::open(format!("/run/netns/{client_ns}")).unwrap();
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let publisher = tokio::spawn(publish(Arc::clone(&observed), Arc::clone(&control)));
+                let consumer = tokio::spawn(consume(observed, Arc::clone(&control)));
+                let _ = publisher.await;
+                while !control.done.load(SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                consumer.abort();
+            });
+        })
+    };
+    let observe = |f: &dyn Fn(&Observed) -> bool| f(&observed.lock().unwrap());
+    assert!(
+        wait_until(Duration::from_secs(30), || observe(&|o| o.consumed.len() > 100)),
+        "traffic flows through the VIP\n{}",
+        a.log()
+    );
+
+    // Graceful failover while the consumer holds unacknowledged messages.
+    control.hold_acks.store(true, SeqCst);
+    assert!(wait_until(Duration::from_secs(10), || observe(&|o| o.held >= 5)), "the consumer holds deliveries");
+    let held_before = observed.lock().unwrap().held;
+    observed.lock().unwrap().failover_at = Some(Instant::now());
+    assert_eq!(a.stop(), Some(0));
+    lab.expect_holder(VIP, "b", Duration::from_secs(3), &[&a, &b]);
+    let redelivered = wait_until(Duration::from_secs(10), || observe(&|o| o.redelivered.len() >= held_before));
+    let summary = observed.lock().unwrap().summary();
+    let sessions: Vec<String> =
+        a.log().lines().filter(|l| l.contains("session") || l.contains("state change")).map(str::to_owned).collect();
+    assert!(redelivered, "the held messages were redelivered: {summary}\n{}", sessions.join("\n"));
+    let redelivery = {
+        let o = observed.lock().unwrap();
+        o.first_redelivery.unwrap() - o.failover_at.unwrap()
+    };
+    eprintln!("held {held_before} unacked messages; first redelivered {} ms after the failover began", redelivery.as_millis());
+    // Had the old proxy kept the broker connection, the broker would have held them until its
+    // heartbeat timeout (60 s or more).
+    assert!(redelivery < Duration::from_secs(5), "redelivered after {redelivery:?}");
+
+    // A broker node stops: the proxy marks it DOWN, closes its sessions, clients reconnect.
+    std::thread::sleep(Duration::from_secs(2));
+    cluster.stop_node(2);
+    assert!(b.wait_for_log("server is DOWN", Duration::from_secs(10)), "{}", b.log());
+    let consumed_before = observed.lock().unwrap().consumed.len();
+    assert!(
+        wait_until(Duration::from_secs(30), || observe(&|o| o.consumed.len() > consumed_before + 100)),
+        "traffic flows again after the broker stopped"
+    );
+
+    control.stop_publishing.store(true, SeqCst);
+    let drained = wait_until(Duration::from_secs(30), || observe(&|o| o.confirmed.is_subset(&o.consumed)));
+    control.done.store(true, SeqCst);
+    workload.join().unwrap();
+    let o = observed.lock().unwrap();
+    let lost: Vec<_> = o.confirmed.difference(&o.consumed).take(10).collect();
+    eprintln!(
+        "confirmed {}, consumed {}, publisher connections {}, consumer connections {}",
+        o.confirmed.len(),
+        o.consumed.len(),
+        o.publisher_connections,
+        o.consumer_connections
+    );
+    assert!(drained && lost.is_empty(), "confirmed but never consumed: {lost:?}");
+    assert!(o.confirmed.len() > 300);
+    assert!(o.publisher_connections >= 2 && o.consumer_connections >= 2, "both clients reconnected");
+    drop(b);
+}
+
+/// Opens a connection through the VIP, retrying with a short connect timeout: a client that
+/// waits out a full SYN retransmission after a failover loses a second for nothing.
+async fn connect() -> Connection {
+    loop {
+        let args = OpenConnectionArguments::new(&VIP.to_string(), 5672, "guest", "guest");
+        if let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_millis(300), Connection::open(&args)).await {
+            return connection;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn declare(channel: &Channel) -> bool {
+    let mut arguments = FieldTable::new();
+    arguments.insert("x-queue-type".try_into().unwrap(), FieldValue::S("quorum".try_into().unwrap()));
+    channel.queue_declare(QueueDeclareArguments::new(QUEUE).durable(true).arguments(arguments).finish()).await.is_ok()
+}
+
+/// Publisher confirms, forwarded to the publishing loop.
+struct Confirms(mpsc::UnboundedSender<(u64, bool)>);
+
+#[async_trait::async_trait]
+impl ChannelCallback for Confirms {
+    async fn close(&mut self, _: &Channel, _: CloseChannel) -> Result<(), AmqpError> {
+        Ok(())
+    }
+    async fn cancel(&mut self, _: &Channel, _: Cancel) -> Result<(), AmqpError> {
+        Ok(())
+    }
+    async fn flow(&mut self, _: &Channel, active: bool) -> Result<bool, AmqpError> {
+        Ok(active)
+    }
+    async fn publish_ack(&mut self, _: &Channel, ack: Ack) {
+        let _ = self.0.send((ack.delivery_tag(), ack.mutiple()));
+    }
+    async fn publish_nack(&mut self, _: &Channel, _: Nack) {}
+    async fn publish_return(&mut self, _: &Channel, _: Return, _: BasicProperties, _: Vec<u8>) {}
+}
+
+/// Publishes ids 0, 1, 2... with confirms; after a lost connection, republishes every id not
+/// yet confirmed (at-least-once).
+async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
+    let mut next_id = 0u64;
+    let mut unconfirmed: BTreeSet<u64> = BTreeSet::new();
+    'connection: loop {
+        let connection = connect().await;
+        observed.lock().unwrap().publisher_connections += 1;
+        let Ok(channel) = connection.open_channel(None).await else { continue };
+        let (confirms, mut acks) = mpsc::unbounded_channel();
+        if channel.register_callback(Confirms(confirms)).await.is_err()
+            || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
+            || !declare(&channel).await
+        {
+            continue;
+        }
+        let mut tags: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next_tag = 1u64;
+        let mut backlog: Vec<u64> = unconfirmed.iter().copied().collect();
+        loop {
+            while let Ok((tag, multiple)) = acks.try_recv() {
+                let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
+                let mut o = observed.lock().unwrap();
+                for t in done {
+                    if let Some(id) = tags.remove(&t) {
+                        unconfirmed.remove(&id);
+                        o.confirmed.insert(id);
+                    }
+                }
+            }
+            let stopping = control.stop_publishing.load(SeqCst);
+            if stopping && unconfirmed.is_empty() {
+                return;
+            }
+            if !connection.is_open() || !channel.is_open() {
+                continue 'connection;
+            }
+            let id = match backlog.pop() {
+                Some(id) => id,
+                None if !stopping => {
+                    next_id += 1;
+                    unconfirmed.insert(next_id - 1);
+                    next_id - 1
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let mut properties = BasicProperties::default();
+            properties.with_delivery_mode(amqprs::DELIVERY_MODE_PERSISTENT).with_message_id(&id.to_string());
+            if channel
+                .basic_publish(properties.finish(), id.to_be_bytes().to_vec(), BasicPublishArguments::new("", QUEUE))
+                .await
+                .is_err()
+            {
+                continue 'connection;
+            }
+            tags.insert(next_tag, id);
+            next_tag += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Consumes with manual acks (prefetch 20); while told to hold, keeps deliveries unacked.
+async fn consume(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
+    loop {
+        let connection = connect().await;
+        observed.lock().unwrap().consumer_connections += 1;
+        let Ok(channel) = connection.open_channel(None).await else { continue };
+        if !declare(&channel).await || channel.basic_qos(BasicQosArguments::new(0, 20, false)).await.is_err() {
+            continue;
+        }
+        let Ok((_, mut deliveries)) =
+            channel.basic_consume_rx(BasicConsumeArguments::new(QUEUE, "").manual_ack(true).finish()).await
+        else {
+            continue;
+        };
+        let mut held = 0usize;
+        observed.lock().unwrap().held = 0;
+        // A consumer only reads: it learns of a closed connection from the I/O failure signal,
+        // not from a failed write.
+        let lost = connection.listen_network_io_failure();
+        tokio::pin!(lost);
+        loop {
+            let message = tokio::select! {
+                message = deliveries.recv() => message,
+                _ = &mut lost => None,
+            };
+            let Some(message) = message else { break };
+            let (Some(deliver), Some(content)) = (message.deliver, message.content) else { continue };
+            let id = u64::from_be_bytes(content.as_slice().try_into().unwrap_or([0xff; 8]));
+            {
+                let mut o = observed.lock().unwrap();
+                o.consumed.insert(id);
+                if deliver.redelivered() && o.failover_at.is_some() {
+                    o.redelivered.insert(id);
+                    o.first_redelivery.get_or_insert_with(Instant::now);
+                }
+            }
+            // Hold only on the connection that existed when holding began: after the
+            // failover, the redelivered messages are acknowledged normally.
+            if control.hold_acks.load(SeqCst) && observed.lock().unwrap().failover_at.is_none() {
+                held += 1;
+                observed.lock().unwrap().held = held;
+                continue;
+            }
+            if channel.basic_ack(BasicAckArguments::new(deliver.delivery_tag(), false)).await.is_err() {
+                break;
+            }
+        }
+    }
+}

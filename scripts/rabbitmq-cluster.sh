@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# A three-node RabbitMQ cluster (Debian's rabbitmq-server) in a lab's backend namespace:
+# rabbit1..3@localhost listening on 192.0.2.21..23:5672, quorum queues replicated over all
+# three. Data and logs under $RABBIT_DIR (default /tmp/vrrpd-rabbit-$LAB).
+#
+#   LAB=vrrpd scripts/rabbitmq-cluster.sh start | stop | stop-node N | start-node N | status
+set -euo pipefail
+
+lab=${LAB:-vrrpd}
+ns="$lab-backend"
+base=${RABBIT_DIR:-/tmp/vrrpd-rabbit-$lab}
+
+node_env() {
+    local n=$1 dir="$base/rabbit$1"
+    echo RABBITMQ_NODENAME="rabbit$n@localhost" \
+        RABBITMQ_NODE_IP_ADDRESS="192.0.2.2$n" RABBITMQ_NODE_PORT=5672 \
+        RABBITMQ_DIST_PORT="$((25671 + n))" \
+        RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
+        RABBITMQ_PID_FILE="$dir/rabbit.pid" RABBITMQ_CONFIG_FILE="$base/rabbitmq" \
+        RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins" \
+        RABBITMQ_ADVANCED_CONFIG_FILE="$base/advanced.config"
+}
+
+ctl() {
+    local n=$1
+    shift
+    ip netns exec "$ns" env $(node_env "$n") rabbitmqctl -n "rabbit$n@localhost" "$@"
+}
+
+start_node() {
+    local n=$1 dir="$base/rabbit$1"
+    mkdir -p "$dir/mnesia" "$dir/log"
+    chown -R rabbitmq:rabbitmq "$base"
+    ip netns exec "$ns" env $(node_env "$n") setsid rabbitmq-server > "$dir/server.out" 2>&1 < /dev/null &
+    # `wait` follows the pid file the node writes, then waits for the app to boot.
+    if ! ctl "$n" wait "$dir/rabbit.pid" --timeout 120 > /dev/null 2>&1; then
+        echo "rabbitmq-cluster: rabbit$n did not start; its output:" >&2
+        tail -20 "$dir/server.out" >&2
+        exit 1
+    fi
+}
+
+start() {
+    mkdir -p "$base"
+    # Guests may log in from other hosts (through the proxies).
+    cat > "$base/rabbitmq.conf" <<CONF
+loopback_users = none
+log.console = false
+log.file.level = info
+CONF
+    echo '[].' > "$base/enabled_plugins"
+    echo '[].' > "$base/advanced.config"
+    start_node 1
+    for n in 2 3; do
+        start_node "$n"
+        ctl "$n" stop_app > /dev/null
+        ctl "$n" join_cluster rabbit1@localhost > /dev/null
+        ctl "$n" start_app > /dev/null
+    done
+    ctl 1 cluster_status --formatter json > "$base/cluster.json"
+}
+
+stop_node() {
+    ctl "$1" shutdown > /dev/null 2>&1 || true
+}
+
+stop() {
+    for n in 3 2 1; do stop_node "$n"; done
+    ip netns exec "$ns" pkill -x epmd 2>/dev/null || true
+    rm -rf "$base"
+}
+
+case "${1:-}" in
+    start) start ;;
+    stop) stop ;;
+    stop-node) stop_node "${2:?node number}" ;;
+    start-node) start_node "${2:?node number}" ;;
+    status) ctl 1 cluster_status ;;
+    *) echo "usage: scripts/rabbitmq-cluster.sh start|stop|stop-node N|start-node N|status" >&2; exit 2 ;;
+esac
