@@ -484,3 +484,34 @@ async fn shutdown_drains_then_closes_at_the_hard_deadline() {
     assert!(closed_within(&mut client, Duration::from_secs(1)).await);
     assert!(TcpStream::connect(config.bind).await.is_err(), "no longer accepting");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxy_maxconn_holds_clients_in_the_backlog_instead_of_refusing_them() {
+    let mut config = proxy_config(vec![server("r", greeter("r").await.0)]);
+    config.maxconn = Some(1);
+    let _balancer = start(&config);
+    let mut first = connect(&config).await;
+    assert_eq!(greeting(&mut first).await.as_deref(), Some("r"));
+    // The kernel completes the handshake; the proxy does not accept until a slot frees.
+    let mut second = TcpStream::connect(config.bind).await.unwrap();
+    let mut byte = [0u8; 1];
+    assert!(tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await.is_err(), "served beyond maxconn");
+    drop(first);
+    assert_eq!(greeting(&mut second).await.as_deref(), Some("r"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_maxconn_spans_proxies() {
+    let backend = greeter("r").await.0;
+    let one = proxy_config(vec![server("r", backend)]);
+    let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+    let _balancer =
+        Balancer::start(&[one.clone(), two.clone()], Some(1), Duration::from_millis(300), &tokio::runtime::Handle::current());
+    let mut first = connect(&one).await;
+    assert_eq!(greeting(&mut first).await.as_deref(), Some("r"));
+    let mut second = connect(&two).await;
+    let mut byte = [0u8; 1];
+    assert!(tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await.is_err());
+    drop(first);
+    assert_eq!(greeting(&mut second).await.as_deref(), Some("r"));
+}
