@@ -173,7 +173,7 @@ impl Daemon {
     /// Starts `vrrpd --config <config> <args>` on `host` with the given configuration text.
     pub fn vrrpd(lab: &Lab, host: &str, config: &str, args: &[&str]) -> Daemon {
         let path = lab.file(&format!("vrrpd-{host}.toml"));
-        std::fs::write(&path, config).expect("write config");
+        std::fs::write(&path, with_control_socket(lab, host, config)).expect("write config");
         let binary = vrrpd_binary();
         let mut command = vec![binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")];
         command.extend_from_slice(args);
@@ -200,6 +200,16 @@ impl Daemon {
             vrrp_pid.to_str().expect("utf-8"),
         ];
         Daemon::spawn(lab, host, &format!("keepalived@{host}"), &args)
+    }
+
+    /// Runs `vrrpd ctl` against this daemon's control socket.
+    pub fn ctl(lab: &Lab, host: &str, words: &[&str]) -> Output {
+        let socket = control_socket(lab, host);
+        Command::new(vrrpd_binary())
+            .args(["ctl", "--socket", socket.to_str().expect("utf-8")])
+            .args(words)
+            .output()
+            .expect("run vrrpd ctl")
     }
 
     fn spawn(lab: &Lab, host: &str, name: &str, command: &[&str]) -> Daemon {
@@ -279,6 +289,23 @@ impl Drop for Daemon {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// Each lab daemon gets its own control socket: namespaces share the filesystem.
+pub fn control_socket(lab: &Lab, host: &str) -> PathBuf {
+    lab.file(&format!("vrrpd-{host}.sock"))
+}
+
+/// `config` with `control_socket` set in `[global]`, unless it sets one itself.
+fn with_control_socket(lab: &Lab, host: &str, config: &str) -> String {
+    if config.contains("control_socket") {
+        return config.to_owned();
+    }
+    let line = format!("control_socket = \"{}\"\n", control_socket(lab, host).display());
+    match config.find("[global]\n") {
+        Some(at) => format!("{}{line}{}", &config[..at + "[global]\n".len()], &config[at + "[global]\n".len()..]),
+        None => format!("[global]\n{line}\n{config}"),
     }
 }
 

@@ -15,8 +15,19 @@ use tracing::info;
 
 use crate::check;
 use crate::listener;
-use crate::server::ProxyState;
+use crate::server::{Admin, ProxyState};
 use crate::sessions::{CloseReason, Sessions};
+use crate::stats::ProxySnapshot;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdminError {
+    #[error("no proxy named {0:?}")]
+    NoProxy(String),
+    #[error("proxy {0:?} has no server named {1:?}")]
+    NoServer(String, String),
+    #[error("weight {0} is outside 0..=256")]
+    Weight(u32),
+}
 
 pub struct Balancer {
     proxies: Vec<Arc<ProxyState>>,
@@ -91,6 +102,65 @@ impl Balancer {
 
     pub fn close_server_sessions(&self, proxy: usize, server: usize, reason: CloseReason) -> usize {
         self.sessions.close_server(proxy, server, reason)
+    }
+
+    /// The current state of every proxy and server.
+    pub fn snapshot(&self) -> Vec<ProxySnapshot> {
+        let now = Instant::now();
+        self.proxies.iter().map(|p| ProxySnapshot::of(p, now)).collect()
+    }
+
+    /// Finds `proxy/server`, or says which half of the name is unknown.
+    fn locate(&self, proxy: &str, server: &str) -> Result<(usize, &Arc<ProxyState>, usize), AdminError> {
+        let (index, state) = self.proxy(proxy).ok_or_else(|| AdminError::NoProxy(proxy.to_owned()))?;
+        let server_index = state.server_index(server).ok_or_else(|| AdminError::NoServer(proxy.to_owned(), server.to_owned()))?;
+        Ok((index, state, server_index))
+    }
+
+    /// The operator's drain / maintenance / ready. Maintenance also closes the server's
+    /// sessions. Returns a sentence saying what changed.
+    pub fn set_admin(&self, proxy: &str, server: &str, admin: Admin) -> Result<String, AdminError> {
+        let (index, state, server_index) = self.locate(proxy, server)?;
+        let target = &state.servers[server_index];
+        let before = target.admin();
+        target.set_admin(admin);
+        let closed = if admin == Admin::Maint { self.sessions.close_server(index, server_index, CloseReason::Admin) } else { 0 };
+        state.update_availability();
+        state.slot_freed.notify_waiters();
+        let word = |a: Admin| match a {
+            Admin::Ready => "ready",
+            Admin::Drain => "draining",
+            Admin::Maint => "in maintenance",
+        };
+        info!(proxy, server, from = word(before), to = word(admin), closed, "server admin state changed");
+        Ok(match admin {
+            Admin::Maint => format!("{proxy}/{server}: {} -> in maintenance; {closed} sessions closed", word(before)),
+            Admin::Drain => format!(
+                "{proxy}/{server}: {} -> draining; {} sessions stay, no new ones",
+                word(before),
+                target.counters.current.load(std::sync::atomic::Ordering::Relaxed)
+            ),
+            Admin::Ready => format!("{proxy}/{server}: {} -> ready", word(before)),
+        })
+    }
+
+    pub fn set_weight(&self, proxy: &str, server: &str, weight: u32) -> Result<String, AdminError> {
+        if weight > 256 {
+            return Err(AdminError::Weight(weight));
+        }
+        let (_, state, server_index) = self.locate(proxy, server)?;
+        let before = state.servers[server_index].weight.swap(weight, std::sync::atomic::Ordering::Relaxed);
+        state.update_availability();
+        state.slot_freed.notify_waiters();
+        info!(proxy, server, from = before, to = weight, "server weight changed");
+        Ok(format!("{proxy}/{server}: weight {before} -> {weight}"))
+    }
+
+    pub fn shutdown_sessions(&self, proxy: &str, server: &str) -> Result<String, AdminError> {
+        let (index, _, server_index) = self.locate(proxy, server)?;
+        let closed = self.sessions.close_server(index, server_index, CloseReason::Admin);
+        info!(proxy, server, closed, "sessions closed by operator");
+        Ok(format!("{proxy}/{server}: {closed} sessions closed"))
     }
 
     pub fn session_count(&self) -> usize {

@@ -12,5 +12,6 @@ pub mod proxy_protocol;
 pub mod server;
 pub mod session;
 pub mod sessions;
+pub mod stats;
 
 pub use balancer::Balancer;

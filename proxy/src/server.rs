@@ -1,7 +1,7 @@
 //! Runtime state of proxies and servers: what selection reads lock-free (status, current
 //! sessions), the counters the stats page shows, and the health kept by the checks.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
@@ -35,12 +35,23 @@ impl Counters {
     }
 }
 
+/// The operator's say over a server, beside its health.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Admin {
+    /// Serves as its health allows.
+    Ready = 0,
+    /// Keeps its sessions, takes no new ones.
+    Drain = 1,
+    /// Takes nothing; its sessions were closed when it entered maintenance.
+    Maint = 2,
+}
+
 pub struct ServerState {
     pub config: Server,
     /// Passed its checks (always, when not checked).
     pub up: AtomicBool,
-    /// Takes new sessions: false while an operator drains it or holds it in maintenance.
-    pub ready: AtomicBool,
+    admin: AtomicU8,
     pub weight: AtomicU32,
     pub counters: Counters,
     pub failed_connects: AtomicU64,
@@ -51,7 +62,7 @@ impl ServerState {
     pub fn new(config: Server, health: Health) -> Self {
         ServerState {
             up: AtomicBool::new(true),
-            ready: AtomicBool::new(true),
+            admin: AtomicU8::new(Admin::Ready as u8),
             weight: AtomicU32::new(config.weight),
             counters: Counters::default(),
             failed_connects: AtomicU64::new(0),
@@ -66,10 +77,22 @@ impl ServerState {
         self.health.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub fn admin(&self) -> Admin {
+        match self.admin.load(Relaxed) {
+            1 => Admin::Drain,
+            2 => Admin::Maint,
+            _ => Admin::Ready,
+        }
+    }
+
+    pub fn set_admin(&self, admin: Admin) {
+        self.admin.store(admin as u8, Relaxed);
+    }
+
     pub fn candidate(&self) -> Candidate {
         Candidate {
             up: self.up.load(Relaxed),
-            ready: self.ready.load(Relaxed),
+            ready: self.admin() == Admin::Ready,
             backup: self.config.backup,
             weight: self.weight.load(Relaxed),
             current: self.counters.current.load(Relaxed),

@@ -9,7 +9,7 @@ use ha_common::logging::LogFormat;
 
 pub const DEFAULT_CONFIG: &str = "/etc/vrrpd/vrrpd.toml";
 
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(
     name = "vrrpd",
     version,
@@ -44,10 +44,20 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Clone, Debug, Subcommand)]
 pub enum Command {
     /// Validate the configuration and print what it would run; exit 0 if valid, 1 if not.
     Check,
+    /// Talk to the running daemon through its control socket.
+    #[command(after_help = crate::control::USAGE)]
+    Ctl {
+        /// Control socket (default: control_socket from the configuration file).
+        #[arg(long, value_name = "PATH")]
+        socket: Option<PathBuf>,
+        /// The command and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+        words: Vec<String>,
+    },
 }
 
 fn parse_state(text: &str) -> Result<InitialState, String> {

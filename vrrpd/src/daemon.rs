@@ -14,12 +14,17 @@ use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
 
 use crate::cli::Cli;
+use crate::control::{self, ControlRequest};
 use crate::driver::{Driver, DriverCommand, DriverSpec, InstanceSpec, TrackerStatus};
 use crate::net::link::{self, Netlink};
 use crate::notify::{Notifier, NotifyScripts};
+use crate::render;
 use crate::scripts::{Script, ScriptError};
+use crate::stats_http;
+use crate::status::StatusBoard;
 use crate::track::TrackerKind;
 use ha_common::rise_fall::RiseFall;
+use proxy::server::Admin;
 use proxy::Balancer;
 
 /// How long a stopping daemon waits for pending notify scripts.
@@ -37,6 +42,10 @@ pub enum StartError {
     Runtime(std::io::Error),
     #[error("cannot install signal handlers: {0}")]
     Signals(std::io::Error),
+    #[error("stats page: cannot listen on {listen}: {source}")]
+    Stats { listen: std::net::SocketAddr, source: std::io::Error },
+    #[error("control socket {}: {source}", path.display())]
+    Control { path: PathBuf, source: std::io::Error },
 }
 
 /// A status change of a tracked object, from a script runner or the link monitor.
@@ -69,6 +78,9 @@ pub struct Daemon {
     netlink: Netlink,
     notifier: Notifier,
     balancer: Option<Arc<Balancer>>,
+    board: StatusBoard,
+    /// The configuration running now (overrides applied).
+    config: Config,
     drivers: HashMap<String, DriverHandle>,
     scripts: HashMap<String, ScriptRunner>,
     status: TrackerStatus,
@@ -89,7 +101,12 @@ pub fn run(cli: Cli, config: Config) -> Result<(), StartError> {
         .map_err(StartError::Runtime)?;
     let balancer = (!config.proxies.is_empty())
         .then(|| Balancer::start(&config.proxies, config.global.maxconn, config.global.hard_stop_after, proxies.handle()));
-    let result = vrrp.block_on(run_async(cli, config, balancer.clone(), proxies.handle().clone()));
+    let board = StatusBoard::new(&config.global.router_id);
+    if let Some(stats) = &config.stats {
+        stats_http::start(stats, board.clone(), balancer.clone(), proxies.handle())
+            .map_err(|source| StartError::Stats { listen: stats.listen, source })?;
+    }
+    let result = vrrp.block_on(run_async(cli, config, balancer.clone(), board, proxies.handle().clone()));
     if let Some(balancer) = balancer {
         // Sessions on VIPs closed when the instances resigned; the rest get hard_stop_after.
         proxies.block_on(balancer.shutdown());
@@ -102,6 +119,7 @@ async fn run_async(
     cli: Cli,
     config: Config,
     balancer: Option<Arc<Balancer>>,
+    board: StatusBoard,
     proxies: tokio::runtime::Handle,
 ) -> Result<(), StartError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(StartError::Signals)?;
@@ -112,12 +130,19 @@ async fn run_async(
     let netlink = Netlink::new()?;
     let (notifier, notify_task) = Notifier::spawn();
     let (events, mut event_queue) = mpsc::unbounded_channel();
+    let socket_path = config.global.control_socket.clone();
+    let control_listener =
+        control::bind(&socket_path).map_err(|source| StartError::Control { path: socket_path.clone(), source })?;
+    let (control_requests, mut control_queue) = mpsc::channel::<ControlRequest>(16);
+    tokio::spawn(control::serve(control_listener, socket_path.clone(), control_requests));
     let mut daemon = Daemon {
         config_path: cli.config.clone(),
         overrides: cli,
         netlink,
         notifier,
         balancer: balancer.clone(),
+        board,
+        config: config.clone(),
         drivers: HashMap::new(),
         scripts: HashMap::new(),
         status: TrackerStatus::new(),
@@ -139,11 +164,21 @@ async fn run_async(
         tokio::select! {
             _ = terminate.recv() => { info!("SIGTERM: resigning and exiting"); break; }
             _ = interrupt.recv() => { info!("SIGINT: resigning and exiting"); break; }
-            _ = hangup.recv() => daemon.reload().await,
+            _ = hangup.recv() => {
+                let _ = daemon.reload().await;
+            }
             Some(event) = event_queue.recv() => daemon.tracker_changed(event).await,
+            Some(request) = control_queue.recv() => {
+                let answer = daemon.control(&request.words).await;
+                if let Err(why) = &answer {
+                    control::log_refused(&request.words, why);
+                }
+                let _ = request.reply.send(answer);
+            }
         }
     }
     daemon.shutdown().await;
+    let _ = std::fs::remove_file(&socket_path);
     drop(daemon);
     if tokio::time::timeout(NOTIFY_DRAIN, notify_task).await.is_err() {
         warn!("notify scripts still pending at exit");
@@ -276,8 +311,15 @@ impl Daemon {
                 let _ = handle.commands.send(DriverCommand::Reload { spec, status: self.status.clone() }).await;
                 continue;
             }
-            let driver =
-                Driver::start(spec, self.netlink.clone(), self.notifier.clone(), self.balancer.clone(), &self.status).await?;
+            let driver = Driver::start(
+                spec,
+                self.netlink.clone(),
+                self.notifier.clone(),
+                self.balancer.clone(),
+                self.board.clone(),
+                &self.status,
+            )
+            .await?;
             let (commands, queue) = mpsc::channel(64);
             let task = tokio::spawn(driver.run(queue));
             self.drivers.insert(interface, DriverHandle { commands, task });
@@ -285,9 +327,10 @@ impl Daemon {
         Ok(())
     }
 
-    /// SIGHUP: a file that does not load, or whose scripts are refused, changes nothing.
-    async fn reload(&mut self) {
-        info!(config = %self.config_path.display(), "SIGHUP: reloading the configuration");
+    /// SIGHUP or `vrrpd ctl reload`: a file that does not load, or whose scripts are refused,
+    /// changes nothing.
+    async fn reload(&mut self) -> Result<String, String> {
+        info!(config = %self.config_path.display(), "reloading the configuration");
         let config = match Config::load(&self.config_path) {
             Ok(loaded) => {
                 for warning in &loaded.warnings {
@@ -299,23 +342,78 @@ impl Daemon {
             }
             Err(e) => {
                 error!("reload rejected, the running configuration stays:\n{e}");
-                return;
+                return Err(format!("reload rejected, the running configuration stays:\n{e}"));
             }
         };
         let plan = match plan(&config) {
             Ok(plan) => plan,
             Err(e) => {
                 error!("reload rejected, the running configuration stays:\n{e}");
-                return;
+                return Err(format!("reload rejected, the running configuration stays:\n{e}"));
             }
         };
         if config.proxies != self.proxies {
             warn!("[[proxy]] changes take effect at the next restart; VRRP changes apply now");
         }
         self.learn_interfaces(&plan).await;
-        match self.apply(plan).await {
-            Ok(()) => info!("configuration reloaded"),
-            Err(e) => error!(error = %e, "reload partly applied"),
+        let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
+        let result = self.apply(plan).await;
+        self.board.retain(&names);
+        self.config = config;
+        match result {
+            Ok(()) => {
+                info!("configuration reloaded");
+                Ok("configuration reloaded".to_owned())
+            }
+            Err(e) => {
+                error!(error = %e, "reload partly applied");
+                Err(format!("reload partly applied: {e}"))
+            }
+        }
+    }
+
+    /// One control command (see [`control::USAGE`]); the answer says what changed.
+    async fn control(&mut self, words: &[String]) -> Result<String, String> {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let balancer = || self.balancer.as_deref().ok_or_else(|| "no [[proxy]] is configured".to_owned());
+        match words.as_slice() {
+            ["status"] => Ok(render::text(&self.board.snapshot(self.balancer.as_deref()))),
+            ["status", "--json"] => {
+                serde_json::to_string_pretty(&self.board.snapshot(self.balancer.as_deref())).map_err(|e| e.to_string())
+            }
+            ["server", action @ ("drain" | "disable" | "enable"), target] => {
+                let (proxy, server) = control::proxy_server(target)?;
+                let admin = match *action {
+                    "drain" => Admin::Drain,
+                    "disable" => Admin::Maint,
+                    _ => Admin::Ready,
+                };
+                balancer()?.set_admin(proxy, server, admin).map_err(|e| e.to_string())
+            }
+            ["server", "weight", target, weight] => {
+                let (proxy, server) = control::proxy_server(target)?;
+                let weight: u32 = weight.parse().map_err(|_| format!("{weight:?} is not a weight (0..=256)"))?;
+                balancer()?.set_weight(proxy, server, weight).map_err(|e| e.to_string())
+            }
+            ["shutdown-sessions", target] => {
+                let (proxy, server) = control::proxy_server(target)?;
+                balancer()?.shutdown_sessions(proxy, server).map_err(|e| e.to_string())
+            }
+            [verb @ ("resign" | "resume"), instance] => {
+                let interface = self
+                    .config
+                    .instance(instance)
+                    .map(|i| i.interface.clone())
+                    .ok_or_else(|| format!("no instance named {instance:?}"))?;
+                let handle = self.drivers.get(&interface).ok_or_else(|| format!("{instance} is not running"))?;
+                let (reply, answer) = oneshot::channel();
+                let command = DriverCommand::Resign { instance: (*instance).to_owned(), resign: *verb == "resign", reply };
+                handle.commands.send(command).await.map_err(|_| "the instance's driver stopped".to_owned())?;
+                answer.await.map_err(|_| "the instance's driver stopped".to_owned())?
+            }
+            ["reload"] => self.reload().await,
+            [] | ["help"] => Ok(control::USAGE.to_owned()),
+            _ => Err(format!("unknown command {:?}\n{}", words.join(" "), control::USAGE)),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::net::NetError;
 use crate::notify::{Notifier, NotifyScripts};
 use crate::packet::MULTICAST_GROUP;
 use crate::receive::{receive, Dropped};
+use crate::status::StatusBoard;
 use crate::track::{Tracker, TrackerKind};
 
 /// Last known status of each tracked object, for instances created after it was learned.
@@ -55,6 +56,12 @@ pub enum DriverCommand {
     Shutdown {
         done: oneshot::Sender<()>,
     },
+    /// The operator's `resign` (`true`) or `resume` (`false`) of one instance.
+    Resign {
+        instance: String,
+        resign: bool,
+        reply: oneshot::Sender<Result<String, String>>,
+    },
 }
 
 /// Adverts are at most 20 + 16 + 4 x 255 bytes; anything longer is cut here and then fails the
@@ -77,6 +84,7 @@ pub struct Driver {
     notifier: Notifier,
     /// Closes the sessions accepted on VIPs this host gives up.
     balancer: Option<Arc<Balancer>>,
+    board: StatusBoard,
     drop_log: HashMap<DropReason, (Instant, u64)>,
 }
 
@@ -88,6 +96,7 @@ impl Driver {
         netlink: Netlink,
         notifier: Notifier,
         balancer: Option<Arc<Balancer>>,
+        board: StatusBoard,
         status: &TrackerStatus,
     ) -> Result<Self, NetError> {
         let interface = netlink.interface(&spec.interface).await?;
@@ -116,13 +125,37 @@ impl Driver {
             unattributed: DropCounters::default(),
             notifier,
             balancer,
+            board,
             drop_log: HashMap::new(),
         };
         for spec in spec.instances {
             driver.add_instance(spec, status);
         }
         driver.execute_actions().await;
+        driver.publish();
         Ok(driver)
+    }
+
+    /// Tells the status board where every instance stands.
+    fn publish(&self) {
+        let vips: Vec<Vec<String>> =
+            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
+        self.board.publish(&self.interface.name, &self.instances, &vips, &self.unattributed);
+    }
+
+    fn resign(&mut self, name: &str, resign: bool) -> Result<String, String> {
+        let now = Instant::now();
+        let instance =
+            self.instances.iter_mut().find(|i| i.name() == name).ok_or_else(|| format!("no instance named {name:?}"))?;
+        let changed = if resign { instance.resign(now) } else { instance.resume(now) };
+        let verb = if resign { "resigned" } else { "resumed" };
+        info!(instance = name, changed, state = %instance.state(), "{verb} by operator");
+        Ok(match (resign, changed) {
+            (true, true) => format!("{name}: resigned; state {}; stays BACKUP until `resume {name}`", instance.state()),
+            (true, false) => format!("{name}: already resigned"),
+            (false, true) => format!("{name}: resumed; takes part in elections again"),
+            (false, false) => format!("{name}: was not resigned"),
+        })
     }
 
     fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
@@ -164,6 +197,9 @@ impl Driver {
                 command = commands.recv() => match command {
                     Some(DriverCommand::Tracker { kind, name, up }) => self.set_tracker(kind, &name, up),
                     Some(DriverCommand::Reload { spec, status }) => self.reload(spec, &status).await,
+                    Some(DriverCommand::Resign { instance, resign, reply }) => {
+                        let _ = reply.send(self.resign(&instance, resign));
+                    }
                     Some(DriverCommand::Shutdown { done }) => {
                         self.shutdown().await;
                         let _ = done.send(());
@@ -196,6 +232,7 @@ impl Driver {
                 },
             }
             self.execute_actions().await;
+            self.publish();
         }
     }
 

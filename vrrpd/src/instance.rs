@@ -121,6 +121,8 @@ pub enum Reason {
     /// Trackers holding the instance in FAULT, by name.
     Fault(Vec<String>),
     FaultCleared,
+    /// An operator handed the VIPs over for maintenance.
+    Resigned,
 }
 
 impl fmt::Display for Reason {
@@ -132,6 +134,7 @@ impl fmt::Display for Reason {
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault(names) => write!(f, "tracked object down: {}", names.join(", ")),
             Reason::FaultCleared => f.write_str("tracked objects recovered"),
+            Reason::Resigned => f.write_str("resigned by operator"),
         }
     }
 }
@@ -200,6 +203,8 @@ pub struct Instance {
     /// Last reply to a lower-priority master's advert, to rate-limit them.
     last_lower_reply: Option<Instant>,
     master: Option<MasterInfo>,
+    /// Held in BACKUP by an operator: never takes over until resumed.
+    resigned: bool,
     last_transition: Option<Instant>,
     stats: InstanceStats,
     actions: VecDeque<Action>,
@@ -219,6 +224,7 @@ impl Instance {
             lower_master_since: None,
             last_lower_reply: None,
             master: None,
+            resigned: false,
             last_transition: None,
             stats: InstanceStats::default(),
             actions: VecDeque::new(),
@@ -253,6 +259,43 @@ impl Instance {
     /// The current master: ourselves while MASTER, else the sender of the last accepted advert.
     pub fn master(&self) -> Option<MasterInfo> {
         self.master
+    }
+
+    pub fn is_resigned(&self) -> bool {
+        self.resigned
+    }
+
+    /// Maintenance: a master hands its VIPs to the peer with a priority-0 advert (the peer
+    /// takes over after its Skew_Time); in any state the instance then stays out of elections
+    /// (BACKUP that never takes over) until [`Instance::resume`]. Returns false if it already was.
+    pub fn resign(&mut self, now: Instant) -> bool {
+        if self.resigned {
+            return false;
+        }
+        self.resigned = true;
+        match self.state {
+            State::Master => {
+                self.resign_mastership();
+                self.transition(now, State::Backup, Reason::Resigned);
+            }
+            State::Backup => self.master_down_at = None,
+            State::Fault | State::Initialize => {}
+        }
+        true
+    }
+
+    /// Ends a resignation: a BACKUP takes part in elections again (it takes over if no master
+    /// is heard for Master_Down_Interval, or preempts a lower one). Returns false if it was not
+    /// resigned.
+    pub fn resume(&mut self, now: Instant) -> bool {
+        if !self.resigned {
+            return false;
+        }
+        self.resigned = false;
+        if self.state == State::Backup {
+            self.master_down_at = Some(now + self.master_down_interval());
+        }
+        true
     }
 
     pub fn last_transition(&self) -> Option<Instant> {
@@ -352,7 +395,9 @@ impl Instance {
                 let reason = self.fault_reason();
                 self.transition(now, State::Fault, reason);
             }
-            (State::Fault, false) if self.config.priority == 255 => self.become_master(now, Reason::FaultCleared),
+            (State::Fault, false) if self.config.priority == 255 && !self.resigned => {
+                self.become_master(now, Reason::FaultCleared)
+            }
             (State::Fault, false) => self.become_backup(now, Reason::FaultCleared),
             _ => {}
         }
@@ -419,6 +464,10 @@ impl Instance {
 
     /// Section 6.4.2, Backup receives an ADVERTISEMENT.
     fn backup_receives(&mut self, now: Instant, sender: MasterInfo) {
+        if self.resigned {
+            self.master = (sender.priority != 0).then_some(sender);
+            return;
+        }
         if sender.priority == 0 {
             // The master is resigning: take over after Skew_Time only.
             self.master = None;
@@ -499,7 +548,7 @@ impl Instance {
         }
         self.advert_at = None;
         self.garp_at = None;
-        self.master_down_at = Some(now + self.master_down_interval());
+        self.master_down_at = (!self.resigned).then(|| now + self.master_down_interval());
         self.transition(now, State::Backup, reason);
     }
 

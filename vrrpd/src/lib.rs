@@ -7,6 +7,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod control;
 pub mod counters;
 pub mod daemon;
 pub mod driver;
@@ -15,5 +16,8 @@ pub mod net;
 pub mod notify;
 pub mod packet;
 pub mod receive;
+pub mod render;
 pub mod scripts;
+pub mod stats_http;
+pub mod status;
 pub mod track;

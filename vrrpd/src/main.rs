@@ -9,6 +9,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Check) => run_check(&cli),
+        Some(Command::Ctl { ref socket, ref words }) => run_ctl(&cli, socket.as_deref(), words),
         None => run_daemon(cli),
     }
 }
@@ -26,6 +27,32 @@ fn run_check(cli: &Cli) -> ExitCode {
     println!("{}: valid", cli.config.display());
     print!("{}", check::summary(&config));
     ExitCode::SUCCESS
+}
+
+/// `vrrpd ctl`: the socket comes from `--socket`, else from the configuration file, else the
+/// default path.
+fn run_ctl(cli: &Cli, socket: Option<&std::path::Path>, words: &[String]) -> ExitCode {
+    let socket = match socket {
+        Some(path) => path.to_owned(),
+        None => match Config::load(&cli.config) {
+            Ok(loaded) => loaded.config.global.control_socket,
+            Err(_) => std::path::PathBuf::from(ha_common::config::DEFAULT_CONTROL_SOCKET),
+        },
+    };
+    match vrrpd::control::request(&socket, words) {
+        Ok(reply) if reply.ok => {
+            println!("{}", reply.message.trim_end());
+            ExitCode::SUCCESS
+        }
+        Ok(reply) => {
+            eprintln!("error: {}", reply.message.trim_end());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn report_invalid(error: &ConfigError) -> ExitCode {

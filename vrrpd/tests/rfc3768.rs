@@ -573,3 +573,39 @@ fn several_instances_on_one_interface_are_independent() {
     lan.run_to(20.0);
     assert_eq!(lan.vip_holders(1), vec!["A"]);
 }
+
+#[test]
+fn resign_hands_the_vip_over_within_skew_time_and_stays_backup() {
+    // Maintenance (`vrrpd ctl resign`): priority 0 like a graceful stop, but the daemon runs on.
+    let mut lan = elected_pair(a(), b());
+    lan.resign(0);
+    assert_eq!(lan.state(0), State::Backup);
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 0);
+    assert_eq!(lan.hosts[0].transitions.last().unwrap().2.reason, Reason::Resigned);
+    lan.run_to(60.0);
+    assert_eq!(lan.entered(1, State::Master), Some(secs(10.2 + SKEW_B)));
+    assert_eq!(lan.state(0), State::Backup, "a resigned instance does not preempt");
+    assert_one_master(&lan, "B");
+}
+
+#[test]
+fn a_resigned_backup_never_takes_over() {
+    let mut lan = elected_pair(a(), b());
+    lan.resign(1);
+    lan.crash(0);
+    lan.run_to(60.0);
+    assert_eq!(lan.state(1), State::Backup);
+    assert!(lan.vip_holders(0).is_empty(), "the operator asked for it: nobody holds the VIP");
+}
+
+#[test]
+fn resume_rejoins_the_election() {
+    let mut lan = elected_pair(a(), b());
+    lan.resign(0);
+    lan.run_to(20.0);
+    lan.resume(0);
+    lan.run_to(40.0);
+    // A discards B's lower adverts and preempts after its Master_Down_Interval.
+    assert_eq!(lan.entered(0, State::Master), Some(secs(20.0 + MDI_A)));
+    assert_one_master(&lan, "A");
+}

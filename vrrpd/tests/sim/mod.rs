@@ -125,6 +125,18 @@ impl Lan {
         self.drain(h);
     }
 
+    pub fn resign(&mut self, h: usize) {
+        let now = self.now;
+        self.hosts[h].instances[0].resign(now);
+        self.drain(h);
+    }
+
+    pub fn resume(&mut self, h: usize) {
+        let now = self.now;
+        self.hosts[h].instances[0].resume(now);
+        self.drain(h);
+    }
+
     /// Delivers a raw datagram to host `h` now, as if it came off the wire.
     pub fn inject(&mut self, h: usize, datagram: Vec<u8>) {
         self.in_flight.push(Delivery { at: self.now, to: h, datagram });

@@ -1,0 +1,128 @@
+//! What the stats page and `vrrpd ctl status` show of the balancer: a serialisable snapshot
+//! read from the live counters, and the operator's controls over servers.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::server::{Admin, ProxyState, ServerState};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SessionCounts {
+    pub current: u32,
+    pub max: u32,
+    pub total: u64,
+    /// The configured maxconn, if any.
+    pub limit: Option<u32>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct CheckSnapshot {
+    pub kind: String,
+    /// "UP", "DOWN", "UP, going down 1/3"...
+    pub health: String,
+    pub last_ok: Option<bool>,
+    pub last_detail: Option<String>,
+    pub last_duration_ms: Option<u64>,
+    pub checks: u64,
+    pub failed: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ServerSnapshot {
+    pub name: String,
+    pub address: String,
+    /// UP, DOWN, DRAIN or MAINT: the operator's state wins over health.
+    pub status: String,
+    pub weight: u32,
+    pub backup: bool,
+    pub checked: bool,
+    pub check: CheckSnapshot,
+    pub since_last_change_s: u64,
+    pub downtime_s: u64,
+    pub sessions: SessionCounts,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub failed_connects: u64,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct ProxySnapshot {
+    pub name: String,
+    pub bind: String,
+    pub balance: String,
+    pub listening: bool,
+    pub available: bool,
+    pub sessions: SessionCounts,
+    pub queue_current: u32,
+    pub queue_max: u32,
+    pub denied: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub servers: Vec<ServerSnapshot>,
+}
+
+impl ProxySnapshot {
+    pub fn of(proxy: &ProxyState, now: Instant) -> Self {
+        ProxySnapshot {
+            name: proxy.config.name.clone(),
+            bind: proxy.config.bind.to_string(),
+            balance: proxy.config.balance.to_string(),
+            listening: proxy.listener_ok.load(Relaxed),
+            available: *proxy.available.borrow(),
+            sessions: SessionCounts {
+                current: proxy.counters.current.load(Relaxed),
+                max: proxy.counters.max.load(Relaxed),
+                total: proxy.counters.total.load(Relaxed),
+                limit: proxy.config.maxconn,
+            },
+            queue_current: proxy.queued.load(Relaxed),
+            queue_max: proxy.queued_max.load(Relaxed),
+            denied: proxy.denied.load(Relaxed),
+            bytes_in: proxy.counters.bytes_in.load(Relaxed),
+            bytes_out: proxy.counters.bytes_out.load(Relaxed),
+            servers: proxy.servers.iter().map(|s| server_snapshot(proxy, s, now)).collect(),
+        }
+    }
+}
+
+fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> ServerSnapshot {
+    let health = server.health();
+    let last = health.last_result();
+    let (checks, failed) = health.counts();
+    let status = match server.admin() {
+        Admin::Maint => "MAINT".to_owned(),
+        Admin::Drain => "DRAIN".to_owned(),
+        Admin::Ready if server.up.load(Relaxed) => "UP".to_owned(),
+        Admin::Ready => "DOWN".to_owned(),
+    };
+    ServerSnapshot {
+        name: server.config.name.clone(),
+        address: server.config.address.to_string(),
+        status,
+        weight: server.weight.load(Relaxed),
+        backup: server.config.backup,
+        checked: server.config.check,
+        check: CheckSnapshot {
+            kind: proxy.config.check.kind.to_string(),
+            health: if server.config.check { health.describe() } else { "not checked".to_owned() },
+            last_ok: last.map(|r| r.ok),
+            last_detail: last.map(|r| r.detail.clone()),
+            last_duration_ms: last.map(|r| r.duration.as_millis() as u64),
+            checks,
+            failed,
+        },
+        since_last_change_s: now.saturating_duration_since(health.last_change()).as_secs(),
+        downtime_s: health.downtime(now).as_secs(),
+        sessions: SessionCounts {
+            current: server.counters.current.load(Relaxed),
+            max: server.counters.max.load(Relaxed),
+            total: server.counters.total.load(Relaxed),
+            limit: server.config.maxconn,
+        },
+        bytes_in: server.counters.bytes_in.load(Relaxed),
+        bytes_out: server.counters.bytes_out.load(Relaxed),
+        failed_connects: server.failed_connects.load(Relaxed),
+    }
+}

@@ -1,0 +1,485 @@
+//! One snapshot, four readers: the stats page (HTML), HAProxy-style CSV, Prometheus metrics,
+//! and the terminal table of `vrrpd ctl status`.
+
+use std::fmt::Write;
+use std::time::Duration;
+
+use proxy::stats::{ProxySnapshot, ServerSnapshot};
+
+use crate::status::{InstanceSnapshot, Snapshot};
+
+// Writing into a String cannot fail; `let _ =` below says so once per line.
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// "3d 4h", "2m 05s", "12s".
+pub fn age(secs: u64) -> String {
+    let (d, h, m, s) = (secs / 86400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
+    match (d, h, m) {
+        (0, 0, 0) => format!("{s}s"),
+        (0, 0, _) => format!("{m}m {s:02}s"),
+        (0, _, _) => format!("{h}h {m:02}m"),
+        _ => format!("{d}d {h}h"),
+    }
+}
+
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn state_class(state: &str) -> &'static str {
+    match state {
+        "MASTER" | "UP" => "good",
+        "BACKUP" => "standby",
+        "FAULT" | "DOWN" => "bad",
+        "DRAIN" => "drain",
+        "MAINT" => "maint",
+        _ => "idle",
+    }
+}
+
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}\
+table{border-collapse:collapse;margin:.4em 0}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:left;font-size:.92em}\
+th{background:#eee}.good{background:#b8f0b8}.standby{background:#cfe3ff}.bad{background:#ff9c9c}.drain{background:#ffd37a}\
+.maint{background:#c9c3ff}.idle{background:#ddd}.meta{color:#555}td.n{text-align:right}";
+
+/// The stats page; it reloads itself every `refresh`.
+pub fn html(snapshot: &Snapshot, refresh: Duration) -> String {
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta http-equiv=\"refresh\" content=\"{}\">\
+         <title>vrrpd on {id}</title><style>{STYLE}</style></head><body>\
+         <h1>vrrpd on {id}</h1><p class=\"meta\">version {}, up {}, refreshes every {} s. \
+         <a href=\"stats.json\">JSON</a> · <a href=\"stats.csv\">CSV</a> · <a href=\"metrics\">metrics</a></p>",
+        refresh.as_secs().max(1),
+        snapshot.version,
+        age(snapshot.uptime_s),
+        refresh.as_secs().max(1),
+        id = escape(&snapshot.router_id),
+    );
+    out.push_str("<h2>VRRP</h2><table id=\"vrrp\"><tr><th>instance</th><th>state</th><th>priority</th><th>master</th><th>VIPs</th><th>last change</th><th>adverts sent / received</th><th>dropped</th><th>tracked</th></tr>");
+    for i in &snapshot.instances {
+        instance_row(&mut out, i);
+    }
+    out.push_str("</table>");
+    for p in &snapshot.proxies {
+        proxy_html(&mut out, p);
+    }
+    out.push_str("</body></html>\n");
+    out
+}
+
+fn instance_row(out: &mut String, i: &InstanceSnapshot) {
+    let state = if i.resigned { format!("{} (resigned)", i.state) } else { i.state.clone() };
+    let priority = if i.effective_priority == i.priority {
+        i.priority.to_string()
+    } else {
+        format!("{} (configured {})", i.effective_priority, i.priority)
+    };
+    let dropped = if i.dropped.is_empty() {
+        "0".to_owned()
+    } else {
+        i.dropped.iter().map(|(r, n)| format!("{r}: {n}")).collect::<Vec<_>>().join(", ")
+    };
+    let trackers: Vec<String> = i
+        .trackers
+        .iter()
+        .map(|t| {
+            format!("<span class=\"{}\">{} {} ({})</span>", if t.up { "good" } else { "bad" }, t.kind, escape(&t.name), t.weight)
+        })
+        .collect();
+    let _ = write!(
+        out,
+        "<tr><td>{} <span class=\"meta\">VRID {} on {}</span></td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>\
+         <td>{}</td><td class=\"n\">{} / {}</td><td>{}</td><td>{}</td></tr>",
+        escape(&i.name),
+        i.vrid,
+        escape(&i.interface),
+        state_class(&i.state),
+        state,
+        priority,
+        i.master.as_deref().unwrap_or("-"),
+        i.vips.join(", "),
+        i.since_last_transition_s.map_or("-".to_owned(), |s| format!("{} ago", age(s))),
+        i.adverts_sent,
+        i.adverts_received,
+        dropped,
+        trackers.join(" "),
+    );
+}
+
+fn proxy_html(out: &mut String, p: &ProxySnapshot) {
+    let _ = write!(
+        out,
+        "<h2>proxy {} <span class=\"meta\">on {}, {}</span> <span class=\"{}\">{}</span></h2>\
+         <p class=\"meta\">sessions {} now, {} max{}, {} total; queue {} (max {}); refused {}; in {}, out {}</p>\
+         <table class=\"servers\" id=\"proxy-{}\"><tr><th>server</th><th>status</th><th>check</th><th>last change</th><th>downtime</th>\
+         <th>weight</th><th>sessions now / max / total</th><th>bytes in / out</th><th>failed connects</th></tr>",
+        escape(&p.name),
+        escape(&p.bind),
+        p.balance,
+        if p.available { "good" } else { "bad" },
+        if !p.listening {
+            "NOT LISTENING"
+        } else if p.available {
+            "serving"
+        } else {
+            "NO SERVER"
+        },
+        p.sessions.current,
+        p.sessions.max,
+        p.sessions.limit.map_or(String::new(), |l| format!(" of {l}")),
+        p.sessions.total,
+        p.queue_current,
+        p.queue_max,
+        p.denied,
+        bytes(p.bytes_in),
+        bytes(p.bytes_out),
+        escape(&p.name),
+    );
+    for s in &p.servers {
+        server_row(out, s);
+    }
+    out.push_str("</table>");
+}
+
+fn server_row(out: &mut String, s: &ServerSnapshot) {
+    let check = match (&s.check.last_detail, s.check.last_duration_ms) {
+        (Some(detail), Some(ms)) => format!("{} · {} in {ms} ms", s.check.health, escape(detail)),
+        _ => s.check.health.clone(),
+    };
+    let _ = write!(
+        out,
+        "<tr><td>{}{} <span class=\"meta\">{}</span></td><td class=\"{}\">{}</td><td>{}</td><td>{} ago</td><td>{}</td>\
+         <td class=\"n\">{}</td><td class=\"n\">{} / {} / {}{}</td><td class=\"n\">{} / {}</td><td class=\"n\">{}</td></tr>",
+        escape(&s.name),
+        if s.backup { " (backup)" } else { "" },
+        escape(&s.address),
+        state_class(&s.status),
+        s.status,
+        check,
+        age(s.since_last_change_s),
+        age(s.downtime_s),
+        s.weight,
+        s.sessions.current,
+        s.sessions.max,
+        s.sessions.total,
+        s.sessions.limit.map_or(String::new(), |l| format!(" (limit {l})")),
+        bytes(s.bytes_in),
+        bytes(s.bytes_out),
+        s.failed_connects,
+    );
+}
+
+/// HAProxy's CSV header, in its column order, up to `check_duration`.
+pub const CSV_HEADER: &str =
+    "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,\
+act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,\
+check_code,check_duration,";
+
+/// HAProxy-style CSV (`/stats;csv`): a FRONTEND row, one row per server, a BACKEND row per
+/// proxy; columns that have no meaning here are empty, so positions match HAProxy's.
+pub fn csv(snapshot: &Snapshot) -> String {
+    let mut out = String::from(CSV_HEADER);
+    out.push('\n');
+    for (iid, p) in snapshot.proxies.iter().enumerate() {
+        let iid = iid + 1;
+        let limit = |l: Option<u32>| l.map_or(String::new(), |l| l.to_string());
+        let _ = writeln!(
+            out,
+            "{},FRONTEND,,,{},{},{},{},{},{},,,,,,,,{},,,,,,,,,1,{iid},0,,,,0,,,,,,,",
+            p.name,
+            p.sessions.current,
+            p.sessions.max,
+            limit(p.sessions.limit),
+            p.sessions.total,
+            p.bytes_in,
+            p.bytes_out,
+            if p.listening { "OPEN" } else { "STOP" },
+        );
+        for (sid, s) in p.servers.iter().enumerate() {
+            let (check_status, check_duration) = check_columns(s, p);
+            let _ = writeln!(
+                out,
+                "{},{},0,0,{},{},{},{},{},{},,,,{},,,,{},{},{},{},{},,{},{},,1,{iid},{},,{},,2,,,,{},,{},",
+                p.name,
+                s.name,
+                s.sessions.current,
+                s.sessions.max,
+                limit(s.sessions.limit),
+                s.sessions.total,
+                s.bytes_in,
+                s.bytes_out,
+                s.failed_connects,
+                s.status,
+                s.weight,
+                u8::from(!s.backup),
+                u8::from(s.backup),
+                s.check.failed,
+                s.since_last_change_s,
+                s.downtime_s,
+                sid + 1,
+                s.sessions.total,
+                check_status,
+                check_duration,
+            );
+        }
+        let up: Vec<&ServerSnapshot> = p.servers.iter().filter(|s| s.status == "UP").collect();
+        let _ = writeln!(
+            out,
+            "{},BACKEND,{},{},{},{},{},{},{},{},,,,{},,,,{},{},{},{},,,,,,1,{iid},0,,{},,1,,,,,,,",
+            p.name,
+            p.queue_current,
+            p.queue_max,
+            p.sessions.current,
+            p.sessions.max,
+            limit(p.sessions.limit),
+            p.sessions.total,
+            p.bytes_in,
+            p.bytes_out,
+            p.servers.iter().map(|s| s.failed_connects).sum::<u64>(),
+            if p.available { "UP" } else { "DOWN" },
+            up.iter().map(|s| s.weight).sum::<u32>(),
+            up.iter().filter(|s| !s.backup).count(),
+            up.iter().filter(|s| s.backup).count(),
+            p.sessions.total,
+        );
+    }
+    out
+}
+
+/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L7RSP.
+fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String) {
+    let layer7 = s.check.kind == "amqp";
+    let status = match (s.check.last_ok, s.check.last_detail.as_deref()) {
+        (None, _) => "",
+        (Some(true), _) if layer7 => "L7OK",
+        (Some(true), _) => "L4OK",
+        (Some(false), Some(d)) if d.starts_with("no answer") => {
+            if layer7 {
+                "L7TOUT"
+            } else {
+                "L4TOUT"
+            }
+        }
+        (Some(false), Some(d)) if d.starts_with("connect") => "L4CON",
+        (Some(false), _) => "L7RSP",
+    };
+    let _ = p;
+    (status, s.check.last_duration_ms.map_or(String::new(), |ms| ms.to_string()))
+}
+
+/// Prometheus text exposition format.
+pub fn prometheus(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: Vec<(String, String)>| {
+        let _ = writeln!(out, "# HELP vrrpd_{name} {help}\n# TYPE vrrpd_{name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "vrrpd_{name}{{{labels}}} {value}");
+        }
+    };
+    let label = |v: &str| v.replace('\\', "\\\\").replace('"', "\\\"");
+    let inst = |i: &InstanceSnapshot| format!("instance=\"{}\",vrid=\"{}\"", label(&i.name), i.vrid);
+    let each = |f: &dyn Fn(&InstanceSnapshot) -> String| snapshot.instances.iter().map(|i| (inst(i), f(i))).collect::<Vec<_>>();
+    metric("up", "gauge", "1 while vrrpd runs.", vec![(format!("router_id=\"{}\"", label(&snapshot.router_id)), "1".into())]);
+    metric(
+        "instance_master",
+        "gauge",
+        "1 when the instance is MASTER (holds its VIPs).",
+        each(&|i| u8::from(i.state == "MASTER").to_string()),
+    );
+    metric(
+        "instance_state",
+        "gauge",
+        "Instance state: 0 INIT, 1 BACKUP, 2 MASTER, 3 FAULT.",
+        each(&|i| {
+            match i.state.as_str() {
+                "BACKUP" => "1",
+                "MASTER" => "2",
+                "FAULT" => "3",
+                _ => "0",
+            }
+            .into()
+        }),
+    );
+    metric(
+        "instance_priority",
+        "gauge",
+        "Effective priority (configured priority with tracker weights).",
+        each(&|i| i.effective_priority.to_string()),
+    );
+    metric("instance_transitions_total", "counter", "State transitions.", each(&|i| i.transitions.to_string()));
+    metric("adverts_sent_total", "counter", "VRRP adverts sent.", each(&|i| i.adverts_sent.to_string()));
+    metric(
+        "adverts_received_total",
+        "counter",
+        "VRRP adverts received for this VRID.",
+        each(&|i| i.adverts_received.to_string()),
+    );
+    let mut dropped = Vec::new();
+    for i in &snapshot.instances {
+        for (reason, n) in &i.dropped {
+            dropped.push((format!("{},reason=\"{reason}\"", inst(i)), n.to_string()));
+        }
+    }
+    for (interface, reasons) in &snapshot.interface_drops {
+        for (reason, n) in reasons {
+            dropped.push((format!("interface=\"{}\",reason=\"{reason}\"", label(interface)), n.to_string()));
+        }
+    }
+    metric("adverts_dropped_total", "counter", "Received packets dropped, by reason.", dropped);
+
+    let px = |p: &ProxySnapshot| format!("proxy=\"{}\"", label(&p.name));
+    let per_proxy = |f: &dyn Fn(&ProxySnapshot) -> String| snapshot.proxies.iter().map(|p| (px(p), f(p))).collect::<Vec<_>>();
+    metric(
+        "proxy_available",
+        "gauge",
+        "1 while the proxy listens and has a usable server.",
+        per_proxy(&|p| u8::from(p.available).to_string()),
+    );
+    metric("proxy_sessions", "gauge", "Current sessions.", per_proxy(&|p| p.sessions.current.to_string()));
+    metric("proxy_sessions_total", "counter", "Sessions accepted.", per_proxy(&|p| p.sessions.total.to_string()));
+    metric("proxy_queue", "gauge", "Sessions waiting for a server slot.", per_proxy(&|p| p.queue_current.to_string()));
+    metric(
+        "proxy_refused_total",
+        "counter",
+        "Sessions refused (no server, queue timeout).",
+        per_proxy(&|p| p.denied.to_string()),
+    );
+    metric("proxy_bytes_in_total", "counter", "Bytes from clients to servers.", per_proxy(&|p| p.bytes_in.to_string()));
+    metric("proxy_bytes_out_total", "counter", "Bytes from servers to clients.", per_proxy(&|p| p.bytes_out.to_string()));
+    let servers = |f: &dyn Fn(&ServerSnapshot) -> String| {
+        snapshot
+            .proxies
+            .iter()
+            .flat_map(|p| p.servers.iter().map(move |s| (format!("{},server=\"{}\"", px(p), label(&s.name)), f(s))))
+            .collect::<Vec<_>>()
+    };
+    metric(
+        "server_up",
+        "gauge",
+        "1 when the server passes its checks and is not drained or in maintenance.",
+        servers(&|s| u8::from(s.status == "UP").to_string()),
+    );
+    metric("server_sessions", "gauge", "Current sessions.", servers(&|s| s.sessions.current.to_string()));
+    metric("server_sessions_total", "counter", "Sessions sent to the server.", servers(&|s| s.sessions.total.to_string()));
+    metric("server_bytes_in_total", "counter", "Bytes from clients to the server.", servers(&|s| s.bytes_in.to_string()));
+    metric("server_bytes_out_total", "counter", "Bytes from the server to clients.", servers(&|s| s.bytes_out.to_string()));
+    metric(
+        "server_failed_connects_total",
+        "counter",
+        "Connection attempts that failed.",
+        servers(&|s| s.failed_connects.to_string()),
+    );
+    metric("server_check_failures_total", "counter", "Failed health checks.", servers(&|s| s.check.failed.to_string()));
+    metric("server_downtime_seconds_total", "counter", "Time spent DOWN.", servers(&|s| s.downtime_s.to_string()));
+    metric("server_weight", "gauge", "Current weight.", servers(&|s| s.weight.to_string()));
+    out
+}
+
+/// The table `vrrpd ctl status` prints.
+pub fn text(snapshot: &Snapshot) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "vrrpd {} on {}, up {}", snapshot.version, snapshot.router_id, age(snapshot.uptime_s));
+    let _ = writeln!(
+        out,
+        "\n{:<10} {:<18} {:>8}  {:<15} {:<20} {:>10}  dropped",
+        "instance", "state", "priority", "master", "VIPs", "changed"
+    );
+    for i in &snapshot.instances {
+        let state = if i.resigned { format!("{} (resigned)", i.state) } else { i.state.clone() };
+        let priority = if i.priority == i.effective_priority {
+            i.priority.to_string()
+        } else {
+            format!("{}/{}", i.effective_priority, i.priority)
+        };
+        let _ = writeln!(
+            out,
+            "{:<10} {:<18} {:>8}  {:<15} {:<20} {:>10}  {}",
+            i.name,
+            state,
+            priority,
+            i.master.as_deref().unwrap_or("-"),
+            i.vips.join(","),
+            i.since_last_transition_s.map_or("-".to_owned(), |s| format!("{} ago", age(s))),
+            i.dropped.values().sum::<u64>()
+        );
+    }
+    for p in &snapshot.proxies {
+        let _ = writeln!(
+            out,
+            "\nproxy {} on {} ({}): {}, {} sessions, {} total, queue {}",
+            p.name,
+            p.bind,
+            p.balance,
+            if !p.listening {
+                "NOT LISTENING"
+            } else if p.available {
+                "serving"
+            } else {
+                "NO SERVER"
+            },
+            p.sessions.current,
+            p.sessions.total,
+            p.queue_current
+        );
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<21} {:<6} {:>6} {:>6} {:>8}  check",
+            "server", "address", "status", "weight", "now", "total"
+        );
+        for s in &p.servers {
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<21} {:<6} {:>6} {:>6} {:>8}  {}",
+                format!("{}{}", s.name, if s.backup { "*" } else { "" }),
+                s.address,
+                s.status,
+                s.weight,
+                s.sessions.current,
+                s.sessions.total,
+                s.check.last_detail.as_deref().unwrap_or(&s.check.health)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_and_sizes_read_well() {
+        assert_eq!(age(5), "5s");
+        assert_eq!(age(125), "2m 05s");
+        assert_eq!(age(7260), "2h 01m");
+        assert_eq!(age(90000), "1d 1h");
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn csv_header_matches_haproxy_order() {
+        let columns: Vec<&str> = CSV_HEADER.trim_start_matches("# ").trim_end_matches(',').split(',').collect();
+        assert_eq!(&columns[..10], ["pxname", "svname", "qcur", "qmax", "scur", "smax", "slim", "stot", "bin", "bout"]);
+        assert_eq!(columns[17], "status");
+        assert_eq!(columns[32], "type");
+        assert_eq!(columns.len(), 39);
+    }
+}

@@ -1,0 +1,149 @@
+//! What the stats page, the metrics and `vrrpd ctl status` show: the drivers publish each
+//! instance's state here after every event; the balancer is read live. A snapshot joins both.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use proxy::stats::ProxySnapshot;
+use proxy::Balancer;
+use serde::Serialize;
+
+use crate::counters::DropCounters;
+use crate::instance::Instance;
+
+#[derive(Clone, Debug, Serialize)]
+pub struct TrackerSnapshot {
+    pub kind: String,
+    pub name: String,
+    pub weight: i32,
+    pub up: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct InstanceSnapshot {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    /// MASTER, BACKUP, FAULT or INIT.
+    pub state: String,
+    pub resigned: bool,
+    pub priority: u8,
+    pub effective_priority: u8,
+    /// The current master's address, when known.
+    pub master: Option<String>,
+    pub vips: Vec<String>,
+    pub since_last_transition_s: Option<u64>,
+    pub transitions: u64,
+    pub adverts_sent: u64,
+    pub adverts_received: u64,
+    /// Dropped adverts by reason (RFC 3768 section 7.1 checks).
+    pub dropped: BTreeMap<String, u64>,
+    pub trackers: Vec<TrackerSnapshot>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Snapshot {
+    pub router_id: String,
+    pub version: &'static str,
+    pub uptime_s: u64,
+    pub instances: Vec<InstanceSnapshot>,
+    /// Packets dropped before they could be matched to an instance, by interface and reason.
+    pub interface_drops: BTreeMap<String, BTreeMap<String, u64>>,
+    pub proxies: Vec<ProxySnapshot>,
+}
+
+struct Entry {
+    snapshot: InstanceSnapshot,
+    last_transition: Option<Instant>,
+}
+
+#[derive(Default)]
+struct Board {
+    instances: BTreeMap<String, Entry>,
+    interface_drops: BTreeMap<String, BTreeMap<String, u64>>,
+}
+
+/// Shared between the drivers (writers) and the stats and control servers (readers).
+#[derive(Clone)]
+pub struct StatusBoard {
+    board: Arc<Mutex<Board>>,
+    router_id: String,
+    started: Instant,
+}
+
+fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
+    counters.iter().map(|(reason, n)| (reason.as_str().to_owned(), n)).collect()
+}
+
+impl StatusBoard {
+    pub fn new(router_id: &str) -> Self {
+        StatusBoard { board: Arc::default(), router_id: router_id.to_owned(), started: Instant::now() }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
+        self.board.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records the current state of an interface's instances.
+    pub fn publish(&self, interface: &str, instances: &[Instance], vips: &[Vec<String>], unattributed: &DropCounters) {
+        let mut board = self.lock();
+        for (instance, vips) in instances.iter().zip(vips) {
+            let stats = instance.stats();
+            let snapshot = InstanceSnapshot {
+                name: instance.name().to_owned(),
+                interface: interface.to_owned(),
+                vrid: instance.vrid(),
+                state: instance.state().to_string(),
+                resigned: instance.is_resigned(),
+                priority: instance.config().priority,
+                effective_priority: instance.priority(),
+                master: instance.master().map(|m| m.address.to_string()),
+                vips: vips.clone(),
+                since_last_transition_s: None,
+                transitions: stats.transitions,
+                adverts_sent: stats.adverts_sent,
+                adverts_received: stats.adverts_received,
+                dropped: drops(&stats.drops),
+                trackers: instance
+                    .trackers()
+                    .iter()
+                    .map(|t| TrackerSnapshot {
+                        kind: t.kind.as_str().to_owned(),
+                        name: t.name.clone(),
+                        weight: t.weight,
+                        up: t.up,
+                    })
+                    .collect(),
+            };
+            board.instances.insert(snapshot.name.clone(), Entry { snapshot, last_transition: instance.last_transition() });
+        }
+        board.interface_drops.insert(interface.to_owned(), drops(unattributed));
+    }
+
+    /// Forgets instances that no longer run (removed by a reload).
+    pub fn retain(&self, names: &[String]) {
+        self.lock().instances.retain(|name, _| names.contains(name));
+    }
+
+    pub fn snapshot(&self, balancer: Option<&Balancer>) -> Snapshot {
+        let now = Instant::now();
+        let board = self.lock();
+        let instances = board
+            .instances
+            .values()
+            .map(|e| InstanceSnapshot {
+                since_last_transition_s: e.last_transition.map(|t| now.saturating_duration_since(t).as_secs()),
+                ..e.snapshot.clone()
+            })
+            .collect();
+        Snapshot {
+            router_id: self.router_id.clone(),
+            version: env!("CARGO_PKG_VERSION"),
+            uptime_s: now.duration_since(self.started).as_secs(),
+            instances,
+            interface_drops: board.interface_drops.clone(),
+            proxies: balancer.map(Balancer::snapshot).unwrap_or_default(),
+        }
+    }
+}
