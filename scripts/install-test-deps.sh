@@ -12,6 +12,7 @@ packages=(
     procps          # pkill, ps
     python3         # pcap parsing in capture-keepalived.sh
     rabbitmq-server # the brokers of the end-to-end tests (3.10 in Debian 12)
+    chromium        # the stats page as a person sees it (headless)
 )
 
 missing=()

@@ -19,3 +19,29 @@ pub fn connect_from(ns: &str, to: SocketAddr) -> io::Result<TcpStream> {
     .join()
     .map_err(|_| io::Error::other("the namespace thread panicked"))?
 }
+
+/// An HTTP response as a test looks at it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: String,
+    pub body: String,
+}
+
+/// `GET path` on `to`, from namespace `ns`, with basic auth when given (HTTP/1.1, one request).
+pub fn http_get(ns: &str, to: SocketAddr, path: &str, auth: Option<(&str, &str)>) -> io::Result<HttpResponse> {
+    use std::io::{Read, Write};
+    let mut stream = connect_from(ns, to)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let authorization = auth.map_or(String::new(), |(user, password)| {
+        use base64::Engine;
+        format!("Authorization: Basic {}\r\n", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+    });
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: {to}\r\n{authorization}Connection: close\r\n\r\n")?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    Ok(HttpResponse { status, headers: head.to_owned(), body: body.to_owned() })
+}
