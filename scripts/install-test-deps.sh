@@ -13,6 +13,7 @@ packages=(
     python3         # pcap parsing in capture-keepalived.sh
     rabbitmq-server # the brokers of the end-to-end tests (3.10 in Debian 12)
     chromium        # the stats page as a person sees it (headless)
+    systemd         # systemd-analyze verify for the unit
 )
 
 missing=()

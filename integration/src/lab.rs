@@ -172,12 +172,17 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `vrrpd --config <config> <args>` on `host` with the given configuration text.
     pub fn vrrpd(lab: &Lab, host: &str, config: &str, args: &[&str]) -> Daemon {
+        Daemon::vrrpd_with_env(lab, host, config, args, &[])
+    }
+
+    /// [`Daemon::vrrpd`] with extra environment variables (NOTIFY_SOCKET, JOURNAL_STREAM...).
+    pub fn vrrpd_with_env(lab: &Lab, host: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let path = lab.file(&format!("vrrpd-{host}.toml"));
         std::fs::write(&path, with_control_socket(lab, host, config)).expect("write config");
         let binary = vrrpd_binary();
         let mut command = vec![binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")];
         command.extend_from_slice(args);
-        Daemon::spawn(lab, host, &format!("vrrpd@{host}"), &command)
+        Daemon::spawn(lab, host, &format!("vrrpd@{host}"), &command, env)
     }
 
     /// Starts keepalived 2.2.7 (Debian's) on `host` with the given keepalived.conf text.
@@ -199,7 +204,7 @@ impl Daemon {
             "--vrrp_pid",
             vrrp_pid.to_str().expect("utf-8"),
         ];
-        Daemon::spawn(lab, host, &format!("keepalived@{host}"), &args)
+        Daemon::spawn(lab, host, &format!("keepalived@{host}"), &args, &[])
     }
 
     /// Runs `vrrpd ctl` against this daemon's control socket.
@@ -212,7 +217,7 @@ impl Daemon {
             .expect("run vrrpd ctl")
     }
 
-    fn spawn(lab: &Lab, host: &str, name: &str, command: &[&str]) -> Daemon {
+    fn spawn(lab: &Lab, host: &str, name: &str, command: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = lab.file(&format!("{}.log", name.replace('@', "-")));
         let out = File::options().create(true).append(true).open(&log).expect("log file");
         let child = Command::new("ip")
@@ -222,6 +227,7 @@ impl Daemon {
             .stdout(out.try_clone().expect("log file"))
             .stderr(out)
             .env("VRRPD_LOG", "info")
+            .envs(env.iter().copied())
             .spawn()
             .unwrap_or_else(|e| panic!("start {name}: {e}"));
         Daemon { name: name.to_owned(), child: Some(child), log }

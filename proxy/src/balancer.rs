@@ -11,7 +11,7 @@ use tokio::runtime::Handle;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::check;
 use crate::listener;
@@ -47,13 +47,18 @@ impl Balancer {
         let global = global_maxconn.map(|m| Arc::new(Semaphore::new(m as usize)));
         let mut tasks = Vec::new();
         for (index, proxy) in states.iter().enumerate() {
-            tasks.push(runtime.spawn(listener::serve(
-                Arc::clone(proxy),
-                index,
-                Arc::clone(&sessions),
-                global.clone(),
-                stop.clone(),
-            )));
+            // Bound here, so that whoever started the balancer knows the listeners are up.
+            let bound = match listener::bind(proxy.config.bind) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    warn!(proxy = %proxy.config.name, bind = %proxy.config.bind, error = %e, "cannot listen yet; retrying every second");
+                    proxy.listener_ok.store(false, std::sync::atomic::Ordering::Relaxed);
+                    proxy.update_availability();
+                    None
+                }
+            };
+            let serve = listener::serve(Arc::clone(proxy), index, Arc::clone(&sessions), global.clone(), bound, stop.clone());
+            tasks.push(runtime.spawn(serve));
             for server in 0..proxy.servers.len() {
                 tasks.push(runtime.spawn(check::run_checks(Arc::clone(proxy), index, server, Arc::clone(&sessions))));
             }

@@ -26,7 +26,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 /// One warning per this interval about the same trouble.
 const LOG_INTERVAL: Duration = Duration::from_secs(10);
 
-pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
+/// Binds and listens (blocking-free; call from anywhere). The listener is non-blocking.
+pub fn bind(address: SocketAddr) -> io::Result<std::net::TcpListener> {
     let socket = Socket::new(Domain::for_address(address), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     if address.is_ipv4() {
@@ -37,22 +38,25 @@ pub fn bind(address: SocketAddr) -> io::Result<TcpListener> {
     socket.set_nonblocking(true)?;
     socket.bind(&address.into())?;
     socket.listen(BACKLOG)?;
-    TcpListener::from_std(socket.into())
+    Ok(socket.into())
 }
 
-/// Serves one proxy until `stop` is cancelled: binds (retrying while the address cannot be had),
-/// accepts, and spawns a session per client.
+/// Serves one proxy until `stop` is cancelled: uses `bound` when the caller could bind already,
+/// otherwise binds (retrying every second while the address cannot be had), accepts, and
+/// spawns a session per client.
 pub async fn serve(
     proxy: Arc<ProxyState>,
     index: usize,
     sessions: Arc<Sessions>,
     global: Option<Arc<Semaphore>>,
+    bound: Option<std::net::TcpListener>,
     stop: CancellationToken,
 ) {
     let name = proxy.config.name.clone();
     let mut last_warning: Option<Instant> = None;
+    let mut bound = bound;
     let listener = loop {
-        match bind(proxy.config.bind) {
+        match bound.take().map_or_else(|| bind(proxy.config.bind), Ok).and_then(TcpListener::from_std) {
             Ok(listener) => break listener,
             Err(e) => {
                 if proxy.listener_ok.swap(false, Relaxed) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {

@@ -22,6 +22,7 @@ use crate::render;
 use crate::scripts::{Script, ScriptError};
 use crate::stats_http;
 use crate::status::StatusBoard;
+use crate::systemd;
 use crate::track::TrackerKind;
 use ha_common::rise_fall::RiseFall;
 use proxy::server::Admin;
@@ -159,6 +160,8 @@ async fn run_async(
     }
     spawn_link_monitor(daemon.events.clone())?;
     info!(router_id = %config.global.router_id, "vrrpd running");
+    systemd::ready(&systemd::status_line(&daemon.board, daemon.balancer.as_deref()));
+    tokio::spawn(systemd::keep_informed(daemon.board.clone(), daemon.balancer.clone()));
 
     loop {
         tokio::select! {
@@ -177,6 +180,7 @@ async fn run_async(
             }
         }
     }
+    systemd::stopping();
     daemon.shutdown().await;
     let _ = std::fs::remove_file(&socket_path);
     drop(daemon);
@@ -195,7 +199,7 @@ fn plan(config: &Config) -> Result<Plan, StartError> {
     let mut parse = |text: &str, user: Option<&str>| match Script::parse(text, user) {
         Ok(script) => match script.check_security() {
             Ok(()) => Some(script),
-            Err(e) if !security => {
+            Err(e @ ScriptError::Unsafe { .. }) if !security => {
                 warn!(error = %e, "running it anyway: enable_script_security = false");
                 Some(script)
             }
@@ -330,6 +334,13 @@ impl Daemon {
     /// SIGHUP or `vrrpd ctl reload`: a file that does not load, or whose scripts are refused,
     /// changes nothing.
     async fn reload(&mut self) -> Result<String, String> {
+        systemd::reloading();
+        let result = self.reload_inner().await;
+        systemd::ready(&systemd::status_line(&self.board, self.balancer.as_deref()));
+        result
+    }
+
+    async fn reload_inner(&mut self) -> Result<String, String> {
         info!(config = %self.config_path.display(), "reloading the configuration");
         let config = match Config::load(&self.config_path) {
             Ok(loaded) => {

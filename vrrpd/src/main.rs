@@ -77,6 +77,15 @@ fn run_daemon(cli: Cli) -> ExitCode {
     }
     let mut config = loaded.config;
     cli.apply_overrides(&mut config);
+    if let Some(user) = config.global.user.clone() {
+        if nix::unistd::geteuid().is_root() {
+            if let Err(error) = vrrpd::privileges::drop_to(&user, &config.global.control_socket) {
+                tracing::error!("{error}");
+                return ExitCode::FAILURE;
+            }
+            tracing::info!(user, "dropped root; kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE");
+        }
+    }
     match vrrpd::daemon::run(cli, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

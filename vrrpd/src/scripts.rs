@@ -42,6 +42,11 @@ pub enum ScriptError {
          permissions, set script_user, or set enable_script_security = false"
     )]
     Unsafe { script: String, path: String },
+    #[error(
+        "script {script:?} is to run as {user}, but vrrpd runs as uid {uid} without the right to switch \
+         users; drop script_user (scripts then run as vrrpd's user) or run vrrpd as root"
+    )]
+    CannotSwitchUser { script: String, user: String, uid: u32 },
 }
 
 /// How one run ended.
@@ -89,8 +94,19 @@ impl Script {
     }
 
     /// keepalived's rule: a script run as root must not be modifiable by anyone else. Returns
-    /// the first path that a non-root user could change.
+    /// the first path that a non-root user could change. A daemon that is not root cannot run
+    /// scripts as somebody else at all.
     pub fn check_security(&self) -> Result<(), ScriptError> {
+        let me = nix::unistd::geteuid();
+        if let Some(user) = &self.user {
+            if !me.is_root() && user.uid != me.as_raw() {
+                return Err(ScriptError::CannotSwitchUser {
+                    script: self.text.clone(),
+                    user: user.name.clone(),
+                    uid: me.as_raw(),
+                });
+            }
+        }
         if !self.runs_as_root() {
             return Ok(());
         }

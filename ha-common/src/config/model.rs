@@ -31,6 +31,8 @@ pub struct Global {
     pub maxconn: Option<u32>,
     /// How long a stopping daemon lets sessions finish before closing them.
     pub hard_stop_after: Duration,
+    /// Started as root, vrrpd drops to this user (keeping only its network capabilities).
+    pub user: Option<String>,
 }
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vrrpd/vrrpd.sock";

@@ -32,6 +32,7 @@ pub struct RawGlobal {
     pub control_socket: Option<S<String>>,
     pub maxconn: Option<S<i64>>,
     pub hard_stop_after: Option<S<ConfigDuration>>,
+    pub user: Option<S<String>>,
 }
 
 #[derive(Debug, Deserialize)]

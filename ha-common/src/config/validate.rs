@@ -138,6 +138,7 @@ impl<'a> Validator<'a> {
             ),
             maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
             hard_stop_after: raw.hard_stop_after.as_ref().map_or(Duration::from_secs(10), |d| d.get_ref().0),
+            user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
         }
     }
 

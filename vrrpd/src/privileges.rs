@@ -1,0 +1,50 @@
+//! Least privilege. Under systemd the unit starts vrrpd as its own user with exactly the
+//! capabilities it needs. Started as root by hand, vrrpd drops to `[global] user` itself,
+//! keeping only CAP_NET_ADMIN (addresses), CAP_NET_RAW (VRRP and ARP sockets) and
+//! CAP_NET_BIND_SERVICE (listeners below 1024). Scripts it runs get no capability.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+use caps::{CapSet, Capability, CapsHashSet};
+use nix::unistd::{chown, setgid, setgroups, setuid, Gid, Uid, User};
+
+pub const KEPT: [Capability; 3] = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW, Capability::CAP_NET_BIND_SERVICE];
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrivilegeError {
+    #[error("user {0:?} does not exist")]
+    NoUser(String),
+    #[error("cannot prepare {path} for user {user}: {source}")]
+    Directory { path: String, user: String, source: std::io::Error },
+    #[error("cannot drop to user {user}: {what}: {reason}")]
+    Drop { user: String, what: &'static str, reason: String },
+}
+
+/// Drops from root to `user`, keeping [`KEPT`]. Must run before any thread starts. The
+/// control socket's directory is created for the user when it does not exist yet.
+pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> {
+    let account = User::from_name(user).ok().flatten().ok_or_else(|| PrivilegeError::NoUser(user.to_owned()))?;
+    if let Some(dir) = control_socket.parent() {
+        if !dir.exists() {
+            let error = |source| PrivilegeError::Directory { path: dir.display().to_string(), user: user.to_owned(), source };
+            std::fs::create_dir_all(dir).map_err(error)?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o750)).map_err(error)?;
+            chown(dir, Some(account.uid), Some(account.gid)).map_err(|e| error(e.into()))?;
+        }
+    }
+    let fail = |what: &'static str| move |reason: String| PrivilegeError::Drop { user: user.to_owned(), what, reason };
+    // Keep the permitted set across setuid; it is trimmed to KEPT right after.
+    nix::sys::prctl::set_keepcaps(true).map_err(|e| fail("keep capabilities")(e.to_string()))?;
+    setgroups(&[account.gid]).map_err(|e| fail("set groups")(e.to_string()))?;
+    setgid(Gid::from_raw(account.gid.as_raw())).map_err(|e| fail("set group")(e.to_string()))?;
+    setuid(Uid::from_raw(account.uid.as_raw())).map_err(|e| fail("set user")(e.to_string()))?;
+    nix::sys::prctl::set_keepcaps(false).map_err(|e| fail("keep capabilities")(e.to_string()))?;
+    let kept: CapsHashSet = KEPT.into_iter().collect();
+    caps::set(None, CapSet::Permitted, &kept).map_err(|e| fail("limit permitted capabilities")(e.to_string()))?;
+    caps::set(None, CapSet::Effective, &kept).map_err(|e| fail("raise kept capabilities")(e.to_string()))?;
+    caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
+        .map_err(|e| fail("clear inheritable capabilities")(e.to_string()))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| fail("clear ambient capabilities")(e.to_string()))?;
+    Ok(())
+}
