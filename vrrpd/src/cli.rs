@@ -48,6 +48,14 @@ pub struct Cli {
 pub enum Command {
     /// Validate the configuration and print what it would run; exit 0 if valid, 1 if not.
     Check,
+    /// Print the vrrpd configuration equivalent to a keepalived.conf (and a haproxy.cfg);
+    /// what cannot be carried over is listed on stderr with its file and line.
+    Import {
+        #[arg(long, value_name = "FILE")]
+        keepalived: Option<PathBuf>,
+        #[arg(long, value_name = "FILE")]
+        haproxy: Option<PathBuf>,
+    },
     /// Talk to the running daemon through its control socket.
     #[command(after_help = crate::control::USAGE)]
     Ctl {

@@ -11,6 +11,7 @@ pub mod control;
 pub mod counters;
 pub mod daemon;
 pub mod driver;
+pub mod import;
 pub mod instance;
 pub mod net;
 pub mod notify;

@@ -10,6 +10,7 @@ fn main() -> ExitCode {
     match cli.command {
         Some(Command::Check) => run_check(&cli),
         Some(Command::Ctl { ref socket, ref words }) => run_ctl(&cli, socket.as_deref(), words),
+        Some(Command::Import { ref keepalived, ref haproxy }) => run_import(keepalived.as_deref(), haproxy.as_deref()),
         None => run_daemon(cli),
     }
 }
@@ -47,6 +48,26 @@ fn run_ctl(cli: &Cli, socket: Option<&std::path::Path>, words: &[String]) -> Exi
         Ok(reply) => {
             eprintln!("error: {}", reply.message.trim_end());
             ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_import(keepalived: Option<&std::path::Path>, haproxy: Option<&std::path::Path>) -> ExitCode {
+    if keepalived.is_none() && haproxy.is_none() {
+        eprintln!("error: give --keepalived FILE, --haproxy FILE, or both");
+        return ExitCode::from(2);
+    }
+    match vrrpd::import::import(keepalived, haproxy) {
+        Ok(imported) => {
+            print!("{}", imported.toml);
+            for note in &imported.notes {
+                eprintln!("{note}");
+            }
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,0 +1,96 @@
+//! `vrrpd import --keepalived FILE [--haproxy FILE]`: the vrrpd configuration equivalent to a
+//! keepalived.conf and a haproxy.cfg, with every keyword that cannot be carried over named
+//! with its file and line, never silently dropped.
+
+mod emit;
+mod haproxy;
+mod keepalived;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// Something the operator should read: a keyword left behind, or a value changed on purpose.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Note {
+    pub file: PathBuf,
+    pub line: usize,
+    pub kind: NoteKind,
+    pub message: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NoteKind {
+    /// Not carried over.
+    Dropped,
+    /// Carried over with a different value, and why.
+    Changed,
+    /// Would hurt AMQP clients as written.
+    Warning,
+}
+
+impl fmt::Display for Note {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        let kind = match self.kind {
+            NoteKind::Dropped => "not carried over",
+            NoteKind::Changed => "changed",
+            NoteKind::Warning => "warning",
+        };
+        write!(f, "{}:{}: {kind}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}:{line}: {message}", path.display())]
+    Syntax { path: PathBuf, line: usize, message: String },
+}
+
+/// The result: the TOML text and the notes for stderr.
+pub struct Imported {
+    pub toml: String,
+    pub notes: Vec<Note>,
+}
+
+/// Collects notes against one source file.
+pub(crate) struct Notes<'a> {
+    file: &'a Path,
+    pub notes: Vec<Note>,
+}
+
+impl<'a> Notes<'a> {
+    pub fn new(file: &'a Path) -> Self {
+        Notes { file, notes: Vec::new() }
+    }
+
+    pub fn add(&mut self, line: usize, kind: NoteKind, message: impl Into<String>) {
+        self.notes.push(Note { file: self.file.to_owned(), line, kind, message: message.into() });
+    }
+}
+
+pub fn import(keepalived: Option<&Path>, haproxy: Option<&Path>) -> Result<Imported, ImportError> {
+    let read = |path: &Path| std::fs::read_to_string(path).map_err(|source| ImportError::Read { path: path.to_owned(), source });
+    let mut notes = Vec::new();
+    let vrrp = match keepalived {
+        Some(path) => {
+            let mut n = Notes::new(path);
+            let parsed = keepalived::convert(&read(path)?, path, &mut n)?;
+            emit::weight_notes(&parsed, &mut n);
+            notes.append(&mut n.notes);
+            Some(parsed)
+        }
+        None => None,
+    };
+    let balancer = match haproxy {
+        Some(path) => {
+            let mut n = Notes::new(path);
+            let parsed = haproxy::convert(&read(path)?, &mut n);
+            emit::conversion_notes(&parsed, &mut n);
+            notes.append(&mut n.notes);
+            Some(parsed)
+        }
+        None => None,
+    };
+    Ok(Imported { toml: emit::toml(vrrp.as_ref(), balancer.as_ref(), keepalived, haproxy), notes })
+}
