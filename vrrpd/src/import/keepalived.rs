@@ -67,51 +67,46 @@ fn tokenize(text: &str) -> Vec<(usize, Vec<String>)> {
     lines
 }
 
+/// A block being read: its statements so far, and the header that opened it (none for the top).
+#[derive(Default)]
+struct Frame {
+    nodes: Vec<Node>,
+    header: Option<(Vec<String>, usize)>,
+}
+
 pub fn parse(text: &str, path: &Path) -> Result<Vec<Node>, ImportError> {
-    // Flatten to (line, word) and build the tree with an explicit stack.
-    let mut stack: Vec<(Vec<Node>, Option<(Vec<String>, usize)>)> = vec![(Vec::new(), None)];
+    let unbalanced = |line| ImportError::Syntax { path: path.to_owned(), line, message: "`}` closes no block".into() };
+    let mut stack = vec![Frame::default()];
     for (line, words) in tokenize(text) {
         let mut current: Vec<String> = Vec::new();
         for word in words {
             match word.as_str() {
-                "{" => {
-                    let header = std::mem::take(&mut current);
-                    stack.push((Vec::new(), Some((header, line))));
-                }
+                "{" => stack.push(Frame { nodes: Vec::new(), header: Some((std::mem::take(&mut current), line)) }),
                 "}" => {
                     if !current.is_empty() {
-                        let words = std::mem::take(&mut current);
-                        stack.last_mut().map(|(nodes, _)| nodes.push(Node { words, line, block: None }));
-                    }
-                    let (children, header) = stack.pop().unwrap_or_default();
-                    let Some((words, start)) = header else {
-                        return Err(ImportError::Syntax { path: path.to_owned(), line, message: "`}` closes no block".into() });
-                    };
-                    match stack.last_mut() {
-                        Some((nodes, _)) => nodes.push(Node { words, line: start, block: Some(children) }),
-                        None => {
-                            return Err(ImportError::Syntax {
-                                path: path.to_owned(),
-                                line,
-                                message: "`}` closes no block".into(),
-                            })
+                        if let Some(frame) = stack.last_mut() {
+                            frame.nodes.push(Node { words: std::mem::take(&mut current), line, block: None });
                         }
                     }
+                    let frame = stack.pop().ok_or_else(|| unbalanced(line))?;
+                    let (words, start) = frame.header.ok_or_else(|| unbalanced(line))?;
+                    let parent = stack.last_mut().ok_or_else(|| unbalanced(line))?;
+                    parent.nodes.push(Node { words, line: start, block: Some(frame.nodes) });
                 }
                 _ => current.push(word),
             }
         }
         if !current.is_empty() {
-            if let Some((nodes, _)) = stack.last_mut() {
-                nodes.push(Node { words: current, line, block: None });
+            if let Some(frame) = stack.last_mut() {
+                frame.nodes.push(Node { words: current, line, block: None });
             }
         }
     }
     if stack.len() != 1 {
-        let line = stack.last().and_then(|(_, h)| h.as_ref().map(|(_, l)| *l)).unwrap_or(0);
+        let line = stack.last().and_then(|f| f.header.as_ref().map(|(_, l)| *l)).unwrap_or(0);
         return Err(ImportError::Syntax { path: path.to_owned(), line, message: "block opened here is never closed".into() });
     }
-    Ok(stack.pop().map(|(nodes, _)| nodes).unwrap_or_default())
+    Ok(stack.pop().map(|f| f.nodes).unwrap_or_default())
 }
 
 #[derive(Debug, Default)]
