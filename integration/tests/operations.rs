@@ -136,3 +136,35 @@ fn logs_are_plain_under_journald_and_json_on_request() {
         assert!(json["timestamp"].is_string() && json["message"].is_string(), "{line}");
     }
 }
+
+#[test]
+fn install_puts_the_binary_config_and_unit_in_place() {
+    let root = tempfile::tempdir().unwrap();
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/install.sh"))
+        .args(["--root", root.path().to_str().unwrap(), "--binary", vrrpd_binary().to_str().unwrap(), "--config"])
+        .arg(repo_root().join("conf/proxy-b.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let path = |p: &str| root.path().join(p);
+    let mode = |p: &str| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(path(p)).unwrap().permissions()) & 0o777;
+    assert_eq!(mode("usr/local/sbin/vrrpd"), 0o755);
+    assert_eq!(mode("etc/vrrpd/vrrpd.toml"), 0o640, "the configuration holds passwords");
+    assert_eq!(mode("etc/systemd/system/vrrpd.service"), 0o644);
+    let check = Command::new(path("usr/local/sbin/vrrpd"))
+        .args(["check", "--config"])
+        .arg(path("etc/vrrpd/vrrpd.toml"))
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    // A second install keeps the operator's edits.
+    std::fs::write(path("etc/vrrpd/vrrpd.toml"), "# edited\n").unwrap();
+    let again = Command::new("bash")
+        .arg(repo_root().join("scripts/install.sh"))
+        .args(["--root", root.path().to_str().unwrap(), "--binary", vrrpd_binary().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(again.status.success());
+    assert_eq!(std::fs::read_to_string(path("etc/vrrpd/vrrpd.toml")).unwrap(), "# edited\n");
+}
