@@ -10,12 +10,14 @@ use std::time::{Duration, Instant};
 use ha_common::config::{CheckKind, ProxyProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::amqp::{self, PROTOCOL_HEADER};
 use crate::health::{CheckResult, Status};
 use crate::proxy_protocol;
-use crate::server::ProxyState;
+use crate::server::{ProxyState, ServerState};
 use crate::sessions::{CloseReason, Sessions};
 
 /// Runs one check against `address`.
@@ -67,41 +69,60 @@ async fn probe(kind: CheckKind, address: SocketAddr, send_proxy: Option<ProxyPro
     }
 }
 
-/// Checks one server forever: at `inter`, `fastinter` or `downinter` as its health says.
-/// Status changes are logged, published, and (with `on_marked_down = shutdown-sessions`) close
-/// the server's sessions.
-pub async fn run_checks(proxy: Arc<ProxyState>, proxy_index: usize, server: usize, sessions: Arc<Sessions>) {
-    let state = &proxy.servers[server];
-    if !state.config.check {
+/// Checks one server while it belongs to its proxy's current configuration: at `inter`,
+/// `fastinter` or `downinter` as its health says. Status changes are logged, published, and
+/// (with `on_marked_down = shutdown-sessions`) close the server's sessions.
+pub async fn run_checks(
+    mut current: watch::Receiver<Arc<ProxyState>>,
+    server: Arc<ServerState>,
+    sessions: Arc<Sessions>,
+    stop: CancellationToken,
+) {
+    if !server.config.check {
         return;
     }
-    let config = &proxy.config;
-    // Spread the first checks of a proxy's servers over one interval.
-    let spread = config.check.interval.mul_f64(server as f64 / proxy.servers.len().max(1) as f64);
-    tokio::time::sleep(spread.min(Duration::from_millis(500))).await;
+    // Spread the first checks of a proxy's servers over one interval (at most half a second).
+    let first = {
+        let proxy = current.borrow();
+        let position = proxy.servers.iter().position(|s| Arc::ptr_eq(s, &server)).unwrap_or(0);
+        proxy.config.check.interval.mul_f64(position as f64 / proxy.servers.len().max(1) as f64)
+    };
+    tokio::select! {
+        () = stop.cancelled() => return,
+        () = tokio::time::sleep(first.min(Duration::from_millis(500))) => {}
+    }
     loop {
-        let result = check_once(config.check.kind, state.config.address, config.check.timeout, config.send_proxy).await;
+        // A reload that removed this server (or its proxy) ends its checks.
+        let proxy = Arc::clone(&current.borrow_and_update());
+        if current.has_changed().is_err() || !proxy.servers.iter().any(|s| Arc::ptr_eq(s, &server)) {
+            return;
+        }
+        let config = &proxy.config;
+        let result = check_once(config.check.kind, server.config.address, config.check.timeout, config.send_proxy).await;
         let detail = result.detail.clone();
         let (change, next) = {
-            let mut health = state.health();
+            let mut health = server.health();
             let change = health.record(Instant::now(), result);
             (change, health.next_interval())
         };
         if let Some(status) = change {
-            state.up.store(status == Status::Up, Relaxed);
+            server.up.store(status == Status::Up, Relaxed);
             match status {
-                Status::Up => info!(proxy = %config.name, server = %state.config.name, check = %detail, "server is UP"),
-                Status::Down => warn!(proxy = %config.name, server = %state.config.name, check = %detail, "server is DOWN"),
+                Status::Up => info!(proxy = %config.name, server = %server.config.name, check = %detail, "server is UP"),
+                Status::Down => warn!(proxy = %config.name, server = %server.config.name, check = %detail, "server is DOWN"),
             }
             if status == Status::Down && config.shutdown_sessions_on_down {
-                let closed = sessions.close_server(proxy_index, server, CloseReason::ServerDown);
+                let closed = sessions.close_server(&server, CloseReason::ServerDown);
                 if closed > 0 {
-                    info!(proxy = %config.name, server = %state.config.name, closed, "closed the sessions of a server marked DOWN");
+                    info!(proxy = %config.name, server = %server.config.name, closed, "closed the sessions of a server marked DOWN");
                 }
             }
             proxy.update_availability();
-            proxy.slot_freed.notify_waiters();
+            proxy.shared.slot_freed.notify_waiters();
         }
-        tokio::time::sleep(next).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(next) => {}
+        }
     }
 }

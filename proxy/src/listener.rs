@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
@@ -41,29 +41,31 @@ pub fn bind(address: SocketAddr) -> io::Result<std::net::TcpListener> {
     Ok(socket.into())
 }
 
-/// Serves one proxy until `stop` is cancelled: uses `bound` when the caller could bind already,
-/// otherwise binds (retrying every second while the address cannot be had), accepts, and
-/// spawns a session per client.
+/// Serves one proxy on `address` until `stop` is cancelled: uses `bound` when the caller could
+/// bind already, otherwise binds (retrying every second while the address cannot be had),
+/// accepts, and spawns a session per client with the proxy's current configuration.
 pub async fn serve(
-    proxy: Arc<ProxyState>,
-    index: usize,
+    current: watch::Receiver<Arc<ProxyState>>,
+    address: SocketAddr,
     sessions: Arc<Sessions>,
     global: Option<Arc<Semaphore>>,
     bound: Option<std::net::TcpListener>,
     stop: CancellationToken,
 ) {
+    let proxy = Arc::clone(&current.borrow());
     let name = proxy.config.name.clone();
+    let shared = Arc::clone(&proxy.shared);
     let mut last_warning: Option<Instant> = None;
     let mut bound = bound;
     let listener = loop {
-        match bound.take().map_or_else(|| bind(proxy.config.bind), Ok).and_then(TcpListener::from_std) {
+        match bound.take().map_or_else(|| bind(address), Ok).and_then(TcpListener::from_std) {
             Ok(listener) => break listener,
             Err(e) => {
-                if proxy.listener_ok.swap(false, Relaxed) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
-                    error!(proxy = %name, bind = %proxy.config.bind, error = %e, "cannot listen; retrying every second");
+                if shared.listener_ok.swap(false, Relaxed) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+                    error!(proxy = %name, bind = %address, error = %e, "cannot listen; retrying every second");
                     last_warning = Some(Instant::now());
                 }
-                proxy.update_availability();
+                current.borrow().update_availability();
                 tokio::select! {
                     () = stop.cancelled() => return,
                     () = tokio::time::sleep(REBIND_PAUSE) => {}
@@ -71,12 +73,13 @@ pub async fn serve(
             }
         }
     };
-    proxy.listener_ok.store(true, Relaxed);
-    proxy.update_availability();
-    info!(proxy = %name, bind = %proxy.config.bind, "listening");
+    shared.listener_ok.store(true, Relaxed);
+    current.borrow().update_availability();
+    info!(proxy = %name, bind = %address, "listening");
 
     let mut backoff = BACKOFF_MIN;
     loop {
+        let proxy = Arc::clone(&current.borrow());
         let permits = tokio::select! {
             () = stop.cancelled() => return,
             permits = acquire(global.clone(), proxy.maxconn.clone()) => permits,
@@ -88,14 +91,16 @@ pub async fn serve(
         match accepted {
             Ok((client, peer)) => {
                 backoff = BACKOFF_MIN;
-                let local = client.local_addr().unwrap_or(proxy.config.bind);
+                let local = client.local_addr().unwrap_or(address);
                 // A VIP being given up: the client must go to the new master.
                 if sessions.is_fenced(local.ip()) {
-                    proxy.denied.fetch_add(1, Relaxed);
+                    shared.denied.fetch_add(1, Relaxed);
                     continue;
                 }
-                let ticket = sessions.register(local, index);
-                let (proxy, sessions) = (Arc::clone(&proxy), Arc::clone(&sessions));
+                // The configuration of the moment the client arrived (a reload may follow).
+                let proxy = Arc::clone(&current.borrow());
+                let ticket = sessions.register(local, &proxy.config.name);
+                let sessions = Arc::clone(&sessions);
                 tokio::spawn(async move {
                     let _permits = permits;
                     session::run(proxy, sessions, client, peer, ticket).await;

@@ -1,5 +1,7 @@
 //! Runtime state of proxies and servers: what selection reads lock-free (status, current
-//! sessions), the counters the stats page shows, and the health kept by the checks.
+//! sessions), the counters the stats page shows, and the health kept by the checks. A reload
+//! builds a new [`ProxyState`] but carries over [`ProxyShared`] and every unchanged
+//! [`ServerState`], so counters, health and sessions live on.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -101,10 +103,8 @@ impl ServerState {
     }
 }
 
-pub struct ProxyState {
-    pub config: Proxy,
-    pub servers: Vec<ServerState>,
-    pub selector: Selector,
+/// What a proxy keeps across reloads.
+pub struct ProxyShared {
     pub counters: Counters,
     /// Sessions waiting for a server slot.
     pub queued: AtomicU32,
@@ -113,36 +113,55 @@ pub struct ProxyState {
     pub denied: AtomicU64,
     /// Wakes queued sessions when a slot frees or a server comes UP.
     pub slot_freed: Notify,
-    pub maxconn: Option<Arc<Semaphore>>,
     pub listener_ok: AtomicBool,
     /// Whether the proxy can serve: its listener is bound and a server is usable.
     pub available: watch::Sender<bool>,
 }
 
-impl ProxyState {
-    pub fn new(config: Proxy, now: Instant) -> Self {
-        let servers: Vec<ServerState> =
-            config.servers.iter().map(|s| ServerState::new(s.clone(), Health::new(config.check, now))).collect();
-        let selector = Selector::new(config.balance, servers.len());
-        let maxconn = config.maxconn.map(|m| Arc::new(Semaphore::new(m as usize)));
-        let (available, _) = watch::channel(true);
-        ProxyState {
-            servers,
-            selector,
+impl Default for ProxyShared {
+    fn default() -> Self {
+        ProxyShared {
             counters: Counters::default(),
             queued: AtomicU32::new(0),
             queued_max: AtomicU32::new(0),
             denied: AtomicU64::new(0),
             slot_freed: Notify::new(),
-            maxconn,
             listener_ok: AtomicBool::new(true),
-            available,
-            config,
+            available: watch::channel(true).0,
         }
+    }
+}
+
+/// One proxy as currently configured.
+pub struct ProxyState {
+    pub config: Proxy,
+    pub servers: Vec<Arc<ServerState>>,
+    pub selector: Selector,
+    pub maxconn: Option<Arc<Semaphore>>,
+    pub shared: Arc<ProxyShared>,
+}
+
+impl ProxyState {
+    pub fn new(config: Proxy, now: Instant) -> Self {
+        let servers =
+            config.servers.iter().map(|s| Arc::new(ServerState::new(s.clone(), Health::new(config.check, now)))).collect();
+        ProxyState::with(config, servers, None, Arc::default())
+    }
+
+    /// A proxy made of given parts (a reload reuses servers, semaphore and shared state).
+    pub fn with(
+        config: Proxy,
+        servers: Vec<Arc<ServerState>>,
+        maxconn: Option<Arc<Semaphore>>,
+        shared: Arc<ProxyShared>,
+    ) -> Self {
+        let selector = Selector::new(config.balance, servers.len());
+        let maxconn = maxconn.or_else(|| config.maxconn.map(|m| Arc::new(Semaphore::new(m as usize))));
+        ProxyState { config, servers, selector, maxconn, shared }
     }
 
     pub fn candidates(&self) -> Vec<Candidate> {
-        self.servers.iter().map(ServerState::candidate).collect()
+        self.servers.iter().map(|s| s.candidate()).collect()
     }
 
     /// Recomputes availability and tells watchers (track_proxy) when it changed.
@@ -151,11 +170,11 @@ impl ProxyState {
             let c = s.candidate();
             c.up && c.ready && c.weight > 0
         });
-        let available = usable && self.listener_ok.load(Relaxed);
-        self.available.send_if_modified(|current| std::mem::replace(current, available) != available);
+        let available = usable && self.shared.listener_ok.load(Relaxed);
+        self.shared.available.send_if_modified(|current| std::mem::replace(current, available) != available);
     }
 
-    pub fn server_index(&self, name: &str) -> Option<usize> {
-        self.servers.iter().position(|s| s.config.name == name)
+    pub fn server(&self, name: &str) -> Option<&Arc<ServerState>> {
+        self.servers.iter().find(|s| s.config.name == name)
     }
 }

@@ -16,7 +16,7 @@ use tracing::{debug, info};
 
 use crate::balance::Choice;
 use crate::proxy_protocol;
-use crate::server::ProxyState;
+use crate::server::{ProxyState, ServerState};
 use crate::sessions::{CloseReason, Sessions, Ticket};
 
 /// Buffer per direction: large enough for throughput, allocated only once data flows, so an
@@ -40,7 +40,7 @@ pub async fn run(proxy: Arc<ProxyState>, sessions: Arc<Sessions>, client: TcpStr
     let started = Instant::now();
     set_keepalive(&client);
     let local = client.local_addr().unwrap_or(peer);
-    proxy.counters.session_started();
+    proxy.shared.counters.session_started();
     let outcome = tokio::select! {
         biased;
         () = ticket.cancel.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
@@ -49,21 +49,21 @@ pub async fn run(proxy: Arc<ProxyState>, sessions: Arc<Sessions>, client: TcpStr
     let (server, upstream, connect_time) = match outcome {
         Ok(connected) => connected,
         Err(reason) => {
-            proxy.denied.fetch_add(1, Relaxed);
-            proxy.counters.session_ended();
+            proxy.shared.denied.fetch_add(1, Relaxed);
+            proxy.shared.counters.session_ended();
             sessions.unregister(ticket.id);
             info!(proxy = %proxy.config.name, client = %peer, %local, reason = %reason, "session refused");
             return;
         }
     };
-    sessions.set_server(ticket.id, server);
-    let state = &proxy.servers[server];
+    sessions.set_server(ticket.id, &server);
+    let state = &server;
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
-    let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
+    let reason = pipe(client, upstream, &proxy, &server, &ticket, &in_bytes, &out_bytes).await;
     state.counters.session_ended();
-    proxy.counters.session_ended();
-    proxy.slot_freed.notify_waiters();
+    proxy.shared.counters.session_ended();
+    proxy.shared.slot_freed.notify_waiters();
     sessions.unregister(ticket.id);
     info!(
         proxy = %proxy.config.name, client = %peer, %local, server = %state.config.name,
@@ -79,7 +79,7 @@ async fn connect(
     client: &TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Result<(usize, TcpStream, Duration), CloseReason> {
+) -> Result<(Arc<ServerState>, TcpStream, Duration), CloseReason> {
     let config = &proxy.config;
     let started = Instant::now();
     let mut failed: Vec<usize> = Vec::new();
@@ -104,9 +104,9 @@ async fn connect(
                         state.counters.session_ended();
                         return Err(CloseReason::ServerError);
                     }
-                    return Ok((server, upstream, started.elapsed()));
+                    return Ok((Arc::clone(state), upstream, started.elapsed()));
                 }
-                return Ok((server, upstream, started.elapsed()));
+                return Ok((Arc::clone(state), upstream, started.elapsed()));
             }
             Err(e) => {
                 state.counters.session_ended();
@@ -132,7 +132,7 @@ async fn wait_for_server(proxy: &ProxyState, exclude: &[usize], since: Instant) 
     let deadline = since + proxy.config.timeout_queue;
     let mut queued = false;
     let result = loop {
-        let notified = proxy.slot_freed.notified();
+        let notified = proxy.shared.slot_freed.notified();
         match proxy.selector.choose(&proxy.candidates(), exclude) {
             Choice::Server(i) => break Ok(i),
             Choice::Unavailable if exclude.is_empty() => break Err(CloseReason::NoServer),
@@ -145,9 +145,9 @@ async fn wait_for_server(proxy: &ProxyState, exclude: &[usize], since: Instant) 
             }
             Choice::Full => {
                 if !queued {
-                    let depth = proxy.queued.fetch_add(1, Relaxed) + 1;
+                    let depth = proxy.shared.queued.fetch_add(1, Relaxed) + 1;
                     queued = true;
-                    proxy.queued_max.fetch_max(depth, Relaxed);
+                    proxy.shared.queued_max.fetch_max(depth, Relaxed);
                     if depth > MAX_QUEUE {
                         break Err(CloseReason::QueueTimeout);
                     }
@@ -159,7 +159,7 @@ async fn wait_for_server(proxy: &ProxyState, exclude: &[usize], since: Instant) 
         }
     };
     if queued {
-        proxy.queued.fetch_sub(1, Relaxed);
+        proxy.shared.queued.fetch_sub(1, Relaxed);
     }
     result
 }
@@ -179,20 +179,24 @@ async fn pipe(
     client: TcpStream,
     server: TcpStream,
     proxy: &ProxyState,
-    server_index: usize,
+    state: &ServerState,
     ticket: &Ticket,
     in_bytes: &AtomicU64,
     out_bytes: &AtomicU64,
 ) -> CloseReason {
     let origin = Instant::now();
     let activity = AtomicU64::new(0);
-    let state = &proxy.servers[server_index];
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     let upstream =
-        copy(client_read, server_write, [&state.counters.bytes_in, &proxy.counters.bytes_in, in_bytes], &activity, origin);
-    let downstream =
-        copy(server_read, client_write, [&state.counters.bytes_out, &proxy.counters.bytes_out, out_bytes], &activity, origin);
+        copy(client_read, server_write, [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes], &activity, origin);
+    let downstream = copy(
+        server_read,
+        client_write,
+        [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes],
+        &activity,
+        origin,
+    );
     let idle = proxy.config.timeout_idle;
     let idle_watch = async {
         loop {

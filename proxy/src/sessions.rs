@@ -9,6 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::server::ServerState;
+
 /// Why a session ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u8)]
@@ -76,8 +78,8 @@ impl Ticket {
 
 struct Entry {
     local: SocketAddr,
-    proxy: usize,
-    server: Option<usize>,
+    proxy: String,
+    server: Option<Arc<ServerState>>,
     ticket: Ticket,
 }
 
@@ -95,10 +97,10 @@ impl Sessions {
     }
 
     /// Registers a session accepted on `local` by proxy `proxy`.
-    pub fn register(&self, local: SocketAddr, proxy: usize) -> Ticket {
+    pub fn register(&self, local: SocketAddr, proxy: &str) -> Ticket {
         let id = self.next_id.fetch_add(1, Relaxed);
         let ticket = Ticket { id, cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        self.lock().insert(id, Entry { local, proxy, server: None, ticket: ticket.clone() });
+        self.lock().insert(id, Entry { local, proxy: proxy.to_owned(), server: None, ticket: ticket.clone() });
         ticket
     }
 
@@ -129,9 +131,9 @@ impl Sessions {
         self.lock().values().filter(|e| addresses.contains(&e.local.ip())).count()
     }
 
-    pub fn set_server(&self, id: u64, server: usize) {
+    pub fn set_server(&self, id: u64, server: &Arc<ServerState>) {
         if let Some(entry) = self.lock().get_mut(&id) {
-            entry.server = Some(server);
+            entry.server = Some(Arc::clone(server));
         }
     }
 
@@ -144,9 +146,14 @@ impl Sessions {
         self.close_where(|e| addresses.contains(&e.local.ip()), reason)
     }
 
-    /// Closes the sessions proxy `proxy` sent to server `server`.
-    pub fn close_server(&self, proxy: usize, server: usize, reason: CloseReason) -> usize {
-        self.close_where(|e| e.proxy == proxy && e.server == Some(server), reason)
+    /// Closes the sessions sent to `server`.
+    pub fn close_server(&self, server: &Arc<ServerState>, reason: CloseReason) -> usize {
+        self.close_where(|e| e.server.as_ref().is_some_and(|s| Arc::ptr_eq(s, server)), reason)
+    }
+
+    /// Closes the sessions of proxy `proxy`.
+    pub fn close_proxy(&self, proxy: &str, reason: CloseReason) -> usize {
+        self.close_where(|e| e.proxy == proxy, reason)
     }
 
     pub fn close_all(&self, reason: CloseReason) -> usize {
@@ -183,13 +190,35 @@ mod tests {
         let sessions = Sessions::default();
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
-        let on_vip = sessions.register(vip, 0);
-        let on_host = sessions.register(host, 0);
-        sessions.set_server(on_host.id, 1);
+        let on_vip = sessions.register(vip, "amqp");
+        let on_host = sessions.register(host, "amqp");
+        let server = Arc::new(ServerState::new(
+            ha_common::config::Server {
+                name: "r".into(),
+                address: "192.0.2.21:5672".parse().unwrap(),
+                weight: 1,
+                backup: false,
+                maxconn: None,
+                check: true,
+            },
+            crate::health::Health::new(
+                ha_common::config::HealthCheck {
+                    kind: ha_common::config::CheckKind::Tcp,
+                    interval: std::time::Duration::from_secs(1),
+                    fastinter: std::time::Duration::from_secs(1),
+                    downinter: std::time::Duration::from_secs(1),
+                    timeout: std::time::Duration::from_secs(1),
+                    rise: 1,
+                    fall: 1,
+                },
+                std::time::Instant::now(),
+            ),
+        ));
+        sessions.set_server(on_host.id, &server);
         assert_eq!(sessions.close_accepted_on(&[vip.ip()], CloseReason::VipLost), 1);
         assert!(on_vip.cancel.is_cancelled() && !on_host.cancel.is_cancelled());
         assert_eq!(on_vip.reason(), Some(CloseReason::VipLost));
-        assert_eq!(sessions.close_server(0, 1, CloseReason::ServerDown), 1);
+        assert_eq!(sessions.close_server(&server, CloseReason::ServerDown), 1);
         assert_eq!(sessions.close_all(CloseReason::Shutdown), 2);
         assert_eq!(on_host.reason(), Some(CloseReason::ServerDown), "the first reason stays");
         sessions.unregister(on_vip.id);
@@ -200,7 +229,7 @@ mod tests {
     fn fenced_addresses_refuse_until_unfenced() {
         let sessions = Sessions::default();
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
-        let open = sessions.register(vip, 0);
+        let open = sessions.register(vip, "amqp");
         assert_eq!(sessions.fence(&[vip.ip()], CloseReason::VipLost), 1);
         assert!(open.cancel.is_cancelled());
         assert!(sessions.is_fenced(vip.ip()));

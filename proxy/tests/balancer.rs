@@ -149,8 +149,8 @@ async fn copies_both_ways_with_half_close() {
     client.shutdown().await.unwrap();
     assert_eq!(greeting(&mut client).await.as_deref(), Some("got 4194304"));
     let proxy = &balancer.proxies()[0];
-    wait_for("byte counters", || proxy.counters.bytes_in.load(Relaxed) == 4 * 1024 * 1024).await;
-    assert_eq!(proxy.counters.bytes_out.load(Relaxed), "got 4194304\n".len() as u64);
+    wait_for("byte counters", || proxy.shared.counters.bytes_in.load(Relaxed) == 4 * 1024 * 1024).await;
+    assert_eq!(proxy.shared.counters.bytes_out.load(Relaxed), "got 4194304\n".len() as u64);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -238,7 +238,7 @@ async fn all_servers_down_closes_the_client_and_counts_it() {
     assert!(!*availability.borrow_and_update(), "no usable server: unavailable");
     let mut client = connect(&config).await;
     assert!(closed_within(&mut client, Duration::from_secs(2)).await);
-    wait_for("the denial to be counted", || proxy.denied.load(Relaxed) == 1).await;
+    wait_for("the denial to be counted", || proxy.shared.denied.load(Relaxed) == 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +332,7 @@ async fn a_resetting_server_ends_the_session_but_not_the_proxy() {
         assert!(closed_within(&mut client, Duration::from_secs(2)).await);
     }
     wait_for("sessions to end", || balancer.session_count() == 0).await;
-    assert_eq!(balancer.proxies()[0].counters.total.load(Relaxed), 5);
+    assert_eq!(balancer.proxies()[0].shared.counters.total.load(Relaxed), 5);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,7 +347,7 @@ async fn server_maxconn_queues_then_times_out() {
     // The second waits in the queue and goes through when the first leaves.
     let mut second = connect(&config).await;
     let proxy = Arc::clone(&balancer.proxies()[0]);
-    wait_for("the second session to queue", || proxy.queued.load(Relaxed) == 1).await;
+    wait_for("the second session to queue", || proxy.shared.queued.load(Relaxed) == 1).await;
     drop(first);
     assert_eq!(greeting(&mut second).await.as_deref(), Some("one"));
     // A third, while the second holds the slot, gives up after timeout_queue.
@@ -355,7 +355,7 @@ async fn server_maxconn_queues_then_times_out() {
     let started = Instant::now();
     assert!(closed_within(&mut third, Duration::from_secs(3)).await);
     assert!(started.elapsed() >= Duration::from_millis(350));
-    assert_eq!(proxy.queued.load(Relaxed), 0);
+    assert_eq!(proxy.shared.queued.load(Relaxed), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -455,7 +455,7 @@ async fn listens_on_an_address_the_host_does_not_hold_yet() {
     config.bind = SocketAddr::from(([192, 0, 2, 200], free_port()));
     let balancer = start(&config);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(balancer.proxies()[0].listener_ok.load(Relaxed));
+    assert!(balancer.proxies()[0].shared.listener_ok.load(Relaxed));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -514,4 +514,80 @@ async fn global_maxconn_spans_proxies() {
     assert!(tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await.is_err());
     drop(first);
     assert_eq!(greeting(&mut second).await.as_deref(), Some("r"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_keeps_what_did_not_change() {
+    let (a, b, c) = (greeter("a").await.0, greeter("b").await.0, greeter("c").await.0);
+    let mut config = proxy_config(vec![server("a", a), server("b", b)]);
+    config.balance = Balance::RoundRobin;
+    let balancer = start(&config);
+    let mut sessions = Vec::new();
+    for _ in 0..4 {
+        let mut client = connect(&config).await;
+        let name = greeting(&mut client).await.unwrap();
+        sessions.push((name, client));
+    }
+    let total_before = balancer.proxies()[0].shared.counters.total.load(Relaxed);
+
+    // a goes, b is reweighted, c arrives.
+    let mut heavier_b = server("b", b);
+    heavier_b.weight = 3;
+    let reloaded = Proxy { servers: vec![heavier_b, server("c", c)], ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&reloaded));
+    assert!(changes.iter().any(|c| c == "amqp/b weight 1 -> 3"), "{changes:?}");
+    assert!(changes.iter().any(|c| c == "amqp/c added"), "{changes:?}");
+    assert!(changes.iter().any(|c| c.starts_with("amqp/a removed (2 sessions closed)")), "{changes:?}");
+    for (name, client) in &mut sessions {
+        if name == "a" {
+            assert!(closed_within(client, Duration::from_secs(1)).await, "a session on a removed server is closed");
+        } else {
+            client.write_all(b"still here\n").await.unwrap();
+            assert_eq!(greeting(client).await.as_deref(), Some("still here"), "b's sessions live through the reload");
+        }
+    }
+    let proxy = Arc::clone(&balancer.proxies()[0]);
+    assert_eq!(proxy.server("b").unwrap().counters.current.load(Relaxed), 2, "b kept its sessions and counters");
+    assert!(proxy.shared.counters.total.load(Relaxed) >= total_before, "proxy counters carry over");
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        let mut client = connect(&reloaded).await;
+        seen.push(greeting(&mut client).await.unwrap());
+    }
+    assert!(!seen.contains(&"a".to_owned()) && seen.contains(&"c".to_owned()), "{seen:?}");
+    assert!(seen.iter().filter(|s| *s == "b").count() > seen.iter().filter(|s| *s == "c").count(), "b weighs 3: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_moves_a_listener_new_address_first() {
+    let config = proxy_config(vec![server("r", greeter("r").await.0)]);
+    let balancer = start(&config);
+    let mut old_session = connect(&config).await;
+    assert_eq!(greeting(&mut old_session).await.as_deref(), Some("r"));
+    let moved = Proxy { bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&moved));
+    assert!(changes.iter().any(|c| c.contains("now listens on")), "{changes:?}");
+    let mut new_session = connect(&moved).await;
+    assert_eq!(greeting(&mut new_session).await.as_deref(), Some("r"));
+    old_session.write_all(b"ok\n").await.unwrap();
+    assert_eq!(greeting(&mut old_session).await.as_deref(), Some("ok"), "sessions accepted on the old address stay");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(TcpStream::connect(config.bind).await.is_err(), "the old address stopped listening");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_adds_and_removes_proxies() {
+    let one = proxy_config(vec![server("r", greeter("r").await.0)]);
+    let balancer = start(&one);
+    let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&two));
+    assert!(
+        changes.contains(&"proxy other added".to_owned()) && changes.iter().any(|c| c.starts_with("proxy amqp removed")),
+        "{changes:?}"
+    );
+    let mut client = connect(&two).await;
+    assert_eq!(greeting(&mut client).await.as_deref(), Some("r"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(TcpStream::connect(one.bind).await.is_err());
+    assert_eq!(balancer.proxies().len(), 1);
 }
