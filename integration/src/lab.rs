@@ -400,3 +400,72 @@ vrrp_instance VI_1 {{
 "#
     )
 }
+
+/// The `greeter` backends in the lab's backend namespace: rabbit1 on 192.0.2.21:5672 and
+/// rabbit2 on 192.0.2.22:5672, each greeting with its name and echoing lines.
+pub struct Greeters {
+    child: Child,
+    output: PathBuf,
+}
+
+impl Greeters {
+    pub fn start(lab: &Lab) -> Greeters {
+        let output = lab.file("greeter.out");
+        let greeter = vrrpd_binary().with_file_name("greeter");
+        let child = Command::new("ip")
+            .args(["netns", "exec", &lab.ns("backend"), greeter.to_str().expect("utf-8 path")])
+            .args(["rabbit1=192.0.2.21:5672", "rabbit2=192.0.2.22:5672"])
+            .stdout(File::create(&output).expect("greeter output"))
+            .spawn()
+            .expect("start greeter");
+        assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&output).unwrap_or_default().contains("ready")));
+        Greeters { child, output }
+    }
+
+    /// What the backends printed: one `closed NAME PEER` line per connection that ended.
+    pub fn output(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+}
+
+impl Drop for Greeters {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A line-based client connected from the lab's client namespace, e.g. through the VIP.
+pub struct LineClient {
+    stream: std::net::TcpStream,
+    reader: std::io::BufReader<std::net::TcpStream>,
+    /// The first line the server sent (a greeter's name).
+    pub greeting: String,
+}
+
+impl LineClient {
+    pub fn connect(lab: &Lab, to: std::net::SocketAddr) -> LineClient {
+        use std::io::BufRead;
+        let stream = crate::netns::connect_from(&lab.ns("client"), to).unwrap_or_else(|e| panic!("connect to {to}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut greeting = String::new();
+        let _ = reader.read_line(&mut greeting);
+        LineClient { stream, reader, greeting: greeting.trim_end().to_owned() }
+    }
+
+    /// Sends a line and returns the echo; None once the connection is closed.
+    pub fn echo(&mut self, text: &str) -> Option<String> {
+        use std::io::{BufRead, Write};
+        writeln!(self.stream, "{text}").ok()?;
+        let mut line = String::new();
+        match self.reader.read_line(&mut line) {
+            Ok(0) | Err(_) => None,
+            Ok(_) => Some(line.trim_end().to_owned()),
+        }
+    }
+
+    pub fn alive(&mut self) -> bool {
+        self.echo("ping").is_some()
+    }
+}

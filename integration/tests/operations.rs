@@ -168,3 +168,51 @@ fn install_puts_the_binary_config_and_unit_in_place() {
     assert!(again.status.success());
     assert_eq!(std::fs::read_to_string(path("etc/vrrpd/vrrpd.toml")).unwrap(), "# edited\n");
 }
+
+#[test]
+fn reload_changes_servers_vips_and_listener_keeping_valid_sessions_and_mastership() {
+    if !netns_available("reload_changes_servers_vips_and_listener_keeping_valid_sessions_and_mastership", &["ip"]) {
+        return;
+    }
+    use integration::lab::{Greeters, LineClient, VIP2};
+    let lab = Lab::up("reloadpx");
+    let _greeters = Greeters::start(&lab);
+    let proxy = |bind: u16, servers: &str| {
+        format!(
+            "[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:{bind}\"\nbalance = \"roundrobin\"\n\
+             check = {{ kind = \"tcp\", interval = \"200ms\", rise = 1, fall = 2 }}\n{servers}"
+        )
+    };
+    let both = "[[proxy.server]]\nname = \"rabbit1\"\naddress = \"192.0.2.21:5672\"\n[[proxy.server]]\nname = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\n";
+    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy(5672, both)), &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    let mut sessions: Vec<LineClient> = (0..4).map(|_| LineClient::connect(&lab, (VIP, 5672).into())).collect();
+    assert_eq!(sessions.iter().filter(|s| s.greeting == "rabbit1").count(), 2);
+
+    // rabbit1 leaves, rabbit2 weighs 3, VI_1 gets a second VIP, the proxy moves to port 5673.
+    let path = lab.file("vrrpd-a.toml");
+    let config = std::fs::read_to_string(&path).unwrap();
+    let rabbit2 = "[[proxy.server]]\nname = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\nweight = 3\n";
+    let changed = config
+        .replace("virtual_ipaddress = [\"192.0.2.100/24\"]", "virtual_ipaddress = [\"192.0.2.100/24\", \"192.0.2.101/24\"]")
+        .replace(&proxy(5672, both), &proxy(5673, rabbit2));
+    assert_ne!(changed, config);
+    std::fs::write(&path, changed).unwrap();
+    let out = Daemon::ctl(&lab, "a", &["reload"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Still MASTER without a transition, with the new VIP.
+    assert!(wait_until(Duration::from_secs(3), || lab.addresses("a").contains(&VIP2)), "{}", a.log());
+    assert_eq!(a.log().matches("instance=VI_1 vrid=51 from=").count(), 1, "no transition:\n{}", a.log());
+    assert!(a.log().contains("instance reconfigured in place"), "{}", a.log());
+    // The sessions on rabbit2 live on; those on the removed rabbit1 were closed.
+    for session in &mut sessions {
+        assert_eq!(session.alive(), session.greeting == "rabbit2", "{}", session.greeting);
+    }
+    // The listener moved.
+    let moved = LineClient::connect(&lab, (VIP, 5673).into());
+    assert_eq!(moved.greeting, "rabbit2");
+    assert!(integration::netns::connect_from(&lab.ns("client"), (VIP, 5672).into()).is_err(), "the old port closed");
+    let status = String::from_utf8_lossy(&Daemon::ctl(&lab, "a", &["status"]).stdout).into_owned();
+    assert!(status.contains("rabbit2") && !status.contains("rabbit1") && status.contains("      3 "), "{status}");
+}

@@ -4,12 +4,10 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{vrrpd_config, wait_until, Daemon, Greeters, Lab, LineClient, VIP};
 use integration::netns_available;
 
 const PROGRAMS: &[&str] = &["ip"];
@@ -30,67 +28,6 @@ name = "rabbit2"
 address = "192.0.2.22:5672"
 "#;
 
-/// The greeter backends in the backend namespace, their output in a file.
-struct Backends {
-    child: Child,
-    output: std::path::PathBuf,
-}
-
-impl Backends {
-    fn start(lab: &Lab) -> Backends {
-        let output = lab.file("greeter.out");
-        let greeter = vrrpd_binary().with_file_name("greeter");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.ns("backend"), greeter.to_str().unwrap()])
-            .args(["rabbit1=192.0.2.21:5672", "rabbit2=192.0.2.22:5672"])
-            .stdout(std::fs::File::create(&output).unwrap())
-            .spawn()
-            .unwrap();
-        assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&output).unwrap_or_default().contains("ready")));
-        Backends { child, output }
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.output).unwrap_or_default()
-    }
-}
-
-impl Drop for Backends {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A line-based client connected from the lab's client namespace.
-struct Client {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    /// Connects from the client namespace (this thread enters it for the connect only).
-    fn connect(lab: &Lab, to: SocketAddr) -> Client {
-        let stream = integration::netns::connect_from(&lab.ns("client"), to).unwrap_or_else(|e| panic!("connect to {to}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        let reader = BufReader::new(stream.try_clone().unwrap());
-        Client { stream, reader }
-    }
-
-    fn line(&mut self) -> Option<String> {
-        let mut line = String::new();
-        match self.reader.read_line(&mut line) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end().to_owned()),
-        }
-    }
-
-    fn echo(&mut self, text: &str) -> Option<String> {
-        writeln!(self.stream, "{text}").ok()?;
-        self.line()
-    }
-}
-
 fn pair(lab: &Lab, a_extra: &str) -> (Daemon, Daemon) {
     let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
     let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, &format!("{track}\n{a_extra}"), PROXY), &["--state", "MASTER"]);
@@ -105,21 +42,21 @@ fn clients_reach_the_brokers_through_the_vip_and_the_backup_listens_too() {
         return;
     }
     let lab = Lab::up("pxy");
-    let _backends = Backends::start(&lab);
+    let _backends = Greeters::start(&lab);
     let (a, b) = pair(&lab, "");
     let mut seen = Vec::new();
     let mut held = Vec::new();
     for _ in 0..4 {
-        let mut client = Client::connect(&lab, SocketAddr::from((VIP, 5672)));
-        seen.push(client.line().unwrap());
+        let mut client = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
+        seen.push(client.greeting.clone());
         assert_eq!(client.echo("ping").as_deref(), Some("ping"));
         held.push(client);
     }
     seen.sort();
     assert_eq!(seen, ["rabbit1", "rabbit1", "rabbit2", "rabbit2"], "leastconn over both brokers");
     // The backup's proxy listens as well, so its health is known before it is needed.
-    let mut direct = Client::connect(&lab, "192.0.2.12:5672".parse().unwrap());
-    assert!(direct.line().is_some(), "{}", b.log());
+    let direct = LineClient::connect(&lab, "192.0.2.12:5672".parse().unwrap());
+    assert!(direct.greeting.starts_with("rabbit"), "{}", b.log());
     drop(a);
 }
 
@@ -129,7 +66,7 @@ fn track_proxy_hands_the_vip_over_when_this_host_loses_every_broker() {
         return;
     }
     let lab = Lab::up("tpx");
-    let _backends = Backends::start(&lab);
+    let _backends = Greeters::start(&lab);
     let (a, b) = pair(&lab, "");
     // A alone loses its way to both brokers.
     for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
@@ -139,8 +76,8 @@ fn track_proxy_hands_the_vip_over_when_this_host_loses_every_broker() {
     // over after its Skew_Time.
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert!(a.log().contains("to=FAULT") && a.log().contains("proxy amqp"), "{}", a.log());
-    let mut client = Client::connect(&lab, SocketAddr::from((VIP, 5672)));
-    assert!(client.line().is_some(), "served through B");
+    let client = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
+    assert!(client.greeting.starts_with("rabbit"), "served through B");
     // The brokers come back for A: it recovers and preempts.
     for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
         lab.exec("a", &["ip", "route", "del", "blackhole", broker]);
@@ -154,14 +91,14 @@ fn leaving_master_closes_the_vip_sessions_broker_side_included() {
         return;
     }
     let lab = Lab::up("vipc");
-    let backends = Backends::start(&lab);
+    let backends = Greeters::start(&lab);
     let lower = vrrpd_config("a", 99, "", PROXY);
     let a = Daemon::vrrpd(&lab, "a", &lower, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
-    let mut on_vip = Client::connect(&lab, SocketAddr::from((VIP, 5672)));
-    assert!(on_vip.line().is_some());
-    let mut on_host = Client::connect(&lab, "192.0.2.11:5672".parse().unwrap());
-    assert!(on_host.line().is_some());
+    let mut on_vip = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
+    assert!(on_vip.greeting.starts_with("rabbit"));
+    let mut on_host = LineClient::connect(&lab, "192.0.2.11:5672".parse().unwrap());
+    assert!(on_host.greeting.starts_with("rabbit"));
     // B arrives with a higher priority and preempts: A leaves MASTER.
     let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", PROXY), &[]);
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
@@ -173,6 +110,6 @@ fn leaving_master_closes_the_vip_sessions_broker_side_included() {
     // A session accepted on A's own address is not the VIP's: it lives on.
     assert_eq!(on_host.echo("hello").as_deref(), Some("hello"));
     // The client reconnects through the VIP, now to B.
-    let mut again = Client::connect(&lab, SocketAddr::from((VIP, 5672)));
-    assert!(again.line().is_some());
+    let again = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
+    assert!(again.greeting.starts_with("rabbit"));
 }

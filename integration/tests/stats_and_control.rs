@@ -3,12 +3,11 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{vrrpd_binary, vrrpd_config, Daemon, Greeters, Lab, LineClient, VIP};
 use integration::netns::http_get;
 use integration::netns_available;
 
@@ -39,53 +38,9 @@ refresh = "2s"
     )
 }
 
-struct Backends(Child);
-
-impl Backends {
-    fn start(lab: &Lab) -> Backends {
-        let output = lab.file("greeter.out");
-        let child = Command::new("ip")
-            .args(["netns", "exec", &lab.ns("backend"), vrrpd_binary().with_file_name("greeter").to_str().unwrap()])
-            .args(["rabbit1=192.0.2.21:5672", "rabbit2=192.0.2.22:5672"])
-            .stdout(std::fs::File::create(&output).unwrap())
-            .spawn()
-            .unwrap();
-        assert!(wait_until(Duration::from_secs(3), || std::fs::read_to_string(&output).unwrap_or_default().contains("ready")));
-        Backends(child)
-    }
-}
-
-impl Drop for Backends {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// A client session through the VIP: which broker greeted it, and whether it still answers.
-struct Session {
-    stream: TcpStream,
-    reader: BufReader<TcpStream>,
-    broker: String,
-}
-
-impl Session {
-    fn open(lab: &Lab) -> Session {
-        let stream = integration::netns::connect_from(&lab.ns("client"), SocketAddr::from((VIP, 5672))).unwrap();
-        stream.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-        let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut broker = String::new();
-        reader.read_line(&mut broker).unwrap();
-        Session { stream, reader, broker: broker.trim().to_owned() }
-    }
-
-    fn alive(&mut self) -> bool {
-        if writeln!(self.stream, "ping").is_err() {
-            return false;
-        }
-        let mut line = String::new();
-        matches!(self.reader.read_line(&mut line), Ok(n) if n > 0)
-    }
+/// A session through the VIP.
+fn open(lab: &Lab) -> LineClient {
+    LineClient::connect(lab, SocketAddr::from((VIP, 5672)))
 }
 
 fn ctl(lab: &Lab, host: &str, words: &[&str]) -> (bool, String, String) {
@@ -99,12 +54,12 @@ fn the_stats_endpoints_show_both_halves_behind_basic_auth() {
         return;
     }
     let lab = Lab::up("stats");
-    let _backends = Backends::start(&lab);
+    let _backends = Greeters::start(&lab);
     let auth = "auth = { user = \"admin\", password = \"s3cret-pw\" }";
     let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section(auth)), &["--state", "MASTER"]);
     let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_section(auth)), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
-    let _session = Session::open(&lab);
+    let _session = open(&lab);
     let client = lab.ns("client");
     let get = |host: &str, path: &str, auth: Option<(&str, &str)>| {
         let address: SocketAddr = format!("{host}:8100").parse().unwrap();
@@ -159,18 +114,18 @@ fn ctl_drains_and_disables_a_broker_and_sessions_move() {
         return;
     }
     let lab = Lab::up("ctl");
-    let _backends = Backends::start(&lab);
+    let _backends = Greeters::start(&lab);
     let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section("")), &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
-    let mut sessions: Vec<Session> = (0..4).map(|_| Session::open(&lab)).collect();
-    assert_eq!(sessions.iter().filter(|s| s.broker == "rabbit1").count(), 2);
+    let mut sessions: Vec<LineClient> = (0..4).map(|_| open(&lab)).collect();
+    assert_eq!(sessions.iter().filter(|s| s.greeting == "rabbit1").count(), 2);
 
     // Drain: existing sessions stay, new ones avoid rabbit1.
     let (ok, out, _) = ctl(&lab, "a", &["server", "drain", "amqp/rabbit1"]);
     assert!(ok && out.contains("amqp/rabbit1: ready -> draining; 2 sessions stay"), "{out}");
-    assert!(sessions.iter_mut().all(Session::alive));
+    assert!(sessions.iter_mut().all(LineClient::alive));
     for _ in 0..3 {
-        assert_eq!(Session::open(&lab).broker, "rabbit2");
+        assert_eq!(open(&lab).greeting, "rabbit2");
     }
     let (_, status, _) = ctl(&lab, "a", &["status"]);
     assert!(status.contains("DRAIN"), "{status}");
@@ -179,10 +134,10 @@ fn ctl_drains_and_disables_a_broker_and_sessions_move() {
     let (ok, out, _) = ctl(&lab, "a", &["server", "disable", "amqp/rabbit1"]);
     assert!(ok && out.contains("in maintenance; 2 sessions closed"), "{out}");
     for session in sessions.iter_mut() {
-        if session.broker == "rabbit1" {
+        if session.greeting == "rabbit1" {
             assert!(!session.alive(), "the maintenance closed it");
-            *session = Session::open(&lab);
-            assert_eq!(session.broker, "rabbit2");
+            *session = open(&lab);
+            assert_eq!(session.greeting, "rabbit2");
         }
     }
 
@@ -190,7 +145,7 @@ fn ctl_drains_and_disables_a_broker_and_sessions_move() {
     assert!(ctl(&lab, "a", &["server", "enable", "amqp/rabbit1"]).0);
     let (ok, out, _) = ctl(&lab, "a", &["server", "weight", "amqp/rabbit2", "0"]);
     assert!(ok && out.contains("weight 1 -> 0"), "{out}");
-    assert_eq!(Session::open(&lab).broker, "rabbit1");
+    assert_eq!(open(&lab).greeting, "rabbit1");
     let (ok, out, _) = ctl(&lab, "a", &["shutdown-sessions", "amqp/rabbit2"]);
     assert!(ok && out.contains("sessions closed"), "{out}");
 
@@ -265,11 +220,11 @@ fn the_stats_page_as_a_person_sees_it_in_chromium() {
         return;
     }
     let lab = Lab::up("chrome");
-    let _backends = Backends::start(&lab);
+    let _backends = Greeters::start(&lab);
     let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section("")), &["--state", "MASTER"]);
     let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_section("")), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
-    let _sessions: Vec<Session> = (0..3).map(|_| Session::open(&lab)).collect();
+    let _sessions: Vec<LineClient> = (0..3).map(|_| open(&lab)).collect();
     assert!(ctl(&lab, "a", &["server", "drain", "amqp/rabbit2"]).0);
 
     let artifacts = integration::repo_root().join("integration/artifacts");

@@ -86,8 +86,10 @@ pub struct Daemon {
     scripts: HashMap<String, ScriptRunner>,
     status: TrackerStatus,
     events: mpsc::UnboundedSender<TrackerEvent>,
-    /// The proxies the balancer was started with; a reload does not change them yet.
+    /// The proxies the balancer runs now.
     proxies: Vec<ha_common::config::Proxy>,
+    watched_proxies: HashSet<String>,
+    proxy_runtime: Option<tokio::runtime::Handle>,
 }
 
 /// Runs the daemon until SIGTERM or SIGINT. VRRP has this thread and its runtime to itself;
@@ -149,6 +151,8 @@ async fn run_async(
         status: TrackerStatus::new(),
         events,
         proxies: config.proxies.clone(),
+        watched_proxies: HashSet::new(),
+        proxy_runtime: Some(proxies.clone()),
     };
     if let Some(balancer) = &balancer {
         daemon.watch_proxies(balancer, &proxies);
@@ -245,11 +249,21 @@ fn plan(config: &Config) -> Result<Plan, StartError> {
 }
 
 impl Daemon {
+    /// Watches the availability of proxies a reload added.
+    fn watch_new_proxies(&mut self) {
+        if let (Some(balancer), Some(runtime)) = (self.balancer.clone(), self.proxy_runtime.clone()) {
+            self.watch_proxies(&balancer, &runtime);
+        }
+    }
+
     /// Feeds each proxy's availability (listener bound, a server usable) to track_proxy, and
-    /// records the current one so instances start with it.
+    /// records the current one so instances start with it. Proxies already watched are skipped.
     fn watch_proxies(&mut self, balancer: &Balancer, proxies: &tokio::runtime::Handle) {
         for state in balancer.proxies() {
             let name = state.config.name.clone();
+            if !self.watched_proxies.insert(name.clone()) {
+                continue;
+            }
             let Some(mut availability) = balancer.availability(&name) else { continue };
             self.status.insert((TrackerKind::Proxy, name.clone()), *availability.borrow_and_update());
             let events = self.events.clone();
@@ -364,7 +378,14 @@ impl Daemon {
             }
         };
         if config.proxies != self.proxies {
-            warn!("[[proxy]] changes take effect at the next restart; VRRP changes apply now");
+            match &self.balancer {
+                Some(balancer) => {
+                    balancer.reload(&config.proxies);
+                    self.watch_new_proxies();
+                }
+                None => warn!("the first [[proxy]] sections take effect at the next restart"),
+            }
+            self.proxies = config.proxies.clone();
         }
         self.learn_interfaces(&plan).await;
         let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();

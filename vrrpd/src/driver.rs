@@ -158,7 +158,9 @@ impl Driver {
         })
     }
 
-    fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
+    /// What the core needs for `spec`: its trackers (own interface first) with their last
+    /// known status.
+    fn instance_config(&self, spec: &InstanceSpec, status: &TrackerStatus) -> InstanceConfig {
         let config = &spec.config;
         let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
         // The instance's own interface is always tracked: no carrier, no VRRP (FAULT).
@@ -171,11 +173,14 @@ impl Driver {
         ] {
             trackers.extend(tracks.iter().map(|t| Tracker { up: known(kind, &t.name), ..Tracker::new(kind, &t.name, t.weight) }));
         }
-        let primary = config.unicast_src_ip.unwrap_or(self.source);
-        let mut instance = Instance::new(InstanceConfig::from_config(config, primary, trackers));
+        InstanceConfig::from_config(config, config.unicast_src_ip.unwrap_or(self.source), trackers)
+    }
+
+    fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
+        let mut instance = Instance::new(self.instance_config(&spec, status));
         instance.startup(Instant::now());
         info!(
-            instance = %config.name, vrid = config.vrid, interface = %self.interface.name,
+            instance = %spec.config.name, vrid = spec.config.vrid, interface = %self.interface.name,
             priority = instance.priority(), state = %instance.state(), "instance started"
         );
         self.specs.push(spec);
@@ -252,27 +257,70 @@ impl Driver {
 
     /// Unchanged instances keep running untouched; changed and removed ones are shut down (so
     /// they resign and release their VIPs) before new ones start.
+    /// Instances that keep their name and VRID are reconfigured in place, keeping their state
+    /// (a MASTER stays MASTER; VIPs added or removed one by one); removed ones are shut down
+    /// (so they resign and release their VIPs) before new ones start.
     async fn reload(&mut self, spec: DriverSpec, status: &TrackerStatus) {
         let now = Instant::now();
-        let mut kept_specs = Vec::new();
-        let mut kept = Vec::new();
-        for (old_spec, mut instance) in std::mem::take(&mut self.specs).into_iter().zip(std::mem::take(&mut self.instances)) {
-            if let Some(new) = spec.instances.iter().find(|n| n.config == old_spec.config) {
-                kept_specs.push(Arc::clone(new));
-                kept.push(instance);
-            } else {
-                info!(instance = %old_spec.config.name, "instance removed or changed by reload");
-                instance.shutdown(now);
-                while let Some(action) = instance.poll_action() {
-                    self.execute(&old_spec, action).await;
+        let mut old: Vec<(Arc<InstanceSpec>, Instance)> =
+            std::mem::take(&mut self.specs).into_iter().zip(std::mem::take(&mut self.instances)).collect();
+        let mut next: Vec<(Arc<InstanceSpec>, Arc<InstanceSpec>, Instance)> = Vec::new();
+        let mut added = Vec::new();
+        for new in spec.instances {
+            let same_router = old.iter().position(|(o, _)| o.config.name == new.config.name && o.config.vrid == new.config.vrid);
+            match same_router {
+                Some(position) => {
+                    let (previous, instance) = old.remove(position);
+                    next.push((new, previous, instance));
                 }
+                None => added.push(new),
             }
         }
-        self.specs = kept_specs;
-        self.instances = kept;
-        for new in spec.instances {
-            if !self.specs.iter().any(|s| s.config == new.config) {
-                self.add_instance(new, status);
+        for (old_spec, mut instance) in old {
+            info!(instance = %old_spec.config.name, "instance removed by reload");
+            instance.shutdown(now);
+            while let Some(action) = instance.poll_action() {
+                self.execute(&old_spec, action).await;
+            }
+        }
+        for (new, previous, instance) in &mut next {
+            if previous.config == new.config {
+                continue;
+            }
+            if instance.state() == State::Master {
+                self.change_vips(&previous.config, &new.config).await;
+            }
+            instance.reconfigure(now, self.instance_config(new, status));
+            info!(instance = %new.config.name, state = %instance.state(), priority = instance.priority(), "instance reconfigured in place");
+        }
+        (self.specs, self.instances) = next.into_iter().map(|(new, _, instance)| (new, instance)).unzip();
+        for new in added {
+            self.add_instance(new, status);
+        }
+    }
+
+    /// A master's VIPs after a reload: sessions on removed VIPs are released first, then the
+    /// addresses go; new ones are added (the core re-announces them).
+    async fn change_vips(&self, old: &VrrpInstance, new: &VrrpInstance) {
+        let removed: Vec<Ipv4Prefix> =
+            old.virtual_ipaddress.iter().filter(|v| !new.virtual_ipaddress.contains(v)).copied().collect();
+        let added: Vec<Ipv4Prefix> =
+            new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
+        if let Some(balancer) = &self.balancer {
+            let gone: Vec<IpAddr> = removed.iter().map(|v| IpAddr::V4(v.addr)).collect();
+            balancer.release_addresses(&gone, VIP_RELEASE_WAIT).await;
+            balancer.claim_addresses(&added.iter().map(|v| IpAddr::V4(v.addr)).collect::<Vec<_>>());
+        }
+        for vip in removed {
+            match self.netlink.remove_vip(&self.interface, vip).await {
+                Ok(()) => info!(instance = %new.name, %vip, "VIP removed by reload"),
+                Err(e) => error!(instance = %new.name, %vip, error = %e, "removing the VIP failed"),
+            }
+        }
+        for vip in added {
+            match self.netlink.add_vip(&self.interface, new.vrid, vip).await {
+                Ok(()) => info!(instance = %new.name, %vip, "VIP added by reload"),
+                Err(e) => error!(instance = %new.name, %vip, error = %e, "adding the VIP failed"),
             }
         }
     }

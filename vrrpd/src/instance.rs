@@ -298,6 +298,51 @@ impl Instance {
         true
     }
 
+    /// Applies a changed configuration of the same virtual router (same VRID) without leaving
+    /// the current state: priority, timers, preemption, authentication, VIPs and trackers
+    /// (which keep the status they had, by kind and name). A master advertises the change at
+    /// once and re-announces its VIPs when they changed; the driver adds and removes the
+    /// addresses themselves.
+    pub fn reconfigure(&mut self, now: Instant, mut config: InstanceConfig) {
+        config.vips.sort_unstable();
+        let trackers: Vec<Tracker> = std::mem::take(&mut config.trackers)
+            .into_iter()
+            .map(|t| {
+                let up = self.trackers.find(t.kind, &t.name).and_then(|i| self.trackers.iter().nth(i)).map_or(t.up, |old| old.up);
+                Tracker { up, ..t }
+            })
+            .collect();
+        let vips_changed = config.vips != self.config.vips;
+        let timing_changed = config.advert_int != self.config.advert_int;
+        let priority_before = self.priority();
+        self.config = config;
+        self.trackers = Trackers::new(trackers);
+        match (self.state, self.trackers.in_fault()) {
+            (State::Backup | State::Master, true) => {
+                self.resign_mastership();
+                let reason = self.fault_reason();
+                self.transition(now, State::Fault, reason);
+                return;
+            }
+            (State::Fault, false) => {
+                self.become_backup(now, Reason::FaultCleared);
+                return;
+            }
+            _ => {}
+        }
+        match self.state {
+            State::Master if vips_changed || timing_changed || self.priority() != priority_before => {
+                self.send_advert(self.priority());
+                self.advert_at = Some(now + self.advert_interval());
+                if vips_changed {
+                    self.actions.push_back(Action::GratuitousArp { count: self.config.garp.master_repeat });
+                }
+            }
+            State::Backup if timing_changed && !self.resigned => self.master_down_at = Some(now + self.master_down_interval()),
+            _ => {}
+        }
+    }
+
     pub fn last_transition(&self) -> Option<Instant> {
         self.last_transition
     }

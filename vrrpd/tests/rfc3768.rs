@@ -609,3 +609,43 @@ fn resume_rejoins_the_election() {
     assert_eq!(lan.entered(0, State::Master), Some(secs(20.0 + MDI_A)));
     assert_one_master(&lan, "A");
 }
+
+#[test]
+fn reconfiguring_a_master_keeps_it_master_and_announces_the_change() {
+    // A reload that adds a VIP on both hosts: no election, no flap.
+    let two = vec![VIP, Ipv4Addr::new(192, 0, 2, 101)];
+    let mut lan = elected_pair(a(), b());
+    let transitions = lan.hosts[0].transitions.len();
+    lan.reconfigure(1, InstanceConfig { vips: two.clone(), ..b() });
+    lan.reconfigure(0, InstanceConfig { vips: two.clone(), ..a() });
+    assert_eq!(lan.hosts[0].transitions.len(), transitions, "no transition");
+    let last = lan.hosts[0].adverts_sent.last().unwrap();
+    assert_eq!((last.0, last.2.addresses.clone()), (secs(10.2), two), "the new VIP list goes out at once");
+    assert_eq!(lan.hosts[0].garps.last().unwrap().0, secs(10.2), "and is announced");
+    lan.run_to(30.0);
+    assert_one_master(&lan, "A");
+    assert_eq!(lan.hosts[1].instances[0].stats().drops.total(), 0, "B accepts the new list");
+}
+
+#[test]
+fn reconfiguring_keeps_tracker_status_and_applies_new_weights() {
+    let tracked = |weight| InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", weight)], ..a() };
+    let mut lan = elected_pair(tracked(-20), b());
+    lan.set_tracker(0, 0, 0, false);
+    assert_eq!(lan.hosts[0].instances[0].priority(), 81);
+    // The new weight applies to the status the tracker already had (down).
+    lan.reconfigure(0, tracked(-5));
+    assert_eq!(lan.hosts[0].instances[0].priority(), 96);
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 96);
+    assert_eq!(lan.state(0), State::Master, "a master never demotes itself");
+}
+
+#[test]
+fn reconfiguring_with_a_weight_zero_tracker_down_is_fault() {
+    let mut lan = elected_pair(InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", -20)], ..a() }, b());
+    lan.set_tracker(0, 0, 0, false);
+    lan.reconfigure(0, InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", 0)], ..a() });
+    assert_eq!(lan.state(0), State::Fault);
+    lan.run_to(20.0);
+    assert_eq!(lan.entered(1, State::Master), Some(secs(10.2 + SKEW_B)));
+}

@@ -125,6 +125,14 @@ impl Lan {
         self.drain(h);
     }
 
+    /// A reload that changed instance 0's configuration.
+    pub fn reconfigure(&mut self, h: usize, config: InstanceConfig) {
+        let now = self.now;
+        self.hosts[h].configs[0] = config.clone();
+        self.hosts[h].instances[0].reconfigure(now, config);
+        self.drain(h);
+    }
+
     pub fn resign(&mut self, h: usize) {
         let now = self.now;
         self.hosts[h].instances[0].resign(now);
