@@ -67,6 +67,8 @@ pub enum DriverCommand {
 /// Adverts are at most 20 + 16 + 4 x 255 bytes; anything longer is cut here and then fails the
 /// length check.
 const RECEIVE_BUFFER: usize = 2048;
+/// Longest time the status board lags behind counters that change without a state change.
+const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 /// How long giving up a VIP waits for its sessions to close before removing the address.
 const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// At most one log line per drop reason per interface in this interval.
@@ -85,6 +87,7 @@ pub struct Driver {
     /// Closes the sessions accepted on VIPs this host gives up.
     balancer: Option<Arc<Balancer>>,
     board: StatusBoard,
+    published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
 }
 
@@ -126,6 +129,7 @@ impl Driver {
             notifier,
             balancer,
             board,
+            published_at: Instant::now(),
             drop_log: HashMap::new(),
         };
         for spec in spec.instances {
@@ -137,7 +141,8 @@ impl Driver {
     }
 
     /// Tells the status board where every instance stands.
-    fn publish(&self) {
+    fn publish(&mut self) {
+        self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
         self.board.publish(&self.interface.name, &self.instances, &vips, &self.unattributed);
@@ -236,8 +241,11 @@ impl Driver {
                     }
                 },
             }
-            self.execute_actions().await;
-            self.publish();
+            // Counters of a flood of bad packets reach the stats page a few times a second,
+            // not once per packet; anything the instances did is published at once.
+            if self.execute_actions().await || self.published_at.elapsed() >= PUBLISH_INTERVAL {
+                self.publish();
+            }
         }
     }
 
@@ -333,13 +341,17 @@ impl Driver {
         self.execute_actions().await;
     }
 
-    async fn execute_actions(&mut self) {
+    /// Carries out every pending action; returns whether there was any.
+    async fn execute_actions(&mut self) -> bool {
+        let mut any = false;
         for i in 0..self.instances.len() {
             while let Some(action) = self.instances[i].poll_action() {
                 let spec = Arc::clone(&self.specs[i]);
                 self.execute(&spec, action).await;
+                any = true;
             }
         }
+        any
     }
 
     async fn execute(&mut self, spec: &InstanceSpec, action: Action) {

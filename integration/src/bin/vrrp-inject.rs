@@ -40,6 +40,15 @@ struct Args {
     /// Send only the first N bytes of the VRRP message.
     #[arg(long)]
     truncate: Option<usize>,
+    /// Write this version in the header (VRRPv2 is 2).
+    #[arg(long)]
+    version: Option<u8>,
+    /// Write this packet type in the header (ADVERTISEMENT is 1).
+    #[arg(long = "type")]
+    kind: Option<u8>,
+    /// Write this address count, whatever the addresses sent.
+    #[arg(long)]
+    claim_count: Option<u8>,
     #[arg(long, default_value_t = 10)]
     count: u64,
     /// Pause between packets; 0 sends as fast as the socket takes them.
@@ -66,6 +75,20 @@ fn main() -> std::io::Result<()> {
         addresses: args.vip.clone(),
     };
     let mut message = advert.encode();
+    if let Some(version) = args.version {
+        message[0] = (version << 4) | (message[0] & 0x0f);
+    }
+    if let Some(kind) = args.kind {
+        message[0] = (message[0] & 0xf0) | (kind & 0x0f);
+    }
+    if let Some(count) = args.claim_count {
+        message[3] = count;
+    }
+    if args.version.is_some() || args.kind.is_some() || args.claim_count.is_some() {
+        // A well-formed checksum, so that the field under test is what the receiver rejects.
+        let sum = pnet_packet::util::checksum(&message, 3);
+        message[6..8].copy_from_slice(&sum.to_be_bytes());
+    }
     if args.bad_checksum {
         message[7] ^= 0xff;
     }
