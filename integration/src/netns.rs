@@ -45,3 +45,39 @@ pub fn http_get(ns: &str, to: SocketAddr, path: &str, auth: Option<(&str, &str)>
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
     Ok(HttpResponse { status, headers: head.to_owned(), body: body.to_owned() })
 }
+
+/// Runs `work` on a new thread that has entered namespace `ns`, on a single-threaded tokio
+/// runtime of its own: every socket it opens lives in that namespace. Returns its handle.
+pub fn spawn_in<F, Fut, T>(ns: &str, work: F) -> std::thread::JoinHandle<io::Result<T>>
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = T>,
+    T: Send + 'static,
+{
+    let path = format!("/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let namespace = std::fs::File::open(&path)?;
+        setns(&namespace, CloneFlags::CLONE_NEWNET).map_err(io::Error::from)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        Ok(runtime.block_on(work()))
+    })
+}
+
+/// Raises this process's open-file limit (children inherit it) to `wanted`: the hard limit
+/// too when allowed (root), else up to the hard limit. Returns the soft limit now in force.
+pub fn raise_nofile(wanted: u64) -> u64 {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if setrlimit(Resource::RLIMIT_NOFILE, wanted, wanted).is_err() {
+        let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap_or((1024, 1024));
+        let _ = setrlimit(Resource::RLIMIT_NOFILE, wanted.min(hard), hard);
+    }
+    getrlimit(Resource::RLIMIT_NOFILE).map(|(soft, _)| soft).unwrap_or(1024)
+}
+
+/// Resident memory of a process, in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
