@@ -149,6 +149,7 @@ fn adverts_with_the_wrong_password_are_dropped_counted_and_logged() {
         assert!(log.contains("reason=auth_type") && log.contains("reason=ttl"), "{log}");
         // Ninety bad packets, one line per reason: the log is rate-limited.
         assert!(log.matches("advert dropped").count() <= 3, "{log}");
+        assert!(!log.contains("s3cret") && !log.contains("wrong"), "passwords stay out of logs:\n{log}");
     }
 }
 

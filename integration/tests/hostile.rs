@@ -98,4 +98,8 @@ fn hostile_adverts_change_nothing_and_are_counted_by_reason() {
     assert!(a.log().matches("reason=auth_password").count() <= 3, "the flood left a handful of log lines:\n{}", a.log());
     // Bounded: a single core at most, whatever the sender manages.
     assert!(share < 1.0, "{share}");
+    // Neither our password nor the intruder's guess reaches a log line.
+    for log in [a.log(), b.log()] {
+        assert!(!log.contains("s3cret") && !log.contains("guess"), "{log}");
+    }
 }

@@ -22,6 +22,12 @@ impl Node {
         self.words.get(i).map(String::as_str)
     }
 
+    /// The words after the keyword, joined (empty for a statement without arguments, or for a
+    /// block opened with a bare `{`).
+    fn rest(&self) -> String {
+        self.words.get(1..).unwrap_or_default().join(" ")
+    }
+
     fn children(&self) -> &[Node] {
         self.block.as_deref().unwrap_or(&[])
     }
@@ -183,7 +189,7 @@ fn global(node: &Node, out: &mut Keepalived, notes: &mut Notes) {
 fn script(node: &Node, notes: &mut Notes) -> Script {
     let mut s = Script { name: node.arg(1).unwrap_or("unnamed").to_owned(), ..Script::default() };
     for item in node.children() {
-        let value = item.words[1..].join(" ");
+        let value = item.rest();
         let number = |notes: &mut Notes| match value.parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
@@ -242,10 +248,7 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                         notes.add(
                             v.line,
                             NoteKind::Dropped,
-                            format!(
-                                "VIP options `{}`: vrrpd adds VIPs to the instance's interface with its own label",
-                                v.words[1..].join(" ")
-                            ),
+                            format!("VIP options `{}`: vrrpd adds VIPs to the instance's interface with its own label", v.rest()),
                         );
                     }
                 }
@@ -268,7 +271,7 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                     "notify_fault" => "notify_fault",
                     _ => "notify_stop",
                 };
-                i.notify.push((field, item.words[1..].join(" ")));
+                i.notify.push((field, item.rest()));
             }
             "unicast_src_ip" => i.unicast_src_ip = one,
             "unicast_peer" => i.unicast_peer.extend(item.children().iter().map(|p| p.key().to_owned())),
@@ -287,4 +290,20 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
         }
     }
     i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the import_keepalived fuzzer: a block opened by a bare `{` has no keyword.
+    #[test]
+    fn a_block_without_a_keyword_is_noted_not_a_panic() {
+        let text = "vrrp_script chk {\n{\n}\n}\nvrrp_instance VI_1 {\n{\nx\n}\nnotify\n}\n{\n}\n";
+        let path = Path::new("keepalived.conf");
+        let mut notes = Notes::new(path);
+        let parsed = convert(text, path, &mut notes).unwrap();
+        assert_eq!(parsed.instances.len(), 1);
+        assert!(!notes.notes.is_empty());
+    }
 }

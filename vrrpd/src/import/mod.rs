@@ -69,13 +69,34 @@ impl<'a> Notes<'a> {
     }
 }
 
+/// Imports configuration files, resolving server host names.
 pub fn import(keepalived: Option<&Path>, haproxy: Option<&Path>) -> Result<Imported, ImportError> {
     let read = |path: &Path| std::fs::read_to_string(path).map_err(|source| ImportError::Read { path: path.to_owned(), source });
+    let keepalived_text = keepalived.map(read).transpose()?;
+    let haproxy_text = haproxy.map(read).transpose()?;
+    let sources = (keepalived.zip(keepalived_text.as_deref()), haproxy.zip(haproxy_text.as_deref()));
+    convert(sources.0, sources.1, emit::resolve_names)
+}
+
+/// Imports configuration text without name lookups (servers must be `IP:port`).
+pub fn import_text(keepalived: Option<&str>, haproxy: Option<&str>) -> Result<Imported, ImportError> {
+    convert(
+        keepalived.map(|t| (Path::new("keepalived.conf"), t)),
+        haproxy.map(|t| (Path::new("haproxy.cfg"), t)),
+        emit::literal_only,
+    )
+}
+
+fn convert(
+    keepalived: Option<(&Path, &str)>,
+    haproxy: Option<(&Path, &str)>,
+    resolve: emit::Resolve,
+) -> Result<Imported, ImportError> {
     let mut notes = Vec::new();
     let vrrp = match keepalived {
-        Some(path) => {
+        Some((path, text)) => {
             let mut n = Notes::new(path);
-            let parsed = keepalived::convert(&read(path)?, path, &mut n)?;
+            let parsed = keepalived::convert(text, path, &mut n)?;
             emit::weight_notes(&parsed, &mut n);
             notes.append(&mut n.notes);
             Some(parsed)
@@ -83,14 +104,15 @@ pub fn import(keepalived: Option<&Path>, haproxy: Option<&Path>) -> Result<Impor
         None => None,
     };
     let balancer = match haproxy {
-        Some(path) => {
+        Some((path, text)) => {
             let mut n = Notes::new(path);
-            let parsed = haproxy::convert(&read(path)?, &mut n);
-            emit::conversion_notes(&parsed, &mut n);
+            let parsed = haproxy::convert(text, &mut n);
+            emit::conversion_notes(&parsed, &mut n, resolve);
             notes.append(&mut n.notes);
             Some(parsed)
         }
         None => None,
     };
-    Ok(Imported { toml: emit::toml(vrrp.as_ref(), balancer.as_ref(), keepalived, haproxy), notes })
+    let toml = emit::toml(vrrp.as_ref(), balancer.as_ref(), keepalived.map(|(p, _)| p), haproxy.map(|(p, _)| p), resolve);
+    Ok(Imported { toml, notes })
 }

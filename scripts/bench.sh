@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark of vrrpd's balancer and HAProxy 2.6 (Debian), on loopback, with the
+# same TCP configuration (HAProxy allowed its best: splice-auto). Proxies run on CPU 0, load
+# generators and backends on CPU 1. Each figure is the median of REPEATS runs.
+#
+#   scripts/bench.sh            # full run (a few minutes)
+#   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
+#
+# Needs iperf3 and haproxy (scripts/install-test-deps.sh), and root for the idle-cost part
+# (network namespaces for VRRP).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
+
+quick=false
+[ "${1:-}" = "--quick" ] && quick=true
+if $quick; then
+    seconds=1; repeats=1; idle_connections=200; idle_seconds=3; concurrency=8
+else
+    seconds=5; repeats=3; idle_connections=10000; idle_seconds=60; concurrency=32
+fi
+ulimit -n "$(ulimit -Hn)"
+limit=$(ulimit -n)
+max_idle=$(( (limit - 200) / 2 ))
+[ "$idle_connections" -gt "$max_idle" ] && idle_connections=$max_idle
+
+for tool in iperf3 haproxy taskset python3; do
+    command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-test-deps.sh)" >&2; exit 1; }
+done
+cargo build -q --release -p vrrpd -p integration --bins
+vrrpd=target/release/vrrpd
+loadgen=target/release/loadgen
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# Backends on CPU 1: an echo server and an iperf3 server.
+taskset -c 1 "$loadgen" serve 127.0.0.1:25001 & pids+=($!)
+taskset -c 1 iperf3 -s -B 127.0.0.1 -p 25201 >/dev/null 2>&1 & pids+=($!)
+
+cat > "$work/haproxy.cfg" <<CFG
+global
+    maxconn $(( idle_connections + 100 ))
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 1h
+    timeout server 1h
+    option splice-auto
+listen echo
+    bind 127.0.0.1:26001
+    server s1 127.0.0.1:25001
+listen iperf
+    bind 127.0.0.1:26201
+    server s1 127.0.0.1:25201
+CFG
+taskset -c 0 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & haproxy_pid=$!; pids+=($haproxy_pid)
+
+cat > "$work/vrrpd.toml" <<CFG
+[global]
+router_id = "bench"
+control_socket = "$work/vrrpd.sock"
+
+[[proxy]]
+name = "echo"
+bind = "127.0.0.1:27001"
+timeout_idle = "1h"
+[[proxy.server]]
+name = "s1"
+address = "127.0.0.1:25001"
+check = false
+
+[[proxy]]
+name = "iperf"
+bind = "127.0.0.1:27201"
+timeout_idle = "1h"
+[[proxy.server]]
+name = "s1"
+address = "127.0.0.1:25201"
+check = false
+CFG
+VRRPD_LOG=warn taskset -c 0 "$vrrpd" --config "$work/vrrpd.toml" >"$work/vrrpd.log" 2>&1 & vrrpd_pid=$!; pids+=($vrrpd_pid)
+sleep 1
+
+median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(statistics.median(v))' "$@"; }
+repeat() { local out=(); for _ in $(seq "$repeats"); do out+=("$("$@")"); done; median "${out[@]}"; }
+
+gbits() { # PORT STREAMS
+    taskset -c 1 iperf3 -c 127.0.0.1 -p "$1" -t "$seconds" -P "$2" -J \
+        | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9, 2))'
+}
+direct_gbits() { # STREAMS: client on CPU 0, server on CPU 1: the ceiling
+    taskset -c 0 iperf3 -c 127.0.0.1 -p 25201 -t "$seconds" -P "$1" -J \
+        | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9, 2))'
+}
+rate() { taskset -c 1 "$loadgen" rate "127.0.0.1:$1" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/'; }
+latency() { # PORT FIELD
+    taskset -c 1 "$loadgen" latency "127.0.0.1:$1" --connections 16 --seconds "$seconds" | tr ' ' '\n' | sed -n "s/^$2=//p"
+}
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+idle_memory() { # PORT PID: bytes of proxy memory per idle connection
+    local fifo="$work/hold.$1" out="$work/held.$1" before after
+    mkfifo "$fifo"
+    before=$(rss "$2")
+    taskset -c 1 "$loadgen" idle "127.0.0.1:$1" --count "$idle_connections" <"$fifo" >"$out" &
+    local holder=$!
+    exec 3>"$fifo"
+    for _ in $(seq 600); do grep -q held= "$out" 2>/dev/null && break; sleep 0.1; done
+    sleep 1
+    after=$(rss "$2")
+    exec 3>&-
+    wait "$holder" 2>/dev/null || true
+    rm -f "$fifo"
+    echo $(( (after - before) * 1024 / idle_connections ))
+}
+
+ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "-")' "$1" "$2"; }
+row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
+
+echo "vrrpd $($vrrpd --version | awk '{print $2}') vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run, median of ${repeats}"
+echo
+row "measure" "vrrpd" "HAProxy" "ratio" "target"
+for streams in 1 8; do
+    v=$(repeat gbits 27201 "$streams"); h=$(repeat gbits 26201 "$streams")
+    row "throughput, $streams stream(s), Gbit/s" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x (direct: $(repeat direct_gbits "$streams"))"
+done
+v=$(repeat rate 27001); h=$(repeat rate 26001)
+row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x"
+v=$(repeat latency 27001 p50_us); h=$(repeat latency 26001 p50_us)
+row "latency p50, us" "$v" "$h" "$(ratio "$v" "$h")" ""
+v=$(repeat latency 27001 p99_us); h=$(repeat latency 26001 p99_us)
+row "latency p99, us" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x"
+v=$(idle_memory 27001 "$vrrpd_pid"); h=$(idle_memory 26001 "$haproxy_pid")
+row "memory per idle connection, bytes" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x ($idle_connections connections)"
+
+if [ "$(id -u)" -eq 0 ]; then
+    scripts/bench-idle.sh "$idle_seconds"
+else
+    echo "idle cost: needs root (network namespaces); skipped"
+fi
