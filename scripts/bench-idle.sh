@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
+profile=${2:-release}
 export LAB=bench-idle-$$
 work=$(mktemp -d)
 pids=()
@@ -16,7 +17,7 @@ cleanup() {
 }
 trap cleanup EXIT
 scripts/lab.sh up
-ip netns exec "$LAB-backend" target/release/greeter rabbit1=192.0.2.21:5672 rabbit2=192.0.2.22:5672 >/dev/null & pids+=($!)
+ip netns exec "$LAB-backend" "target/$profile/greeter" rabbit1=192.0.2.21:5672 rabbit2=192.0.2.22:5672 >/dev/null & pids+=($!)
 
 # CPU ticks (user + system) of a process and its children.
 ticks() {
@@ -55,7 +56,7 @@ address = "192.0.2.21:5672"
 name = "rabbit2"
 address = "192.0.2.22:5672"
 CFG
-VRRPD_LOG=warn ip netns exec "$LAB-a" target/release/vrrpd --config "$work/vrrpd.toml" >/dev/null 2>&1 & vrrpd=$!; pids+=($vrrpd)
+VRRPD_LOG=warn ip netns exec "$LAB-a" "target/$profile/vrrpd" --config "$work/vrrpd.toml" >/dev/null 2>&1 & vrrpd=$!; pids+=($vrrpd)
 sleep 5
 v=$(measure "$vrrpd")
 kill "$vrrpd"; wait "$vrrpd" 2>/dev/null || true

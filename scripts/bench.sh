@@ -15,9 +15,10 @@ command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 quick=false
 [ "${1:-}" = "--quick" ] && quick=true
 if $quick; then
-    seconds=1; repeats=1; idle_connections=200; idle_seconds=3; concurrency=8
+    # The test suite's check that the script works: reuse its debug build; numbers mean little.
+    seconds=1; repeats=1; idle_connections=200; idle_seconds=3; concurrency=8; profile=debug
 else
-    seconds=5; repeats=3; idle_connections=10000; idle_seconds=60; concurrency=32
+    seconds=5; repeats=3; idle_connections=10000; idle_seconds=60; concurrency=32; profile=release
 fi
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
@@ -27,9 +28,13 @@ max_idle=$(( (limit - 200) / 2 ))
 for tool in iperf3 haproxy taskset python3; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
-cargo build -q --release -p vrrpd -p integration --bins
-vrrpd=target/release/vrrpd
-loadgen=target/release/loadgen
+if [ "$profile" = release ]; then
+    cargo build -q --release -p vrrpd -p integration --bins
+else
+    cargo build -q -p vrrpd -p integration --bins
+fi
+vrrpd=target/$profile/vrrpd
+loadgen=target/$profile/loadgen
 
 work=$(mktemp -d)
 pids=()
@@ -123,7 +128,7 @@ idle_memory() { # PORT PID: bytes of proxy memory per idle connection
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "-")' "$1" "$2"; }
 row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
-echo "vrrpd $($vrrpd --version | awk '{print $2}') vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
+echo "vrrpd $($vrrpd --version | awk '{print $2}') ($profile build) vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run, median of ${repeats}"
 echo
 row "measure" "vrrpd" "HAProxy" "ratio" "target"
@@ -140,8 +145,25 @@ row "latency p99, us" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x"
 v=$(idle_memory 27001 "$vrrpd_pid"); h=$(idle_memory 26001 "$haproxy_pid")
 row "memory per idle connection, bytes" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x ($idle_connections connections)"
 
-if [ "$(id -u)" -eq 0 ]; then
-    scripts/bench-idle.sh "$idle_seconds"
-else
-    echo "idle cost: needs root (network namespaces); skipped"
+if [ "$(id -u)" -ne 0 ]; then
+    echo "idle cost and failover: need root (network namespaces); skipped"
+    exit 0
 fi
+scripts/bench-idle.sh "$idle_seconds" "$profile"
+
+# Failover, same lab topology, vrrpd on both hosts and then keepalived 2.2.7 on both. The
+# ping probe only sees VRRP: while a host with a broken proxy keeps the VIP (keepalived's
+# weighted script), ping still answers but AMQP clients do not.
+if $quick; then
+    scenarios=(--scenario graceful-stop)
+    keepalived_scenarios=(--scenario graceful-stop)
+else
+    scenarios=(--scenario link-cut --scenario graceful-stop --scenario track-script --scenario proxy-health)
+    keepalived_scenarios=(--scenario link-cut --scenario graceful-stop --scenario track-script)
+fi
+echo
+echo "failover: vrrpd on both hosts"
+"target/$profile/drill" "${scenarios[@]}" | sed -n '/^scenario/,$p'
+echo
+echo "failover: keepalived 2.2.7 on both hosts"
+"target/$profile/drill" --peer keepalived "${keepalived_scenarios[@]}" | sed -n '/^scenario/,$p'

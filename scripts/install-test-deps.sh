@@ -14,6 +14,9 @@ packages=(
     rabbitmq-server # the brokers of the end-to-end tests (3.10 in Debian 12)
     chromium        # the stats page as a person sees it (headless)
     systemd         # systemd-analyze verify for the unit
+    iperf3          # benchmark: throughput
+    haproxy         # benchmark: the proxy vrrpd is compared with
+    util-linux      # taskset, prlimit
 )
 
 missing=()

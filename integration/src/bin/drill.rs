@@ -6,21 +6,95 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, Probe, ProbeReport, VIP};
+use integration::lab::{
+    keepalived_config, vrrpd_binary, vrrpd_config, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP,
+};
 
 /// Priorities 101 (A) and 100 (B), advert_int 1.
 const MDI_A: f64 = 3.0 + 155.0 / 256.0;
 const MDI_B: f64 = 3.0 + 156.0 / 256.0;
 const SKEW_B: f64 = 156.0 / 256.0;
-const SCENARIOS: [&str; 6] = ["link-cut", "kill-9", "graceful-stop", "preemption-back", "track-script", "auth-mismatch"];
+const SCENARIOS: [&str; 7] =
+    ["link-cut", "kill-9", "graceful-stop", "preemption-back", "track-script", "proxy-health", "auth-mismatch"];
+/// Scenarios that only make sense with vrrpd on both hosts.
+const VRRPD_ONLY: [&str; 2] = ["proxy-health", "auth-mismatch"];
 
 #[derive(Parser)]
 #[command(about = "Failover drill on a namespace lab: prints each scenario's client-visible outage")]
 struct Args {
     /// Scenarios to play (default: all): link-cut, kill-9, graceful-stop, preemption-back,
-    /// track-script, auth-mismatch.
+    /// track-script, proxy-health, auth-mismatch.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
+    /// What runs on both proxy hosts: vrrpd, or keepalived 2.2.7 for comparison.
+    #[arg(long, default_value = "vrrpd", value_parser = ["vrrpd", "keepalived"])]
+    peer: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Peer {
+    Vrrpd,
+    Keepalived,
+}
+
+/// What a proxy host runs besides its VRRP instance.
+#[derive(Clone, Copy, Default)]
+struct Extras<'a> {
+    /// A track script (weight -20) that fails when this file is gone.
+    flag: Option<&'a std::path::Path>,
+    /// vrrpd's balancer over the lab's brokers, with track_proxy weight 0.
+    proxy: bool,
+}
+
+const PROXY: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+check = { kind = "tcp", interval = "100ms", fastinter = "100ms", timeout = "100ms", rise = 1, fall = 1 }
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+"#;
+
+fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
+    let priority = if host == "a" { 101 } else { 100 };
+    match peer {
+        Peer::Vrrpd => {
+            let mut tracks = String::new();
+            let mut after = String::new();
+            if let Some(flag) = extras.flag {
+                tracks.push_str("track_script = [{ name = \"chk\" }]\n");
+                after.push_str(&format!(
+                    "[[vrrp_script]]\nname = \"chk\"\nscript = \"/usr/bin/test -e {}\"\ninterval = \"500ms\"\nweight = -20\n",
+                    flag.display()
+                ));
+            }
+            if extras.proxy {
+                tracks.push_str("track_proxy = [{ name = \"amqp\", weight = 0 }]\n");
+                after.push_str(PROXY);
+            }
+            let args: &[&str] = if host == "a" { &["--state", "MASTER"] } else { &[] };
+            Daemon::vrrpd(lab, host, &vrrpd_config(host, priority, &tracks, &after), args)
+        }
+        Peer::Keepalived => {
+            let state = if host == "a" { "MASTER" } else { "BACKUP" };
+            let mut config = keepalived_config(host, priority, state);
+            if let Some(flag) = extras.flag {
+                let script = format!(
+                    "vrrp_script chk {{\n    script \"/usr/bin/test -e {}\"\n    interval 1\n    weight -20\n}}\n",
+                    flag.display()
+                );
+                config = format!(
+                    "{script}{}",
+                    config.replacen("    advert_int 1\n", "    advert_int 1\n    track_script {\n        chk\n    }\n", 1)
+                );
+            }
+            Daemon::keepalived(lab, host, &config)
+        }
+    }
 }
 
 struct Row {
@@ -43,13 +117,19 @@ fn main() {
             std::process::exit(2);
         }
     }
-    let wanted = |name: &str| args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name);
-    println!("vrrpd failover drill: A priority 101 (MASTER), B priority 100, advert_int 1 s");
+    let peer = if args.peer == "keepalived" { Peer::Keepalived } else { Peer::Vrrpd };
+    let wanted = |name: &str| {
+        (args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name))
+            && (peer == Peer::Vrrpd || !VRRPD_ONLY.contains(&name))
+    };
+    let who = if peer == Peer::Vrrpd { "vrrpd" } else { "keepalived 2.2.7" };
+    println!("{who} failover drill: A priority 101 (MASTER), B priority 100, advert_int 1 s");
     println!("Master_Down_Interval(B) = {MDI_B:.3} s, Skew_Time(B) = {SKEW_B:.3} s; probe: ping every 10 ms from the client\n");
 
     let lab = Lab::up("drill");
-    let mut a = start_a(&lab, "");
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
+    let _brokers = wanted("proxy-health").then(|| Greeters::start(&lab));
+    let mut a = start(&lab, "a", peer, Extras::default());
+    let mut b = start(&lab, "b", peer, Extras::default());
     lab.expect_holder(VIP, "a", Duration::from_secs(8), &[&a, &b]);
     let mut rows = Vec::new();
 
@@ -76,7 +156,9 @@ fn main() {
             expected: format!("VIP moves after MDI(B) {MDI_B:.3} s"),
             note: "A's kernel keeps answering ping on the VIP it could not remove".into(),
         });
-        a = start_a(&lab, "");
+        // Restarted as systemd would; vrrpd removes the stale VIP at start.
+        let _ = lab.exec("a", &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
+        a = start(&lab, "a", peer, Extras::default());
         lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
@@ -99,7 +181,7 @@ fn main() {
             a.stop();
             lab.expect_holder(VIP, "b", Duration::from_secs(10), &[&a, &b]);
         }
-        let (report, moved) = measure(&lab, "a", false, || a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &[]));
+        let (report, moved) = measure(&lab, "a", false, || a = start(&lab, "a", peer, Extras::default()));
         rows.push(Row {
             scenario: "preemption back",
             outage: report.outage,
@@ -113,21 +195,42 @@ fn main() {
         a.stop();
         let flag = lab.file("healthy");
         std::fs::write(&flag, "").expect("flag file");
-        let script = format!(
-            "[[vrrp_script]]\nname = \"chk\"\nscript = \"/usr/bin/test -e {}\"\ninterval = \"500ms\"\nweight = -20\n",
-            flag.display()
-        );
-        a = start_a(&lab, &script);
+        a = start(&lab, "a", peer, Extras { flag: Some(&flag), ..Extras::default() });
         lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
         let (report, moved) = measure(&lab, "b", true, || std::fs::remove_file(&flag).expect("remove flag"));
         rows.push(Row {
-            scenario: "track script fails (-20)",
+            scenario: "health check fails (script, -20)",
             outage: report.outage,
             moved,
-            expected: format!("VIP moves after MDI(B) {MDI_B:.3} s + up to 0.5 s"),
-            note: "A keeps serving until B takes over".into(),
+            expected: format!("MDI(B) {MDI_B:.3} s + the script's interval"),
+            note: "the weight lowers A below B; B waits out its timer".into(),
         });
         std::fs::write(&flag, "").expect("flag file");
+        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+    }
+
+    if wanted("proxy-health") {
+        a.stop();
+        b.stop();
+        a = start(&lab, "a", peer, Extras { proxy: true, ..Extras::default() });
+        b = start(&lab, "b", peer, Extras { proxy: true, ..Extras::default() });
+        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        std::thread::sleep(Duration::from_secs(1));
+        let (report, moved) = measure(&lab, "b", true, || {
+            for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
+                let _ = lab.exec("a", &["ip", "route", "add", "blackhole", broker]);
+            }
+        });
+        rows.push(Row {
+            scenario: "health check fails (proxy, FAULT)",
+            outage: report.outage,
+            moved,
+            expected: format!("check (100 ms) + Skew_Time(B) {SKEW_B:.3} s"),
+            note: "no broker left for A's proxy: priority 0 at once".into(),
+        });
+        for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
+            let _ = lab.exec("a", &["ip", "route", "del", "blackhole", broker]);
+        }
         lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
@@ -159,11 +262,6 @@ fn main() {
         println!("{:<36} {:>10.3} s {:>14}  {:<42} {}", row.scenario, row.outage.as_secs_f64(), moved, row.expected, row.note);
     }
     drop((a, b));
-}
-
-fn start_a(lab: &Lab, after: &str) -> Daemon {
-    let extra = if after.is_empty() { "" } else { "track_script = [{ name = \"chk\" }]" };
-    Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, extra, after), &["--state", "MASTER"])
 }
 
 /// Runs `action` while the client probes the VIP: returns the probe's longest outage and the
