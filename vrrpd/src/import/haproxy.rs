@@ -204,13 +204,12 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
         }
         ("default-server", _) => s.default_server = server_options(Server::default(), &words[1..], line, notes),
         ("server", Some(name)) => {
-            let server = Server {
-                name: name.to_owned(),
-                address: words.get(2).unwrap_or(&"").to_string(),
-                line,
-                ..s.default_server.clone()
+            let Some(address) = words.get(2) else {
+                notes.add(line, NoteKind::Dropped, format!("server {name} has no address"));
+                return;
             };
-            proxy.servers.push(server_options(server, &words[3..], line, notes));
+            let server = Server { name: name.to_owned(), address: address.to_string(), line, ..s.default_server.clone() };
+            proxy.servers.push(server_options(server, words.get(3..).unwrap_or_default(), line, notes));
         }
         ("stats", Some("enable")) => proxy.stats = true,
         ("stats", Some("auth")) => {
@@ -364,4 +363,27 @@ fn extract_stats(out: &mut Haproxy, notes: &mut Notes) {
         }
         false
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Found by the import_haproxy fuzzer: `server NAME` without an address.
+    #[test]
+    fn a_server_without_an_address_is_noted_not_a_panic() {
+        let mut notes = Notes::new(Path::new("haproxy.cfg"));
+        let parsed = convert("listen amqp\n    bind :5672\n    server rabbit\n    server ok 192.0.2.21:5672 check\n", &mut notes);
+        assert_eq!(parsed.proxies[0].servers.len(), 1);
+        assert!(notes.notes.iter().any(|n| n.line == 3 && n.message.contains("server rabbit has no address")));
+    }
+
+    #[test]
+    fn haproxy_durations() {
+        assert_eq!(duration("5000"), "5000ms");
+        assert_eq!(duration("1d"), "24h");
+        assert_eq!(duration("30s"), "30s");
+    }
 }
