@@ -101,10 +101,14 @@ fn the_stats_endpoints_show_both_halves_behind_basic_auth() {
     assert!(metrics.contains("vrrpd_server_up{proxy=\"amqp\",server=\"rabbit1\"} 1"), "{metrics}");
     assert!(metrics.contains("# TYPE vrrpd_proxy_sessions_total counter"), "{metrics}");
 
-    // The backup's page tells who the master is.
-    let backup: serde_json::Value = serde_json::from_str(&get("192.0.2.12", "/stats.json", good).body).unwrap();
-    assert_eq!(backup["instances"][0]["state"], "BACKUP");
-    assert_eq!(backup["instances"][0]["master"], "192.0.2.11");
+    // The backup's page tells who the master is (from the master's next advert at the latest).
+    let backup = || -> serde_json::Value { serde_json::from_str(&get("192.0.2.12", "/stats.json", good).body).unwrap() };
+    assert!(
+        integration::lab::wait_until(Duration::from_secs(3), || backup()["instances"][0]["master"] == "192.0.2.11"),
+        "{}",
+        backup()
+    );
+    assert_eq!(backup()["instances"][0]["state"], "BACKUP");
     assert_eq!(get("192.0.2.100", "/nope", good).status, 404);
 }
 

@@ -195,6 +195,7 @@ impl Driver {
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         loop {
+            let mut accepted = false;
             let deadline = self.instances.iter().filter_map(Instance::poll_timeout).min();
             let timer = async {
                 match deadline {
@@ -231,8 +232,9 @@ impl Driver {
                 received = self.socket.recv(&mut buf) => match received {
                     Ok(len) => {
                         let now = Instant::now();
-                        if let Err(dropped) = receive(now, &buf[..len], &mut self.instances, &mut self.unattributed) {
-                            self.log_drop(now, dropped);
+                        match receive(now, &buf[..len], &mut self.instances, &mut self.unattributed) {
+                            Ok(_) => accepted = true,
+                            Err(dropped) => self.log_drop(now, dropped),
                         }
                     }
                     Err(e) => {
@@ -242,8 +244,10 @@ impl Driver {
                 },
             }
             // Counters of a flood of bad packets reach the stats page a few times a second,
-            // not once per packet; anything the instances did is published at once.
-            if self.execute_actions().await || self.published_at.elapsed() >= PUBLISH_INTERVAL {
+            // not once per packet; accepted adverts (the master's, once a second) and anything
+            // the instances did are published at once.
+            let acted = self.execute_actions().await;
+            if acted || accepted || self.published_at.elapsed() >= PUBLISH_INTERVAL {
                 self.publish();
             }
         }
