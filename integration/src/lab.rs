@@ -377,6 +377,16 @@ virtual_ipaddress = ["{VIP}/24"]
     )
 }
 
+/// A `[[proxy]]` named amqp on 0.0.0.0:5672 over the lab's first `brokers` backend addresses
+/// (rabbit1 on 192.0.2.21, rabbit2 on .22, rabbit3 on .23), with the given `check` table.
+pub fn proxy_section(check: &str, brokers: usize) -> String {
+    let mut text = format!("\n[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5672\"\ncheck = {{ {check} }}\n");
+    for n in 1..=brokers {
+        text.push_str(&format!("\n[[proxy.server]]\nname = \"rabbit{n}\"\naddress = \"192.0.2.2{n}:5672\"\n"));
+    }
+    text
+}
+
 /// The keepalived.conf equivalent of [`vrrpd_config`] without extras.
 pub fn keepalived_config(host: &str, priority: u8, state: &str) -> String {
     format!(

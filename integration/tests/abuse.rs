@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Lab, VIP};
 use integration::netns::{raise_nofile, rss_kib, spawn_in};
 use integration::netns_available;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -16,16 +16,9 @@ use tokio::net::{TcpListener, TcpStream};
 
 const TAKEOVER: Duration = Duration::from_secs(8);
 
-const PROXY: &str = r#"
-[[proxy]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-check = { kind = "tcp", interval = "500ms", rise = 1, fall = 3 }
-
-[[proxy.server]]
-name = "rabbit1"
-address = "192.0.2.21:5672"
-"#;
+fn proxy() -> String {
+    proxy_section(r#"kind = "tcp", interval = "500ms", rise = 1, fall = 3"#, 1)
+}
 
 /// An echo server on 192.0.2.21:5672 in the backend namespace, for as long as the test runs.
 fn echo_backend(lab: &Lab) {
@@ -64,7 +57,7 @@ fn served(lab: &Lab) -> bool {
 }
 
 fn pair(lab: &Lab, a_extra: &str) -> (Daemon, Daemon) {
-    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, a_extra, PROXY), &["--state", "MASTER"]);
+    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, a_extra, &proxy()), &["--state", "MASTER"]);
     let b = Daemon::vrrpd(lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     (a, b)

@@ -7,31 +7,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_config, wait_until, Daemon, Greeters, Lab, LineClient, VIP};
+use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Greeters, Lab, LineClient, VIP};
 use integration::netns_available;
 
 const PROGRAMS: &[&str] = &["ip"];
 const TAKEOVER: Duration = Duration::from_secs(8);
 
-const PROXY: &str = r#"
-[[proxy]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-check = { kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms" }
-
-[[proxy.server]]
-name = "rabbit1"
-address = "192.0.2.21:5672"
-
-[[proxy.server]]
-name = "rabbit2"
-address = "192.0.2.22:5672"
-"#;
+fn proxy() -> String {
+    proxy_section(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2)
+}
 
 fn pair(lab: &Lab, a_extra: &str) -> (Daemon, Daemon) {
     let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
-    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, &format!("{track}\n{a_extra}"), PROXY), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(lab, "b", &vrrpd_config("b", 100, track, PROXY), &[]);
+    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, &format!("{track}\n{a_extra}"), &proxy()), &["--state", "MASTER"]);
+    let b = Daemon::vrrpd(lab, "b", &vrrpd_config("b", 100, track, &proxy()), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     (a, b)
 }
@@ -92,7 +81,7 @@ fn leaving_master_closes_the_vip_sessions_broker_side_included() {
     }
     let lab = Lab::up("vipc");
     let backends = Greeters::start(&lab);
-    let lower = vrrpd_config("a", 99, "", PROXY);
+    let lower = vrrpd_config("a", 99, "", &proxy());
     let a = Daemon::vrrpd(&lab, "a", &lower, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let mut on_vip = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
@@ -100,7 +89,7 @@ fn leaving_master_closes_the_vip_sessions_broker_side_included() {
     let mut on_host = LineClient::connect(&lab, "192.0.2.11:5672".parse().unwrap());
     assert!(on_host.greeting.starts_with("rabbit"));
     // B arrives with a higher priority and preempts: A leaves MASTER.
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", PROXY), &[]);
+    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy()), &[]);
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert_eq!(on_vip.echo("still there?"), None, "the session through the VIP was closed");
     assert!(a.wait_for_log("closed the sessions accepted on the VIPs given up", Duration::from_secs(2)), "{}", a.log());

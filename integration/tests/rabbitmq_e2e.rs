@@ -20,32 +20,16 @@ use amqprs::channel::{
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::error::Error as AmqpError;
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
-use integration::lab::{vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Lab, VIP};
 use integration::{netns_available, run_script_env};
 use tokio::sync::mpsc;
 
 const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl"];
 const QUEUE: &str = "vrrpd-e2e";
 
-const PROXY: &str = r#"
-[[proxy]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-balance = "leastconn"
-check = { kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s" }
-
-[[proxy.server]]
-name = "rabbit1"
-address = "192.0.2.21:5672"
-
-[[proxy.server]]
-name = "rabbit2"
-address = "192.0.2.22:5672"
-
-[[proxy.server]]
-name = "rabbit3"
-address = "192.0.2.23:5672"
-"#;
+fn proxy() -> String {
+    proxy_section(r#"kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s""#, 3)
+}
 
 struct Cluster {
     lab: String,
@@ -116,8 +100,8 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     let lab = Lab::up("rmq");
     let cluster = Cluster::start(&lab);
     let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
-    let mut a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, track, PROXY), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, track, PROXY), &[]);
+    let mut a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, track, &proxy()), &["--state", "MASTER"]);
+    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, track, &proxy()), &[]);
     lab.expect_holder(VIP, "a", Duration::from_secs(8), &[&a, &b]);
 
     let observed = Arc::new(Mutex::new(Observed::default()));

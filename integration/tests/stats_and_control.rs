@@ -14,28 +14,9 @@ use integration::netns_available;
 const PROGRAMS: &[&str] = &["ip"];
 const TAKEOVER: Duration = Duration::from_secs(8);
 
-fn proxy_section(stats: &str) -> String {
-    format!(
-        r#"
-[[proxy]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-check = {{ kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms" }}
-
-[[proxy.server]]
-name = "rabbit1"
-address = "192.0.2.21:5672"
-
-[[proxy.server]]
-name = "rabbit2"
-address = "192.0.2.22:5672"
-
-[stats]
-listen = "0.0.0.0:8100"
-refresh = "2s"
-{stats}
-"#
-    )
+fn proxy_with_stats(stats: &str) -> String {
+    let proxy = integration::lab::proxy_section(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2);
+    format!("{proxy}\n[stats]\nlisten = \"0.0.0.0:8100\"\nrefresh = \"2s\"\n{stats}\n")
 }
 
 /// A session through the VIP.
@@ -56,8 +37,8 @@ fn the_stats_endpoints_show_both_halves_behind_basic_auth() {
     let lab = Lab::up("stats");
     let _backends = Greeters::start(&lab);
     let auth = "auth = { user = \"admin\", password = \"s3cret-pw\" }";
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section(auth)), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_section(auth)), &[]);
+    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats(auth)), &["--state", "MASTER"]);
+    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_with_stats(auth)), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     let _session = open(&lab);
     let client = lab.ns("client");
@@ -119,7 +100,7 @@ fn ctl_drains_and_disables_a_broker_and_sessions_move() {
     }
     let lab = Lab::up("ctl");
     let _backends = Greeters::start(&lab);
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section("")), &["--state", "MASTER"]);
+    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats("")), &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let mut sessions: Vec<LineClient> = (0..4).map(|_| open(&lab)).collect();
     assert_eq!(sessions.iter().filter(|s| s.greeting == "rabbit1").count(), 2);
@@ -225,8 +206,8 @@ fn the_stats_page_as_a_person_sees_it_in_chromium() {
     }
     let lab = Lab::up("chrome");
     let _backends = Greeters::start(&lab);
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_section("")), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_section("")), &[]);
+    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats("")), &["--state", "MASTER"]);
+    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_with_stats("")), &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     let _sessions: Vec<LineClient> = (0..3).map(|_| open(&lab)).collect();
     assert!(ctl(&lab, "a", &["server", "drain", "amqp/rabbit2"]).0);

@@ -134,13 +134,7 @@ fn proxy_html(out: &mut String, p: &ProxySnapshot) {
         escape(&p.bind),
         p.balance,
         if p.available { "good" } else { "bad" },
-        if !p.listening {
-            "NOT LISTENING"
-        } else if p.available {
-            "serving"
-        } else {
-            "NO SERVER"
-        },
+        serving(p),
         p.sessions.current,
         p.sessions.max,
         p.sessions.limit.map_or(String::new(), |l| format!(" of {l}")),
@@ -156,6 +150,15 @@ fn proxy_html(out: &mut String, p: &ProxySnapshot) {
         server_row(out, s);
     }
     out.push_str("</table>");
+}
+
+/// A proxy's state in two words.
+fn serving(p: &ProxySnapshot) -> &'static str {
+    match (p.listening, p.available) {
+        (false, _) => "NOT LISTENING",
+        (true, true) => "serving",
+        (true, false) => "NO SERVER",
+    }
 }
 
 fn server_row(out: &mut String, s: &ServerSnapshot) {
@@ -427,13 +430,7 @@ pub fn text(snapshot: &Snapshot) -> String {
             p.name,
             p.bind,
             p.balance,
-            if !p.listening {
-                "NOT LISTENING"
-            } else if p.available {
-                "serving"
-            } else {
-                "NO SERVER"
-            },
+            serving(p),
             p.sessions.current,
             p.sessions.total,
             p.queue_current

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use integration::lab::{
-    keepalived_config, vrrpd_binary, vrrpd_config, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP,
+    keepalived_config, proxy_section, vrrpd_binary, vrrpd_config, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP,
 };
 
 /// Priorities 101 (A) and 100 (B), advert_int 1.
@@ -46,18 +46,9 @@ struct Extras<'a> {
     proxy: bool,
 }
 
-const PROXY: &str = r#"
-[[proxy]]
-name = "amqp"
-bind = "0.0.0.0:5672"
-check = { kind = "tcp", interval = "100ms", fastinter = "100ms", timeout = "100ms", rise = 1, fall = 1 }
-[[proxy.server]]
-name = "rabbit1"
-address = "192.0.2.21:5672"
-[[proxy.server]]
-name = "rabbit2"
-address = "192.0.2.22:5672"
-"#;
+fn proxy() -> String {
+    proxy_section(r#"kind = "tcp", interval = "100ms", fastinter = "100ms", timeout = "100ms", rise = 1, fall = 1"#, 2)
+}
 
 fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
     let priority = if host == "a" { 101 } else { 100 };
@@ -74,7 +65,7 @@ fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
             }
             if extras.proxy {
                 tracks.push_str("track_proxy = [{ name = \"amqp\", weight = 0 }]\n");
-                after.push_str(PROXY);
+                after.push_str(&proxy());
             }
             let args: &[&str] = if host == "a" { &["--state", "MASTER"] } else { &[] };
             Daemon::vrrpd(lab, host, &vrrpd_config(host, priority, &tracks, &after), args)
