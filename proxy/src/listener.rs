@@ -103,7 +103,7 @@ pub async fn serve(
                 let sessions = Arc::clone(&sessions);
                 tokio::spawn(async move {
                     let _permits = permits;
-                    session::run(proxy, sessions, client, peer, ticket).await;
+                    session::run(proxy, sessions, client, peer, local, ticket).await;
                 });
             }
             Err(e) if is_resource_exhaustion(&e) => {

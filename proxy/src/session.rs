@@ -29,17 +29,31 @@ const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// TCP keepalive on both sides: a vanished peer is noticed within minutes even when AMQP
 /// heartbeats are off.
+/// Sessions that live this long get TCP keepalive; shorter ones never need it and are spared
+/// the system calls.
+const KEEPALIVE_AFTER: Duration = Duration::from_secs(1);
+
 pub fn set_keepalive(stream: &TcpStream) {
     let keepalive = TcpKeepalive::new().with_time(Duration::from_secs(60)).with_interval(Duration::from_secs(10)).with_retries(6);
-    let socket = SockRef::from(stream);
-    let _ = socket.set_tcp_keepalive(&keepalive);
-    let _ = socket.set_tcp_nodelay(true);
+    let _ = SockRef::from(stream).set_tcp_keepalive(&keepalive);
 }
 
-pub async fn run(proxy: Arc<ProxyState>, sessions: Arc<Sessions>, client: TcpStream, peer: SocketAddr, ticket: Ticket) {
+/// Small AMQP frames go out at once (no Nagle delay) in both directions.
+fn set_nodelay(stream: &TcpStream) {
+    let _ = stream.set_nodelay(true);
+}
+
+/// Serves a client accepted on `local` (the VIP or a host address).
+pub async fn run(
+    proxy: Arc<ProxyState>,
+    sessions: Arc<Sessions>,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ticket: Ticket,
+) {
     let started = Instant::now();
-    set_keepalive(&client);
-    let local = client.local_addr().unwrap_or(peer);
+    set_nodelay(&client);
     proxy.shared.counters.session_started();
     let outcome = tokio::select! {
         biased;
@@ -96,7 +110,7 @@ async fn connect(
         state.counters.session_started();
         match connect_server(state.config.address, config.timeout_connect).await {
             Ok(upstream) => {
-                set_keepalive(&upstream);
+                set_nodelay(&upstream);
                 if let Some(version) = config.send_proxy {
                     let mut upstream = upstream;
                     let header = proxy_protocol::header(version, peer, local);
@@ -188,10 +202,16 @@ async fn pipe(
     let activity = AtomicU64::new(0);
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
-    let upstream =
-        copy(client_read, server_write, [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes], &activity, origin);
+    let (client_stream, server_stream): (&TcpStream, &TcpStream) = (client_read.as_ref(), server_read.as_ref());
+    let upstream = copy(
+        &client_read,
+        server_write,
+        [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes],
+        &activity,
+        origin,
+    );
     let downstream = copy(
-        server_read,
+        &server_read,
         client_write,
         [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes],
         &activity,
@@ -207,10 +227,18 @@ async fn pipe(
             tokio::time::sleep_until(wake.into()).await;
         }
     };
-    tokio::pin!(upstream, downstream, idle_watch);
-    let (mut upstream_done, mut downstream_done) = (false, false);
+    let keepalive_timer = tokio::time::sleep(KEEPALIVE_AFTER);
+    tokio::pin!(upstream, downstream, idle_watch, keepalive_timer);
+    let (mut upstream_done, mut downstream_done, mut keepalive_on) = (false, false, false);
     while !(upstream_done && downstream_done) {
         tokio::select! {
+            // TCP keepalive on both sides, so a vanished peer is noticed within minutes even
+            // when AMQP heartbeats are off.
+            () = &mut keepalive_timer, if !keepalive_on => {
+                keepalive_on = true;
+                set_keepalive(client_stream);
+                set_keepalive(server_stream);
+            }
             result = &mut upstream, if !upstream_done => match result {
                 Ok(()) => upstream_done = true,
                 Err(Side::Read) => return CloseReason::ClientError,
@@ -240,7 +268,7 @@ enum Side {
 /// a read fills the whole buffer the flow is bulk: the bytes then go socket to pipe to socket
 /// with splice(2), never through user space, until the flow pauses.
 async fn copy(
-    from: OwnedReadHalf,
+    from: &OwnedReadHalf,
     mut to: OwnedWriteHalf,
     counters: [&AtomicU64; 3],
     activity: &AtomicU64,
@@ -275,7 +303,7 @@ async fn copy(
         count(n);
         if bulk {
             if let Some(pipe) = splice::Pipe::new() {
-                match pipe.run(&from, &to, &count).await? {
+                match pipe.run(from, &to, &count).await? {
                     splice::Ended::Eof => {
                         let _ = to.shutdown().await;
                         return Ok(());

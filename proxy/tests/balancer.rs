@@ -591,3 +591,20 @@ async fn reload_adds_and_removes_proxies() {
     assert!(TcpStream::connect(one.bind).await.is_err());
     assert_eq!(balancer.proxies().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_that_last_get_tcp_keepalive_on_both_sides() {
+    let (backend, _) = greeter("r").await;
+    let config = proxy_config(vec![server("r", backend)]);
+    let _balancer = start(&config);
+    let mut client = connect(&config).await;
+    assert_eq!(greeting(&mut client).await.as_deref(), Some("r"));
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // `ss -o` shows a keepalive timer on the proxy's client-facing and server-facing sockets.
+    let out = std::process::Command::new("ss").args(["-tnoH", "state", "established"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let with_keepalive = |local: SocketAddr| text.lines().any(|l| l.contains(&format!(" {local} ")) && l.contains("keepalive"));
+    assert!(with_keepalive(config.bind), "client side:\n{text}");
+    let upstream = text.lines().filter(|l| l.contains(&format!(" {backend}")) && l.contains("keepalive")).count();
+    assert!(upstream >= 1, "server side:\n{text}");
+}

@@ -56,6 +56,10 @@ pub fn status_line(board: &StatusBoard, balancer: Option<&Balancer>) -> String {
 /// Keeps STATUS current (when it changes) and pings the watchdog at half its timeout. Runs on
 /// the VRRP runtime: if that loop stalls, the pings stop and systemd restarts the service.
 pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<Balancer>>) {
+    // Not started by systemd: nobody to tell, nothing to compute.
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
     let watchdog = sd_notify::watchdog_enabled();
     let tick = watchdog.map_or(Duration::from_secs(1), |timeout| (timeout / 2).min(Duration::from_secs(1)));
     let mut last = String::new();
