@@ -58,7 +58,8 @@ pub async fn run(
     let outcome = tokio::select! {
         biased;
         () = ticket.cancel.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
-        connected = connect(&proxy, &client, peer, local) => connected,
+        // Boxed: the connect phase (selection, retries, queueing) is over once the session runs.
+        connected = Box::pin(connect(&proxy, &client, peer, local)) => connected,
     };
     let (server, upstream, connect_time) = match outcome {
         Ok(connected) => connected,
@@ -303,7 +304,8 @@ async fn copy(
         count(n);
         if bulk {
             if let Some(pipe) = splice::Pipe::new() {
-                match pipe.run(from, &to, &count).await? {
+                // Boxed: only bulk flows pay for this state, not every idle session.
+                match Box::pin(pipe.run(from, &to, &count)).await? {
                     splice::Ended::Eof => {
                         let _ = to.shutdown().await;
                         return Ok(());

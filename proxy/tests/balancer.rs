@@ -608,3 +608,19 @@ async fn sessions_that_last_get_tcp_keepalive_on_both_sides() {
     let upstream = text.lines().filter(|l| l.contains(&format!(" {backend}")) && l.contains("keepalive")).count();
     assert!(upstream >= 1, "server side:\n{text}");
 }
+
+/// An idle AMQP connection costs its session's task and little else: keep that state small.
+#[tokio::test]
+async fn an_idle_session_stays_under_two_kib() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let client = TcpStream::connect(address).await.unwrap();
+    let config = proxy_config(vec![server("r", address)]);
+    let state = Arc::new(proxy::server::ProxyState::new(config, Instant::now()));
+    let sessions = Arc::new(proxy::sessions::Sessions::default());
+    let ticket = sessions.register(address, "amqp");
+    let future = proxy::session::run(state, sessions, client, address, address, ticket);
+    let size = std::mem::size_of_val(&future);
+    eprintln!("session future: {size} bytes");
+    assert!(size < 2048, "{size} bytes per session task");
+}
