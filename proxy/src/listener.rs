@@ -99,7 +99,7 @@ pub async fn serve(
                 }
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
-                let ticket = sessions.register(local, &proxy.config.name);
+                let ticket = sessions.register(local, &proxy.name);
                 let sessions = Arc::clone(&sessions);
                 tokio::spawn(async move {
                     let _permits = permits;

@@ -135,6 +135,8 @@ impl Default for ProxyShared {
 /// One proxy as currently configured.
 pub struct ProxyState {
     pub config: Proxy,
+    /// The proxy's name, shared by its sessions' registry entries.
+    pub name: Arc<str>,
     pub servers: Vec<Arc<ServerState>>,
     pub selector: Selector,
     pub maxconn: Option<Arc<Semaphore>>,
@@ -157,7 +159,7 @@ impl ProxyState {
     ) -> Self {
         let selector = Selector::new(config.balance, servers.len());
         let maxconn = maxconn.or_else(|| config.maxconn.map(|m| Arc::new(Semaphore::new(m as usize))));
-        ProxyState { config, servers, selector, maxconn, shared }
+        ProxyState { name: Arc::from(config.name.as_str()), config, servers, selector, maxconn, shared }
     }
 
     pub fn candidates(&self) -> Vec<Candidate> {

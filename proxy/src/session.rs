@@ -219,27 +219,31 @@ async fn pipe(
         origin,
     );
     let idle = proxy.config.timeout_idle;
-    let idle_watch = async {
+    // One timer per session: it first turns TCP keepalive on (both sides, once the session has
+    // lived KEEPALIVE_AFTER, so a vanished peer is noticed within minutes even when AMQP
+    // heartbeats are off), then watches for the idle timeout.
+    let timer = async {
+        let keepalive_at = origin + KEEPALIVE_AFTER;
+        let mut keepalive_on = false;
         loop {
-            let wake = origin + Duration::from_millis(activity.load(Relaxed)) + idle;
-            if Instant::now() >= wake {
-                return;
-            }
+            let idle_at = origin + Duration::from_millis(activity.load(Relaxed)) + idle;
+            let wake = if keepalive_on { idle_at } else { idle_at.min(keepalive_at) };
             tokio::time::sleep_until(wake.into()).await;
-        }
-    };
-    let keepalive_timer = tokio::time::sleep(KEEPALIVE_AFTER);
-    tokio::pin!(upstream, downstream, idle_watch, keepalive_timer);
-    let (mut upstream_done, mut downstream_done, mut keepalive_on) = (false, false, false);
-    while !(upstream_done && downstream_done) {
-        tokio::select! {
-            // TCP keepalive on both sides, so a vanished peer is noticed within minutes even
-            // when AMQP heartbeats are off.
-            () = &mut keepalive_timer, if !keepalive_on => {
+            let now = Instant::now();
+            if !keepalive_on && now >= keepalive_at {
                 keepalive_on = true;
                 set_keepalive(client_stream);
                 set_keepalive(server_stream);
             }
+            if now >= origin + Duration::from_millis(activity.load(Relaxed)) + idle {
+                return;
+            }
+        }
+    };
+    tokio::pin!(upstream, downstream, timer);
+    let (mut upstream_done, mut downstream_done) = (false, false);
+    while !(upstream_done && downstream_done) {
+        tokio::select! {
             result = &mut upstream, if !upstream_done => match result {
                 Ok(()) => upstream_done = true,
                 Err(Side::Read) => return CloseReason::ClientError,
@@ -250,7 +254,7 @@ async fn pipe(
                 Err(Side::Read) => return CloseReason::ServerError,
                 Err(Side::Write) => return CloseReason::ClientError,
             },
-            () = &mut idle_watch => return CloseReason::IdleTimeout,
+            () = &mut timer => return CloseReason::IdleTimeout,
             () = ticket.cancel.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
         }
     }

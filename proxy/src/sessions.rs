@@ -78,7 +78,8 @@ impl Ticket {
 
 struct Entry {
     local: SocketAddr,
-    proxy: String,
+    /// Shared with the proxy's state: one allocation per proxy, not per session.
+    proxy: Arc<str>,
     server: Option<Arc<ServerState>>,
     ticket: Ticket,
 }
@@ -97,10 +98,10 @@ impl Sessions {
     }
 
     /// Registers a session accepted on `local` by proxy `proxy`.
-    pub fn register(&self, local: SocketAddr, proxy: &str) -> Ticket {
+    pub fn register(&self, local: SocketAddr, proxy: &Arc<str>) -> Ticket {
         let id = self.next_id.fetch_add(1, Relaxed);
         let ticket = Ticket { id, cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        self.lock().insert(id, Entry { local, proxy: proxy.to_owned(), server: None, ticket: ticket.clone() });
+        self.lock().insert(id, Entry { local, proxy: Arc::clone(proxy), server: None, ticket: ticket.clone() });
         ticket
     }
 
@@ -153,7 +154,7 @@ impl Sessions {
 
     /// Closes the sessions of proxy `proxy`.
     pub fn close_proxy(&self, proxy: &str, reason: CloseReason) -> usize {
-        self.close_where(|e| e.proxy == proxy, reason)
+        self.close_where(|e| &*e.proxy == proxy, reason)
     }
 
     pub fn close_all(&self, reason: CloseReason) -> usize {
@@ -190,8 +191,9 @@ mod tests {
         let sessions = Sessions::default();
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
-        let on_vip = sessions.register(vip, "amqp");
-        let on_host = sessions.register(host, "amqp");
+        let name: Arc<str> = Arc::from("amqp");
+        let on_vip = sessions.register(vip, &name);
+        let on_host = sessions.register(host, &name);
         let server = Arc::new(ServerState::new(
             ha_common::config::Server {
                 name: "r".into(),
@@ -229,7 +231,7 @@ mod tests {
     fn fenced_addresses_refuse_until_unfenced() {
         let sessions = Sessions::default();
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
-        let open = sessions.register(vip, "amqp");
+        let open = sessions.register(vip, &Arc::from("amqp"));
         assert_eq!(sessions.fence(&[vip.ip()], CloseReason::VipLost), 1);
         assert!(open.cancel.is_cancelled());
         assert!(sessions.is_fenced(vip.ip()));
