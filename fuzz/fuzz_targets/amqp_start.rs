@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use proxy::amqp::parse_connection_start;
+use proxy::health::amqp::parse_connection_start;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(Some(_)) = parse_connection_start(data) {

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use vrrpd::packet::{Advertisement, IpDatagram};
+use vrrp_core::packet::{Advertisement, IpDatagram};
 
 fuzz_target!(|data: &[u8]| {
     let payloads = [IpDatagram::parse(data).ok().map(|ip| ip.payload), Some(data)];

@@ -170,15 +170,17 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// Starts `vrrpd --config <config> <args>` on `host` with the given configuration text.
+    /// Starts `vrrpd --config <config> <args>` on `host` with this configuration text, written as
+    /// it is: [`crate::scenario::HostConfig::start`] is the usual way, with the host's control
+    /// socket filled in; this one is for a file the builder does not write.
     pub fn vrrpd(lab: &Lab, host: &str, config: &str, args: &[&str]) -> Daemon {
         Daemon::vrrpd_with_env(lab, host, config, args, &[])
     }
 
     /// [`Daemon::vrrpd`] with extra environment variables (NOTIFY_SOCKET, JOURNAL_STREAM...).
     pub fn vrrpd_with_env(lab: &Lab, host: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
-        let path = lab.file(&format!("vrrpd-{host}.toml"));
-        std::fs::write(&path, with_control_socket(lab, host, config)).expect("write config");
+        let path = vrrpd_config_path(lab, host);
+        std::fs::write(&path, config).expect("write config");
         let binary = vrrpd_binary();
         let mut command = vec![binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")];
         command.extend_from_slice(args);
@@ -303,16 +305,9 @@ pub fn control_socket(lab: &Lab, host: &str) -> PathBuf {
     lab.file(&format!("vrrpd-{host}.sock"))
 }
 
-/// `config` with `control_socket` set in `[global]`, unless it sets one itself.
-fn with_control_socket(lab: &Lab, host: &str, config: &str) -> String {
-    if config.contains("control_socket") {
-        return config.to_owned();
-    }
-    let line = format!("control_socket = \"{}\"\n", control_socket(lab, host).display());
-    match config.find("[global]\n") {
-        Some(at) => format!("{}{line}{}", &config[..at + "[global]\n".len()], &config[at + "[global]\n".len()..]),
-        None => format!("[global]\n{line}\n{config}"),
-    }
+/// The configuration file [`Daemon::vrrpd`] writes for `host` (and a reload reads again).
+pub fn vrrpd_config_path(lab: &Lab, host: &str) -> PathBuf {
+    lab.file(&format!("vrrpd-{host}.toml"))
 }
 
 /// A client probing the VIP with ping every 10 ms (Debian's iputils ping).
@@ -355,60 +350,6 @@ impl Probe {
         let outage = stamps.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
         ProbeReport { replies: stamps.len(), outage: Duration::from_secs_f64(outage) }
     }
-}
-
-/// A vrrpd configuration for a lab proxy host: VI_1 with the VIP, PASS s3cret, and `extra`
-/// lines appended inside the instance (before any further tables in `after`).
-pub fn vrrpd_config(host: &str, priority: u8, extra: &str, after: &str) -> String {
-    format!(
-        r#"[global]
-router_id = "proxy-{host}"
-
-[[vrrp_instance]]
-name = "VI_1"
-interface = "eth0"
-virtual_router_id = 51
-priority = {priority}
-advert_int = 1
-authentication = {{ auth_type = "PASS", auth_pass = "s3cret" }}
-virtual_ipaddress = ["{VIP}/24"]
-{extra}
-{after}"#
-    )
-}
-
-/// A `[[proxy]]` named amqp on 0.0.0.0:5672 over the lab's first `brokers` backend addresses
-/// (rabbit1 on 192.0.2.21, rabbit2 on .22, rabbit3 on .23), with the given `check` table.
-pub fn proxy_section(check: &str, brokers: usize) -> String {
-    let mut text = format!("\n[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5672\"\ncheck = {{ {check} }}\n");
-    for n in 1..=brokers {
-        text.push_str(&format!("\n[[proxy.server]]\nname = \"rabbit{n}\"\naddress = \"192.0.2.2{n}:5672\"\n"));
-    }
-    text
-}
-
-/// The keepalived.conf equivalent of [`vrrpd_config`] without extras.
-pub fn keepalived_config(host: &str, priority: u8, state: &str) -> String {
-    format!(
-        r#"global_defs {{
-    router_id proxy-{host}
-}}
-vrrp_instance VI_1 {{
-    state {state}
-    interface eth0
-    virtual_router_id 51
-    priority {priority}
-    advert_int 1
-    authentication {{
-        auth_type PASS
-        auth_pass s3cret
-    }}
-    virtual_ipaddress {{
-        {VIP}/24
-    }}
-}}
-"#
-    )
 }
 
 /// The `greeter` backends in the lab's backend namespace: rabbit1 on 192.0.2.21:5672 and

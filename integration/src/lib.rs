@@ -7,6 +7,7 @@
 
 pub mod lab;
 pub mod netns;
+pub mod scenario;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

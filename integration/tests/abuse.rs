@@ -8,16 +8,17 @@
 use std::sync::mpsc;
 use std::time::Duration;
 
-use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{wait_until, Daemon, Lab, VIP};
 use integration::netns::{raise_nofile, rss_kib, spawn_in};
 use integration::netns_available;
+use integration::scenario::{HostConfig, Instance, Pair, Proxy, Script, TAKEOVER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-const TAKEOVER: Duration = Duration::from_secs(8);
-
-fn proxy() -> String {
-    proxy_section(r#"kind = "tcp", interval = "500ms", rise = 1, fall = 3"#, 1)
+/// A proxies to the echo backend; B runs VRRP alone.
+fn proxy_pair(lab: &Lab) -> (Daemon, Daemon) {
+    let proxy = Proxy::amqp(r#"kind = "tcp", interval = "500ms", rise = 1, fall = 3"#, 1);
+    Pair { a: HostConfig::vi1("a", 101).proxy(proxy), ..Pair::default() }.start(lab)
 }
 
 /// An echo server on 192.0.2.21:5672 in the backend namespace, for as long as the test runs.
@@ -56,13 +57,6 @@ fn served(lab: &Lab) -> bool {
     .unwrap()
 }
 
-fn pair(lab: &Lab, a_extra: &str) -> (Daemon, Daemon) {
-    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, a_extra, &proxy()), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
-    (a, b)
-}
-
 #[test]
 fn ten_thousand_silent_connections_stay_bounded_and_others_are_still_served() {
     if !netns_available("ten_thousand_silent_connections_stay_bounded_and_others_are_still_served", &["ip"]) {
@@ -79,7 +73,7 @@ fn ten_thousand_silent_connections_stay_bounded_and_others_are_still_served() {
     }
     let lab = Lab::up("tenk");
     echo_backend(&lab);
-    let (a, b) = pair(&lab, "");
+    let (a, b) = proxy_pair(&lab);
     let pid = a.pid().unwrap().as_raw();
     let before = rss_kib(pid);
 
@@ -136,7 +130,7 @@ fn a_server_that_never_reads_gets_backpressure_not_our_memory() {
         }
     });
     std::thread::sleep(Duration::from_millis(200));
-    let (a, _b) = pair(&lab, "");
+    let (a, _b) = proxy_pair(&lab);
     let pid = a.pid().unwrap().as_raw();
     let before = rss_kib(pid);
     let written = spawn_in(&lab.ns("client"), || async {
@@ -171,7 +165,7 @@ fn running_out_of_file_descriptors_backs_off_and_recovers() {
     }
     let lab = Lab::up("nofile");
     echo_backend(&lab);
-    let (a, b) = pair(&lab, "");
+    let (a, b) = proxy_pair(&lab);
     let pid = a.pid().unwrap().as_raw();
     let open_now = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
     // Room for a few sessions (two descriptors each), then nothing.
@@ -207,11 +201,11 @@ fn a_hanging_track_script_is_killed_and_counts_as_a_failure() {
         return;
     }
     let lab = Lab::up("hang");
-    let script =
-        "[[vrrp_script]]\nname = \"chk\"\nscript = \"/bin/sleep 30\"\ninterval = \"1s\"\ntimeout = \"300ms\"\nweight = -20\n";
-    let a =
-        Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "track_script = [{ name = \"chk\" }]", script), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
+    let a = HostConfig::new("a")
+        .instance(Instance::vi1(101).track_script("chk"))
+        .script(Script::new("chk", "/bin/sleep 30").interval("1s").timeout("300ms").weight(-20))
+        .start(&lab, &["--state", "MASTER"]);
+    let b = HostConfig::vi1("b", 100).start(&lab, &[]);
     // Each run is killed after 300 ms and counts as a failure: 81 < 100, B takes over.
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert!(a.log().contains("TimedOut"), "{}", a.log());

@@ -4,28 +4,22 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
+use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_config, wait_until, Daemon, Lab, Probe, VIP, VIP2};
+use integration::lab::{vrrpd_config_path, wait_until, Lab, Probe, VIP, VIP2};
 use integration::netns_available;
+use integration::scenario::{HostConfig, Instance, Pair, Script, TAKEOVER};
 
 const PROGRAMS: &[&str] = &["ip", "ping", "tcpdump"];
-const TAKEOVER: Duration = Duration::from_secs(8);
-
-fn pair(tag: &str, a_extra: &str, b_extra: &str) -> (Lab, Daemon, Daemon) {
-    let lab = Lab::up(tag);
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, a_extra, ""), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, b_extra, ""), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
-    (lab, a, b)
-}
 
 #[test]
 fn startup_puts_the_vip_on_the_master_only() {
     if !netns_available("startup_puts_the_vip_on_the_master_only", PROGRAMS) {
         return;
     }
-    let (lab, a, b) = pair("start", "", "");
+    let lab = Lab::up("start");
+    let (a, b) = Pair::default().start(&lab);
     // Stays that way: the backup keeps hearing the master.
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(lab.holders(VIP), ["a"]);
@@ -41,7 +35,8 @@ fn master_link_cut_moves_the_vip_and_the_master_goes_to_fault() {
     if !netns_available("master_link_cut_moves_the_vip_and_the_master_goes_to_fault", PROGRAMS) {
         return;
     }
-    let (lab, a, b) = pair("cut", "", "");
+    let lab = Lab::up("cut");
+    let (a, b) = Pair::default().start(&lab);
     lab.cut_link("a");
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert!(a.wait_for_log("to=FAULT", Duration::from_secs(2)), "{}", a.log());
@@ -56,12 +51,13 @@ fn master_kill_9_moves_the_vip_and_a_restart_cleans_up_and_preempts_back() {
     if !netns_available("master_kill_9_moves_the_vip_and_a_restart_cleans_up_and_preempts_back", PROGRAMS) {
         return;
     }
-    let (lab, mut a, b) = pair("kill", "", "");
+    let lab = Lab::up("kill");
+    let (mut a, b) = Pair::default().start(&lab);
     a.kill();
     // The killed process could not remove its VIP; B takes over and announces itself.
     assert!(wait_until(TAKEOVER, || lab.holders(VIP).contains(&"b")), "{}", b.log());
     // Restarted (as systemd would), A first removes the VIP the crash left behind.
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &[]);
+    let a = HostConfig::vi1("a", 101).start(&lab, &[]);
     assert!(a.wait_for_log("removed a VIP left by an earlier run", Duration::from_secs(5)), "{}", a.log());
     assert!(a.wait_for_log("to=BACKUP", Duration::from_secs(5)), "{}", a.log());
     assert_eq!(lab.holders(VIP), ["b"]);
@@ -73,7 +69,8 @@ fn graceful_stop_resigns_releases_the_vip_and_exits_zero() {
     if !netns_available("graceful_stop_resigns_releases_the_vip_and_exits_zero", PROGRAMS) {
         return;
     }
-    let (lab, mut a, b) = pair("stop", "", "");
+    let lab = Lab::up("stop");
+    let (mut a, b) = Pair::default().start(&lab);
     assert_eq!(a.stop(), Some(0));
     assert!(!lab.addresses("a").contains(&VIP), "the VIP left with the daemon");
     // Priority 0: B waits Skew_Time (0.61 s), not Master_Down_Interval.
@@ -85,7 +82,8 @@ fn gratuitous_arp_moves_clients_without_waiting_for_arp_expiry() {
     if !netns_available("gratuitous_arp_moves_clients_without_waiting_for_arp_expiry", PROGRAMS) {
         return;
     }
-    let (lab, mut a, b) = pair("garp", "", "");
+    let lab = Lab::up("garp");
+    let (mut a, b) = Pair::default().start(&lab);
     let probe = Probe::start(&lab, VIP);
     assert!(wait_until(Duration::from_secs(3), || lab.neighbour("client", VIP).as_deref() == Some(Lab::mac("a"))));
     a.stop();
@@ -111,14 +109,9 @@ fn track_script_failure_hands_over_and_recovery_takes_back() {
     let lab = Lab::up("track");
     let flag = lab.file("healthy");
     std::fs::write(&flag, "").unwrap();
-    let script = format!(
-        "[[vrrp_script]]\nname = \"chk_flag\"\nscript = \"/usr/bin/test -e {}\"\ninterval = \"500ms\"\nweight = -20\n",
-        flag.display()
-    );
-    let a_config = vrrpd_config("a", 101, "track_script = [{ name = \"chk_flag\" }]", &script);
-    let a = Daemon::vrrpd(&lab, "a", &a_config.replace("enable_script_security", "#"), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let check = Script::new("chk_flag", format!("/usr/bin/test -e {}", flag.display())).interval("500ms").weight(-20);
+    let a = HostConfig::new("a").instance(Instance::vi1(101).track_script("chk_flag")).script(check);
+    let (a, b) = Pair { a, ..Pair::default() }.start(&lab);
     std::fs::remove_file(&flag).unwrap();
     // 101 - 20 = 81 < 100: B stops accepting A's adverts and takes over.
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
@@ -132,7 +125,8 @@ fn adverts_with_the_wrong_password_are_dropped_counted_and_logged() {
     if !netns_available("adverts_with_the_wrong_password_are_dropped_counted_and_logged", PROGRAMS) {
         return;
     }
-    let (lab, a, b) = pair("auth", "", "");
+    let lab = Lab::up("auth");
+    let (a, b) = Pair::default().start(&lab);
     let inject = integration::lab::vrrpd_binary().with_file_name("vrrp-inject");
     // An intruder claims priority 254 with the wrong password, with no authentication, and
     // with the right password from off the link (TTL 254).
@@ -166,8 +160,10 @@ fn notify_scripts_run_in_order_with_keepalived_arguments() {
     let master_script = lab.file("to-master.sh");
     std::fs::write(&master_script, format!("#!/bin/sh\necho to-master >> {}\n", out.display())).unwrap();
     std::fs::set_permissions(&master_script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let extra = format!("notify = \"{}\"\nnotify_master = \"{}\"", script.display(), master_script.display());
-    let mut a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, &extra, ""), &[]);
+    let instance = Instance::vi1(101)
+        .with(format!("notify = \"{}\"", script.display()))
+        .with(format!("notify_master = \"{}\"", master_script.display()));
+    let mut a = HostConfig::new("a").instance(instance).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     a.stop();
     let lines = std::fs::read_to_string(&out).unwrap();
@@ -185,18 +181,18 @@ fn sighup_reloads_keeping_state_and_rejects_a_bad_file() {
         return;
     }
     let lab = Lab::up("reload");
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &["--state", "MASTER"]);
+    let config = HostConfig::vi1("a", 101);
+    let a = config.start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
-    let config = lab.file("vrrpd-a.toml");
     // Add a second instance: VI_1 stays MASTER without a transition, VI_2 starts.
-    let second = "[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\npriority = 101\nvirtual_ipaddress = [\"192.0.2.101/24\"]\n";
-    std::fs::write(&config, vrrpd_config("a", 101, "", second)).unwrap();
+    config.clone().instance(Instance::vi2(101)).write(&lab);
     a.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(a.wait_for_log("configuration reloaded", Duration::from_secs(5)), "{}", a.log());
     assert!(wait_until(TAKEOVER, || lab.addresses("a").contains(&VIP2)), "{}", a.log());
     assert_eq!(a.log().matches("instance=VI_1 vrid=51 from=").count(), 1, "VI_1 changed state on reload:\n{}", a.log());
     // A broken file is refused; everything keeps running as it was.
-    std::fs::write(&config, vrrpd_config("a", 101, "", "").replace("virtual_router_id = 51", "virtual_router_id = 300")).unwrap();
+    let broken = config.render_in(&lab).replace("virtual_router_id = 51", "virtual_router_id = 300");
+    std::fs::write(vrrpd_config_path(&lab, "a"), broken).unwrap();
     a.signal(nix::sys::signal::Signal::SIGHUP);
     assert!(a.wait_for_log("reload rejected", Duration::from_secs(5)), "{}", a.log());
     assert!(a.log().contains("virtual_router_id"), "the reason is logged:\n{}", a.log());
@@ -209,11 +205,8 @@ fn crossed_priorities_share_the_load_and_one_host_takes_both() {
         return;
     }
     let lab = Lab::up("aa");
-    let vi2 = |priority| {
-        format!("[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\npriority = {priority}\nvirtual_ipaddress = [\"{VIP2}/24\"]\n")
-    };
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &vi2(100)), &[]);
-    let mut b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &vi2(101)), &[]);
+    let a = HostConfig::vi1("a", 101).instance(Instance::vi2(100)).start(&lab, &[]);
+    let mut b = HostConfig::vi1("b", 100).instance(Instance::vi2(101)).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     lab.expect_holder(VIP2, "b", TAKEOVER, &[&a, &b]);
     b.stop();
@@ -227,18 +220,9 @@ fn unicast_peers_elect_and_fail_over_without_multicast() {
         return;
     }
     let lab = Lab::up("ucast");
-    let a = Daemon::vrrpd(
-        &lab,
-        "a",
-        &vrrpd_config("a", 101, "unicast_src_ip = \"192.0.2.11\"\nunicast_peer = [\"192.0.2.12\"]", ""),
-        &[],
-    );
-    let mut b = Daemon::vrrpd(
-        &lab,
-        "b",
-        &vrrpd_config("b", 100, "unicast_src_ip = \"192.0.2.12\"\nunicast_peer = [\"192.0.2.11\"]", ""),
-        &[],
-    );
+    let (a_ip, b_ip) = (Ipv4Addr::new(192, 0, 2, 11), Ipv4Addr::new(192, 0, 2, 12));
+    let a = HostConfig::new("a").instance(Instance::vi1(101).unicast(a_ip, &[b_ip])).start(&lab, &[]);
+    let mut b = HostConfig::new("b").instance(Instance::vi1(100).unicast(b_ip, &[a_ip])).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(lab.holders(VIP), ["a"], "B hears A's unicast adverts");
@@ -253,7 +237,8 @@ fn split_brain_heals_to_one_master_that_reannounces_the_vip() {
     if !netns_available("split_brain_heals_to_one_master_that_reannounces_the_vip", PROGRAMS) {
         return;
     }
-    let (lab, a, b) = pair("split", "", "");
+    let lab = Lab::up("split");
+    let (a, b) = Pair::default().start(&lab);
     lab.isolate("a");
     assert!(wait_until(TAKEOVER, || lab.holders(VIP) == ["a", "b"]), "both masters while apart");
     let probe = Probe::start(&lab, VIP);
@@ -278,15 +263,15 @@ fn a_root_script_others_can_modify_is_refused_at_start() {
     let script = dir.path().join("check.sh");
     std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
     std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-    let scripts = format!("[[vrrp_script]]\nname = \"chk\"\nscript = \"{}\"\n", script.display());
-    let config = vrrpd_config("a", 101, "track_script = [{ name = \"chk\" }]", &scripts);
-    let mut a = Daemon::vrrpd(&lab, "a", &config, &[]);
+    let config = HostConfig::new("a")
+        .instance(Instance::vi1(101).track_script("chk"))
+        .script(Script::new("chk", script.display().to_string()));
+    let mut a = config.start(&lab, &[]);
     assert!(wait_until(Duration::from_secs(5), || !a.is_running()), "vrrpd must refuse to start");
     assert!(a.log().contains("is writable by a non-root user"), "{}", a.log());
     assert!(lab.holders(VIP).is_empty());
     // Explicitly allowed, it runs (with a warning).
-    let allowed = format!("[global]\nenable_script_security = false\n{}", config.replace("[global]\n", ""));
-    let a = Daemon::vrrpd(&lab, "a", &allowed, &[]);
+    let a = config.global("enable_script_security = false").start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     assert!(a.log().contains("running it anyway"), "{}", a.log());
 }

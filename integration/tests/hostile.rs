@@ -8,11 +8,10 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use integration::lab::{vrrpd_binary, vrrpd_config, Daemon, Lab, VIP};
+use integration::lab::{vrrpd_binary, Lab, VIP};
 use integration::netns::http_get;
 use integration::netns_available;
-
-const TAKEOVER: Duration = Duration::from_secs(8);
+use integration::scenario::{HostConfig, Pair, Stats};
 
 fn stats(lab: &Lab, host: &str) -> serde_json::Value {
     let address: SocketAddr = format!("{host}:8100").parse().unwrap();
@@ -41,10 +40,7 @@ fn hostile_adverts_change_nothing_and_are_counted_by_reason() {
         return;
     }
     let lab = Lab::up("hostile");
-    let stats_section = "\n[stats]\nlisten = \"0.0.0.0:8100\"\n";
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", stats_section), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", stats_section), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let (a, b) = Pair::with(|host, priority| HostConfig::vi1(host, priority).stats(Stats::on(8100))).start(&lab);
 
     // (what is wrong, inject arguments, reason counted, counted by the instance or the interface)
     let cases: [(&str, &[&str], &str, bool); 9] = [

@@ -6,11 +6,11 @@
 
 use std::time::Duration;
 
-use integration::lab::{keepalived_config, vrrpd_config, Daemon, Lab, VIP};
+use integration::lab::{Daemon, Lab, VIP};
 use integration::netns_available;
+use integration::scenario::{keepalived_config, HostConfig, TAKEOVER};
 
 const PROGRAMS: &[&str] = &["ip", "keepalived"];
-const TAKEOVER: Duration = Duration::from_secs(8);
 
 #[test]
 fn keepalived_master_with_vrrpd_backup() {
@@ -19,7 +19,7 @@ fn keepalived_master_with_vrrpd_backup() {
     }
     let lab = Lab::up("kamaster");
     let mut keepalived = Daemon::keepalived(&lab, "a", &keepalived_config("a", 101, "MASTER"));
-    let vrrpd = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
+    let vrrpd = HostConfig::vi1("b", 100).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&keepalived, &vrrpd]);
     std::thread::sleep(Duration::from_secs(4));
     assert_eq!(lab.holders(VIP), ["a"], "vrrpd accepts keepalived's adverts as its master's");
@@ -41,7 +41,7 @@ fn vrrpd_master_with_keepalived_backup() {
         return;
     }
     let lab = Lab::up("vmaster");
-    let mut vrrpd = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &["--state", "MASTER"]);
+    let mut vrrpd = HostConfig::vi1("a", 101).start(&lab, &["--state", "MASTER"]);
     let keepalived = Daemon::keepalived(&lab, "b", &keepalived_config("b", 100, "BACKUP"));
     lab.expect_holder(VIP, "a", TAKEOVER, &[&vrrpd, &keepalived]);
     std::thread::sleep(Duration::from_secs(5));
@@ -54,7 +54,7 @@ fn vrrpd_master_with_keepalived_backup() {
     lab.expect_holder(VIP, "b", Duration::from_secs(3), &[&vrrpd, &keepalived]);
 
     // vrrpd returns and preempts keepalived.
-    let vrrpd = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &[]);
+    let vrrpd = HostConfig::vi1("a", 101).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&vrrpd, &keepalived]);
     assert!(keepalived.wait_for_log("Entering BACKUP STATE", Duration::from_secs(2)));
 
@@ -71,7 +71,7 @@ fn a_password_mismatch_with_keepalived_is_reported_not_obeyed() {
     }
     let lab = Lab::up("kapass");
     let keepalived = Daemon::keepalived(&lab, "a", &keepalived_config("a", 101, "MASTER").replace("s3cret", "other"));
-    let vrrpd = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
+    let vrrpd = HostConfig::vi1("b", 100).start(&lab, &[]);
     // vrrpd cannot accept keepalived's adverts: it says why (and, like keepalived, takes the
     // VIP itself: a mismatched pair is two masters, which is what the log line is for).
     assert!(vrrpd.wait_for_log("reason=auth_password", TAKEOVER), "{}", vrrpd.log());

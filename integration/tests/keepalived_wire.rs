@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use integration::{hex, netns_available, run_script};
-use vrrpd::packet::{Advertisement, AuthData, IpDatagram, MULTICAST_GROUP, TTL};
+use vrrp_core::packet::{Advertisement, AuthData, IpDatagram, MULTICAST_GROUP, TTL};
 
 #[test]
 fn live_keepalived_adverts_decode_and_reencode_byte_for_byte() {

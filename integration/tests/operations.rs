@@ -7,11 +7,10 @@ use std::os::unix::net::UnixDatagram;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use integration::lab::{vrrpd_binary, vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{vrrpd_binary, wait_until, Daemon, Lab, VIP};
+use integration::scenario::{HostConfig, Instance, Proxy, Server, TAKEOVER};
 use integration::{netns_available, repo_root};
 use nix::sys::signal::Signal;
-
-const TAKEOVER: Duration = Duration::from_secs(8);
 
 #[test]
 fn the_unit_passes_systemd_analyze_verify() {
@@ -66,7 +65,7 @@ fn systemd_hears_ready_status_watchdog_reloading_and_stopping() {
     let socket_path = lab.file("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     let env = [("NOTIFY_SOCKET", socket_path.to_str().unwrap()), ("WATCHDOG_USEC", "400000")];
-    let mut a = Daemon::vrrpd_with_env(&lab, "a", &vrrpd_config("a", 101, "", ""), &["--state", "MASTER"], &env);
+    let mut a = HostConfig::vi1("a", 101).start_with_env(&lab, &["--state", "MASTER"], &env);
     let seen = notifications(&socket, Duration::from_secs(5), |s| s.iter().filter(|m| m.contains("WATCHDOG=1")).count() >= 3);
     let ready = seen.iter().find(|m| m.contains("READY=1")).unwrap_or_else(|| panic!("{seen:?}\n{}", a.log()));
     assert!(ready.contains("STATUS=VI_1 MASTER"), "{ready}");
@@ -91,9 +90,8 @@ fn started_as_root_it_drops_to_the_configured_user_keeping_three_capabilities() 
     let lab = Lab::up("drop");
     let run_dir = format!("/tmp/vrrpd-drop-{}", std::process::id());
     let _ = std::fs::remove_dir_all(&run_dir);
-    let config = vrrpd_config("a", 101, "", "")
-        .replace("[global]\n", &format!("[global]\nuser = \"nobody\"\ncontrol_socket = \"{run_dir}/vrrpd.sock\"\n"));
-    let a = Daemon::vrrpd(&lab, "a", &config, &["--state", "MASTER"]);
+    let config = HostConfig::vi1("a", 101).global("user = \"nobody\"").control_socket(format!("{run_dir}/vrrpd.sock"));
+    let a = config.start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let status = std::fs::read_to_string(format!("/proc/{}/status", a.pid().unwrap())).unwrap();
     let field = |name: &str| status.lines().find(|l| l.starts_with(name)).unwrap().split_whitespace().nth(1).unwrap().to_owned();
@@ -117,18 +115,12 @@ fn logs_are_plain_under_journald_and_json_on_request() {
         return;
     }
     let lab = Lab::up("logs");
-    let a = Daemon::vrrpd_with_env(
-        &lab,
-        "a",
-        &vrrpd_config("a", 101, "", ""),
-        &["--state", "MASTER"],
-        &[("JOURNAL_STREAM", "8:1234")],
-    );
+    let a = HostConfig::vi1("a", 101).start_with_env(&lab, &["--state", "MASTER"], &[("JOURNAL_STREAM", "8:1234")]);
     assert!(a.wait_for_log("state change", Duration::from_secs(5)));
     let line = a.log().lines().find(|l| l.contains("state change")).unwrap().to_owned();
     assert!(line.starts_with(" INFO") || line.starts_with("INFO"), "no timestamp under journald: {line:?}");
     drop(a);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &["--log-format", "json", "--log-level", "debug"]);
+    let b = HostConfig::vi1("b", 100).start(&lab, &["--log-format", "json", "--log-level", "debug"]);
     // Alone, B becomes MASTER after its Master_Down_Interval and logs its ARPs at debug level.
     assert!(wait_until(Duration::from_secs(8), || b.log().contains("\"level\":\"DEBUG\"")), "--log-level debug:\n{}", b.log());
     for line in b.log().lines() {
@@ -177,27 +169,17 @@ fn reload_changes_servers_vips_and_listener_keeping_valid_sessions_and_mastershi
     use integration::lab::{Greeters, LineClient, VIP2};
     let lab = Lab::up("reloadpx");
     let _greeters = Greeters::start(&lab);
-    let proxy = |bind: u16, servers: &str| {
-        format!(
-            "[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:{bind}\"\nbalance = \"roundrobin\"\n\
-             check = {{ kind = \"tcp\", interval = \"200ms\", rise = 1, fall = 2 }}\n{servers}"
-        )
-    };
-    let both = "[[proxy.server]]\nname = \"rabbit1\"\naddress = \"192.0.2.21:5672\"\n[[proxy.server]]\nname = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\n";
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy(5672, both)), &["--state", "MASTER"]);
+    let proxy = Proxy::amqp(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2"#, 2).with("balance = \"roundrobin\"");
+    let a = HostConfig::vi1("a", 101).proxy(proxy.clone()).start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let mut sessions: Vec<LineClient> = (0..4).map(|_| LineClient::connect(&lab, (VIP, 5672).into())).collect();
     assert_eq!(sessions.iter().filter(|s| s.greeting == "rabbit1").count(), 2);
 
     // rabbit1 leaves, rabbit2 weighs 3, VI_1 gets a second VIP, the proxy moves to port 5673.
-    let path = lab.file("vrrpd-a.toml");
-    let config = std::fs::read_to_string(&path).unwrap();
-    let rabbit2 = "[[proxy.server]]\nname = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\nweight = 3\n";
-    let changed = config
-        .replace("virtual_ipaddress = [\"192.0.2.100/24\"]", "virtual_ipaddress = [\"192.0.2.100/24\", \"192.0.2.101/24\"]")
-        .replace(&proxy(5672, both), &proxy(5673, rabbit2));
-    assert_ne!(changed, config);
-    std::fs::write(&path, changed).unwrap();
+    let changed = HostConfig::new("a")
+        .instance(Instance::vi1(101).vip(VIP2))
+        .proxy(proxy.port(5673).servers(vec![Server::rabbit(2).weight(3)]));
+    changed.write(&lab);
     let out = Daemon::ctl(&lab, "a", &["reload"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 

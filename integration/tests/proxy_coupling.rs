@@ -7,22 +7,20 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Greeters, Lab, LineClient, VIP};
+use integration::lab::{wait_until, Daemon, Greeters, Lab, LineClient, VIP};
 use integration::netns_available;
+use integration::scenario::{HostConfig, Instance, Pair, Proxy, TAKEOVER};
 
 const PROGRAMS: &[&str] = &["ip"];
-const TAKEOVER: Duration = Duration::from_secs(8);
 
-fn proxy() -> String {
-    proxy_section(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2)
+fn proxy() -> Proxy {
+    Proxy::amqp(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2)
 }
 
-fn pair(lab: &Lab, a_extra: &str) -> (Daemon, Daemon) {
-    let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
-    let a = Daemon::vrrpd(lab, "a", &vrrpd_config("a", 101, &format!("{track}\n{a_extra}"), &proxy()), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(lab, "b", &vrrpd_config("b", 100, track, &proxy()), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
-    (a, b)
+/// Both hosts proxy to both brokers, and VI_1 tracks the proxy (weight 0: FAULT without one).
+fn tracking_pair(lab: &Lab) -> (Daemon, Daemon) {
+    Pair::with(|host, priority| HostConfig::new(host).instance(Instance::vi1(priority).track_proxy("amqp", 0)).proxy(proxy()))
+        .start(lab)
 }
 
 #[test]
@@ -32,7 +30,7 @@ fn clients_reach_the_brokers_through_the_vip_and_the_backup_listens_too() {
     }
     let lab = Lab::up("pxy");
     let _backends = Greeters::start(&lab);
-    let (a, b) = pair(&lab, "");
+    let (a, b) = tracking_pair(&lab);
     let mut seen = Vec::new();
     let mut held = Vec::new();
     for _ in 0..4 {
@@ -56,7 +54,7 @@ fn track_proxy_hands_the_vip_over_when_this_host_loses_every_broker() {
     }
     let lab = Lab::up("tpx");
     let _backends = Greeters::start(&lab);
-    let (a, b) = pair(&lab, "");
+    let (a, b) = tracking_pair(&lab);
     // A alone loses its way to both brokers.
     for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
         assert!(lab.exec("a", &["ip", "route", "add", "blackhole", broker]).status.success());
@@ -81,15 +79,14 @@ fn leaving_master_closes_the_vip_sessions_broker_side_included() {
     }
     let lab = Lab::up("vipc");
     let backends = Greeters::start(&lab);
-    let lower = vrrpd_config("a", 99, "", &proxy());
-    let a = Daemon::vrrpd(&lab, "a", &lower, &["--state", "MASTER"]);
+    let a = HostConfig::vi1("a", 99).proxy(proxy()).start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let mut on_vip = LineClient::connect(&lab, SocketAddr::from((VIP, 5672)));
     assert!(on_vip.greeting.starts_with("rabbit"));
     let mut on_host = LineClient::connect(&lab, "192.0.2.11:5672".parse().unwrap());
     assert!(on_host.greeting.starts_with("rabbit"));
     // B arrives with a higher priority and preempts: A leaves MASTER.
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy()), &[]);
+    let b = HostConfig::vi1("b", 100).proxy(proxy()).start(&lab, &[]);
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert_eq!(on_vip.echo("still there?"), None, "the session through the VIP was closed");
     assert!(a.wait_for_log("closed the sessions accepted on the VIPs given up", Duration::from_secs(2)), "{}", a.log());

@@ -20,16 +20,13 @@ use amqprs::channel::{
 use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::error::Error as AmqpError;
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
-use integration::lab::{proxy_section, vrrpd_config, wait_until, Daemon, Lab, VIP};
+use integration::lab::{wait_until, Lab, VIP};
+use integration::scenario::{HostConfig, Instance, Pair, Proxy};
 use integration::{netns_available, run_script_env};
 use tokio::sync::mpsc;
 
 const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl"];
 const QUEUE: &str = "vrrpd-e2e";
-
-fn proxy() -> String {
-    proxy_section(r#"kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s""#, 3)
-}
 
 struct Cluster {
     lab: String,
@@ -99,10 +96,12 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     }
     let lab = Lab::up("rmq");
     let cluster = Cluster::start(&lab);
-    let track = "track_proxy = [{ name = \"amqp\", weight = 0 }]";
-    let mut a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, track, &proxy()), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, track, &proxy()), &[]);
-    lab.expect_holder(VIP, "a", Duration::from_secs(8), &[&a, &b]);
+    // Both hosts balance over the three nodes, checked with AMQP handshakes; VI_1 tracks it.
+    let proxy = Proxy::amqp(r#"kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s""#, 3);
+    let host = |name: &str, priority| {
+        HostConfig::new(name).instance(Instance::vi1(priority).track_proxy("amqp", 0)).proxy(proxy.clone())
+    };
+    let (mut a, b) = Pair::with(host).start(&lab);
 
     let observed = Arc::new(Mutex::new(Observed::default()));
     let control = Arc::new(Control::default());

@@ -7,16 +7,21 @@ use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
-use integration::lab::{vrrpd_binary, vrrpd_config, Daemon, Greeters, Lab, LineClient, VIP};
+use integration::lab::{vrrpd_binary, Daemon, Greeters, Lab, LineClient, VIP};
 use integration::netns::http_get;
 use integration::netns_available;
+use integration::scenario::{HostConfig, Pair, Proxy, Stats, TAKEOVER};
 
 const PROGRAMS: &[&str] = &["ip"];
-const TAKEOVER: Duration = Duration::from_secs(8);
 
-fn proxy_with_stats(stats: &str) -> String {
-    let proxy = integration::lab::proxy_section(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2);
-    format!("{proxy}\n[stats]\nlisten = \"0.0.0.0:8100\"\nrefresh = \"2s\"\n{stats}\n")
+/// VI_1, a proxy over both brokers and the stats page on port 8100.
+fn with_stats(host: &str, priority: u8, stats: Stats) -> HostConfig {
+    let proxy = Proxy::amqp(r#"kind = "tcp", interval = "200ms", rise = 1, fall = 2, timeout = "200ms""#, 2);
+    HostConfig::vi1(host, priority).proxy(proxy).stats(stats)
+}
+
+fn stats_page() -> Stats {
+    Stats::on(8100).refresh("2s")
 }
 
 /// A session through the VIP.
@@ -36,10 +41,7 @@ fn the_stats_endpoints_show_both_halves_behind_basic_auth() {
     }
     let lab = Lab::up("stats");
     let _backends = Greeters::start(&lab);
-    let auth = "auth = { user = \"admin\", password = \"s3cret-pw\" }";
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats(auth)), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_with_stats(auth)), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let (_a, _b) = Pair::with(|host, priority| with_stats(host, priority, stats_page().auth("admin", "s3cret-pw"))).start(&lab);
     let _session = open(&lab);
     let client = lab.ns("client");
     let get = |host: &str, path: &str, auth: Option<(&str, &str)>| {
@@ -100,7 +102,7 @@ fn ctl_drains_and_disables_a_broker_and_sessions_move() {
     }
     let lab = Lab::up("ctl");
     let _backends = Greeters::start(&lab);
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats("")), &["--state", "MASTER"]);
+    let a = with_stats("a", 101, stats_page()).start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let mut sessions: Vec<LineClient> = (0..4).map(|_| open(&lab)).collect();
     assert_eq!(sessions.iter().filter(|s| s.greeting == "rabbit1").count(), 2);
@@ -165,9 +167,7 @@ fn ctl_resign_hands_the_vip_over_and_resume_takes_it_back() {
         return;
     }
     let lab = Lab::up("resign");
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", ""), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let (a, b) = Pair::default().start(&lab);
     let (ok, out, _) = ctl(&lab, "a", &["resign", "VI_1"]);
     assert!(ok && out.contains("VI_1: resigned"), "{out}");
     // Priority 0: B takes over after its Skew_Time; A stays BACKUP despite its priority.
@@ -186,7 +186,7 @@ fn ctl_reload_applies_a_good_file_and_explains_a_bad_one() {
         return;
     }
     let lab = Lab::up("creload");
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", ""), &["--state", "MASTER"]);
+    let a = HostConfig::vi1("a", 101).start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     let path = lab.file("vrrpd-a.toml");
     let config = std::fs::read_to_string(&path).unwrap();
@@ -206,9 +206,7 @@ fn the_stats_page_as_a_person_sees_it_in_chromium() {
     }
     let lab = Lab::up("chrome");
     let _backends = Greeters::start(&lab);
-    let a = Daemon::vrrpd(&lab, "a", &vrrpd_config("a", 101, "", &proxy_with_stats("")), &["--state", "MASTER"]);
-    let b = Daemon::vrrpd(&lab, "b", &vrrpd_config("b", 100, "", &proxy_with_stats("")), &[]);
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let (_a, _b) = Pair::with(|host, priority| with_stats(host, priority, stats_page())).start(&lab);
     let _sessions: Vec<LineClient> = (0..3).map(|_| open(&lab)).collect();
     assert!(ctl(&lab, "a", &["server", "drain", "amqp/rabbit2"]).0);
 

@@ -13,12 +13,12 @@ use tokio::sync::{watch, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::check;
+use crate::health::probe;
 use crate::health::Health;
 use crate::listener;
+use crate::registry::{CloseReason, Release, Sessions};
 use crate::server::{Admin, ProxyState, ServerState};
-use crate::sessions::{CloseReason, Sessions};
-use crate::stats::ProxySnapshot;
+use crate::snapshot::ProxySnapshot;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdminError {
@@ -102,7 +102,7 @@ impl Balancer {
 
     fn start_checks(&self, state: &watch::Sender<Arc<ProxyState>>, server: &Arc<ServerState>) {
         let checks =
-            check::run_checks(state.subscribe(), Arc::clone(server), Arc::clone(&self.sessions), self.stop.child_token());
+            probe::run_checks(state.subscribe(), Arc::clone(server), Arc::clone(&self.sessions), self.stop.child_token());
         self.runtime.spawn(checks);
     }
 
@@ -120,30 +120,19 @@ impl Balancer {
         self.proxy(name).map(|p| p.shared.available.subscribe())
     }
 
-    /// Closes every session accepted on one of `addresses`, backend side included; returns how
-    /// many.
-    pub fn close_sessions_accepted_on(&self, addresses: &[IpAddr]) -> usize {
-        self.sessions.close_accepted_on(addresses, CloseReason::VipLost)
-    }
-
-    /// Gives up VIPs: refuses new sessions accepted on `addresses`, closes the open ones
-    /// (broker side included), and waits up to `within` for their sockets to be gone. Call it
-    /// while the addresses are still on the interface: a FIN can only leave from an address the
-    /// host holds, and a client that only reads (an AMQP consumer) would otherwise learn of the
-    /// failover at its next heartbeat, while the broker keeps its unacknowledged messages.
-    /// Returns how many sessions were closed.
-    pub async fn release_addresses(&self, addresses: &[IpAddr], within: Duration) -> usize {
-        let closed = self.sessions.fence(addresses, CloseReason::VipLost);
-        let deadline = Instant::now() + within;
-        while self.sessions.open_on(addresses) > 0 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-        closed
+    /// Gives up VIPs: refuses new sessions accepted on `addresses` and closes the open ones,
+    /// broker side included. Call it while the addresses are still on the interface: a FIN can
+    /// only leave from an address the host holds, and a client that only reads (an AMQP
+    /// consumer) would otherwise learn of the failover at its next heartbeat, while the broker
+    /// keeps its unacknowledged messages. The returned [`Release`] resolves when the last of
+    /// those sessions is gone; the caller decides how long to wait for it.
+    pub fn release_addresses(&self, addresses: &[IpAddr]) -> Release {
+        self.sessions.release(addresses, CloseReason::VipLost)
     }
 
     /// Takes VIPs (back): sessions accepted on them are served again.
     pub fn claim_addresses(&self, addresses: &[IpAddr]) {
-        self.sessions.unfence(addresses);
+        self.sessions.claim(addresses);
     }
 
     /// The current state of every proxy and server.

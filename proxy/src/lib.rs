@@ -1,17 +1,17 @@
 //! The AMQP-aware TCP balancer embedded in vrrpd: listeners, health checks, server selection,
-//! session copying. Its configuration model lives in `ha_common::config::Proxy`; the entry
-//! point is [`Balancer`].
+//! session copying. It knows nothing of VRRP: the daemon tells it which addresses this host
+//! claims and releases ([`Balancer::claim_addresses`], [`Balancer::release_addresses`]) and
+//! reads each proxy's availability ([`Balancer::availability`]). Its configuration model lives
+//! in `ha_common::config::Proxy`.
 
-pub mod amqp;
-pub mod balance;
 pub mod balancer;
-pub mod check;
 pub mod health;
 pub mod listener;
 pub mod proxy_protocol;
+pub mod registry;
+pub mod select;
 pub mod server;
 pub mod session;
-pub mod sessions;
-pub mod stats;
+pub mod snapshot;
 
 pub use balancer::Balancer;

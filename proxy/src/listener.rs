@@ -15,9 +15,9 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::registry::Sessions;
 use crate::server::ProxyState;
 use crate::session;
-use crate::sessions::Sessions;
 
 const BACKLOG: i32 = 1024;
 const REBIND_PAUSE: Duration = Duration::from_secs(1);
@@ -100,10 +100,9 @@ pub async fn serve(
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
                 let ticket = sessions.register(local, &proxy.name);
-                let sessions = Arc::clone(&sessions);
                 tokio::spawn(async move {
                     let _permits = permits;
-                    session::run(proxy, sessions, client, peer, local, ticket).await;
+                    session::run(proxy, client, peer, local, ticket).await;
                 });
             }
             Err(e) if is_resource_exhaustion(&e) => {

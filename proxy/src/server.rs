@@ -10,8 +10,8 @@ use std::time::Instant;
 use ha_common::config::{Proxy, Server};
 use tokio::sync::{watch, Notify, Semaphore};
 
-use crate::balance::{Candidate, Selector};
 use crate::health::Health;
+use crate::select::{Candidate, Selector};
 
 /// Counters of sessions and bytes, shared by proxies and servers.
 #[derive(Debug, Default)]

@@ -14,10 +14,10 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::{debug, info};
 
-use crate::balance::Choice;
 use crate::proxy_protocol;
+use crate::registry::{CloseReason, Ticket};
+use crate::select::Choice;
 use crate::server::{ProxyState, ServerState};
-use crate::sessions::{CloseReason, Sessions, Ticket};
 
 /// Buffer for one read: large enough for throughput; held only while data flows, so an idle
 /// AMQP connection costs no buffer at all.
@@ -44,20 +44,15 @@ fn set_nodelay(stream: &TcpStream) {
 }
 
 /// Serves a client accepted on `local` (the VIP or a host address).
-pub async fn run(
-    proxy: Arc<ProxyState>,
-    sessions: Arc<Sessions>,
-    client: TcpStream,
-    peer: SocketAddr,
-    local: SocketAddr,
-    ticket: Ticket,
-) {
+/// The ticket is the session's registry entry: it is dropped last, after the sockets, so a
+/// release waiting on this session resolves only once both connections are closed.
+pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, local: SocketAddr, ticket: Ticket) {
     let started = Instant::now();
     set_nodelay(&client);
     proxy.shared.counters.session_started();
     let outcome = tokio::select! {
         biased;
-        () = ticket.cancel.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
+        () = ticket.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
         // Boxed: the connect phase (selection, retries, queueing) is over once the session runs.
         connected = Box::pin(connect(&proxy, &client, peer, local)) => connected,
     };
@@ -66,12 +61,11 @@ pub async fn run(
         Err(reason) => {
             proxy.shared.denied.fetch_add(1, Relaxed);
             proxy.shared.counters.session_ended();
-            sessions.unregister(ticket.id);
             info!(proxy = %proxy.config.name, client = %peer, %local, reason = %reason, "session refused");
             return;
         }
     };
-    sessions.set_server(ticket.id, &server);
+    ticket.set_server(&server);
     let state = &server;
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
@@ -79,7 +73,6 @@ pub async fn run(
     state.counters.session_ended();
     proxy.shared.counters.session_ended();
     proxy.shared.slot_freed.notify_waiters();
-    sessions.unregister(ticket.id);
     info!(
         proxy = %proxy.config.name, client = %peer, %local, server = %state.config.name,
         connect_ms = connect_time.as_millis() as u64, duration_ms = started.elapsed().as_millis() as u64,
@@ -255,7 +248,7 @@ async fn pipe(
                 Err(Side::Write) => return CloseReason::ClientError,
             },
             () = &mut timer => return CloseReason::IdleTimeout,
-            () = ticket.cancel.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
+            () = ticket.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
         }
     }
     CloseReason::Done

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use ha_common::config::{Config, InitialState};
+use ha_common::config::InitialState;
 use ha_common::logging::LogFormat;
 
 pub const DEFAULT_CONFIG: &str = "/etc/vrrpd/vrrpd.toml";
@@ -57,7 +57,7 @@ pub enum Command {
         haproxy: Option<PathBuf>,
     },
     /// Talk to the running daemon through its control socket.
-    #[command(after_help = crate::control::USAGE)]
+    #[command(after_help = crate::control::command::USAGE)]
     Ctl {
         /// Control socket (default: control_socket from the configuration file).
         #[arg(long, value_name = "PATH")]
@@ -77,15 +77,8 @@ fn parse_log_format(text: &str) -> Result<LogFormat, String> {
 }
 
 impl Cli {
-    /// Applies `--state` and `--priority` to every instance.
-    pub fn apply_overrides(&self, config: &mut Config) {
-        for instance in &mut config.instances {
-            if let Some(state) = self.state {
-                instance.initial_state = state;
-            }
-            if let Some(priority) = self.priority {
-                instance.priority = priority;
-            }
-        }
+    /// What `--state` and `--priority` override.
+    pub fn overrides(&self) -> crate::config::Overrides {
+        crate::config::Overrides { state: self.state, priority: self.priority }
     }
 }

@@ -1,26 +1,25 @@
-//! vrrpd: a VRRPv2 speaker (RFC 3768) wire-compatible with keepalived, built around a protocol
-//! core that does no I/O.
+//! vrrpd: a VRRPv2 speaker (RFC 3768, wire-compatible with keepalived) and an AMQP balancer in one
+//! daemon. The protocol itself is the `vrrp-core` crate and the balancer the `proxy` crate; this
+//! crate wires them to the host and to each other.
 //!
-//! The core is [`instance::Instance`] (the state machine), [`packet`] (the wire format),
-//! [`receive`] (the receive path), [`track`] (priority weights and FAULT) and [`counters`]
-//! (dropped packets by reason). [`cli`] and [`check`] serve the binary.
+//! - [`daemon`]: runtimes, signals, reload, shutdown; every task under one cancellation tree.
+//! - [`vrrp`]: one driver per interface around the core: sockets, VIPs, gratuitous ARP.
+//! - [`trackers`]: every tracked object's status (scripts, links, proxies) in one watched map.
+//! - [`hooks`]: the operator's programs vrrpd runs (track and notify scripts).
+//! - [`control`]: the control socket, its typed commands, and the `vrrpd ctl` client.
+//! - [`stats`]: the status board, its renderers and the HTTP server.
+//! - [`config`], [`cli`], [`preflight`] (`vrrpd check`), [`import`] (`vrrpd import`),
+//!   [`privileges`], [`systemd`].
 
-pub mod check;
 pub mod cli;
+pub mod config;
 pub mod control;
-pub mod counters;
 pub mod daemon;
-pub mod driver;
+pub mod hooks;
 pub mod import;
-pub mod instance;
-pub mod net;
-pub mod notify;
-pub mod packet;
+pub mod preflight;
 pub mod privileges;
-pub mod receive;
-pub mod render;
-pub mod scripts;
-pub mod stats_http;
-pub mod status;
+pub mod stats;
 pub mod systemd;
-pub mod track;
+pub mod trackers;
+pub mod vrrp;

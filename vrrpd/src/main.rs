@@ -1,9 +1,10 @@
+use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use ha_common::config::{Config, ConfigError};
-use vrrpd::check;
+use ha_common::config::ConfigError;
 use vrrpd::cli::{Cli, Command};
+use vrrpd::config;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -11,31 +12,29 @@ fn main() -> ExitCode {
         Some(Command::Check) => run_check(&cli),
         Some(Command::Ctl { ref socket, ref words }) => run_ctl(&cli, socket.as_deref(), words),
         Some(Command::Import { ref keepalived, ref haproxy }) => run_import(keepalived.as_deref(), haproxy.as_deref()),
-        None => run_daemon(cli),
+        None => run_daemon(&cli),
     }
 }
 
 fn run_check(cli: &Cli) -> ExitCode {
-    let loaded = match Config::load(&cli.config) {
+    let loaded = match config::load(&cli.config, &cli.overrides()) {
         Ok(loaded) => loaded,
         Err(error) => return report_invalid(&error),
     };
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
-    let mut config = loaded.config;
-    cli.apply_overrides(&mut config);
     println!("{}: valid", cli.config.display());
-    print!("{}", check::summary(&config));
+    print!("{}", vrrpd::preflight::summary(&loaded.config));
     ExitCode::SUCCESS
 }
 
 /// `vrrpd ctl`: the socket comes from `--socket`, else from the configuration file, else the
 /// default path.
-fn run_ctl(cli: &Cli, socket: Option<&std::path::Path>, words: &[String]) -> ExitCode {
+fn run_ctl(cli: &Cli, socket: Option<&Path>, words: &[String]) -> ExitCode {
     let socket = match socket {
         Some(path) => path.to_owned(),
-        None => match Config::load(&cli.config) {
+        None => match config::load(&cli.config, &cli.overrides()) {
             Ok(loaded) => loaded.config.global.control_socket,
             Err(_) => std::path::PathBuf::from(ha_common::config::DEFAULT_CONTROL_SOCKET),
         },
@@ -56,7 +55,7 @@ fn run_ctl(cli: &Cli, socket: Option<&std::path::Path>, words: &[String]) -> Exi
     }
 }
 
-fn run_import(keepalived: Option<&std::path::Path>, haproxy: Option<&std::path::Path>) -> ExitCode {
+fn run_import(keepalived: Option<&Path>, haproxy: Option<&Path>) -> ExitCode {
     if keepalived.is_none() && haproxy.is_none() {
         eprintln!("error: give --keepalived FILE, --haproxy FILE, or both");
         return ExitCode::from(2);
@@ -84,20 +83,16 @@ fn report_invalid(error: &ConfigError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn run_daemon(cli: Cli) -> ExitCode {
+fn run_daemon(cli: &Cli) -> ExitCode {
     if let Err(error) = ha_common::logging::init(cli.log_format, cli.log_level.as_deref()) {
         eprintln!("error: {error}");
         return ExitCode::FAILURE;
     }
-    let loaded = match Config::load(&cli.config) {
-        Ok(loaded) => loaded,
+    let source = vrrpd::daemon::ConfigSource { path: cli.config.clone(), overrides: cli.overrides() };
+    let config = match source.load() {
+        Ok(config) => config,
         Err(error) => return report_invalid(&error),
     };
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
-    let mut config = loaded.config;
-    cli.apply_overrides(&mut config);
     if let Some(user) = config.global.user.clone() {
         if nix::unistd::geteuid().is_root() {
             if let Err(error) = vrrpd::privileges::drop_to(&user, &config.global.control_socket) {
@@ -107,7 +102,7 @@ fn run_daemon(cli: Cli) -> ExitCode {
             tracing::info!(user, "dropped root; kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE");
         }
     }
-    match vrrpd::daemon::run(cli, config) {
+    match vrrpd::daemon::run(source, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error}");

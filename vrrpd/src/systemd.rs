@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use proxy::Balancer;
 use sd_notify::NotifyState;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
-use crate::status::StatusBoard;
+use crate::stats::StatusBoard;
 
 fn send(states: &[NotifyState]) {
     if let Err(e) = sd_notify::notify(states) {
@@ -55,7 +56,7 @@ pub fn status_line(board: &StatusBoard, balancer: Option<&Balancer>) -> String {
 
 /// Keeps STATUS current (when it changes) and pings the watchdog at half its timeout. Runs on
 /// the VRRP runtime: if that loop stalls, the pings stop and systemd restarts the service.
-pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<Balancer>>) {
+pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<Balancer>>, stop: CancellationToken) {
     // Not started by systemd: nobody to tell, nothing to compute.
     if std::env::var_os("NOTIFY_SOCKET").is_none() {
         return;
@@ -64,7 +65,10 @@ pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<B
     let tick = watchdog.map_or(Duration::from_secs(1), |timeout| (timeout / 2).min(Duration::from_secs(1)));
     let mut last = String::new();
     loop {
-        tokio::time::sleep(tick).await;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(tick) => {}
+        }
         let status = status_line(&board, balancer.as_deref());
         if status != last {
             send(&[NotifyState::Status(&status)]);

@@ -6,9 +6,8 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use integration::lab::{
-    keepalived_config, proxy_section, vrrpd_binary, vrrpd_config, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP,
-};
+use integration::lab::{vrrpd_binary, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP};
+use integration::scenario::{keepalived_config, HostConfig, Instance, Proxy, Script, TAKEOVER};
 
 /// Priorities 101 (A) and 100 (B), advert_int 1.
 const MDI_A: f64 = 3.0 + 155.0 / 256.0;
@@ -46,29 +45,24 @@ struct Extras<'a> {
     proxy: bool,
 }
 
-fn proxy() -> String {
-    proxy_section(r#"kind = "tcp", interval = "100ms", fastinter = "100ms", timeout = "100ms", rise = 1, fall = 1"#, 2)
-}
-
 fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
     let priority = if host == "a" { 101 } else { 100 };
     match peer {
         Peer::Vrrpd => {
-            let mut tracks = String::new();
-            let mut after = String::new();
+            let mut instance = Instance::vi1(priority);
+            let mut config = HostConfig::new(host);
             if let Some(flag) = extras.flag {
-                tracks.push_str("track_script = [{ name = \"chk\" }]\n");
-                after.push_str(&format!(
-                    "[[vrrp_script]]\nname = \"chk\"\nscript = \"/usr/bin/test -e {}\"\ninterval = \"500ms\"\nweight = -20\n",
-                    flag.display()
-                ));
+                instance = instance.track_script("chk");
+                config = config
+                    .script(Script::new("chk", format!("/usr/bin/test -e {}", flag.display())).interval("500ms").weight(-20));
             }
             if extras.proxy {
-                tracks.push_str("track_proxy = [{ name = \"amqp\", weight = 0 }]\n");
-                after.push_str(&proxy());
+                instance = instance.track_proxy("amqp", 0);
+                let check = r#"kind = "tcp", interval = "100ms", fastinter = "100ms", timeout = "100ms", rise = 1, fall = 1"#;
+                config = config.proxy(Proxy::amqp(check, 2));
             }
             let args: &[&str] = if host == "a" { &["--state", "MASTER"] } else { &[] };
-            Daemon::vrrpd(lab, host, &vrrpd_config(host, priority, &tracks, &after), args)
+            config.instance(instance).start(lab, args)
         }
         Peer::Keepalived => {
             let state = if host == "a" { "MASTER" } else { "BACKUP" };
@@ -121,7 +115,7 @@ fn main() {
     let _brokers = wanted("proxy-health").then(|| Greeters::start(&lab));
     let mut a = start(&lab, "a", peer, Extras::default());
     let mut b = start(&lab, "b", peer, Extras::default());
-    lab.expect_holder(VIP, "a", Duration::from_secs(8), &[&a, &b]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     let mut rows = Vec::new();
 
     if wanted("link-cut") {

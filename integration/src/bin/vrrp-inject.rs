@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use vrrpd::packet::{encode_ipv4, Advertisement, AuthData, MULTICAST_GROUP};
+use vrrp_core::packet::{encode_ipv4, Advertisement, AuthData, MULTICAST_GROUP};
 
 #[derive(Parser)]
 struct Args {

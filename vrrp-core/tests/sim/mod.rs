@@ -4,13 +4,15 @@
 
 #![allow(dead_code)] // each test file uses a different part
 
+pub mod pair;
+
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use vrrpd::counters::DropCounters;
-use vrrpd::instance::{Action, Instance, InstanceConfig, State, Transition};
-use vrrpd::packet::{encode_ipv4, Advertisement, MULTICAST_GROUP, TTL};
-use vrrpd::receive::receive;
+use vrrp_core::counters::DropCounters;
+use vrrp_core::instance::{Action, Instance, InstanceConfig, State, Transition};
+use vrrp_core::packet::{encode_ipv4, Advertisement, MULTICAST_GROUP, TTL};
+use vrrp_core::receive::receive;
 
 /// Seconds as an exact Duration (k/256 fractions are exact in f64).
 pub fn secs(s: f64) -> Duration {

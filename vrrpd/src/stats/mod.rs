@@ -1,16 +1,21 @@
-//! What the stats page, the metrics and `vrrpd ctl status` show: the drivers publish each
-//! instance's state here after every event; the balancer is read live. A snapshot joins both.
+//! Statistics, in one room: the drivers publish each instance's state on the [`StatusBoard`]
+//! after every event; the balancer is read live; a [`Snapshot`] joins both. [`render`] turns a
+//! snapshot into HTML, CSV, Prometheus text and the `vrrpd ctl status` table; [`http`] serves
+//! them.
+
+pub mod http;
+pub mod render;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use proxy::stats::ProxySnapshot;
+use proxy::snapshot::ProxySnapshot;
 use proxy::Balancer;
 use serde::Serialize;
 
-use crate::counters::DropCounters;
-use crate::instance::Instance;
+use vrrp_core::counters::DropCounters;
+use vrrp_core::instance::Instance;
 
 #[derive(Clone, Debug, Serialize)]
 pub struct TrackerSnapshot {

@@ -1,31 +1,49 @@
 //! The VRRP driver of one interface: owns the instances configured on it, their sockets, and
 //! carries out what they decide (adverts, VIPs, gratuitous ARP, notify). One task per
 //! interface, all on the VRRP runtime, which nothing else shares.
+//!
+//! Giving up a VIP is asynchronous: the driver announces the release, keeps receiving and
+//! sending adverts for every instance, and removes the address when the balancer says the
+//! sessions accepted on it are gone (or after [`VIP_RELEASE_WAIT`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr};
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::FuturesUnordered;
+use futures_util::StreamExt;
 use ha_common::config::{Ipv4Prefix, VrrpInstance};
-use proxy::Balancer;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
+use vrrp_core::counters::{DropCounters, DropReason};
+use vrrp_core::instance::{Action, Instance, InstanceConfig, State};
+use vrrp_core::packet::MULTICAST_GROUP;
+use vrrp_core::receive::{receive, Dropped};
+use vrrp_core::track::{Tracker, TrackerKind};
 
-use crate::counters::{DropCounters, DropReason};
-use crate::instance::{Action, Instance, InstanceConfig, State};
-use crate::net::arp::GarpSender;
-use crate::net::link::{Interface, Netlink};
-use crate::net::socket::AdvertSocket;
-use crate::net::NetError;
-use crate::notify::{Notifier, NotifyScripts};
-use crate::packet::MULTICAST_GROUP;
-use crate::receive::{receive, Dropped};
-use crate::status::StatusBoard;
-use crate::track::{Tracker, TrackerKind};
+use super::convert;
+use super::net::arp::GarpSender;
+use super::net::link::{Interface, Netlink};
+use super::net::socket::AdvertSocket;
+use super::net::NetError;
+use super::vip::{VipEvent, VipEvents};
+use crate::hooks::notify::{Notifier, NotifyScripts};
+use crate::stats::StatusBoard;
+use crate::trackers::TrackerStatus;
 
-/// Last known status of each tracked object, for instances created after it was learned.
-pub type TrackerStatus = HashMap<(TrackerKind, String), bool>;
+/// What every driver shares with the rest of the daemon.
+#[derive(Clone)]
+pub struct DriverContext {
+    pub netlink: Netlink,
+    pub notifier: Notifier,
+    pub board: StatusBoard,
+    /// Where VIP claims and releases go; `None` when no balancer serves sessions.
+    pub vip_events: Option<VipEvents>,
+    pub trackers: watch::Receiver<TrackerStatus>,
+}
 
 /// What one instance runs: its validated configuration and its notify scripts.
 #[derive(Debug, PartialEq)]
@@ -42,25 +60,16 @@ pub struct DriverSpec {
 }
 
 pub enum DriverCommand {
-    Tracker {
-        kind: TrackerKind,
-        name: String,
-        up: bool,
-    },
     /// Replace the instance set: unchanged instances keep their state.
-    Reload {
-        spec: DriverSpec,
-        status: TrackerStatus,
-    },
+    Reload(DriverSpec),
     /// Resign (priority 0), drop the VIPs, and end the task.
-    Shutdown {
-        done: oneshot::Sender<()>,
-    },
+    Shutdown { done: oneshot::Sender<()> },
     /// The operator's `resign` (`true`) or `resume` (`false`) of one instance.
     Resign {
         instance: String,
         resign: bool,
-        reply: oneshot::Sender<Result<String, String>>,
+        /// What changed, or `None` when no instance has that name.
+        reply: oneshot::Sender<Option<String>>,
     },
 }
 
@@ -70,23 +79,23 @@ const RECEIVE_BUFFER: usize = 2048;
 /// Longest time the status board lags behind counters that change without a state change.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 /// How long giving up a VIP waits for its sessions to close before removing the address.
-const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
+pub const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// At most one log line per drop reason per interface in this interval.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// A VIP release under way: the addresses go once its sessions are (or `None`: the wait ran out).
+type PendingRelease = Pin<Box<dyn Future<Output = (Vec<Ipv4Prefix>, Option<usize>)> + Send + Sync>>;
+
 pub struct Driver {
     interface: Interface,
-    netlink: Netlink,
+    context: DriverContext,
     socket: AdvertSocket,
     garp: GarpSender,
     source: Ipv4Addr,
     specs: Vec<Arc<InstanceSpec>>,
     instances: Vec<Instance>,
     unattributed: DropCounters,
-    notifier: Notifier,
-    /// Closes the sessions accepted on VIPs this host gives up.
-    balancer: Option<Arc<Balancer>>,
-    board: StatusBoard,
+    releases: FuturesUnordered<PendingRelease>,
     published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
 }
@@ -94,14 +103,8 @@ pub struct Driver {
 impl Driver {
     /// Looks the interface up, removes VIPs a crashed run left behind, opens the sockets and
     /// starts every instance.
-    pub async fn start(
-        spec: DriverSpec,
-        netlink: Netlink,
-        notifier: Notifier,
-        balancer: Option<Arc<Balancer>>,
-        board: StatusBoard,
-        status: &TrackerStatus,
-    ) -> Result<Self, NetError> {
+    pub async fn start(spec: DriverSpec, context: DriverContext) -> Result<Self, NetError> {
+        let netlink = &context.netlink;
         let interface = netlink.interface(&spec.interface).await?;
         let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         for stale in netlink.remove_stale_vips(&interface, &vips).await? {
@@ -119,21 +122,20 @@ impl Driver {
         info!(interface = %interface.name, %source, up = interface.up, instances = spec.instances.len(), "interface ready");
         let mut driver = Driver {
             interface,
-            netlink,
+            context,
             socket,
             garp,
             source,
             specs: Vec::new(),
             instances: Vec::new(),
             unattributed: DropCounters::default(),
-            notifier,
-            balancer,
-            board,
+            releases: FuturesUnordered::new(),
             published_at: Instant::now(),
             drop_log: HashMap::new(),
         };
+        let status = driver.context.trackers.borrow_and_update().clone();
         for spec in spec.instances {
-            driver.add_instance(spec, status);
+            driver.add_instance(spec, &status);
         }
         driver.execute_actions().await;
         driver.publish();
@@ -145,17 +147,16 @@ impl Driver {
         self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
-        self.board.publish(&self.interface.name, &self.instances, &vips, &self.unattributed);
+        self.context.board.publish(&self.interface.name, &self.instances, &vips, &self.unattributed);
     }
 
-    fn resign(&mut self, name: &str, resign: bool) -> Result<String, String> {
+    fn resign(&mut self, name: &str, resign: bool) -> Option<String> {
         let now = Instant::now();
-        let instance =
-            self.instances.iter_mut().find(|i| i.name() == name).ok_or_else(|| format!("no instance named {name:?}"))?;
+        let instance = self.instances.iter_mut().find(|i| i.name() == name)?;
         let changed = if resign { instance.resign(now) } else { instance.resume(now) };
         let verb = if resign { "resigned" } else { "resumed" };
         info!(instance = name, changed, state = %instance.state(), "{verb} by operator");
-        Ok(match (resign, changed) {
+        Some(match (resign, changed) {
             (true, true) => format!("{name}: resigned; state {}; stays BACKUP until `resume {name}`", instance.state()),
             (true, false) => format!("{name}: already resigned"),
             (false, true) => format!("{name}: resumed; takes part in elections again"),
@@ -169,8 +170,9 @@ impl Driver {
         let config = &spec.config;
         let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
         // The instance's own interface is always tracked: no carrier, no VRRP (FAULT).
+        let own = &self.interface.name;
         let mut trackers =
-            vec![Tracker { up: self.interface.up, ..Tracker::new(TrackerKind::Interface, &self.interface.name, 0) }];
+            vec![Tracker { up: known(TrackerKind::Interface, own), ..Tracker::new(TrackerKind::Interface, own, 0) }];
         for (kind, tracks) in [
             (TrackerKind::Interface, &config.track_interface),
             (TrackerKind::Script, &config.track_script),
@@ -178,7 +180,7 @@ impl Driver {
         ] {
             trackers.extend(tracks.iter().map(|t| Tracker { up: known(kind, &t.name), ..Tracker::new(kind, &t.name, t.weight) }));
         }
-        InstanceConfig::from_config(config, config.unicast_src_ip.unwrap_or(self.source), trackers)
+        convert::instance_config(config, config.unicast_src_ip.unwrap_or(self.source), trackers)
     }
 
     fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
@@ -206,8 +208,7 @@ impl Driver {
             tokio::select! {
                 biased;
                 command = commands.recv() => match command {
-                    Some(DriverCommand::Tracker { kind, name, up }) => self.set_tracker(kind, &name, up),
-                    Some(DriverCommand::Reload { spec, status }) => self.reload(spec, &status).await,
+                    Some(DriverCommand::Reload(spec)) => self.reload(spec).await,
                     Some(DriverCommand::Resign { instance, resign, reply }) => {
                         let _ = reply.send(self.resign(&instance, resign));
                     }
@@ -220,6 +221,11 @@ impl Driver {
                         self.shutdown().await;
                         return;
                     }
+                },
+                changed = self.context.trackers.changed() => match changed {
+                    Ok(()) => self.sync_trackers(),
+                    // The daemon is going away; the shutdown command follows.
+                    Err(_) => std::future::pending::<()>().await,
                 },
                 () = timer => {
                     let now = Instant::now();
@@ -242,6 +248,9 @@ impl Driver {
                         tokio::time::sleep(Duration::from_millis(100)).await;
                     }
                 },
+                Some((vips, closed)) = self.releases.next(), if !self.releases.is_empty() => {
+                    self.finish_release(vips, closed).await;
+                }
             }
             // Counters of a flood of bad packets reach the stats page a few times a second,
             // not once per packet; accepted adverts (the master's, once a second) and anything
@@ -253,10 +262,19 @@ impl Driver {
         }
     }
 
+    /// Brings every instance's trackers in line with the tracker map.
+    fn sync_trackers(&mut self) {
+        let status = self.context.trackers.borrow_and_update().clone();
+        for ((kind, name), up) in status {
+            self.set_tracker(kind, &name, up);
+        }
+    }
+
     fn set_tracker(&mut self, kind: TrackerKind, name: &str, up: bool) {
         let now = Instant::now();
         for instance in &mut self.instances {
-            if let Some(index) = instance.trackers().find(kind, name) {
+            let Some(index) = instance.trackers().find(kind, name) else { continue };
+            if instance.trackers().iter().nth(index).is_some_and(|tracker| tracker.up != up) {
                 let before = instance.priority();
                 instance.set_tracker(now, index, up);
                 info!(
@@ -267,13 +285,12 @@ impl Driver {
         }
     }
 
-    /// Unchanged instances keep running untouched; changed and removed ones are shut down (so
-    /// they resign and release their VIPs) before new ones start.
     /// Instances that keep their name and VRID are reconfigured in place, keeping their state
     /// (a MASTER stays MASTER; VIPs added or removed one by one); removed ones are shut down
     /// (so they resign and release their VIPs) before new ones start.
-    async fn reload(&mut self, spec: DriverSpec, status: &TrackerStatus) {
+    async fn reload(&mut self, spec: DriverSpec) {
         let now = Instant::now();
+        let status = self.context.trackers.borrow_and_update().clone();
         let mut old: Vec<(Arc<InstanceSpec>, Instance)> =
             std::mem::take(&mut self.specs).into_iter().zip(std::mem::take(&mut self.instances)).collect();
         let mut next: Vec<(Arc<InstanceSpec>, Arc<InstanceSpec>, Instance)> = Vec::new();
@@ -302,47 +319,98 @@ impl Driver {
             if instance.state() == State::Master {
                 self.change_vips(&previous.config, &new.config).await;
             }
-            instance.reconfigure(now, self.instance_config(new, status));
+            instance.reconfigure(now, self.instance_config(new, &status));
             info!(instance = %new.config.name, state = %instance.state(), priority = instance.priority(), "instance reconfigured in place");
         }
         (self.specs, self.instances) = next.into_iter().map(|(new, _, instance)| (new, instance)).unzip();
         for new in added {
-            self.add_instance(new, status);
+            self.add_instance(new, &status);
         }
     }
 
-    /// A master's VIPs after a reload: sessions on removed VIPs are released first, then the
-    /// addresses go; new ones are added (the core re-announces them).
-    async fn change_vips(&self, old: &VrrpInstance, new: &VrrpInstance) {
+    /// A master's VIPs after a reload: removed ones are released (sessions first, then the
+    /// addresses); new ones are added (the core re-announces them).
+    async fn change_vips(&mut self, old: &VrrpInstance, new: &VrrpInstance) {
         let removed: Vec<Ipv4Prefix> =
             old.virtual_ipaddress.iter().filter(|v| !new.virtual_ipaddress.contains(v)).copied().collect();
         let added: Vec<Ipv4Prefix> =
             new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
-        if let Some(balancer) = &self.balancer {
-            let gone: Vec<IpAddr> = removed.iter().map(|v| IpAddr::V4(v.addr)).collect();
-            balancer.release_addresses(&gone, VIP_RELEASE_WAIT).await;
-            balancer.claim_addresses(&added.iter().map(|v| IpAddr::V4(v.addr)).collect::<Vec<_>>());
+        if !removed.is_empty() {
+            self.release(&new.name, removed);
         }
-        for vip in removed {
-            match self.netlink.remove_vip(&self.interface, vip).await {
-                Ok(()) => info!(instance = %new.name, %vip, "VIP removed by reload"),
-                Err(e) => error!(instance = %new.name, %vip, error = %e, "removing the VIP failed"),
-            }
-        }
-        for vip in added {
-            match self.netlink.add_vip(&self.interface, new.vrid, vip).await {
-                Ok(()) => info!(instance = %new.name, %vip, "VIP added by reload"),
-                Err(e) => error!(instance = %new.name, %vip, error = %e, "adding the VIP failed"),
-            }
+        if !added.is_empty() {
+            self.claim(new, &added).await;
         }
     }
 
+    /// Resigns every instance and waits for the VIP releases to finish.
     async fn shutdown(&mut self) {
         let now = Instant::now();
         for instance in &mut self.instances {
             instance.shutdown(now);
         }
         self.execute_actions().await;
+        while let Some((vips, closed)) = self.releases.next().await {
+            self.finish_release(vips, closed).await;
+        }
+    }
+
+    /// Adds `vips` to the interface; sessions accepted on them are served again.
+    async fn claim(&self, config: &VrrpInstance, vips: &[Ipv4Prefix]) {
+        if let Some(events) = &self.context.vip_events {
+            let _ = events.send(VipEvent::Claimed(addresses(vips)));
+        }
+        for &vip in vips {
+            match self.context.netlink.add_vip(&self.interface, config.vrid, vip).await {
+                Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP added"),
+                Err(e) => error!(instance = %config.name, %vip, error = %e, "adding the VIP failed"),
+            }
+        }
+    }
+
+    /// Starts giving `vips` up. The clients of sessions accepted on them are moving to the new
+    /// master, and their broker connections here must close now, or the broker holds their
+    /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
+    /// host still holds the VIPs, so the addresses go when the sessions are gone, or after
+    /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
+    fn release(&mut self, instance: &str, vips: Vec<Ipv4Prefix>) {
+        let Some(events) = &self.context.vip_events else {
+            self.releases.push(Box::pin(std::future::ready((vips, Some(0)))));
+            return;
+        };
+        let (drained, closed) = oneshot::channel();
+        if events.send(VipEvent::Releasing { addresses: addresses(&vips), drained }).is_err() {
+            self.releases.push(Box::pin(std::future::ready((vips, Some(0)))));
+            return;
+        }
+        let instance = instance.to_owned();
+        self.releases.push(Box::pin(async move {
+            let closed = tokio::time::timeout(VIP_RELEASE_WAIT, closed).await.ok().and_then(Result::ok);
+            match closed {
+                Some(0) => {}
+                Some(n) => info!(%instance, closed = n, "closed the sessions accepted on the VIPs given up"),
+                None => warn!(%instance, wait_ms = VIP_RELEASE_WAIT.as_millis() as u64, "sessions on released VIPs still closing; removing the VIPs anyway"),
+            }
+            (vips, closed)
+        }));
+    }
+
+    /// Removes the released addresses that no master instance holds now (one may have become
+    /// master again while the sessions closed).
+    async fn finish_release(&mut self, vips: Vec<Ipv4Prefix>, _closed: Option<usize>) {
+        let held: HashSet<Ipv4Prefix> = self
+            .specs
+            .iter()
+            .zip(&self.instances)
+            .filter(|(_, instance)| instance.state() == State::Master)
+            .flat_map(|(spec, _)| spec.config.virtual_ipaddress.iter().copied())
+            .collect();
+        for vip in vips.into_iter().filter(|v| !held.contains(v)) {
+            match self.context.netlink.remove_vip(&self.interface, vip).await {
+                Ok(()) => info!(%vip, interface = %self.interface.name, "VIP removed"),
+                Err(e) => error!(%vip, interface = %self.interface.name, error = %e, "removing the VIP failed"),
+            }
+        }
     }
 
     /// Carries out every pending action; returns whether there was any.
@@ -371,26 +439,8 @@ impl Driver {
                     }
                 }
             }
-            Action::AddVips => {
-                if let Some(balancer) = &self.balancer {
-                    balancer.claim_addresses(&vip_addresses(config));
-                }
-                for &vip in &config.virtual_ipaddress {
-                    match self.netlink.add_vip(&self.interface, config.vrid, vip).await {
-                        Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP added"),
-                        Err(e) => error!(instance = %config.name, %vip, error = %e, "adding the VIP failed"),
-                    }
-                }
-            }
-            Action::RemoveVips => {
-                self.release_vip_sessions(config).await;
-                for &vip in &config.virtual_ipaddress {
-                    match self.netlink.remove_vip(&self.interface, vip).await {
-                        Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP removed"),
-                        Err(e) => error!(instance = %config.name, %vip, error = %e, "removing the VIP failed"),
-                    }
-                }
-            }
+            Action::AddVips => self.claim(config, &config.virtual_ipaddress).await,
+            Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
                 let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
                 match self.garp.send(&vips, count) {
@@ -405,21 +455,9 @@ impl Driver {
                     priority = t.priority, reason = %t.reason, master, "state change"
                 );
                 if t.to != t.from || t.to == State::Initialize {
-                    self.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
+                    self.context.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
                 }
             }
-        }
-    }
-
-    /// Before the VIPs go: the clients of sessions accepted on them are moving to the new
-    /// master, and their broker connections here must close now, or the broker holds their
-    /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
-    /// host still holds the VIPs, hence the bounded wait.
-    async fn release_vip_sessions(&self, config: &VrrpInstance) {
-        let Some(balancer) = &self.balancer else { return };
-        let closed = balancer.release_addresses(&vip_addresses(config), VIP_RELEASE_WAIT).await;
-        if closed > 0 {
-            info!(instance = %config.name, closed, "closed the sessions accepted on the VIPs given up");
         }
     }
 
@@ -441,6 +479,6 @@ impl Driver {
     }
 }
 
-fn vip_addresses(config: &VrrpInstance) -> Vec<IpAddr> {
-    config.virtual_ipaddress.iter().map(|v| IpAddr::V4(v.addr)).collect()
+fn addresses(vips: &[Ipv4Prefix]) -> Vec<IpAddr> {
+    vips.iter().map(|v| IpAddr::V4(v.addr)).collect()
 }

@@ -4,9 +4,9 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use proxy::stats::{ProxySnapshot, ServerSnapshot};
+use proxy::snapshot::{ProxySnapshot, ServerSnapshot};
 
-use crate::status::{InstanceSnapshot, Snapshot};
+use super::{InstanceSnapshot, Snapshot};
 
 // Writing into a String cannot fail; `let _ =` below says so once per line.
 

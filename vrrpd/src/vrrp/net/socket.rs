@@ -10,7 +10,7 @@ use tokio::net::UdpSocket;
 
 use super::link::Interface;
 use super::NetError;
-use crate::packet::{IP_PROTOCOL, MULTICAST_GROUP, TTL};
+use vrrp_core::packet::{IP_PROTOCOL, MULTICAST_GROUP, TTL};
 
 /// DSCP CS6 (network control), the TOS keepalived uses for adverts.
 const TOS_NETWORK_CONTROL: u32 = 0xc0;

@@ -1,6 +1,10 @@
 //! A server's health as HAProxy keeps it: UP or DOWN after `rise`/`fall` consecutive check
 //! results, the interval that applies in each phase (`inter`, `fastinter` while changing state,
 //! `downinter` while DOWN), and what the stats page shows (last check, last change, downtime).
+//! [`probe`] runs the checks; [`amqp`] reads a broker's greeting.
+
+pub mod amqp;
+pub mod probe;
 
 use std::fmt;
 use std::time::{Duration, Instant};

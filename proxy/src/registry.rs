@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::server::ServerState;
@@ -61,18 +62,68 @@ impl fmt::Display for CloseReason {
     }
 }
 
-/// A session's side of the registry: its cancellation and the reason it was given.
+/// How a session is closed from outside: its cancellation and the reason it was given.
 #[derive(Clone)]
-pub struct Ticket {
-    pub id: u64,
-    pub cancel: CancellationToken,
+struct Closer {
+    cancel: CancellationToken,
     reason: Arc<AtomicU8>,
 }
 
+impl Closer {
+    fn close(&self, reason: CloseReason) {
+        // The first reason given wins.
+        let _ = self.reason.compare_exchange(0, reason as u8, Relaxed, Relaxed);
+        self.cancel.cancel();
+    }
+}
+
+/// A session's place in the registry, held by its task. Dropping it (the session ended, or its
+/// task was cancelled or panicked) removes the entry, and with it the session's part in every
+/// pending [`Release`].
+pub struct Ticket {
+    id: u64,
+    closer: Closer,
+    sessions: Arc<Sessions>,
+}
+
 impl Ticket {
-    /// The reason the session was cancelled with, if it was.
+    /// Resolves when the session is closed from outside.
+    pub async fn cancelled(&self) {
+        self.closer.cancel.cancelled().await;
+    }
+
+    /// The reason the session was closed with, if it was.
     pub fn reason(&self) -> Option<CloseReason> {
-        CloseReason::from_u8(self.reason.load(Relaxed))
+        CloseReason::from_u8(self.closer.reason.load(Relaxed))
+    }
+
+    /// Records the server the session was sent to, so closing that server's sessions finds it.
+    pub fn set_server(&self, server: &Arc<ServerState>) {
+        if let Some(entry) = self.sessions.lock().get_mut(&self.id) {
+            entry.server = Some(Arc::clone(server));
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        self.sessions.lock().remove(&self.id);
+    }
+}
+
+/// Sessions closed because their local addresses were given up. [`Release::drained`] resolves
+/// once the last of them has dropped its sockets: each holds a sender of one channel, and the
+/// receiver wakes when the last sender is gone. Nothing polls.
+pub struct Release {
+    /// How many sessions were closed.
+    pub closed: usize,
+    drained: mpsc::Receiver<()>,
+}
+
+impl Release {
+    /// Resolves when every session closed by this release is gone.
+    pub async fn drained(mut self) {
+        while self.drained.recv().await.is_some() {}
     }
 }
 
@@ -81,7 +132,9 @@ struct Entry {
     /// Shared with the proxy's state: one allocation per proxy, not per session.
     proxy: Arc<str>,
     server: Option<Arc<ServerState>>,
-    ticket: Ticket,
+    closer: Closer,
+    /// Held while a [`Release`] waits for this session to be gone.
+    releases: Vec<mpsc::Sender<()>>,
 }
 
 #[derive(Default)]
@@ -97,16 +150,19 @@ impl Sessions {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a session accepted on `local` by proxy `proxy`.
-    pub fn register(&self, local: SocketAddr, proxy: &Arc<str>) -> Ticket {
+    /// Registers a session accepted on `local` by proxy `proxy`; the entry lives as long as the
+    /// returned ticket.
+    pub fn register(self: &Arc<Self>, local: SocketAddr, proxy: &Arc<str>) -> Ticket {
         let id = self.next_id.fetch_add(1, Relaxed);
-        let ticket = Ticket { id, cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        self.lock().insert(id, Entry { local, proxy: Arc::clone(proxy), server: None, ticket: ticket.clone() });
-        ticket
+        let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
+        let entry = Entry { local, proxy: Arc::clone(proxy), server: None, closer: closer.clone(), releases: Vec::new() };
+        self.lock().insert(id, entry);
+        Ticket { id, closer, sessions: Arc::clone(self) }
     }
 
-    /// Refuses sessions accepted on `addresses` from now on, and closes those already open.
-    pub fn fence(&self, addresses: &[IpAddr], reason: CloseReason) -> usize {
+    /// Gives up `addresses`: refuses sessions accepted on them from now on, closes those
+    /// already open, and returns what to wait on until they are gone.
+    pub fn release(&self, addresses: &[IpAddr], reason: CloseReason) -> Release {
         {
             let mut fenced = self.fenced.lock().unwrap_or_else(|p| p.into_inner());
             for address in addresses {
@@ -115,36 +171,23 @@ impl Sessions {
                 }
             }
         }
-        self.close_accepted_on(addresses, reason)
+        let (signal, drained) = mpsc::channel(1);
+        let mut closed = 0;
+        for entry in self.lock().values_mut().filter(|e| addresses.contains(&e.local.ip())) {
+            entry.closer.close(reason);
+            entry.releases.push(signal.clone());
+            closed += 1;
+        }
+        Release { closed, drained }
     }
 
     /// Accepts sessions on `addresses` again.
-    pub fn unfence(&self, addresses: &[IpAddr]) {
+    pub fn claim(&self, addresses: &[IpAddr]) {
         self.fenced.lock().unwrap_or_else(|p| p.into_inner()).retain(|a| !addresses.contains(a));
     }
 
     pub fn is_fenced(&self, address: IpAddr) -> bool {
         self.fenced.lock().unwrap_or_else(|p| p.into_inner()).contains(&address)
-    }
-
-    /// Sessions accepted on one of `addresses` that are still open.
-    pub fn open_on(&self, addresses: &[IpAddr]) -> usize {
-        self.lock().values().filter(|e| addresses.contains(&e.local.ip())).count()
-    }
-
-    pub fn set_server(&self, id: u64, server: &Arc<ServerState>) {
-        if let Some(entry) = self.lock().get_mut(&id) {
-            entry.server = Some(Arc::clone(server));
-        }
-    }
-
-    pub fn unregister(&self, id: u64) {
-        self.lock().remove(&id);
-    }
-
-    /// Closes the sessions accepted on any of `addresses`; returns how many.
-    pub fn close_accepted_on(&self, addresses: &[IpAddr], reason: CloseReason) -> usize {
-        self.close_where(|e| addresses.contains(&e.local.ip()), reason)
     }
 
     /// Closes the sessions sent to `server`.
@@ -173,9 +216,7 @@ impl Sessions {
         let entries = self.lock();
         let mut closed = 0;
         for entry in entries.values().filter(|e| matches(e)) {
-            // The first reason given wins.
-            let _ = entry.ticket.reason.compare_exchange(0, reason as u8, Relaxed, Relaxed);
-            entry.ticket.cancel.cancel();
+            entry.closer.close(reason);
             closed += 1;
         }
         closed
@@ -186,15 +227,8 @@ impl Sessions {
 mod tests {
     use super::*;
 
-    #[test]
-    fn closes_by_local_address_and_by_server_with_the_first_reason() {
-        let sessions = Sessions::default();
-        let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
-        let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
-        let name: Arc<str> = Arc::from("amqp");
-        let on_vip = sessions.register(vip, &name);
-        let on_host = sessions.register(host, &name);
-        let server = Arc::new(ServerState::new(
+    fn server() -> Arc<ServerState> {
+        Arc::new(ServerState::new(
             ha_common::config::Server {
                 name: "r".into(),
                 address: "192.0.2.21:5672".parse().unwrap(),
@@ -215,30 +249,54 @@ mod tests {
                 },
                 std::time::Instant::now(),
             ),
-        ));
-        sessions.set_server(on_host.id, &server);
-        assert_eq!(sessions.close_accepted_on(&[vip.ip()], CloseReason::VipLost), 1);
-        assert!(on_vip.cancel.is_cancelled() && !on_host.cancel.is_cancelled());
+        ))
+    }
+
+    #[test]
+    fn closes_by_local_address_and_by_server_with_the_first_reason() {
+        let sessions = Arc::new(Sessions::default());
+        let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
+        let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
+        let name: Arc<str> = Arc::from("amqp");
+        let on_vip = sessions.register(vip, &name);
+        let on_host = sessions.register(host, &name);
+        let server = server();
+        on_host.set_server(&server);
+        assert_eq!(sessions.release(&[vip.ip()], CloseReason::VipLost).closed, 1);
+        assert!(on_vip.closer.cancel.is_cancelled() && !on_host.closer.cancel.is_cancelled());
         assert_eq!(on_vip.reason(), Some(CloseReason::VipLost));
         assert_eq!(sessions.close_server(&server, CloseReason::ServerDown), 1);
         assert_eq!(sessions.close_all(CloseReason::Shutdown), 2);
         assert_eq!(on_host.reason(), Some(CloseReason::ServerDown), "the first reason stays");
-        sessions.unregister(on_vip.id);
-        assert_eq!(sessions.len(), 1);
+        drop(on_vip);
+        assert_eq!(sessions.len(), 1, "a dropped ticket leaves the registry");
     }
 
-    #[test]
-    fn fenced_addresses_refuse_until_unfenced() {
-        let sessions = Sessions::default();
+    #[tokio::test]
+    async fn a_release_is_drained_when_its_last_session_is_dropped() {
+        let sessions = Arc::new(Sessions::default());
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
-        let open = sessions.register(vip, &Arc::from("amqp"));
-        assert_eq!(sessions.fence(&[vip.ip()], CloseReason::VipLost), 1);
-        assert!(open.cancel.is_cancelled());
+        let name: Arc<str> = Arc::from("amqp");
+        let first = sessions.register(vip, &name);
+        let second = sessions.register(vip, &name);
+        let release = sessions.release(&[vip.ip()], CloseReason::VipLost);
+        assert_eq!(release.closed, 2);
         assert!(sessions.is_fenced(vip.ip()));
-        assert_eq!(sessions.open_on(&[vip.ip()]), 1, "until the session task unregisters");
-        sessions.unregister(open.id);
-        assert_eq!(sessions.open_on(&[vip.ip()]), 0);
-        sessions.unfence(&[vip.ip()]);
+        let drained = tokio::spawn(release.drained());
+        drop(first);
+        tokio::task::yield_now().await;
+        assert!(!drained.is_finished(), "one session is still open");
+        drop(second);
+        tokio::time::timeout(std::time::Duration::from_secs(1), drained).await.unwrap().unwrap();
+        sessions.claim(&[vip.ip()]);
         assert!(!sessions.is_fenced(vip.ip()));
+    }
+
+    #[tokio::test]
+    async fn a_release_with_nothing_open_is_drained_at_once() {
+        let sessions = Arc::new(Sessions::default());
+        let release = sessions.release(&["192.0.2.100".parse().unwrap()], CloseReason::VipLost);
+        assert_eq!(release.closed, 0);
+        tokio::time::timeout(std::time::Duration::from_millis(100), release.drained()).await.unwrap();
     }
 }

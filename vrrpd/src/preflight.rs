@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 use ha_common::config::{Authentication, Config};
 use ha_common::duration::format as fmt_duration;
 
-use crate::instance::{Instance, InstanceConfig};
+use vrrp_core::instance::Instance;
+
+use crate::vrrp::convert;
 
 /// Renders the summary `vrrpd check` prints for a valid configuration.
 pub fn summary(config: &Config) -> String {
@@ -19,7 +21,7 @@ pub fn summary(config: &Config) -> String {
 fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
     writeln!(out, "router_id {}", config.global.router_id)?;
     for vi in &config.instances {
-        let timers = Instance::new(InstanceConfig::from_config(vi, Ipv4Addr::UNSPECIFIED, Vec::new()));
+        let timers = Instance::new(convert::instance_config(vi, Ipv4Addr::UNSPECIFIED, Vec::new()));
         writeln!(out)?;
         writeln!(out, "vrrp_instance {}", vi.name)?;
         writeln!(

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
-use crate::instance::State;
-use crate::scripts::Script;
+use crate::hooks::script::{Outcome, Script};
+use vrrp_core::instance::State;
 
 /// A notify script that outlives this is killed, so one stuck script cannot hold the queue.
 pub const NOTIFY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,15 +54,16 @@ pub struct Notifier {
 }
 
 impl Notifier {
-    /// Starts the queue; the task ends once every `Notifier` is dropped and the queue is empty.
-    pub fn spawn() -> (Notifier, JoinHandle<()>) {
+    /// Starts the queue on `tasks`; it ends once every `Notifier` is dropped and the queue is
+    /// empty, so a stopping daemon that waits on `tasks` delivers what is pending.
+    pub fn spawn(tasks: &TaskTracker) -> Notifier {
         let (jobs, mut queue) = mpsc::unbounded_channel::<Job>();
-        let task = tokio::spawn(async move {
+        tasks.spawn(async move {
             while let Some(job) = queue.recv().await {
                 run_job(&job).await;
             }
         });
-        (Notifier { jobs }, task)
+        Notifier { jobs }
     }
 
     pub fn notify(&self, instance: &str, state: State, priority: u8, scripts: &Arc<NotifyScripts>) {
@@ -93,7 +94,7 @@ async fn run_job(job: &Job) {
     }
 }
 
-fn report(job: &Job, script: &Script, outcome: crate::scripts::Outcome) {
+fn report(job: &Job, script: &Script, outcome: Outcome) {
     if outcome.is_success() {
         debug!(instance = %job.instance, state = state_word(job.state), script = %script.text, "notify script ran");
     } else {

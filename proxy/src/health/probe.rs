@@ -14,11 +14,11 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use crate::amqp::{self, PROTOCOL_HEADER};
+use crate::health::amqp::{self, PROTOCOL_HEADER};
 use crate::health::{CheckResult, Status};
 use crate::proxy_protocol;
+use crate::registry::{CloseReason, Sessions};
 use crate::server::{ProxyState, ServerState};
-use crate::sessions::{CloseReason, Sessions};
 
 /// Runs one check against `address`.
 pub async fn check_once(

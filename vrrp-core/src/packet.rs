@@ -6,7 +6,6 @@
 use std::fmt;
 use std::net::Ipv4Addr;
 
-use ha_common::config::Authentication;
 use pnet_packet::ip::IpNextHeaderProtocol;
 use pnet_packet::ipv4::{self, Ipv4Packet, MutableIpv4Packet};
 use pnet_packet::util::checksum;
@@ -53,15 +52,6 @@ impl AuthData {
         match self {
             AuthData::None => [0; 8],
             AuthData::Pass(data) | AuthData::Other { data, .. } => *data,
-        }
-    }
-}
-
-impl From<Authentication> for AuthData {
-    fn from(auth: Authentication) -> Self {
-        match auth {
-            Authentication::None => AuthData::None,
-            Authentication::Pass(password) => AuthData::Pass(password),
         }
     }
 }

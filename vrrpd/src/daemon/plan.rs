@@ -1,0 +1,75 @@
+//! What a configuration asks to run, parsed and checked before anything changes: a bad reload
+//! is refused here and the running configuration stays.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ha_common::config::Config;
+use tracing::warn;
+
+use crate::hooks::notify::NotifyScripts;
+use crate::hooks::script::{Script, ScriptError};
+use crate::trackers::Wanted;
+use crate::vrrp::driver::{DriverSpec, InstanceSpec};
+
+pub struct Plan {
+    /// The instances of each interface.
+    pub drivers: BTreeMap<String, DriverSpec>,
+    pub trackers: Wanted,
+}
+
+/// Parses every script (refusing unsafe ones unless `enable_script_security = false`) and
+/// groups the instances by interface.
+pub fn plan(config: &Config) -> Result<Plan, Vec<ScriptError>> {
+    let mut problems = Vec::new();
+    let security = config.global.enable_script_security;
+    let mut parse = |text: &str, user: Option<&str>| match Script::parse(text, user) {
+        Ok(script) => match script.check_security() {
+            Ok(()) => Some(script),
+            Err(e @ ScriptError::Unsafe { .. }) if !security => {
+                warn!(error = %e, "running it anyway: enable_script_security = false");
+                Some(script)
+            }
+            Err(e) => {
+                problems.push(e);
+                None
+            }
+        },
+        Err(e) => {
+            problems.push(e);
+            None
+        }
+    };
+    let default_user = config.global.script_user.as_deref();
+    let mut trackers = Wanted::default();
+    for s in &config.scripts {
+        if let Some(script) = parse(&s.script, s.user.as_deref().or(default_user)) {
+            trackers.scripts.push((s.clone(), script));
+        }
+    }
+    let mut drivers: BTreeMap<String, DriverSpec> = BTreeMap::new();
+    for instance in &config.instances {
+        let n = &instance.notify;
+        let mut notify_script = |text: &Option<String>| text.as_deref().and_then(|t| parse(t, default_user));
+        let notify = NotifyScripts {
+            any: notify_script(&n.any),
+            master: notify_script(&n.master),
+            backup: notify_script(&n.backup),
+            fault: notify_script(&n.fault),
+            stop: notify_script(&n.stop),
+        };
+        trackers.interfaces.insert(instance.interface.clone());
+        trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
+        trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
+        drivers
+            .entry(instance.interface.clone())
+            .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new() })
+            .instances
+            .push(Arc::new(InstanceSpec { config: instance.clone(), notify: Arc::new(notify) }));
+    }
+    if problems.is_empty() {
+        Ok(Plan { drivers, trackers })
+    } else {
+        Err(problems)
+    }
+}

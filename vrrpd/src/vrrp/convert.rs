@@ -1,0 +1,64 @@
+//! From the validated configuration to the core's types. The core knows no configuration crate;
+//! this is the one place the two meet.
+
+use std::net::Ipv4Addr;
+
+use ha_common::config::{Authentication, GarpConfig as GarpSettings, InitialState as StartState, VrrpInstance};
+use vrrp_core::instance::{GarpConfig, InitialState, InstanceConfig};
+use vrrp_core::packet::AuthData;
+use vrrp_core::track::Tracker;
+
+/// What the core runs for `config`, advertising from `primary_ip`, with `trackers`.
+pub fn instance_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Vec<Tracker>) -> InstanceConfig {
+    InstanceConfig {
+        name: config.name.clone(),
+        vrid: config.vrid,
+        priority: config.priority,
+        // Validation keeps advert_int within 1..=255 whole seconds.
+        advert_int: u8::try_from(config.advert_int.as_secs()).unwrap_or(u8::MAX),
+        preempt: config.preempt,
+        preempt_delay: config.preempt_delay,
+        auth: auth_data(config.authentication),
+        vips: config.virtual_ipaddress.iter().map(|p| p.addr).collect(),
+        primary_ip,
+        initial_state: initial_state(config.initial_state),
+        garp: garp(config.garp),
+        trackers,
+    }
+}
+
+fn auth_data(auth: Authentication) -> AuthData {
+    match auth {
+        Authentication::None => AuthData::None,
+        Authentication::Pass(password) => AuthData::Pass(password),
+    }
+}
+
+fn initial_state(state: StartState) -> InitialState {
+    match state {
+        StartState::Master => InitialState::Master,
+        StartState::Backup => InitialState::Backup,
+    }
+}
+
+fn garp(settings: GarpSettings) -> GarpConfig {
+    GarpConfig {
+        master_delay: settings.master_delay,
+        master_repeat: settings.master_repeat,
+        master_refresh: settings.master_refresh,
+        master_refresh_repeat: settings.master_refresh_repeat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keepalived_defaults_survive_the_conversion() {
+        let garp = garp(GarpSettings::default());
+        assert_eq!(garp, GarpConfig::default());
+        assert_eq!(initial_state(StartState::Master), InitialState::Master);
+        assert_eq!(auth_data(Authentication::Pass(*b"s3cret\0\0")), AuthData::Pass(*b"s3cret\0\0"));
+    }
+}
