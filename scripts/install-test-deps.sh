@@ -16,7 +16,8 @@ packages=(
     systemd         # systemd-analyze verify for the unit
     iperf3          # benchmark: throughput
     haproxy         # benchmark: the proxy vrrpd is compared with
-    util-linux      # taskset, prlimit
+    util-linux      # taskset, prlimit, setpriv
+    prometheus      # promtool: /metrics parsed by Prometheus's own parser
 )
 
 missing=()

@@ -179,10 +179,17 @@ impl Daemon {
 
     /// [`Daemon::vrrpd`] with extra environment variables (NOTIFY_SOCKET, JOURNAL_STREAM...).
     pub fn vrrpd_with_env(lab: &Lab, host: &str, config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::vrrpd_under(lab, host, &[], config, args, env)
+    }
+
+    /// [`Daemon::vrrpd`] started through `wrapper` (for example `setpriv` with a user and the
+    /// shipped unit's capabilities).
+    pub fn vrrpd_under(lab: &Lab, host: &str, wrapper: &[&str], config: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let path = vrrpd_config_path(lab, host);
         std::fs::write(&path, config).expect("write config");
         let binary = vrrpd_binary();
-        let mut command = vec![binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")];
+        let mut command = wrapper.to_vec();
+        command.extend([binary.to_str().expect("utf-8 path"), "--config", path.to_str().expect("utf-8 path")]);
         command.extend_from_slice(args);
         Daemon::spawn(lab, host, &format!("vrrpd@{host}"), &command, env)
     }

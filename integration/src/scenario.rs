@@ -395,6 +395,11 @@ impl HostConfig {
         Daemon::vrrpd_with_env(lab, &self.host, &self.render_in(lab), args, env)
     }
 
+    /// Starts vrrpd with this configuration through `wrapper` (`setpriv ...`).
+    pub fn start_under(&self, lab: &Lab, wrapper: &[&str], args: &[&str]) -> Daemon {
+        Daemon::vrrpd_under(lab, &self.host, wrapper, &self.render_in(lab), args, &[])
+    }
+
     /// Writes this configuration over the file the host's vrrpd reads (for a reload); returns
     /// its path.
     pub fn write(&self, lab: &Lab) -> PathBuf {

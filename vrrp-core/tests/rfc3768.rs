@@ -184,6 +184,25 @@ fn master_answers_a_priority_zero_advert_at_once() {
 }
 
 #[test]
+fn answers_to_priority_zero_adverts_are_rate_limited_per_sender() {
+    // A forged flood of priority-0 adverts must not make the master a 1:1 reflector onto
+    // 224.0.0.18: one answer per sender per advert interval, and a bounded number of senders.
+    let mut lan = Lan::new();
+    lan.add_host("A", A_IP, vec![config(A_IP, 255)]);
+    lan.start(0);
+    lan.run_to(0.5);
+    let before = lan.hosts[0].adverts_sent.len();
+    for _ in 0..100 {
+        lan.inject(0, datagram(B_IP, 0, |_, _| None));
+    }
+    assert_eq!(lan.hosts[0].adverts_sent.len(), before + 1, "one answer to one sender");
+    for last in 0..=255u8 {
+        lan.inject(0, datagram(Ipv4Addr::new(192, 0, 2, last), 0, |_, _| None));
+    }
+    assert!(lan.hosts[0].adverts_sent.len() <= before + 9, "a bounded number of senders is answered");
+}
+
+#[test]
 fn master_never_demotes_itself_over_its_own_priority() {
     let tracked = InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", -100)], ..a() };
     let mut lan = Lan::new();

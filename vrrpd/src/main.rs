@@ -24,6 +24,9 @@ fn run_check(cli: &Cli) -> ExitCode {
     for warning in &loaded.warnings {
         eprintln!("warning: {warning}");
     }
+    if loaded.config.global.user.is_none() {
+        eprintln!("warning: if started as root, vrrpd stays root: {}", vrrpd::privileges::ROOT_WITHOUT_USER);
+    }
     println!("{}: valid", cli.config.display());
     print!("{}", vrrpd::preflight::summary(&loaded.config));
     ExitCode::SUCCESS

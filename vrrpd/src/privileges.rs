@@ -34,6 +34,10 @@ pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> 
         }
     }
     let fail = |what: &'static str| move |reason: String| PrivilegeError::Drop { user: user.to_owned(), what, reason };
+    // While still root: nothing outside KEPT can ever come back, whatever runs later.
+    for capability in caps::all().into_iter().filter(|c| !KEPT.contains(c)) {
+        caps::drop(None, CapSet::Bounding, capability).map_err(|e| fail("trim the bounding set")(e.to_string()))?;
+    }
     // Keep the permitted set across setuid; it is trimmed to KEPT right after.
     nix::sys::prctl::set_keepcaps(true).map_err(|e| fail("keep capabilities")(e.to_string()))?;
     setgroups(&[account.gid]).map_err(|e| fail("set groups")(e.to_string()))?;
@@ -46,5 +50,12 @@ pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> 
     caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
         .map_err(|e| fail("clear inheritable capabilities")(e.to_string()))?;
     caps::clear(None, CapSet::Ambient).map_err(|e| fail("clear ambient capabilities")(e.to_string()))?;
+    // No setuid program or file capability can raise vrrpd, or anything it runs, above this.
+    nix::sys::prctl::set_no_new_privs().map_err(|e| fail("set no_new_privs")(e.to_string()))?;
     Ok(())
 }
+
+/// What an operator should hear when root starts vrrpd without `[global] user`: everything,
+/// the HTTP parser and the AMQP relay included, then runs as root.
+pub const ROOT_WITHOUT_USER: &str = "running as root: no [global] user is set, so the stats server, the AMQP \
+     relay and every script run with root's privileges; set user = \"vrrpd\" (scripts/install.sh creates it)";

@@ -333,3 +333,21 @@ fn idle_timeout_below_the_amqp_heartbeat_is_a_warning() {
     assert_eq!(loaded.warnings.len(), 1);
     assert!(loaded.warnings[0].message.contains("below the AMQP heartbeat"), "{}", loaded.warnings[0]);
 }
+
+#[test]
+fn names_that_could_inject_into_an_output_format_are_refused_where_written() {
+    // A comma breaks the CSV, a quote or newline the metrics labels and systemd's STATUS.
+    for (from, to, key) in [
+        ("name = \"VI_1\"", "name = \"VI_1,evil\"", "vrrp_instance[0].name"),
+        ("name = \"amqp\"\nbind", "name = \"amqp\\\"} 1\\nfake_metric{a=\\\"\"\nbind", "proxy[0].name"),
+        ("name = \"rabbit1\"", "name = \"rabbit 1\"", "proxy[0].server[0].name"),
+        ("router_id = \"proxy-a\"", "router_id = \"proxy-a\\nSTATUS=pwned\"", "global.router_id"),
+        ("interface = \"eth0\"", "interface = \"eth0,x\"", "vrrp_instance[0].interface"),
+    ] {
+        let text = example_with(from, to);
+        let error = parse(&text).expect_err(to);
+        let p = error.problems().iter().find(|p| p.key == key).unwrap_or_else(|| panic!("{key}: {error}"));
+        assert_eq!(p.line, line_of(&text, to), "{p}");
+    }
+    assert!(parse(&example_with("name = \"VI_1\"", "name = \"VI-1.a:b_c\"")).is_ok());
+}

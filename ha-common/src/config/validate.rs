@@ -18,6 +18,13 @@ const AMQP_HEARTBEAT: Duration = Duration::from_secs(60);
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
 /// Linux interface names are at most IFNAMSIZ - 1 bytes.
 const IFNAME_MAX: usize = 15;
+/// Longest instance, proxy, server, script or router name.
+const NAME_MAX: usize = 64;
+
+/// What `ip link` accepts in practice, and nothing any output format gives a meaning to.
+fn is_interface_name(name: &str) -> bool {
+    name.len() <= IFNAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))
+}
 
 pub(crate) struct Validator<'a> {
     file: &'a Path,
@@ -75,6 +82,21 @@ impl<'a> Validator<'a> {
         text.to_owned()
     }
 
+    /// A name that ends up in logs, the CSV, metrics labels and systemd's STATUS: a character
+    /// set none of them gives a meaning to, so nothing can be injected into any of them.
+    fn name(&mut self, value: &S<String>, key: &str) -> String {
+        let text = self.non_empty(value, key);
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | ':' | '-');
+        if !text.is_empty() && (text.len() > NAME_MAX || !text.chars().all(allowed)) {
+            self.error(
+                value.span(),
+                key,
+                format!("{text:?}: a name is 1 to {NAME_MAX} letters, digits, '_', '.', ':' or '-' (it goes into logs, CSV and metrics)"),
+            );
+        }
+        text
+    }
+
     fn ipv4(&mut self, value: &S<String>, key: &str) -> Option<Ipv4Addr> {
         match value.get_ref().trim().parse::<IpAddr>() {
             Ok(IpAddr::V4(addr)) => Some(addr),
@@ -125,7 +147,7 @@ impl<'a> Validator<'a> {
 
     fn global(&mut self, raw: &RawGlobal) -> Global {
         let router_id = match &raw.router_id {
-            Some(id) => self.non_empty(id, "global.router_id"),
+            Some(id) => self.name(id, "global.router_id"),
             None => hostname(),
         };
         Global {
@@ -148,7 +170,7 @@ impl<'a> Validator<'a> {
         for (i, s) in raw.iter().enumerate() {
             let s = s.get_ref();
             let key = |field: &str| format!("vrrp_script[{i}].{field}");
-            let name = self.non_empty(&s.name, &key("name"));
+            let name = self.name(&s.name, &key("name"));
             self.unique(&mut names, &s.name, &key("name"), "vrrp_script");
             let interval = self.positive_duration(&s.interval, &key("interval"), Duration::from_secs(1));
             scripts.push(VrrpScript {
@@ -173,11 +195,11 @@ impl<'a> Validator<'a> {
         for (i, spanned) in raw.iter().enumerate() {
             let r = spanned.get_ref();
             let key = |field: &str| format!("vrrp_instance[{i}].{field}");
-            let name = self.non_empty(&r.name, &key("name"));
+            let name = self.name(&r.name, &key("name"));
             self.unique(&mut names, &r.name, &key("name"), "vrrp_instance");
 
             let interface = self.non_empty(&r.interface, &key("interface"));
-            if interface.len() > IFNAME_MAX || interface.contains(['/', ' ', '\t']) {
+            if !is_interface_name(&interface) {
                 self.error(r.interface.span(), &key("interface"), format!("{interface:?} cannot be a Linux interface name"));
             }
             let initial_state = match &r.state {
@@ -248,7 +270,7 @@ impl<'a> Validator<'a> {
                 proxies.iter().any(|p| p.name == name).then_some(0).ok_or_else(|| format!("names no proxy {name:?}"))
             });
             let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
-                if name.len() > IFNAME_MAX {
+                if !is_interface_name(name) {
                     Err(format!("{name:?} cannot be a Linux interface name"))
                 } else {
                     Ok(0)
@@ -418,7 +440,7 @@ impl<'a> Validator<'a> {
         for (j, t) in raw.iter().enumerate() {
             let t = t.get_ref();
             let name_key = format!("{key}[{j}].name");
-            let name = self.non_empty(&t.name, &name_key);
+            let name = self.name(&t.name, &name_key);
             self.unique(&mut seen, &t.name, &name_key, "tracked object");
             let default_weight = match lookup(&name) {
                 Ok(weight) => weight,
@@ -440,7 +462,7 @@ impl<'a> Validator<'a> {
         for (i, p) in raw.iter().enumerate() {
             let p = p.get_ref();
             let key = |field: &str| format!("proxy[{i}].{field}");
-            let name = self.non_empty(&p.name, &key("name"));
+            let name = self.name(&p.name, &key("name"));
             self.unique(&mut names, &p.name, &key("name"), "proxy");
             let bind = self.socket_addr(&p.bind, &key("bind"), "0.0.0.0:5672");
             if let Some(bind) = bind {
@@ -573,7 +595,7 @@ impl<'a> Validator<'a> {
         for (j, s) in raw.iter().enumerate() {
             let s = s.get_ref();
             let key = |field: &str| format!("proxy[{i}].server[{j}].{field}");
-            let name = self.non_empty(&s.name, &key("name"));
+            let name = self.name(&s.name, &key("name"));
             self.unique(&mut names, &s.name, &key("name"), "server");
             let Some(address) = self.socket_addr(&s.address, &key("address"), "192.0.2.21:5672") else { continue };
             servers.push(Server {

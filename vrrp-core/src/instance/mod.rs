@@ -35,8 +35,8 @@ pub struct Instance {
     garp_at: Option<(Instant, GarpPhase)>,
     /// When a lower-priority master was first seen while preempt_delay holds us back.
     lower_master_since: Option<Instant>,
-    /// Last reply to a lower-priority master's advert, to rate-limit them.
-    last_lower_reply: Option<Instant>,
+    /// When each sender was last answered out of turn, to rate-limit the answers.
+    replies: ReplyLimiter,
     master: Option<MasterInfo>,
     /// Held in BACKUP by an operator: never takes over until resumed.
     resigned: bool,
@@ -57,7 +57,7 @@ impl Instance {
             advert_at: None,
             garp_at: None,
             lower_master_since: None,
-            last_lower_reply: None,
+            replies: ReplyLimiter::default(),
             master: None,
             resigned: false,
             last_transition: None,
@@ -379,9 +379,13 @@ impl Instance {
     fn master_receives(&mut self, now: Instant, sender: MasterInfo) {
         let local = self.priority();
         if sender.priority == 0 {
-            // Another router resigned: advertise now so the backups do not wait Skew_Time.
-            self.send_advert(local);
-            self.advert_at = Some(now + self.advert_interval());
+            // Another router resigned: advertise now so the backups do not wait Skew_Time. At
+            // most once per advert interval per sender: a forged stream of priority-0 adverts
+            // must not turn this router into a reflector onto the group.
+            if self.replies.allow(now, sender.address, self.advert_interval()) {
+                self.send_advert(local);
+                self.advert_at = Some(now + self.advert_interval());
+            }
         } else if sender.priority > local
             || (sender.priority == local && u32::from(sender.address) > u32::from(self.config.primary_ip))
         {
@@ -393,8 +397,7 @@ impl Instance {
             // down now rather than at our next advert, and re-announce the VIPs so clients
             // follow the winner. At most once per advert interval, so a peer cannot make us
             // flood the link.
-            if self.last_lower_reply.is_none_or(|at| now >= at + self.advert_interval()) {
-                self.last_lower_reply = Some(now);
+            if self.replies.allow(now, sender.address, self.advert_interval()) {
                 self.send_advert(local);
                 self.advert_at = Some(now + self.advert_interval());
                 self.actions.push_back(Action::GratuitousArp { count: self.config.garp.master_repeat });
@@ -471,5 +474,26 @@ impl Instance {
         self.stats.transitions += 1;
         let master = self.master.map(|m| m.address);
         self.actions.push_back(Action::Transition(Transition { from, to, priority: self.priority(), reason, master }));
+    }
+}
+
+/// Answers out of turn (to a priority-0 advert, to a lower-priority master) at most once per
+/// advert interval per sender, for at most [`ReplyLimiter::SENDERS`] senders at a time: a flood
+/// from forged addresses earns no more answers than that.
+#[derive(Debug, Default)]
+struct ReplyLimiter {
+    recent: Vec<(Ipv4Addr, Instant)>,
+}
+
+impl ReplyLimiter {
+    const SENDERS: usize = 8;
+
+    fn allow(&mut self, now: Instant, sender: Ipv4Addr, interval: Duration) -> bool {
+        self.recent.retain(|(_, at)| now < *at + interval);
+        if self.recent.iter().any(|(address, _)| *address == sender) || self.recent.len() >= Self::SENDERS {
+            return false;
+        }
+        self.recent.push((sender, now));
+        true
     }
 }

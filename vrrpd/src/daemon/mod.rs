@@ -106,6 +106,10 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
     let balancer = (!config.proxies.is_empty())
         .then(|| Balancer::start(&config.proxies, config.global.maxconn, config.global.hard_stop_after, proxies.handle()));
     let board = StatusBoard::new(&config.global.router_id);
+    if nix::unistd::geteuid().is_root() && config.global.user.is_none() {
+        warn!("{}", crate::privileges::ROOT_WITHOUT_USER);
+        board.warn(crate::privileges::ROOT_WITHOUT_USER);
+    }
     if let Some(settings) = &config.stats {
         let serving = stats::http::start(settings, board.clone(), balancer.clone(), cancel.clone())
             .map_err(|source| StartError::Stats { listen: settings.listen, source })?;

@@ -56,6 +56,8 @@ pub struct Snapshot {
     /// Packets dropped before they could be matched to an instance, by interface and reason.
     pub interface_drops: BTreeMap<String, BTreeMap<String, u64>>,
     pub proxies: Vec<ProxySnapshot>,
+    /// What the operator should fix (running as root without a user, ...).
+    pub warnings: Vec<String>,
 }
 
 struct Entry {
@@ -75,6 +77,7 @@ pub struct StatusBoard {
     board: Arc<Mutex<Board>>,
     router_id: String,
     started: Instant,
+    warnings: Arc<Mutex<Vec<String>>>,
 }
 
 fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
@@ -83,7 +86,7 @@ fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
 
 impl StatusBoard {
     pub fn new(router_id: &str) -> Self {
-        StatusBoard { board: Arc::default(), router_id: router_id.to_owned(), started: Instant::now() }
+        StatusBoard { board: Arc::default(), router_id: router_id.to_owned(), started: Instant::now(), warnings: Arc::default() }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
@@ -126,6 +129,11 @@ impl StatusBoard {
         board.interface_drops.insert(interface.to_owned(), drops(unattributed));
     }
 
+    /// Shows `warning` on every snapshot from now on.
+    pub fn warn(&self, warning: &str) {
+        self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(warning.to_owned());
+    }
+
     /// Forgets instances that no longer run (removed by a reload).
     pub fn retain(&self, names: &[String]) {
         self.lock().instances.retain(|name, _| names.contains(name));
@@ -149,6 +157,7 @@ impl StatusBoard {
             instances,
             interface_drops: board.interface_drops.clone(),
             proxies: balancer.map(Balancer::snapshot).unwrap_or_default(),
+            warnings: self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
     }
 }

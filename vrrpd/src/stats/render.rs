@@ -72,6 +72,9 @@ pub fn html(snapshot: &Snapshot, refresh: Duration) -> String {
         refresh.as_secs().max(1),
         id = escape(&snapshot.router_id),
     );
+    for warning in &snapshot.warnings {
+        let _ = write!(out, "<p class=\"bad\" id=\"warning\">{}</p>", escape(warning));
+    }
     out.push_str("<h2>VRRP</h2><table id=\"vrrp\"><tr><th>instance</th><th>state</th><th>priority</th><th>master</th><th>VIPs</th><th>last change</th><th>adverts sent / received</th><th>dropped</th><th>tracked</th></tr>");
     for i in &snapshot.instances {
         instance_row(&mut out, i);
