@@ -48,7 +48,7 @@ fn check_prints_what_it_would_run() {
         "proxy amqp on 0.0.0.0:5672: balance leastconn, check amqp",
         "server rabbit1 192.0.2.21:5672",
         "server rabbit3 192.0.2.23:5672",
-        "stats on http://0.0.0.0:8100/",
+        "stats on http://127.0.0.1:8100/",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }
