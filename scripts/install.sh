@@ -31,9 +31,13 @@ fi
 
 if [ -z "$root" ]; then
     [ "$(id -u)" -eq 0 ] || { echo "install: run as root (or with --root DIR)" >&2; exit 1; }
-    if ! getent passwd vrrpd >/dev/null; then
-        useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin vrrpd
-    fi
+    # vrrpd's own user, and the user its scripts run as (script_user), when it does not exist.
+    script_user=$(sed -n 's/^[[:space:]]*script_user[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' "$config" | head -n 1)
+    for account in vrrpd $script_user; do
+        if ! getent passwd "$account" >/dev/null; then
+            useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$account"
+        fi
+    done
 fi
 group=$(getent group vrrpd >/dev/null && echo vrrpd || echo root)
 

@@ -208,3 +208,57 @@ fn metrics_parse_with_prometheus_and_a_root_start_without_user_is_flagged() {
     let json: serde_json::Value = serde_json::from_str(&get("/stats.json").body).unwrap();
     assert!(json["warnings"][0].as_str().unwrap().contains("running as root"), "{json}");
 }
+
+/// The capability sets of a process, as /proc shows them.
+fn capabilities(pid: i32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default()
+}
+
+#[test]
+fn under_the_units_identity_script_user_runs_scripts_through_a_launcher() {
+    if !netns_available("under_the_units_identity_script_user_runs_scripts_through_a_launcher", &["ip", "setpriv"]) {
+        return;
+    }
+    const SCRIPT_UID: &str = "1"; // Debian's `daemon` user
+    let lab = Lab::up("launcher");
+    let (run, scripts) = directories(&lab);
+    std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let out = run.join("status.txt");
+    let script = scripts.join("whoami.sh");
+    write_script(&script, &format!("grep -E '^(Uid|Cap|NoNewPrivs)' /proc/self/status > {}", out.display()), 0o755);
+    let config = HostConfig::new("a")
+        .control_socket(run.join("vrrpd.sock"))
+        .global("script_user = \"daemon\"")
+        .script(Script::new("chk_user", script.display().to_string()).interval("1s").weight(-10))
+        .instance(Instance::vi1(101).track_script("chk_user"));
+    // The shipped unit's capabilities, CAP_SETUID and CAP_SETGID included.
+    let caps = "+net_admin,+net_raw,+net_bind_service,+setuid,+setgid";
+    let (inh, amb) = (format!("--inh-caps={caps}"), format!("--ambient-caps={caps}"));
+    let (reuid, regid) = (format!("--reuid={UID}"), format!("--regid={UID}"));
+    let wrapper = ["setpriv", reuid.as_str(), regid.as_str(), "--clear-groups", inh.as_str(), amb.as_str()];
+    let a = config.start_under(&lab, &wrapper, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(wait_until(Duration::from_secs(5), || out.exists()), "the script ran:\n{}", a.log());
+    let status = std::fs::read_to_string(&out).unwrap();
+    assert!(status_field(&status, "Uid").split_whitespace().all(|id| id == SCRIPT_UID), "runs as daemon:\n{status}");
+    for field in ["CapInh", "CapPrm", "CapEff", "CapAmb"] {
+        assert_eq!(status_field(&status, field), "0000000000000000", "{field} of the script:\n{status}");
+    }
+    // vrrpd gave CAP_SETUID and CAP_SETGID up; only its launcher holds them, and only them.
+    let pid = a.pid().unwrap().as_raw();
+    let own = capabilities(pid);
+    assert_eq!(status_field(&own, "CapPrm"), "0000000000003400", "vrrpd keeps NET_ADMIN, NET_RAW, NET_BIND_SERVICE:\n{own}");
+    assert_eq!(status_field(&own, "CapAmb"), "0000000000003400", "{own}");
+    let launcher = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .map(capabilities)
+        .find(|s| status_field_opt(s, "Name") == Some("vrrpd-launcher") && status_field_opt(s, "PPid") == Some(&pid.to_string()))
+        .unwrap_or_else(|| panic!("no launcher child of {pid}:\n{}", a.log()));
+    assert_eq!(status_field(&launcher, "CapPrm"), "00000000000000c0", "the launcher keeps SETUID and SETGID only:\n{launcher}");
+    assert_eq!(status_field(&launcher, "NoNewPrivs"), "1");
+}
+
+fn status_field_opt<'a>(status: &'a str, field: &str) -> Option<&'a str> {
+    status.lines().find_map(|l| l.strip_prefix(field)?.strip_prefix(':')).map(str::trim)
+}

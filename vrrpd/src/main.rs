@@ -96,13 +96,22 @@ fn run_daemon(cli: &Cli) -> ExitCode {
         Ok(config) => config,
         Err(error) => return report_invalid(&error),
     };
+    // Scripts for other users need a launcher, split off before any thread exists.
+    let script_uids = vrrpd::hooks::script_uids(&config);
     if let Some(user) = config.global.user.clone() {
         if nix::unistd::geteuid().is_root() {
-            if let Err(error) = vrrpd::privileges::drop_to(&user, &config.global.control_socket) {
+            let also: &[_] = if script_uids.is_empty() { &[] } else { &vrrpd::hooks::launcher::SWITCH_USERS };
+            if let Err(error) = vrrpd::privileges::drop_to(&user, &config.global.control_socket, also) {
                 tracing::error!("{error}");
                 return ExitCode::FAILURE;
             }
             tracing::info!(user, "dropped root; kept CAP_NET_ADMIN, CAP_NET_RAW, CAP_NET_BIND_SERVICE");
+        }
+    }
+    if !nix::unistd::geteuid().is_root() {
+        if let Err(error) = vrrpd::hooks::launcher::split(script_uids) {
+            tracing::error!("{error}");
+            return ExitCode::FAILURE;
         }
     }
     match vrrpd::daemon::run(source, config) {

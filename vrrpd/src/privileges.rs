@@ -21,9 +21,10 @@ pub enum PrivilegeError {
     Drop { user: String, what: &'static str, reason: String },
 }
 
-/// Drops from root to `user`, keeping [`KEPT`]. Must run before any thread starts. The
-/// control socket's directory is created for the user when it does not exist yet.
-pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> {
+/// Drops from root to `user`, keeping [`KEPT`] and `also` (CAP_SETUID and CAP_SETGID when a
+/// script launcher must split off next). Must run before any thread starts. The control
+/// socket's directory is created for the user when it does not exist yet.
+pub fn drop_to(user: &str, control_socket: &Path, also: &[Capability]) -> Result<(), PrivilegeError> {
     let account = User::from_name(user).ok().flatten().ok_or_else(|| PrivilegeError::NoUser(user.to_owned()))?;
     if let Some(dir) = control_socket.parent() {
         if !dir.exists() {
@@ -35,7 +36,8 @@ pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> 
     }
     let fail = |what: &'static str| move |reason: String| PrivilegeError::Drop { user: user.to_owned(), what, reason };
     // While still root: nothing outside KEPT can ever come back, whatever runs later.
-    for capability in caps::all().into_iter().filter(|c| !KEPT.contains(c)) {
+    let keep = |c: &Capability| KEPT.contains(c) || also.contains(c);
+    for capability in caps::all().into_iter().filter(|c| !keep(c)) {
         caps::drop(None, CapSet::Bounding, capability).map_err(|e| fail("trim the bounding set")(e.to_string()))?;
     }
     // Keep the permitted set across setuid; it is trimmed to KEPT right after.
@@ -44,7 +46,7 @@ pub fn drop_to(user: &str, control_socket: &Path) -> Result<(), PrivilegeError> 
     setgid(Gid::from_raw(account.gid.as_raw())).map_err(|e| fail("set group")(e.to_string()))?;
     setuid(Uid::from_raw(account.uid.as_raw())).map_err(|e| fail("set user")(e.to_string()))?;
     nix::sys::prctl::set_keepcaps(false).map_err(|e| fail("keep capabilities")(e.to_string()))?;
-    let kept: CapsHashSet = KEPT.into_iter().collect();
+    let kept: CapsHashSet = KEPT.into_iter().chain(also.iter().copied()).collect();
     caps::set(None, CapSet::Permitted, &kept).map_err(|e| fail("limit permitted capabilities")(e.to_string()))?;
     caps::set(None, CapSet::Effective, &kept).map_err(|e| fail("raise kept capabilities")(e.to_string()))?;
     caps::set(None, CapSet::Inheritable, &CapsHashSet::new())

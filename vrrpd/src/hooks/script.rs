@@ -8,11 +8,13 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::{Pid, User};
+use nix::unistd::User;
+use serde::{Deserialize, Serialize};
+
+use super::launcher;
+use super::spawn::{self, Invocation};
 
 /// A command line ready to run: program, arguments, and who runs it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,13 +49,14 @@ pub enum ScriptError {
     Unsafe { script: String, path: String },
     #[error(
         "script {script:?} is to run as {user}, but vrrpd runs as uid {uid} without the right to switch \
-         users; drop script_user (scripts then run as vrrpd's user) or run vrrpd as root"
+         users: give it CAP_SETUID and CAP_SETGID (the shipped unit does; vrrpd hands them to its script \
+         launcher at start and drops them), or drop script_user (scripts then run as vrrpd's user)"
     )]
     CannotSwitchUser { script: String, user: String, uid: u32 },
 }
 
 /// How one run ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     Success,
     Failed(Option<i32>),
@@ -108,7 +111,7 @@ impl Script {
     pub fn check_security(&self) -> Result<(), ScriptError> {
         let me = nix::unistd::geteuid();
         if let Some(user) = &self.user {
-            if !me.is_root() && user.uid != me.as_raw() {
+            if !launcher::can_run_as(user.uid) {
                 return Err(ScriptError::CannotSwitchUser {
                     script: self.text.clone(),
                     user: user.name.clone(),
@@ -129,51 +132,24 @@ impl Script {
     }
 
     /// Runs the script with `extra_args` appended; kills its process group after `timeout`.
+    /// A script for another user goes through the launcher when vrrpd cannot switch users
+    /// itself.
     pub async fn run(&self, extra_args: &[&str], timeout: Duration) -> Outcome {
-        // The program that was checked, symlinks resolved, is what runs; argv[0] stays as written.
-        let mut command = tokio::process::Command::new(self.program.canonicalize().unwrap_or_else(|_| self.program.clone()));
-        command
-            .arg0(&self.program)
-            .args(&self.args)
-            .args(extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .env_clear()
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
-            .process_group(0)
-            .kill_on_drop(true);
-        if let Some(user) = &self.user {
-            command.uid(user.uid).gid(user.gid);
-        }
-        confine::without_privileges(&mut command);
-        let mut child = match command.spawn() {
-            Ok(child) => child,
-            Err(e) => return Outcome::SpawnFailed(e.to_string()),
+        let invocation = Invocation {
+            // The program that was checked, symlinks resolved, is what runs; argv[0] stays as
+            // written.
+            program: self.program.canonicalize().unwrap_or_else(|_| self.program.clone()),
+            arg0: self.program.clone(),
+            args: self.args.iter().cloned().chain(extra_args.iter().map(|a| (*a).to_owned())).collect(),
+            user: self.user.as_ref().map(|u| (u.uid, u.gid)),
+            timeout,
         };
-        // A run that times out, or that its caller drops (a reload, a shutdown), takes the
-        // script's process group with it: the script leads it, its children are in it. A script
-        // that exits by itself keeps what it started in the background, as with keepalived.
-        let mut group = child.id().map(|pid| ProcessGroup(Pid::from_raw(pid as i32)));
-        let outcome = match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(Ok(status)) if status.success() => Outcome::Success,
-            Ok(Ok(status)) => Outcome::Failed(status.code()),
-            Ok(Err(e)) => Outcome::SpawnFailed(e.to_string()),
-            Err(_elapsed) => return Outcome::TimedOut,
-        };
-        if let Some(group) = group.take() {
-            std::mem::forget(group);
+        match (&self.user, launcher::get()) {
+            (Some(user), Some(launcher)) if user.uid != nix::unistd::geteuid().as_raw() && !nix::unistd::geteuid().is_root() => {
+                launcher.run(invocation).await
+            }
+            _ => spawn::run(invocation).await,
         }
-        outcome
-    }
-}
-
-/// Kills a process group when dropped; harmless once the group is gone.
-struct ProcessGroup(Pid);
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        let _ = killpg(self.0, Signal::SIGKILL);
     }
 }
 
@@ -239,75 +215,6 @@ fn unsafe_entry(path: &Path) -> bool {
     let mode = meta.mode();
     let sticky_dir = meta.is_dir() && mode & 0o1000 != 0;
     meta.uid() != 0 || (mode & 0o020 != 0 && meta.gid() != 0) || (mode & 0o002 != 0 && !sticky_dir)
-}
-
-/// What the child does between fork and exec.
-mod confine {
-    use std::io;
-
-    /// No capability survives the exec, none can be regained, and only stdin/stdout/stderr
-    /// are inherited. Run after the uid/gid switch (std applies it before these closures).
-    #[allow(unsafe_code)]
-    pub fn without_privileges(command: &mut tokio::process::Command) {
-        // SAFETY: the closure runs in the forked child before exec. It only makes raw system
-        // calls (prctl, capget/capset, close_range), which are async-signal-safe, on stack
-        // data, and allocates nothing.
-        unsafe {
-            command.pre_exec(|| {
-                // Ambient capabilities would pass to the program as they are (the unit's
-                // AmbientCapabilities= gives vrrpd three); clear them, on kernels that have them.
-                let cleared = libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0);
-                if cleared != 0 && io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
-                    return Err(io::Error::last_os_error());
-                }
-                clear_inheritable()?;
-                // Neither setuid bits nor file capabilities can raise anything from here on.
-                if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // Descriptors vrrpd opened without CLOEXEC (sockets a library made) stay behind.
-                libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, libc::CLOSE_RANGE_CLOEXEC);
-                Ok(())
-            });
-        }
-    }
-
-    #[repr(C)]
-    struct CapHeader {
-        version: u32,
-        pid: i32,
-    }
-
-    #[repr(C)]
-    #[derive(Clone, Copy)]
-    struct CapData {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-
-    /// Empties the inheritable set, keeping the rest (capget, then capset).
-    #[allow(unsafe_code)]
-    fn clear_inheritable() -> io::Result<()> {
-        let mut header = CapHeader { version: LINUX_CAPABILITY_VERSION_3, pid: 0 };
-        let mut data = [CapData { effective: 0, permitted: 0, inheritable: 0 }; 2];
-        // SAFETY: header and data are the layouts capget/capset take for version 3 (two data
-        // words), alive for the duration of the calls.
-        unsafe {
-            if libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for word in &mut data {
-                word.inheritable = 0;
-            }
-            if libc::syscall(libc::SYS_capset, &mut header as *mut CapHeader, data.as_ptr()) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
