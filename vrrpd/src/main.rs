@@ -27,6 +27,15 @@ fn run_check(cli: &Cli) -> ExitCode {
     if loaded.config.global.user.is_none() {
         eprintln!("warning: if started as root, vrrpd stays root: {}", vrrpd::privileges::ROOT_WITHOUT_USER);
     }
+    // The scripts as the start would take them: they exist, their users exist, and the
+    // security check passes for the user running this check (the unit's ExecStartPre runs it
+    // with vrrpd's own identity).
+    if let Err(problems) = vrrpd::daemon::plan::plan(&loaded.config) {
+        for problem in &problems {
+            eprintln!("error: {}: {problem}", cli.config.display());
+        }
+        return ExitCode::FAILURE;
+    }
     println!("{}: valid", cli.config.display());
     print!("{}", vrrpd::preflight::summary(&loaded.config));
     ExitCode::SUCCESS

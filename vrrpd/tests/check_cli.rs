@@ -149,3 +149,28 @@ fn version_and_help() {
         assert!(help.contains(flag), "{flag} in --help");
     }
 }
+
+#[test]
+fn check_refuses_a_script_the_start_would_refuse_and_names_the_path() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("check_refuses_a_script_the_start_would_refuse_and_names_the_path: SKIPPED, needs root");
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let open = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let script = open.path().join("check.sh");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let text = example("proxy-a.toml").replace(
+        "[[vrrp_instance]]",
+        &format!("[[vrrp_script]]\nname = \"chk\"\nscript = \"{}\"\n\n[[vrrp_instance]]", script.display()),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains(&format!("{} is writable by a non-root user", open.path().display())), "{stderr}");
+}

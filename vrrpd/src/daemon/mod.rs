@@ -7,7 +7,7 @@
 //! and the tracker says when all of it has ended.
 
 mod commands;
-mod plan;
+pub mod plan;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
