@@ -2,15 +2,17 @@
 //! asks of them: is a proxy available (track_proxy), close the sessions accepted on a VIP this
 //! host gives up, the operator's controls, and reloads that keep what did not change.
 
+use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use ha_common::config::Proxy;
+use nix::sys::resource::{getrlimit, Resource};
 use tokio::runtime::Handle;
 use tokio::sync::{watch, Semaphore};
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
 use crate::health::probe;
@@ -30,12 +32,36 @@ pub enum AdminError {
     Weight(u32),
 }
 
-/// A running proxy: its current configuration (listeners and checks follow it) and its
-/// listener.
+/// Descriptors kept aside from sessions when `maxconn` is derived from the open files limit:
+/// listeners, health checks, the stats page and control socket, VRRP and netlink sockets,
+/// scripts' pipes, logs. A quarter of a small limit.
+const RESERVED_DESCRIPTORS: u64 = 256;
+/// The largest derived `maxconn`, as the largest a configuration may set.
+const DERIVED_MAXCONN_MAX: u32 = 10_000_000;
+
+/// The global `maxconn` to apply when none is configured, from the soft limit on open files
+/// (`ulimit -n`), as HAProxy derives its own: each proxied session holds two descriptors (the
+/// client's, the server's), and some are kept for everything else. (Splice pipes for bulk
+/// flows are not counted: without a descriptor to spare, copying goes through buffers.)
+pub fn default_maxconn(nofile: u64) -> u32 {
+    let reserved = (nofile / 4).min(RESERVED_DESCRIPTORS);
+    let sessions = (nofile - reserved) / 2;
+    u32::try_from(sessions).unwrap_or(u32::MAX).clamp(1, DERIVED_MAXCONN_MAX)
+}
+
+/// This process's soft limit on open files, the input of [`default_maxconn`].
+pub fn open_files_limit() -> io::Result<u64> {
+    let (soft, _hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    Ok(soft)
+}
+
+/// A running proxy: its current configuration (listeners and checks follow it), its listener
+/// and the health checks of its checked servers (dropping a guard stops them).
 struct Running {
     state: watch::Sender<Arc<ProxyState>>,
     bind: SocketAddr,
     listener: CancellationToken,
+    checks: Vec<(Arc<ServerState>, DropGuard)>,
 }
 
 pub struct Balancer {
@@ -49,13 +75,25 @@ pub struct Balancer {
 
 impl Balancer {
     /// Starts listeners and health checks for `proxies` on `runtime`. Listeners are bound
-    /// before this returns (a failure is logged and retried every second).
+    /// before this returns (a failure is logged and retried every second). Without a
+    /// `global_maxconn`, one is derived from the open files limit ([`default_maxconn`]).
     pub fn start(proxies: &[Proxy], global_maxconn: Option<u32>, hard_stop_after: Duration, runtime: &Handle) -> Arc<Balancer> {
+        let global = global_maxconn.or_else(|| match open_files_limit() {
+            Ok(nofile) => {
+                let derived = default_maxconn(nofile);
+                info!(maxconn = derived, nofile, "no global maxconn configured: derived from the open files limit");
+                Some(derived)
+            }
+            Err(e) => {
+                warn!(error = %e, "no global maxconn configured and the open files limit is unknown: sessions are not limited");
+                None
+            }
+        });
         let balancer = Balancer {
             running: Mutex::new(Vec::new()),
             sessions: Arc::new(Sessions::default()),
             stop: CancellationToken::new(),
-            global: global_maxconn.map(|m| Arc::new(Semaphore::new(m as usize))),
+            global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
             runtime: runtime.clone(),
         };
@@ -76,10 +114,9 @@ impl Balancer {
         let (sender, _) = watch::channel(Arc::clone(&state));
         let bind = state.config.bind;
         let listener = self.start_listener(&sender, bind);
-        for server in &state.servers {
-            self.start_checks(&sender, server);
-        }
-        Running { state: sender, bind, listener }
+        let mut running = Running { state: sender, bind, listener, checks: Vec::new() };
+        self.follow_check_flags(&mut running);
+        running
     }
 
     fn start_listener(&self, state: &watch::Sender<Arc<ProxyState>>, bind: SocketAddr) -> CancellationToken {
@@ -100,10 +137,22 @@ impl Balancer {
         stop
     }
 
-    fn start_checks(&self, state: &watch::Sender<Arc<ProxyState>>, server: &Arc<ServerState>) {
-        let checks =
-            probe::run_checks(state.subscribe(), Arc::clone(server), Arc::clone(&self.sessions), self.stop.child_token());
-        self.runtime.spawn(checks);
+    /// Runs health checks where the proxy's current servers are checked, and only there:
+    /// stops those of servers gone or no longer checked, starts those of servers new or
+    /// checked again.
+    fn follow_check_flags(&self, running: &mut Running) {
+        let state = Arc::clone(&running.state.borrow());
+        let current = |server: &Arc<ServerState>| state.servers.iter().any(|s| Arc::ptr_eq(s, server)) && server.checked();
+        running.checks.retain(|(server, _)| current(server));
+        for server in state.servers.iter().filter(|s| s.checked()) {
+            if !running.checks.iter().any(|(checked, _)| Arc::ptr_eq(checked, server)) {
+                let stop = self.stop.child_token();
+                let checks =
+                    probe::run_checks(running.state.subscribe(), Arc::clone(server), Arc::clone(&self.sessions), stop.clone());
+                self.runtime.spawn(checks);
+                running.checks.push((Arc::clone(server), stop.drop_guard()));
+            }
+        }
     }
 
     /// The current configuration and state of every proxy.
@@ -197,9 +246,10 @@ impl Balancer {
         self.sessions.len()
     }
 
-    /// Applies a new list of proxies. A server whose name, address and role are unchanged
-    /// keeps its sessions, counters and health (a new weight applies at once); other servers
-    /// are added or removed (sessions on a removed server are closed). A proxy whose bind
+    /// Applies a new list of proxies. A server whose name and address stay keeps its sessions,
+    /// counters and health, whatever else changed: its weight, backup role, `maxconn` and check
+    /// flag, and the proxy's check settings, apply in place. Only a server whose address
+    /// changed, or that is gone, is replaced and has its sessions closed. A proxy whose bind
     /// changes gets its new listener bound before the old one stops. Returns what changed.
     pub fn reload(&self, proxies: &[Proxy]) -> Vec<String> {
         let mut changes = Vec::new();
@@ -214,42 +264,32 @@ impl Balancer {
             };
             let mut entry = running.remove(position);
             let old = Arc::clone(&entry.state.borrow());
+            if old.config.check != config.check {
+                changes.push(format!("proxy {} has new check settings", config.name));
+            }
             let mut servers = Vec::new();
-            let mut fresh = Vec::new();
             for server in &config.servers {
-                let same = old.servers.iter().find(|s| {
-                    s.config.name == server.name
-                        && s.config.address == server.address
-                        && s.config.backup == server.backup
-                        && s.config.maxconn == server.maxconn
-                        && s.config.check == server.check
-                });
-                match same {
+                match old.server(&server.name).filter(|s| s.address == server.address) {
                     Some(existing) => {
-                        let before = existing.weight.swap(server.weight, Relaxed);
-                        if before != server.weight {
-                            changes.push(format!("{}/{} weight {before} -> {}", config.name, server.name, server.weight));
+                        for change in existing.reconfigure(server, config.check, now) {
+                            changes.push(format!("{}/{} {change}", config.name, server.name));
                         }
                         servers.push(Arc::clone(existing));
                     }
                     None => {
                         changes.push(format!("{}/{} added", config.name, server.name));
-                        let state = Arc::new(ServerState::new(server.clone(), Health::new(config.check, now)));
-                        fresh.push(Arc::clone(&state));
-                        servers.push(state);
+                        servers.push(Arc::new(ServerState::new(server.clone(), Health::new(config.check, now))));
                     }
                 }
             }
             for gone in old.servers.iter().filter(|s| !servers.iter().any(|n| Arc::ptr_eq(n, s))) {
                 let closed = self.sessions.close_server(gone, CloseReason::Admin);
-                changes.push(format!("{}/{} removed ({closed} sessions closed)", config.name, gone.config.name));
+                changes.push(format!("{}/{} removed ({closed} sessions closed)", config.name, gone.name));
             }
             let semaphore = if old.config.maxconn == config.maxconn { old.maxconn.clone() } else { None };
             let state = Arc::new(ProxyState::with(config.clone(), servers, semaphore, Arc::clone(&old.shared)));
             entry.state.send_replace(Arc::clone(&state));
-            for server in &fresh {
-                self.start_checks(&entry.state, server);
-            }
+            self.follow_check_flags(&mut entry);
             if config.bind != entry.bind {
                 // The new address listens before the old one closes.
                 let listener = self.start_listener(&entry.state, config.bind);
@@ -259,6 +299,7 @@ impl Balancer {
                 entry.bind = config.bind;
             }
             state.update_availability();
+            // A higher maxconn, a server ready again: queued sessions look again.
             state.shared.slot_freed.notify_waiters();
             kept.push(entry);
         }
@@ -290,5 +331,26 @@ impl Balancer {
         while !self.sessions.is_empty() && Instant::now() < wait_until {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_maxconn_gives_two_descriptors_per_session_and_keeps_a_reserve() {
+        assert_eq!(default_maxconn(1024), (1024 - 256) / 2);
+        assert_eq!(default_maxconn(65_536), (65_536 - 256) / 2);
+        assert_eq!(default_maxconn(1_048_576), (1_048_576 - 256) / 2);
+        // A small limit keeps a quarter aside.
+        assert_eq!(default_maxconn(256), (256 - 64) / 2);
+        assert_eq!(default_maxconn(0), 1, "never zero: a proxy that accepts nothing looks broken");
+        assert_eq!(default_maxconn(u64::MAX), 10_000_000, "an unlimited limit is not an unlimited maxconn");
+    }
+
+    #[test]
+    fn this_process_has_an_open_files_limit() {
+        assert!(open_files_limit().unwrap() > 0);
     }
 }

@@ -1,13 +1,19 @@
 //! Accepting clients. The socket binds with IP_FREEBIND, so a listener on the VIP starts before
 //! this host holds the VIP (on a BACKUP). `maxconn` permits are taken before `accept`, so
 //! clients beyond the limit wait in the kernel's backlog instead of being refused; running out
-//! of file descriptors backs off instead of spinning.
+//! of file descriptors backs off instead of spinning. A session that panics is closed, counted
+//! and logged, and the proxy serves on.
 
-use std::io;
+use std::any::Any;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
+use std::{future, io};
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::TcpListener;
@@ -15,9 +21,12 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::registry::Sessions;
+use crate::registry::{Sessions, Ticket};
 use crate::server::ProxyState;
 use crate::session;
+
+/// The global and the proxy's `maxconn` permits of one session.
+type Permits = (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>);
 
 const BACKLOG: i32 = 1024;
 const REBIND_PAUSE: Duration = Duration::from_secs(1);
@@ -100,10 +109,7 @@ pub async fn serve(
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
                 let ticket = sessions.register(local, &proxy.name);
-                tokio::spawn(async move {
-                    let _permits = permits;
-                    session::run(proxy, client, peer, local, ticket).await;
-                });
+                tokio::spawn(supervise(proxy, client, peer, local, ticket, permits));
             }
             Err(e) if is_resource_exhaustion(&e) => {
                 if last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
@@ -119,10 +125,45 @@ pub async fn serve(
     }
 }
 
-async fn acquire(
-    global: Option<Arc<Semaphore>>,
-    proxy: Option<Arc<Semaphore>>,
-) -> (Option<OwnedSemaphorePermit>, Option<OwnedSemaphorePermit>) {
+/// Runs one session in its own task, holding its permits to the end, and catches a panic in
+/// it within that task (no task more per session). The panicked session is dropped before
+/// anything else: that closes its sockets and gives back its counts, server slot and queue
+/// place, all held by guards. What is left is to count the panic and say so.
+async fn supervise(
+    proxy: Arc<ProxyState>,
+    client: tokio::net::TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    ticket: Ticket,
+    permits: Permits,
+) {
+    let _permits = permits;
+    let shared = Arc::clone(&proxy.shared);
+    let name = Arc::clone(&proxy.name);
+    let outcome = {
+        let mut session = pin!(session::run(proxy, client, peer, local, ticket));
+        // A panic ends the session: it is never polled again, and dropped at the end of this block.
+        future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| session.as_mut().poll(cx))) {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(())) => Poll::Ready(Ok(())),
+            Err(panic) => Poll::Ready(Err(panic)),
+        })
+        .await
+    };
+    if let Err(panic) = outcome {
+        let panics = shared.panics.fetch_add(1, Relaxed) + 1;
+        error!(proxy = %name, client = %peer, %local, panic = panic_message(&*panic), panics, "session panicked: closed it, serving on");
+    }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    match panic.downcast_ref::<&str>() {
+        Some(message) => message,
+        None => panic.downcast_ref::<String>().map_or("(no message)", String::as_str),
+    }
+}
+
+async fn acquire(global: Option<Arc<Semaphore>>, proxy: Option<Arc<Semaphore>>) -> Permits {
     // Semaphores are never closed, so acquiring cannot fail.
     let global = match global {
         Some(s) => s.acquire_owned().await.ok(),

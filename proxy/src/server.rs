@@ -1,13 +1,18 @@
 //! Runtime state of proxies and servers: what selection reads lock-free (status, current
 //! sessions), the counters the stats page shows, and the health kept by the checks. A reload
-//! builds a new [`ProxyState`] but carries over [`ProxyShared`] and every unchanged
-//! [`ServerState`], so counters, health and sessions live on.
+//! builds a new [`ProxyState`] but carries over [`ProxyShared`] and every [`ServerState`] whose
+//! name and address stay, so counters, health and sessions live on.
+//!
+//! A session's part in the counts is held by guards ([`SessionCount`], [`ServerSlot`],
+//! [`QueueEntry`]) released on drop: a session cancelled at any await point, or one that
+//! panics, gives back what it counted.
 
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use ha_common::config::{Proxy, Server};
+use ha_common::config::{HealthCheck, Proxy, Server};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::health::Health;
@@ -26,14 +31,26 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn session_started(&self) {
-        let now = self.current.fetch_add(1, Relaxed) + 1;
+    /// Counts a session in `current` until the returned guard is dropped.
+    pub fn count_session(&self) -> SessionCount<'_> {
+        self.started(self.current.fetch_add(1, Relaxed) + 1);
+        SessionCount(self)
+    }
+
+    /// Records a session that made `current` reach `now`.
+    fn started(&self, now: u32) {
         self.max.fetch_max(now, Relaxed);
         self.total.fetch_add(1, Relaxed);
     }
+}
 
-    pub fn session_ended(&self) {
-        self.current.fetch_sub(1, Relaxed);
+/// A session counted in a [`Counters`]; dropping it ends the count.
+#[must_use = "the session is no longer counted once this is dropped"]
+pub struct SessionCount<'a>(&'a Counters);
+
+impl Drop for SessionCount<'_> {
+    fn drop(&mut self) {
+        self.0.current.fetch_sub(1, Relaxed);
     }
 }
 
@@ -49,12 +66,19 @@ pub enum Admin {
     Maint = 2,
 }
 
+/// One server. Its name and address are what it is: a reload that keeps both keeps this state,
+/// and the rest of its configuration changes in place ([`ServerState::reconfigure`]).
 pub struct ServerState {
-    pub config: Server,
+    pub name: String,
+    pub address: SocketAddr,
     /// Passed its checks (always, when not checked).
     pub up: AtomicBool,
     admin: AtomicU8,
     pub weight: AtomicU32,
+    backup: AtomicBool,
+    /// The configured `maxconn`, 0 for none (a configured one is at least 1).
+    maxconn: AtomicU32,
+    checked: AtomicBool,
     pub counters: Counters,
     pub failed_connects: AtomicU64,
     health: Mutex<Health>,
@@ -66,11 +90,59 @@ impl ServerState {
             up: AtomicBool::new(true),
             admin: AtomicU8::new(Admin::Ready as u8),
             weight: AtomicU32::new(config.weight),
+            backup: AtomicBool::new(config.backup),
+            maxconn: AtomicU32::new(config.maxconn.unwrap_or(0)),
+            checked: AtomicBool::new(config.check),
             counters: Counters::default(),
             failed_connects: AtomicU64::new(0),
             health: Mutex::new(health),
-            config,
+            name: config.name,
+            address: config.address,
         }
+    }
+
+    pub fn backup(&self) -> bool {
+        self.backup.load(Relaxed)
+    }
+
+    pub fn maxconn(&self) -> Option<u32> {
+        Some(self.maxconn.load(Relaxed)).filter(|&m| m > 0)
+    }
+
+    /// Whether health checks decide this server's status.
+    pub fn checked(&self) -> bool {
+        self.checked.load(Relaxed)
+    }
+
+    /// Applies a reloaded configuration of this server (same name and address) and the
+    /// proxy's check settings, in place: sessions and counters stay. A new `maxconn` applies to
+    /// the next sessions; a server no longer checked counts as UP, and one checked again starts
+    /// over from UP as a new server does. Says what changed, for the reload's log (the caller
+    /// starts or stops the checks).
+    pub fn reconfigure(&self, config: &Server, check: HealthCheck, now: Instant) -> Vec<String> {
+        let mut changes = Vec::new();
+        let weight = self.weight.swap(config.weight, Relaxed);
+        if weight != config.weight {
+            changes.push(format!("weight {weight} -> {}", config.weight));
+        }
+        if self.backup.swap(config.backup, Relaxed) != config.backup {
+            changes.push(if config.backup { "is now a backup" } else { "is no longer a backup" }.to_owned());
+        }
+        let maxconn = self.maxconn.swap(config.maxconn.unwrap_or(0), Relaxed);
+        if maxconn != config.maxconn.unwrap_or(0) {
+            let said = |m: Option<u32>| m.map_or_else(|| "none".to_owned(), |m| m.to_string());
+            changes.push(format!("maxconn {} -> {}", said(Some(maxconn).filter(|&m| m > 0)), said(config.maxconn)));
+        }
+        // Under the health lock: a check finishing now sees the new flag before it records.
+        let mut health = self.health();
+        if self.checked.swap(config.check, Relaxed) != config.check {
+            *health = Health::new(check, now);
+            self.up.store(true, Relaxed);
+            changes.push(if config.check { "is checked again" } else { "is no longer checked" }.to_owned());
+        } else {
+            health.reconfigure(check);
+        }
+        changes
     }
 
     pub fn health(&self) -> MutexGuard<'_, Health> {
@@ -95,11 +167,44 @@ impl ServerState {
         Candidate {
             up: self.up.load(Relaxed),
             ready: self.admin() == Admin::Ready,
-            backup: self.config.backup,
+            backup: self.backup(),
             weight: self.weight.load(Relaxed),
             current: self.counters.current.load(Relaxed),
-            maxconn: self.config.maxconn,
+            maxconn: self.maxconn(),
         }
+    }
+}
+
+/// A session's place on a server: counted in the server's `current`, which selection and
+/// `maxconn` read, for as long as it is held. Dropping it, whatever ends the session (its end,
+/// a cancellation at any await point, a panic), frees the place and wakes the proxy's queued
+/// sessions to take it.
+#[must_use = "the place on the server is freed once this is dropped"]
+pub struct ServerSlot<'a> {
+    server: &'a Arc<ServerState>,
+    shared: &'a ProxyShared,
+}
+
+impl<'a> ServerSlot<'a> {
+    /// Takes a place on `server` if its `maxconn` leaves one.
+    pub fn take(server: &'a Arc<ServerState>, shared: &'a ProxyShared) -> Option<Self> {
+        let limit = server.maxconn();
+        let has_room = |current: u32| limit.is_none_or(|max| current < max).then_some(current + 1);
+        let before = server.counters.current.fetch_update(Relaxed, Relaxed, has_room).ok()?;
+        server.counters.started(before + 1);
+        Some(ServerSlot { server, shared })
+    }
+
+    pub fn server(&self) -> &'a Arc<ServerState> {
+        self.server
+    }
+}
+
+impl Drop for ServerSlot<'_> {
+    fn drop(&mut self) {
+        // Freed before the wake-up, so the woken sessions see the place.
+        self.server.counters.current.fetch_sub(1, Relaxed);
+        self.shared.slot_freed.notify_waiters();
     }
 }
 
@@ -111,6 +216,8 @@ pub struct ProxyShared {
     pub queued_max: AtomicU32,
     /// Sessions refused: no server, queue full or timed out.
     pub denied: AtomicU64,
+    /// Sessions that panicked (and were closed; the proxy serves on).
+    pub panics: AtomicU64,
     /// Wakes queued sessions when a slot frees or a server comes UP.
     pub slot_freed: Notify,
     pub listener_ok: AtomicBool,
@@ -125,10 +232,40 @@ impl Default for ProxyShared {
             queued: AtomicU32::new(0),
             queued_max: AtomicU32::new(0),
             denied: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
             slot_freed: Notify::new(),
             listener_ok: AtomicBool::new(true),
             available: watch::channel(true).0,
         }
+    }
+}
+
+impl ProxyShared {
+    /// Joins the queue of sessions waiting for a server slot, until the entry is dropped.
+    pub fn join_queue(&self) -> QueueEntry<'_> {
+        let depth = self.queued.fetch_add(1, Relaxed) + 1;
+        self.queued_max.fetch_max(depth, Relaxed);
+        QueueEntry { shared: self, depth }
+    }
+}
+
+/// A session waiting for a server slot, counted in its proxy's `queued` while held.
+#[must_use = "the session leaves the queue once this is dropped"]
+pub struct QueueEntry<'a> {
+    shared: &'a ProxyShared,
+    depth: u32,
+}
+
+impl QueueEntry<'_> {
+    /// The queue's depth when this session joined it, itself included.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+}
+
+impl Drop for QueueEntry<'_> {
+    fn drop(&mut self) {
+        self.shared.queued.fetch_sub(1, Relaxed);
     }
 }
 
@@ -177,6 +314,6 @@ impl ProxyState {
     }
 
     pub fn server(&self, name: &str) -> Option<&Arc<ServerState>> {
-        self.servers.iter().find(|s| s.config.name == name)
+        self.servers.iter().find(|s| s.name == name)
     }
 }

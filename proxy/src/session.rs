@@ -17,7 +17,7 @@ use tracing::{debug, info};
 use crate::proxy_protocol;
 use crate::registry::{CloseReason, Ticket};
 use crate::select::Choice;
-use crate::server::{ProxyState, ServerState};
+use crate::server::{ProxyState, QueueEntry, ServerSlot, ServerState};
 
 /// Buffer for one read: large enough for throughput; held only while data flows, so an idle
 /// AMQP connection costs no buffer at all.
@@ -44,87 +44,82 @@ fn set_nodelay(stream: &TcpStream) {
 }
 
 /// Serves a client accepted on `local` (the VIP or a host address).
-/// The ticket is the session's registry entry: it is dropped last, after the sockets, so a
-/// release waiting on this session resolves only once both connections are closed.
+/// The ticket is the session's registry entry: it is dropped last, after the sockets and the
+/// guards of its counts, so a release waiting on this session resolves only once both
+/// connections are closed and everything it counted is given back.
 pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, local: SocketAddr, ticket: Ticket) {
     let started = Instant::now();
     set_nodelay(&client);
-    proxy.shared.counters.session_started();
+    let _counted = proxy.shared.counters.count_session();
     let outcome = tokio::select! {
         biased;
         () = ticket.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
         // Boxed: the connect phase (selection, retries, queueing) is over once the session runs.
         connected = Box::pin(connect(&proxy, &client, peer, local)) => connected,
     };
-    let (server, upstream, connect_time) = match outcome {
+    let (slot, upstream, connect_time) = match outcome {
         Ok(connected) => connected,
         Err(reason) => {
             proxy.shared.denied.fetch_add(1, Relaxed);
-            proxy.shared.counters.session_ended();
             info!(proxy = %proxy.config.name, client = %peer, %local, reason = %reason, "session refused");
             return;
         }
     };
-    ticket.set_server(&server);
-    let state = &server;
+    let server = slot.server();
+    ticket.set_server(server);
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
-    let reason = pipe(client, upstream, &proxy, &server, &ticket, &in_bytes, &out_bytes).await;
-    state.counters.session_ended();
-    proxy.shared.counters.session_ended();
-    proxy.shared.slot_freed.notify_waiters();
+    let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
+    // Free with the sockets: a queued client need not wait for the log line.
+    drop(slot);
     info!(
-        proxy = %proxy.config.name, client = %peer, %local, server = %state.config.name,
+        proxy = %proxy.config.name, client = %peer, %local, server = %server.name,
         connect_ms = connect_time.as_millis() as u64, duration_ms = started.elapsed().as_millis() as u64,
         bytes_in = in_bytes.load(Relaxed), bytes_out = out_bytes.load(Relaxed), reason = %reason, "session closed"
     );
 }
 
-/// Chooses and connects a server. Each failed attempt excludes the server it tried when
-/// `redispatch` is on, so the client is refused only when no UP server accepts.
-async fn connect(
-    proxy: &ProxyState,
+/// Chooses and connects a server, holding a place on it from the choice on. Each failed
+/// attempt excludes the server it tried when `redispatch` is on, so the client is refused only
+/// when no UP server accepts; without it the same server is tried again, its place kept.
+async fn connect<'p>(
+    proxy: &'p ProxyState,
     client: &TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
-) -> Result<(Arc<ServerState>, TcpStream, Duration), CloseReason> {
+) -> Result<(ServerSlot<'p>, TcpStream, Duration), CloseReason> {
     let config = &proxy.config;
     let started = Instant::now();
     let mut failed: Vec<usize> = Vec::new();
-    let mut last: Option<usize> = None;
+    let mut kept: Option<(usize, ServerSlot<'p>)> = None;
     for attempt in 0..=config.retries {
-        let server = match (last, config.redispatch) {
-            (Some(previous), false) => {
+        let (index, slot) = match kept.take() {
+            Some(kept) => {
                 tokio::time::sleep(RETRY_PAUSE).await;
-                previous
+                kept
             }
-            _ => wait_for_server(proxy, &failed, started).await?,
+            None => wait_for_server(proxy, &failed, started).await?,
         };
-        let state = &proxy.servers[server];
-        state.counters.session_started();
-        match connect_server(state.config.address, config.timeout_connect).await {
-            Ok(upstream) => {
+        let server = slot.server();
+        match connect_server(server.address, config.timeout_connect).await {
+            Ok(mut upstream) => {
                 set_nodelay(&upstream);
                 if let Some(version) = config.send_proxy {
-                    let mut upstream = upstream;
                     let header = proxy_protocol::header(version, peer, local);
-                    if upstream.write_all(&header).await.is_err() {
-                        state.counters.session_ended();
-                        return Err(CloseReason::ServerError);
-                    }
-                    return Ok((Arc::clone(state), upstream, started.elapsed()));
+                    upstream.write_all(&header).await.map_err(|_| CloseReason::ServerError)?;
                 }
-                return Ok((Arc::clone(state), upstream, started.elapsed()));
+                return Ok((slot, upstream, started.elapsed()));
             }
             Err(e) => {
-                state.counters.session_ended();
-                state.failed_connects.fetch_add(1, Relaxed);
-                debug!(proxy = %config.name, server = %state.config.name, attempt, error = %e, "connect failed");
-                failed.push(server);
-                last = Some(server);
+                server.failed_connects.fetch_add(1, Relaxed);
+                debug!(proxy = %config.name, server = %server.name, attempt, error = %e, "connect failed");
+                failed.push(index);
                 // Every server failed once: start over rather than give up while retries remain.
                 if failed.len() >= proxy.servers.len() {
                     failed.clear();
+                }
+                if !config.redispatch {
+                    kept = Some((index, slot));
                 }
             }
         }
@@ -135,41 +130,45 @@ async fn connect(
     Err(CloseReason::NoServer)
 }
 
-/// Picks a server, waiting in the queue (up to `timeout_queue`) while all usable ones are full.
-async fn wait_for_server(proxy: &ProxyState, exclude: &[usize], since: Instant) -> Result<usize, CloseReason> {
+/// Takes a place on a server, waiting in the queue (up to `timeout_queue`) while all usable
+/// ones are full.
+async fn wait_for_server<'p>(
+    proxy: &'p ProxyState,
+    exclude: &[usize],
+    since: Instant,
+) -> Result<(usize, ServerSlot<'p>), CloseReason> {
     let deadline = since + proxy.config.timeout_queue;
-    let mut queued = false;
-    let result = loop {
-        let notified = proxy.shared.slot_freed.notified();
-        match proxy.selector.choose(&proxy.candidates(), exclude) {
-            Choice::Server(i) => break Ok(i),
-            Choice::Unavailable if exclude.is_empty() => break Err(CloseReason::NoServer),
+    let mut queued: Option<QueueEntry<'p>> = None;
+    loop {
+        // Asked for before looking, so a place freed meanwhile still wakes this session.
+        let freed = proxy.shared.slot_freed.notified();
+        let candidates = proxy.candidates();
+        let choice = match proxy.selector.choose(&candidates, exclude) {
             // Everything else was excluded by failures: try them again.
-            Choice::Unavailable => {
-                if let Choice::Server(i) = proxy.selector.choose(&proxy.candidates(), &[]) {
-                    break Ok(i);
+            Choice::Unavailable if !exclude.is_empty() => proxy.selector.choose(&candidates, &[]),
+            choice => choice,
+        };
+        match choice {
+            Choice::Unavailable => return Err(CloseReason::NoServer),
+            Choice::Server(i) => {
+                if let Some(slot) = ServerSlot::take(&proxy.servers[i], &proxy.shared) {
+                    return Ok((i, slot));
                 }
-                break Err(CloseReason::NoServer);
+                // Another session took the last place first: wait for the next one.
             }
-            Choice::Full => {
-                if !queued {
-                    let depth = proxy.shared.queued.fetch_add(1, Relaxed) + 1;
-                    queued = true;
-                    proxy.shared.queued_max.fetch_max(depth, Relaxed);
-                    if depth > MAX_QUEUE {
-                        break Err(CloseReason::QueueTimeout);
-                    }
-                }
-                if tokio::time::timeout_at(deadline.into(), notified).await.is_err() {
-                    break Err(CloseReason::QueueTimeout);
-                }
-            }
+            Choice::Full => {}
         }
-    };
-    if queued {
-        proxy.shared.queued.fetch_sub(1, Relaxed);
+        if queued.is_none() {
+            let entry = proxy.shared.join_queue();
+            if entry.depth() > MAX_QUEUE {
+                return Err(CloseReason::QueueTimeout);
+            }
+            queued = Some(entry);
+        }
+        if tokio::time::timeout_at(deadline.into(), freed).await.is_err() {
+            return Err(CloseReason::QueueTimeout);
+        }
     }
-    result
 }
 
 async fn connect_server(address: SocketAddr, timeout: Duration) -> io::Result<TcpStream> {

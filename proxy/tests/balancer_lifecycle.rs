@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ha_common::config::{Balance, Proxy};
+use ha_common::config::{Balance, CheckKind, HealthCheck, Proxy};
 use proxy::balancer::Balancer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -166,6 +166,106 @@ async fn reload_keeps_what_did_not_change() {
     }
     assert!(!seen.contains(&"a".to_owned()) && seen.contains(&"c".to_owned()), "{seen:?}");
     assert!(seen.iter().filter(|s| *s == "b").count() > seen.iter().filter(|s| *s == "c").count(), "b weighs 3: {seen:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_changes_a_kept_server_in_place_without_closing_its_sessions() {
+    let (address, _) = greeter("a").await;
+    let config = Proxy { timeout_queue: Duration::from_secs(10), ..proxy_config(vec![server("a", address)]) };
+    let balancer = start(&config);
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut client = connect(&config).await;
+        assert_eq!(greeting(&mut client).await.as_deref(), Some("a"));
+        held.push(client);
+    }
+    let before = Arc::clone(balancer.proxies()[0].server("a").unwrap());
+    let total = before.counters.total.load(Relaxed);
+
+    // Everything but the name and the address changes; requeueing every unacked message of
+    // these AMQP sessions would be for nothing.
+    let mut changed = server("a", address);
+    (changed.weight, changed.backup, changed.maxconn, changed.check) = (5, true, Some(2), false);
+    let reloaded = Proxy { servers: vec![changed], ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&reloaded));
+    for expected in ["amqp/a weight 1 -> 5", "amqp/a is now a backup", "amqp/a maxconn none -> 2", "amqp/a is no longer checked"]
+    {
+        assert!(changes.iter().any(|c| c == expected), "{expected:?} not in {changes:?}");
+    }
+    assert!(!changes.iter().any(|c| c.contains("removed") || c.contains("added")), "{changes:?}");
+    for client in &mut held {
+        client.write_all(b"still here\n").await.unwrap();
+        assert_eq!(greeting(client).await.as_deref(), Some("still here"), "the sessions live through the reload");
+    }
+    let proxy = Arc::clone(&balancer.proxies()[0]);
+    let after = proxy.server("a").unwrap();
+    assert!(Arc::ptr_eq(&before, after), "the same server, not a new one");
+    assert_eq!((after.counters.current.load(Relaxed), after.counters.total.load(Relaxed)), (2, total));
+    let shown = &balancer.snapshot()[0].servers[0];
+    assert_eq!((shown.weight, shown.backup, shown.checked, shown.sessions.limit), (5, true, false, Some(2)));
+
+    // maxconn 2 applies to the next session: it queues...
+    let mut third = connect(&reloaded).await;
+    let mut byte = [0u8; 1];
+    assert!(tokio::time::timeout(Duration::from_millis(300), third.read(&mut byte)).await.is_err(), "served beyond maxconn 2");
+    assert_eq!(proxy.shared.queued.load(Relaxed), 1);
+    // ...until a reload raises it.
+    let mut raised = reloaded.servers[0].clone();
+    raised.maxconn = Some(3);
+    balancer.reload(&[Proxy { servers: vec![raised], ..reloaded.clone() }]);
+    assert_eq!(greeting(&mut third).await.as_deref(), Some("a"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_gives_the_servers_it_keeps_the_new_check_settings() {
+    let (address, backend) = greeter("r").await;
+    // Checked once an hour, down at the first failure.
+    let hourly =
+        HealthCheck { interval: Duration::from_secs(3600), fastinter: Duration::from_secs(3600), ..fast_check(CheckKind::Tcp) };
+    let config = Proxy { check: hourly, ..proxy_config(vec![server("r", address)]) };
+    let balancer = start(&config);
+    let mut client = connect(&config).await;
+    assert_eq!(greeting(&mut client).await.as_deref(), Some("r"));
+    let checks = || balancer.snapshot()[0].servers[0].check.checks;
+    wait_for("the first check", || checks() == 1).await;
+
+    // Checked every 50 ms from now on (not in an hour), down only after 1000 failures.
+    let patient = Proxy { check: HealthCheck { fall: 1000, ..fast_check(CheckKind::Tcp) }, ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&patient));
+    assert!(changes.contains(&"proxy amqp has new check settings".to_owned()), "{changes:?}");
+    backend.abort();
+    wait_for("three failed checks", || balancer.snapshot()[0].servers[0].check.failed >= 3).await;
+    let shown = &balancer.snapshot()[0].servers[0];
+    assert_eq!(shown.status, "UP", "fall is 1000 now");
+    assert!(shown.check.health.starts_with("UP, going down") && shown.check.health.ends_with("/1000"), "{}", shown.check.health);
+    assert!(!closed_within(&mut client, Duration::from_millis(200)).await, "a server still UP keeps its sessions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_turns_checks_on_and_off_on_the_same_server() {
+    let mut unchecked = server("r", dead_address());
+    unchecked.check = false;
+    let config = proxy_config(vec![unchecked.clone()]);
+    let balancer = start(&config);
+    let server = Arc::clone(&balancer.proxies()[0].servers[0]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(server.up.load(Relaxed), "a server not checked counts as UP");
+
+    let checked = Proxy { servers: vec![server_checked(&unchecked, true)], ..config.clone() };
+    assert!(balancer.reload(std::slice::from_ref(&checked)).contains(&"amqp/r is checked again".to_owned()));
+    wait_for("the checks to take it DOWN", || !server.up.load(Relaxed)).await;
+
+    assert!(balancer.reload(std::slice::from_ref(&config)).contains(&"amqp/r is no longer checked".to_owned()));
+    assert!(server.up.load(Relaxed), "UP again at once");
+    let checks = balancer.snapshot()[0].servers[0].check.checks;
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(server.up.load(Relaxed));
+    assert_eq!(balancer.snapshot()[0].servers[0].check.checks, checks, "its checks stopped");
+    assert!(Arc::ptr_eq(&server, &balancer.proxies()[0].servers[0]), "the same server throughout");
+}
+
+fn server_checked(server: &ha_common::config::Server, check: bool) -> ha_common::config::Server {
+    ha_common::config::Server { check, ..server.clone() }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

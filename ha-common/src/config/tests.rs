@@ -351,3 +351,95 @@ fn names_that_could_inject_into_an_output_format_are_refused_where_written() {
     }
     assert!(parse(&example_with("name = \"VI_1\"", "name = \"VI-1.a:b_c\"")).is_ok());
 }
+
+/// The one problem of `text`: `key`, on the line of `value`, said to be longer than `bound`.
+fn too_long(text: &str, key: &str, value: &str, bound: &str) {
+    let p = single_problem(text);
+    assert_eq!((p.key.as_str(), p.line), (key, line_of(text, value)), "{p}");
+    assert!(p.message.contains(&format!("is longer than {bound}")), "{p}");
+}
+
+#[test]
+fn proxy_timeouts_have_an_upper_bound() {
+    // The value from the report: it passed, and every session then panicked on `Instant + Duration`.
+    let text = example_with("timeout_idle = \"3h\"", "timeout_idle = \"500000000000y\"");
+    too_long(&text, "proxy[0].timeout_idle", "500000000000y", "30 days");
+    let text = example_with("timeout_idle = \"3h\"", "timeout_idle = \"31days\"");
+    too_long(&text, "proxy[0].timeout_idle", "31days", "30 days");
+    let text = example_with("timeout_connect = \"2s\"", "timeout_connect = \"25h\"");
+    too_long(&text, "proxy[0].timeout_connect", "25h", "24h");
+    let text = example_with("timeout_connect = \"2s\"", "timeout_connect = \"2s\"\ntimeout_queue = \"400days\"");
+    too_long(&text, "proxy[0].timeout_queue", "400days", "24h");
+}
+
+#[test]
+fn health_check_durations_have_an_upper_bound() {
+    let line = "check = { kind = \"amqp\", interval = \"2s\", rise = 2, fall = 3, timeout = \"1s\" }";
+    for (from, to, field) in [
+        ("interval = \"2s\"", "interval = \"25h\"", "interval"),
+        ("timeout = \"1s\"", "timeout = \"25h\"", "timeout"),
+        ("rise = 2", "rise = 2, fastinter = \"25h\"", "fastinter"),
+        ("rise = 2", "rise = 2, downinter = \"25h\"", "downinter"),
+    ] {
+        let text = example_with(line, &line.replace(from, to));
+        too_long(&text, &format!("proxy[0].check.{field}"), "\"25h\"", "24h");
+    }
+}
+
+#[test]
+fn hard_stop_after_has_an_upper_bound() {
+    let text = example_with("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nhard_stop_after = \"2days\"");
+    too_long(&text, "global.hard_stop_after", "2days", "24h");
+}
+
+#[test]
+fn vrrp_instance_delays_have_an_upper_bound() {
+    for (key, value, bound) in
+        [("garp_master_delay", "25h", "24h"), ("garp_master_refresh", "25h", "24h"), ("preempt_delay", "1001s", "1000s")]
+    {
+        let text = example_with("preempt = true", &format!("preempt = true\n{key} = \"{value}\""));
+        too_long(&text, &format!("vrrp_instance[0].{key}"), value, bound);
+    }
+}
+
+#[test]
+fn vrrp_script_durations_have_an_upper_bound() {
+    let written = "interval = \"2s\"\ntimeout = \"1s\"";
+    let text = example_with(written, "interval = \"25h\"\ntimeout = \"1s\"");
+    too_long(&text, "vrrp_script[0].interval", "25h", "24h");
+    let text = example_with(written, "interval = \"2s\"\ntimeout = \"25h\"");
+    too_long(&text, "vrrp_script[0].timeout", "25h", "24h");
+}
+
+#[test]
+fn stats_refresh_has_an_upper_bound() {
+    let text = example_with("listen = \"0.0.0.0:8100\"", "listen = \"0.0.0.0:8100\"\nrefresh = \"2days\"");
+    too_long(&text, "stats.refresh", "2days", "24h");
+}
+
+#[test]
+fn durations_at_their_bound_are_accepted_and_zero_where_it_means_off() {
+    let text = example_with("timeout_idle = \"3h\"", "timeout_idle = \"30days\"\ntimeout_queue = \"24h\"")
+        .replace("timeout_connect = \"2s\"", "timeout_connect = \"24h\"")
+        .replace("interval = \"2s\", rise = 2", "interval = \"24h\", fastinter = \"24h\", downinter = \"24h\", rise = 2")
+        .replace("fall = 3, timeout = \"1s\"", "fall = 3, timeout = \"24h\"")
+        .replace("interval = \"2s\"\ntimeout = \"1s\"", "interval = \"24h\"\ntimeout = \"24h\"")
+        .replace("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nhard_stop_after = \"0s\"")
+        .replace(
+            "preempt = true",
+            "preempt = true\npreempt_delay = \"1000s\"\ngarp_master_delay = \"24h\"\ngarp_master_refresh = \"0s\"",
+        )
+        .replace("listen = \"0.0.0.0:8100\"", "listen = \"0.0.0.0:8100\"\nrefresh = \"24h\"");
+    let config = parse(&text).unwrap().config;
+    let day = Duration::from_secs(24 * 3600);
+    let proxy = &config.proxies[0];
+    assert_eq!(proxy.timeout_idle, 30 * day);
+    assert_eq!((proxy.timeout_connect, proxy.timeout_queue), (day, day));
+    assert_eq!([proxy.check.interval, proxy.check.fastinter, proxy.check.downinter, proxy.check.timeout], [day; 4]);
+    assert_eq!((config.scripts[0].interval, config.scripts[0].timeout), (day, day));
+    assert_eq!(config.global.hard_stop_after, Duration::ZERO);
+    let garp = config.instances[0].garp;
+    assert_eq!((garp.master_delay, garp.master_refresh), (day, Duration::ZERO));
+    assert_eq!(config.instances[0].preempt_delay, Duration::from_secs(1000));
+    assert_eq!(config.stats.unwrap().refresh, day);
+}

@@ -12,14 +12,47 @@ use super::model::*;
 use super::raw::*;
 use crate::duration::{self, ConfigDuration};
 
-/// AMQP's default heartbeat: an idle timeout below it cuts idle, healthy clients.
-const AMQP_HEARTBEAT: Duration = Duration::from_secs(60);
+mod proxy;
+
 /// keepalived's range for a tracker weight.
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
 /// Linux interface names are at most IFNAMSIZ - 1 bytes.
 const IFNAME_MAX: usize = 15;
 /// Longest instance, proxy, server, script or router name.
 const NAME_MAX: usize = 64;
+
+/// How long a duration may be. Every duration has an upper bound: past it a value is a typo
+/// ("3y" for "3h"), and the deadline computed from it (`Instant + Duration`) would overflow and
+/// panic where the daemon uses it, in every session or every check.
+#[derive(Clone, Copy)]
+struct Bounds {
+    /// Whether zero means something (off, at once) rather than nothing.
+    zero: bool,
+    longest: Duration,
+    /// `longest` as the message says it.
+    said: &'static str,
+    /// What the bound is ("the longest timeout").
+    what: &'static str,
+}
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
+/// Connect, queue, check and script timeouts.
+const TIMEOUT: Bounds = Bounds { zero: false, longest: DAY, said: "24h", what: "the longest timeout" };
+/// Check and script intervals, the stats page's refresh.
+const INTERVAL: Bounds = Bounds { zero: false, longest: DAY, said: "24h", what: "the longest interval" };
+/// Delays where zero means none, or off (`hard_stop_after`, `garp_master_delay`,
+/// `garp_master_refresh`).
+const DELAY: Bounds = Bounds { zero: true, longest: DAY, said: "24h", what: "the longest delay" };
+/// An idle AMQP client is a healthy one: the default (3h) is far above any heartbeat, and a
+/// month leaves room for clients that disable heartbeats.
+const IDLE: Bounds = Bounds {
+    zero: false,
+    longest: Duration::from_secs(30 * 24 * 3600),
+    said: "30 days",
+    what: "the longest idle timeout (the default is 3h)",
+};
+const PREEMPT_DELAY: Bounds =
+    Bounds { zero: true, longest: Duration::from_secs(1000), said: "1000s", what: "keepalived's limit" };
 
 /// What `ip link` accepts in practice, and nothing any output format gives a meaning to.
 fn is_interface_name(name: &str) -> bool {
@@ -63,14 +96,19 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn positive_duration(&mut self, value: &Option<S<ConfigDuration>>, key: &str, default: Duration) -> Duration {
-        match value {
-            Some(v) if v.get_ref().0.is_zero() => {
-                self.error(v.span(), key, "must be longer than zero");
-                default
-            }
-            Some(v) => v.get_ref().0,
-            None => default,
+    /// A duration within `bounds`; `default` when absent, or out of bounds (a problem recorded).
+    fn duration(&mut self, value: &Option<S<ConfigDuration>>, key: &str, bounds: Bounds, default: Duration) -> Duration {
+        let Some(value) = value else { return default };
+        let written = value.get_ref().0;
+        if written.is_zero() && !bounds.zero {
+            self.error(value.span(), key, "must be longer than zero");
+            default
+        } else if written > bounds.longest {
+            let message = format!("{} is longer than {}, {}", duration::format(written), bounds.said, bounds.what);
+            self.error(value.span(), key, message);
+            default
+        } else {
+            written
         }
     }
 
@@ -159,7 +197,7 @@ impl<'a> Validator<'a> {
                 |p| PathBuf::from(self.non_empty(p, "global.control_socket")),
             ),
             maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
-            hard_stop_after: raw.hard_stop_after.as_ref().map_or(Duration::from_secs(10), |d| d.get_ref().0),
+            hard_stop_after: self.duration(&raw.hard_stop_after, "global.hard_stop_after", DELAY, Duration::from_secs(10)),
             user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
         }
     }
@@ -172,12 +210,12 @@ impl<'a> Validator<'a> {
             let key = |field: &str| format!("vrrp_script[{i}].{field}");
             let name = self.name(&s.name, &key("name"));
             self.unique(&mut names, &s.name, &key("name"), "vrrp_script");
-            let interval = self.positive_duration(&s.interval, &key("interval"), Duration::from_secs(1));
+            let interval = self.duration(&s.interval, &key("interval"), INTERVAL, Duration::from_secs(1));
             scripts.push(VrrpScript {
                 name,
                 script: self.non_empty(&s.script, &key("script")),
                 interval,
-                timeout: self.positive_duration(&s.timeout, &key("timeout"), interval),
+                timeout: self.duration(&s.timeout, &key("timeout"), TIMEOUT, interval),
                 weight: self.opt_int(&s.weight, &key("weight"), WEIGHT_RANGE, 0),
                 rise: self.opt_int(&s.rise, &key("rise"), 1..=1000, 1),
                 fall: self.opt_int(&s.fall, &key("fall"), 1..=1000, 1),
@@ -228,18 +266,10 @@ impl<'a> Validator<'a> {
             }
             let advert_int = self.advert_int(&r.advert_int, &key("advert_int"));
             let preempt = r.preempt.unwrap_or(true);
-            let preempt_delay = match &r.preempt_delay {
-                Some(d) if d.get_ref().0 > Duration::from_secs(1000) => {
-                    self.error(d.span(), &key("preempt_delay"), "is longer than keepalived's limit of 1000s");
-                    Duration::ZERO
-                }
-                Some(d) if !preempt => {
-                    self.warn(d.span(), &key("preempt_delay"), "has no effect with preempt = false");
-                    d.get_ref().0
-                }
-                Some(d) => d.get_ref().0,
-                None => Duration::ZERO,
-            };
+            let preempt_delay = self.duration(&r.preempt_delay, &key("preempt_delay"), PREEMPT_DELAY, Duration::ZERO);
+            if let Some(d) = r.preempt_delay.as_ref().filter(|d| !preempt && d.get_ref().0 <= PREEMPT_DELAY.longest) {
+                self.warn(d.span(), &key("preempt_delay"), "has no effect with preempt = false");
+            }
             let authentication = match &r.authentication {
                 Some(a) => self.authentication(a.get_ref(), &key("authentication")),
                 None => Authentication::None,
@@ -299,9 +329,14 @@ impl<'a> Validator<'a> {
 
             let defaults = GarpConfig::default();
             let garp = GarpConfig {
-                master_delay: r.garp_master_delay.as_ref().map_or(defaults.master_delay, |d| d.get_ref().0),
+                master_delay: self.duration(&r.garp_master_delay, &key("garp_master_delay"), DELAY, defaults.master_delay),
                 master_repeat: self.opt_int(&r.garp_master_repeat, &key("garp_master_repeat"), 1..=255, defaults.master_repeat),
-                master_refresh: r.garp_master_refresh.as_ref().map_or(defaults.master_refresh, |d| d.get_ref().0),
+                master_refresh: self.duration(
+                    &r.garp_master_refresh,
+                    &key("garp_master_refresh"),
+                    DELAY,
+                    defaults.master_refresh,
+                ),
                 master_refresh_repeat: self.opt_int(
                     &r.garp_master_refresh_repeat,
                     &key("garp_master_refresh_repeat"),
@@ -455,168 +490,13 @@ impl<'a> Validator<'a> {
         tracks
     }
 
-    fn proxies(&mut self, raw: &[S<RawProxy>]) -> Vec<Proxy> {
-        let mut names = HashSet::new();
-        let mut binds: HashMap<SocketAddr, usize> = HashMap::new();
-        let mut proxies = Vec::new();
-        for (i, p) in raw.iter().enumerate() {
-            let p = p.get_ref();
-            let key = |field: &str| format!("proxy[{i}].{field}");
-            let name = self.name(&p.name, &key("name"));
-            self.unique(&mut names, &p.name, &key("name"), "proxy");
-            let bind = self.socket_addr(&p.bind, &key("bind"), "0.0.0.0:5672");
-            if let Some(bind) = bind {
-                if let Some(other) = binds.insert(bind, i) {
-                    self.error(p.bind.span(), &key("bind"), format!("{bind} is already the bind of proxy[{other}]"));
-                }
-            }
-            let balance = match &p.balance {
-                Some(b) => match b.get_ref().as_str() {
-                    "leastconn" => Balance::LeastConn,
-                    "roundrobin" => Balance::RoundRobin,
-                    "first" => Balance::First,
-                    other => {
-                        self.error(
-                            b.span(),
-                            &key("balance"),
-                            format!("{other:?} is not a balance: use leastconn, roundrobin or first"),
-                        );
-                        Balance::LeastConn
-                    }
-                },
-                None => Balance::LeastConn,
-            };
-            let check = self.check(p.check.as_ref(), &key("check"));
-            let timeout_connect = self.positive_duration(&p.timeout_connect, &key("timeout_connect"), Duration::from_secs(5));
-            let timeout_idle = self.positive_duration(&p.timeout_idle, &key("timeout_idle"), Duration::from_secs(3 * 3600));
-            if let Some(idle) = &p.timeout_idle {
-                if idle.get_ref().0 < AMQP_HEARTBEAT && !idle.get_ref().0.is_zero() {
-                    self.warn(
-                        idle.span(),
-                        &key("timeout_idle"),
-                        format!(
-                            "{} is below the AMQP heartbeat ({}): idle but healthy AMQP clients will be cut; RabbitMQ setups use hours",
-                            duration::format(idle.get_ref().0),
-                            duration::format(AMQP_HEARTBEAT)
-                        ),
-                    );
-                }
-            }
-            let send_proxy = p.send_proxy.as_ref().and_then(|v| match v.get_ref().as_str() {
-                "v1" => Some(ProxyProtocol::V1),
-                "v2" => Some(ProxyProtocol::V2),
-                other => {
-                    self.error(
-                        v.span(),
-                        &key("send_proxy"),
-                        format!("{other:?} is not a PROXY protocol version: use \"v1\" or \"v2\""),
-                    );
-                    None
-                }
-            });
-            let shutdown_sessions_on_down = match &p.on_marked_down {
-                Some(v) => match v.get_ref().as_str() {
-                    "shutdown-sessions" => true,
-                    "none" => false,
-                    other => {
-                        self.error(
-                            v.span(),
-                            &key("on_marked_down"),
-                            format!("{other:?} is not an action: use \"shutdown-sessions\" or \"none\""),
-                        );
-                        true
-                    }
-                },
-                None => true,
-            };
-            let servers = self.servers(&p.server, &p.name, i);
-            proxies.push(Proxy {
-                name,
-                bind: bind.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
-                balance,
-                check,
-                timeout_connect,
-                timeout_idle,
-                timeout_queue: self.positive_duration(&p.timeout_queue, &key("timeout_queue"), timeout_connect),
-                retries: self.opt_int(&p.retries, &key("retries"), 0..=100, 3),
-                redispatch: p.redispatch.unwrap_or(true),
-                maxconn: p.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
-                send_proxy,
-                shutdown_sessions_on_down,
-                servers,
-            });
-        }
-        proxies
-    }
-
-    fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
-        let key = |field: &str| format!("{key}.{field}");
-        let interval_default = Duration::from_secs(2);
-        let Some(raw) = raw.map(S::get_ref) else {
-            return HealthCheck {
-                kind: CheckKind::Tcp,
-                interval: interval_default,
-                fastinter: interval_default,
-                downinter: interval_default,
-                timeout: interval_default,
-                rise: 2,
-                fall: 3,
-            };
-        };
-        let kind = match &raw.kind {
-            Some(k) => match k.get_ref().as_str() {
-                "tcp" => CheckKind::Tcp,
-                "amqp" => CheckKind::Amqp,
-                other => {
-                    self.error(k.span(), &key("kind"), format!("{other:?} is not a check kind: use tcp or amqp"));
-                    CheckKind::Tcp
-                }
-            },
-            None => CheckKind::Tcp,
-        };
-        let interval = self.positive_duration(&raw.interval, &key("interval"), interval_default);
-        HealthCheck {
-            kind,
-            interval,
-            fastinter: self.positive_duration(&raw.fastinter, &key("fastinter"), interval),
-            downinter: self.positive_duration(&raw.downinter, &key("downinter"), interval),
-            timeout: self.positive_duration(&raw.timeout, &key("timeout"), interval),
-            rise: self.opt_int(&raw.rise, &key("rise"), 1..=1000, 2),
-            fall: self.opt_int(&raw.fall, &key("fall"), 1..=1000, 3),
-        }
-    }
-
-    fn servers(&mut self, raw: &[S<RawServer>], proxy_name: &S<String>, i: usize) -> Vec<Server> {
-        if raw.is_empty() {
-            self.error(proxy_name.span(), &format!("proxy[{i}].server"), "a proxy needs at least one [[proxy.server]]");
-        }
-        let mut names = HashSet::new();
-        let mut servers = Vec::new();
-        for (j, s) in raw.iter().enumerate() {
-            let s = s.get_ref();
-            let key = |field: &str| format!("proxy[{i}].server[{j}].{field}");
-            let name = self.name(&s.name, &key("name"));
-            self.unique(&mut names, &s.name, &key("name"), "server");
-            let Some(address) = self.socket_addr(&s.address, &key("address"), "192.0.2.21:5672") else { continue };
-            servers.push(Server {
-                name,
-                address,
-                weight: self.opt_int(&s.weight, &key("weight"), 0..=256, 1),
-                backup: s.backup.unwrap_or(false),
-                maxconn: s.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
-                check: s.check.unwrap_or(true),
-            });
-        }
-        servers
-    }
-
     fn stats(&mut self, raw: &S<RawStats>) -> Stats {
         let raw = raw.get_ref();
         Stats {
             listen: self
                 .socket_addr(&raw.listen, "stats.listen", "0.0.0.0:8100")
                 .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
-            refresh: self.positive_duration(&raw.refresh, "stats.refresh", Duration::from_secs(5)),
+            refresh: self.duration(&raw.refresh, "stats.refresh", INTERVAL, Duration::from_secs(5)),
             auth: raw.auth.as_ref().map(|a| StatsAuth {
                 user: self.non_empty(&a.get_ref().user, "stats.auth.user"),
                 password: self.non_empty(&a.get_ref().password, "stats.auth.password"),

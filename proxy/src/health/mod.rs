@@ -91,6 +91,22 @@ impl Health {
         Some(self.status())
     }
 
+    /// Takes a reload's check settings. The status stays, and so does a streak towards
+    /// changing it, cut to one short of the new threshold: the next result decides.
+    pub fn reconfigure(&mut self, check: HealthCheck) {
+        if check == self.check {
+            return;
+        }
+        let up = self.state.is_up();
+        let needed = if up { check.fall } else { check.rise };
+        let mut state = RiseFall::new(check.rise, check.fall, up);
+        for _ in 0..self.state.streak().min(needed.saturating_sub(1)) {
+            state.record(!up);
+        }
+        self.state = state;
+        self.check = check;
+    }
+
     /// When to check next: `inter` while steadily UP, `fastinter` while changing state,
     /// `downinter` while steadily DOWN.
     pub fn next_interval(&self) -> Duration {
@@ -182,6 +198,21 @@ mod tests {
         assert_eq!(h.next_interval(), Duration::from_secs(5), "steady DOWN: downinter");
         h.record(t0, result(true));
         assert_eq!(h.next_interval(), Duration::from_millis(500), "going up: fastinter");
+    }
+
+    #[test]
+    fn new_check_settings_keep_the_status_and_what_the_streak_can_keep() {
+        let t0 = Instant::now();
+        let mut h = Health::new(check(), t0);
+        h.record(t0, result(false));
+        h.record(t0, result(false));
+        h.reconfigure(HealthCheck { fall: 10, interval: Duration::from_secs(60), ..check() });
+        assert_eq!(h.describe(), "UP, going down 2/10");
+        h.reconfigure(HealthCheck { fall: 2, interval: Duration::from_secs(60), fastinter: Duration::from_secs(7), ..check() });
+        assert_eq!(h.describe(), "UP, going down 1/2", "one short of the new fall");
+        assert_eq!(h.next_interval(), Duration::from_secs(7));
+        assert_eq!(h.record(t0, result(false)), Some(Status::Down));
+        assert_eq!(h.next_interval(), Duration::from_secs(5), "downinter");
     }
 
     #[test]

@@ -69,18 +69,17 @@ async fn probe(kind: CheckKind, address: SocketAddr, send_proxy: Option<ProxyPro
     }
 }
 
-/// Checks one server while it belongs to its proxy's current configuration: at `inter`,
-/// `fastinter` or `downinter` as its health says. Status changes are logged, published, and
-/// (with `on_marked_down = shutdown-sessions`) close the server's sessions.
+/// Checks one server until `stop` is cancelled (the server was removed, or is no longer
+/// checked): at `inter`, `fastinter` or `downinter` as its health says, with the settings of
+/// the proxy's current configuration (a reload applies to the very next wait). Status changes
+/// are logged, published, and (with `on_marked_down = shutdown-sessions`) close the server's
+/// sessions.
 pub async fn run_checks(
     mut current: watch::Receiver<Arc<ProxyState>>,
     server: Arc<ServerState>,
     sessions: Arc<Sessions>,
     stop: CancellationToken,
 ) {
-    if !server.config.check {
-        return;
-    }
     // Spread the first checks of a proxy's servers over one interval (at most half a second).
     let first = {
         let proxy = current.borrow();
@@ -92,37 +91,48 @@ pub async fn run_checks(
         () = tokio::time::sleep(first.min(Duration::from_millis(500))) => {}
     }
     loop {
-        // A reload that removed this server (or its proxy) ends its checks.
         let proxy = Arc::clone(&current.borrow_and_update());
-        if current.has_changed().is_err() || !proxy.servers.iter().any(|s| Arc::ptr_eq(s, &server)) {
-            return;
-        }
         let config = &proxy.config;
-        let result = check_once(config.check.kind, server.config.address, config.check.timeout, config.send_proxy).await;
+        let result = tokio::select! {
+            () = stop.cancelled() => return,
+            result = check_once(config.check.kind, server.address, config.check.timeout, config.send_proxy) => result,
+        };
         let detail = result.detail.clone();
-        let (change, next) = {
+        let change = {
             let mut health = server.health();
+            // Checks turned off meanwhile: the server counts as UP now, whatever this one says.
+            if stop.is_cancelled() || !server.checked() {
+                return;
+            }
             let change = health.record(Instant::now(), result);
-            (change, health.next_interval())
+            if let Some(status) = change {
+                server.up.store(status == Status::Up, Relaxed);
+            }
+            change
         };
         if let Some(status) = change {
-            server.up.store(status == Status::Up, Relaxed);
             match status {
-                Status::Up => info!(proxy = %config.name, server = %server.config.name, check = %detail, "server is UP"),
-                Status::Down => warn!(proxy = %config.name, server = %server.config.name, check = %detail, "server is DOWN"),
+                Status::Up => info!(proxy = %config.name, server = %server.name, check = %detail, "server is UP"),
+                Status::Down => warn!(proxy = %config.name, server = %server.name, check = %detail, "server is DOWN"),
             }
             if status == Status::Down && config.shutdown_sessions_on_down {
                 let closed = sessions.close_server(&server, CloseReason::ServerDown);
                 if closed > 0 {
-                    info!(proxy = %config.name, server = %server.config.name, closed, "closed the sessions of a server marked DOWN");
+                    info!(proxy = %config.name, server = %server.name, closed, "closed the sessions of a server marked DOWN");
                 }
             }
             proxy.update_availability();
             proxy.shared.slot_freed.notify_waiters();
         }
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(next) => {}
+        let checked = Instant::now();
+        loop {
+            // Read again after a reload: new settings shorten (or lengthen) the current wait.
+            let wait = server.health().next_interval().saturating_sub(checked.elapsed());
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(wait) => break,
+                changed = current.changed() => if changed.is_err() { return },
+            }
         }
     }
 }
