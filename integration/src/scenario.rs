@@ -27,6 +27,8 @@ pub const TAKEOVER: Duration = Duration::from_secs(8);
 #[derive(Clone, Debug)]
 pub struct Instance {
     pub name: String,
+    /// The lab host's interface; `eth0` unless set.
+    pub interface: String,
     pub vrid: u8,
     pub priority: u8,
     /// Each a /24.
@@ -49,6 +51,7 @@ impl Instance {
     pub fn vi1(priority: u8) -> Instance {
         Instance {
             name: "VI_1".into(),
+            interface: "eth0".into(),
             vrid: 51,
             priority,
             vips: vec![VIP],
@@ -64,6 +67,14 @@ impl Instance {
     /// VI_2: VRID 52, the lab's second VIP, default advert_int, no authentication.
     pub fn vi2(priority: u8) -> Instance {
         Instance { name: "VI_2".into(), vrid: 52, vips: vec![VIP2], advert_int: None, auth_pass: None, ..Instance::vi1(priority) }
+    }
+
+    /// On another interface, as another virtual router, with only `vip`.
+    pub fn on(mut self, interface: &str, vrid: u8, vip: Ipv4Addr) -> Instance {
+        self.interface = interface.into();
+        self.vrid = vrid;
+        self.vips = vec![vip];
+        self
     }
 
     /// One more VIP (a /24).
@@ -97,7 +108,7 @@ impl Instance {
     fn render(&self, out: &mut String) {
         out.push_str("\n[[vrrp_instance]]\n");
         line(out, "name", quote(&self.name));
-        line(out, "interface", quote("eth0"));
+        line(out, "interface", quote(&self.interface));
         line(out, "virtual_router_id", self.vrid);
         line(out, "priority", self.priority);
         if let Some(advert_int) = self.advert_int {
@@ -177,12 +188,18 @@ pub struct Server {
     pub name: String,
     pub address: String,
     pub weight: Option<u32>,
+    pub maxconn: Option<u32>,
 }
 
 impl Server {
     /// The lab's broker `n` (1 to 3): rabbit`n` on 192.0.2.2`n`:5672.
     pub fn rabbit(n: usize) -> Server {
-        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None }
+        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None, maxconn: None }
+    }
+
+    pub fn maxconn(mut self, maxconn: u32) -> Server {
+        self.maxconn = Some(maxconn);
+        self
     }
 
     pub fn weight(mut self, weight: u32) -> Server {
@@ -244,6 +261,9 @@ impl Proxy {
             out.push_str("\n[[proxy.server]]\n");
             line(out, "name", quote(&server.name));
             line(out, "address", quote(&server.address));
+            if let Some(maxconn) = server.maxconn {
+                line(out, "maxconn", maxconn);
+            }
             if let Some(weight) = server.weight {
                 line(out, "weight", weight);
             }

@@ -17,8 +17,12 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// A proxies to the echo backend; B runs VRRP alone.
 fn proxy_pair(lab: &Lab) -> (Daemon, Daemon) {
+    proxy_pair_with(lab, HostConfig::vi1("a", 101))
+}
+
+fn proxy_pair_with(lab: &Lab, a: HostConfig) -> (Daemon, Daemon) {
     let proxy = Proxy::amqp(r#"kind = "tcp", interval = "500ms", rise = 1, fall = 3"#, 1);
-    Pair { a: HostConfig::vi1("a", 101).proxy(proxy), ..Pair::default() }.start(lab)
+    Pair { a: a.proxy(proxy), ..Pair::default() }.start(lab)
 }
 
 /// An echo server on 192.0.2.21:5672 in the backend namespace, for as long as the test runs.
@@ -73,7 +77,9 @@ fn ten_thousand_silent_connections_stay_bounded_and_others_are_still_served() {
     }
     let lab = Lab::up("tenk");
     echo_backend(&lab);
-    let (a, b) = proxy_pair(&lab);
+    // Above the maxconn vrrpd derives from this limit (two descriptors a session and a
+    // reserve): here the operator has said how many.
+    let (a, b) = proxy_pair_with(&lab, HostConfig::vi1("a", 101).global(format!("maxconn = {}", connections + 10)));
     let pid = a.pid().unwrap().as_raw();
     let before = rss_kib(pid);
 
@@ -187,7 +193,22 @@ fn running_out_of_file_descriptors_backs_off_and_recovers() {
         streams.len()
     });
     assert!(a.wait_for_log("out of resources, backing off", Duration::from_secs(10)), "{}", a.log());
-    std::thread::sleep(Duration::from_secs(4));
+    // The control socket at EMFILE: a client's connection waits in the backlog and vrrpd backs
+    // off instead of spinning on accept.
+    let socket = integration::lab::control_socket(&lab, "a");
+    let waiting = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let cpu = || -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let before = cpu();
+    std::thread::sleep(Duration::from_secs(2));
+    let ticks = cpu() - before;
+    eprintln!("vrrpd CPU over 2 s at EMFILE with a control client waiting: {ticks} ticks");
+    assert!(ticks < 60, "vrrpd spins at EMFILE: {ticks} ticks of CPU in 2 s");
+    drop(waiting);
+    std::thread::sleep(Duration::from_secs(2));
     assert!(!b.log().contains("to=MASTER"), "VRRP went on:\n{}", b.log());
     release_tx.send(()).unwrap();
     hog.join().unwrap().unwrap();

@@ -21,7 +21,7 @@ use amqprs::connection::{Connection, OpenConnectionArguments};
 use amqprs::error::Error as AmqpError;
 use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
 use integration::lab::{wait_until, Lab, VIP};
-use integration::scenario::{HostConfig, Instance, Pair, Proxy};
+use integration::scenario::{HostConfig, Instance, Pair, Proxy, Server};
 use integration::{netns_available, run_script_env};
 use tokio::sync::mpsc;
 
@@ -98,9 +98,8 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     let cluster = Cluster::start(&lab);
     // Both hosts balance over the three nodes, checked with AMQP handshakes; VI_1 tracks it.
     let proxy = Proxy::amqp(r#"kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s""#, 3);
-    let host = |name: &str, priority| {
-        HostConfig::new(name).instance(Instance::vi1(priority).track_proxy("amqp", 0)).proxy(proxy.clone())
-    };
+    let base = |name: &str, priority| HostConfig::new(name).instance(Instance::vi1(priority).track_proxy("amqp", 0));
+    let host = |name: &str, priority| base(name, priority).proxy(proxy.clone());
     let (mut a, b) = Pair::with(host).start(&lab);
 
     let observed = Arc::new(Mutex::new(Observed::default()));
@@ -150,6 +149,25 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     // Had the old proxy kept the broker connection, the broker would have held them until its
     // heartbeat timeout (60 s or more).
     assert!(redelivery < Duration::from_secs(5), "redelivered after {redelivery:?}");
+
+    // A hundred reloads of the master while messages flow, each changing the servers' weights
+    // and maxconn: applied in place, no session is closed, nothing is lost.
+    let connections = |o: &Observed| o.publisher_connections + o.consumer_connections;
+    let (connections_before, consumed_before) = {
+        let o = observed.lock().unwrap();
+        (connections(&o), o.consumed.len())
+    };
+    let reloading = Instant::now();
+    for n in 0..100u32 {
+        let servers = (1..=3).map(|i| Server::rabbit(i).weight(1 + (n + i as u32) % 3).maxconn(1000 + n)).collect();
+        base("b", 100).proxy(proxy.clone().servers(servers)).write(&lab);
+        let out = integration::lab::Daemon::ctl(&lab, "b", &["reload"]);
+        assert!(out.status.success(), "reload {n}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let o = observed.lock().unwrap();
+    eprintln!("100 reloads in {:?} while {} messages were consumed", reloading.elapsed(), o.consumed.len() - consumed_before);
+    assert_eq!(connections(&o), connections_before, "no client was disconnected by a reload");
+    drop(o);
 
     // A broker node stops: the proxy marks it DOWN, closes its sessions, clients reconnect.
     std::thread::sleep(Duration::from_secs(2));

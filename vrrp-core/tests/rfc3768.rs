@@ -462,3 +462,26 @@ fn reconfiguring_with_a_weight_zero_tracker_down_is_fault() {
     lan.run_to(20.0);
     assert_eq!(lan.entered(1, State::Master), Some(secs(10.2 + SKEW_B)));
 }
+
+#[test]
+fn a_master_stopped_longer_than_a_backup_waits_yields_and_preempts_back_in_order() {
+    // SIGSTOP of the master (a frozen VM): B takes over after its Master_Down_Interval. When A
+    // runs again its VIPs are still configured and clients follow B; A must not keep them as
+    // if nothing happened (two holders, clients on B). It yields, then preempts back as any
+    // returning higher-priority router does, announced with gratuitous ARP.
+    let mut lan = elected_pair(a(), b());
+    let frozen_at = lan.elapsed().as_secs_f64();
+    lan.freeze(0);
+    lan.run_to(frozen_at + 6.0);
+    assert_eq!(lan.state(1), State::Master, "B took over while A was stopped");
+    lan.thaw(0);
+    assert_eq!(lan.state(0), State::Backup, "A yields on waking");
+    assert!(matches!(lan.hosts[0].transitions.last().unwrap().2.reason, Reason::Stalled(_)));
+    assert_eq!(lan.vip_holders(0), vec!["B"], "only B holds the VIP");
+    let thawed = lan.elapsed();
+    lan.run_to(frozen_at + 12.0);
+    assert_one_master(&lan, "A");
+    let back = lan.entered(0, State::Master).unwrap();
+    assert!(back > thawed, "A preempted back after waking");
+    assert!(lan.hosts[0].garps.iter().any(|(at, _, _)| *at == back), "and announced it");
+}

@@ -46,8 +46,13 @@ pub struct Cli {
 
 #[derive(Clone, Debug, Subcommand)]
 pub enum Command {
-    /// Validate the configuration and print what it would run; exit 0 if valid, 1 if not.
-    Check,
+    /// Validate the configuration and what the start would find on this host (scripts, their
+    /// users and their security), and print what it would run; exit 0 if valid, 1 if not.
+    Check {
+        /// Validate the file only, not this host: for a file meant for another machine.
+        #[arg(long)]
+        offline: bool,
+    },
     /// Print the vrrpd configuration equivalent to a keepalived.conf (and a haproxy.cfg);
     /// what cannot be carried over is listed on stderr with its file and line.
     Import {

@@ -9,14 +9,14 @@ use vrrpd::config;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Some(Command::Check) => run_check(&cli),
+        Some(Command::Check { offline }) => run_check(&cli, offline),
         Some(Command::Ctl { ref socket, ref words }) => run_ctl(&cli, socket.as_deref(), words),
         Some(Command::Import { ref keepalived, ref haproxy }) => run_import(keepalived.as_deref(), haproxy.as_deref()),
         None => run_daemon(&cli),
     }
 }
 
-fn run_check(cli: &Cli) -> ExitCode {
+fn run_check(cli: &Cli, offline: bool) -> ExitCode {
     let loaded = match config::load(&cli.config, &cli.overrides()) {
         Ok(loaded) => loaded,
         Err(error) => return report_invalid(&error),
@@ -29,12 +29,14 @@ fn run_check(cli: &Cli) -> ExitCode {
     }
     // The scripts as the start would take them: they exist, their users exist, and the
     // security check passes for the user running this check (the unit's ExecStartPre runs it
-    // with vrrpd's own identity).
-    if let Err(problems) = vrrpd::daemon::plan::plan(&loaded.config) {
-        for problem in &problems {
-            eprintln!("error: {}: {problem}", cli.config.display());
+    // with vrrpd's own identity). --offline checks a file for another machine: the file only.
+    if !offline {
+        if let Err(problems) = vrrpd::daemon::plan::plan(&loaded.config) {
+            for problem in &problems {
+                eprintln!("error: {}: {problem}", cli.config.display());
+            }
+            return ExitCode::FAILURE;
         }
-        return ExitCode::FAILURE;
     }
     println!("{}: valid", cli.config.display());
     print!("{}", vrrpd::preflight::summary(&loaded.config));

@@ -124,6 +124,18 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             )?;
         }
     }
+    if !config.proxies.is_empty() {
+        writeln!(out)?;
+        match (config.global.maxconn, proxy::balancer::open_files_limit()) {
+            (Some(maxconn), _) => writeln!(out, "global maxconn {maxconn}")?,
+            (None, Ok(nofile)) => writeln!(
+                out,
+                "global maxconn {} (not set: derived from this process's open-file limit {nofile}, two descriptors a session)",
+                proxy::balancer::default_maxconn(nofile)
+            )?,
+            (None, Err(_)) => writeln!(out, "global maxconn unlimited (not set, and the open-file limit is unreadable)")?,
+        }
+    }
     if let Some(stats) = &config.stats {
         writeln!(out)?;
         writeln!(out, "stats on http://{}/{}", stats.listen, if stats.auth.is_some() { " (basic auth)" } else { "" })?;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use proxy::Balancer;
 use sd_notify::NotifyState;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, error};
 
 use crate::stats::StatusBoard;
 
@@ -64,6 +64,7 @@ pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<B
     let watchdog = sd_notify::watchdog_enabled();
     let tick = watchdog.map_or(Duration::from_secs(1), |timeout| (timeout / 2).min(Duration::from_secs(1)));
     let mut last = String::new();
+    let mut reported = false;
     loop {
         tokio::select! {
             () = stop.cancelled() => return,
@@ -74,8 +75,21 @@ pub async fn keep_informed(board: StatusBoard, balancer: Option<std::sync::Arc<B
             send(&[NotifyState::Status(&status)]);
             last = status;
         }
-        if watchdog.is_some() {
+        if watchdog.is_none() {
+            continue;
+        }
+        // Pinged only while every VRRP driver's loop keeps running: a driver stuck anywhere
+        // (not just the whole runtime) gets the service restarted.
+        let stalled = board.stalled(STALLED_AFTER);
+        if stalled.is_empty() {
             send(&[NotifyState::Watchdog]);
+            reported = false;
+        } else if !reported {
+            error!(?stalled, "a VRRP driver stopped running: no more watchdog pings, systemd will restart vrrpd");
+            reported = true;
         }
     }
 }
+
+/// A driver's loop runs at least every [`crate::vrrp::driver::TICK`]; this long without is a stall.
+const STALLED_AFTER: Duration = Duration::from_secs(5);

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 use vrrp_core::track::TrackerKind;
 
 use crate::hooks::script::Script;
-use crate::vrrp::net::link::{self, Netlink};
+use crate::vrrp::net::link::{self, LinkEvent, Netlink};
 use crate::vrrp::net::NetError;
 
 /// A tracked object: its kind and name.
@@ -70,8 +70,10 @@ impl Trackers {
         self.status.subscribe()
     }
 
-    /// Starts following kernel link changes.
-    pub fn start_link_monitor(&self) -> Result<(), NetError> {
+    /// Starts following kernel link changes. When the kernel had to drop notifications (the
+    /// socket's buffer overran under a flood of link changes), every tracked interface is read
+    /// again, so none stays at a state it left.
+    pub fn start_link_monitor(&self, netlink: Netlink) -> Result<(), NetError> {
         let mut stream = Box::pin(link::link_events()?);
         let status = self.status.clone();
         let cancel = self.cancel.clone();
@@ -81,8 +83,11 @@ impl Trackers {
                     () = cancel.cancelled() => return,
                     event = stream.next() => event,
                 };
-                let Some(event) = event else { break };
-                set(&status, (TrackerKind::Interface, event.name), event.up);
+                match event {
+                    Some(LinkEvent::Changed { name, up }) => set(&status, (TrackerKind::Interface, name), up),
+                    Some(LinkEvent::Overrun) => resync_links(&status, &netlink).await,
+                    None => break,
+                }
             }
             error!("link monitor stopped: link changes are no longer seen");
         });
@@ -165,6 +170,17 @@ async fn watch_proxy(
         let up = *availability.borrow_and_update();
         info!(proxy = %name, available = up, "proxy availability changed");
         set(&status, (TrackerKind::Proxy, name.clone()), up);
+    }
+}
+
+/// Reads every tracked interface's link state from the kernel again.
+async fn resync_links(status: &watch::Sender<TrackerStatus>, netlink: &Netlink) {
+    let tracked: Vec<String> =
+        status.borrow().keys().filter(|(kind, _)| *kind == TrackerKind::Interface).map(|(_, name)| name.clone()).collect();
+    warn!(interfaces = tracked.len(), "link notifications were lost (netlink overrun): reading every tracked interface again");
+    for name in tracked {
+        let up = netlink.interface(&name).await.is_ok_and(|interface| interface.up);
+        set(status, (TrackerKind::Interface, name), up);
     }
 }
 

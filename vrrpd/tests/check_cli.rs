@@ -49,6 +49,7 @@ fn check_prints_what_it_would_run() {
         "server rabbit1 192.0.2.21:5672",
         "server rabbit3 192.0.2.23:5672",
         "stats on http://127.0.0.1:8100/",
+        "derived from this process's open-file limit",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
     }

@@ -27,7 +27,10 @@ fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> (String, String) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imported.toml");
     std::fs::write(&path, &toml).unwrap();
-    let check = Command::new(env!("CARGO_BIN_EXE_vrrpd")).args(["check", "--config", path.to_str().unwrap()]).output().unwrap();
+    let check = Command::new(env!("CARGO_BIN_EXE_vrrpd"))
+        .args(["check", "--offline", "--config", path.to_str().unwrap()])
+        .output()
+        .unwrap();
     assert!(
         check.status.success(),
         "vrrpd check refused the import of {keepalived:?} {haproxy:?}:\n{}\n{toml}",

@@ -197,6 +197,25 @@ impl Instance {
         3 * self.advert_interval() + self.skew_time()
     }
 
+    /// A master whose advert is overdue by longer than any backup waits was stopped (SIGSTOP, a
+    /// frozen VM): a backup has taken the VIPs and the clients with them. It yields instead of
+    /// pulling them back at once; preemption, if configured, takes them back in order,
+    /// announced with gratuitous ARP. Returns whether it yielded.
+    fn yield_after_stall(&mut self, now: Instant) -> bool {
+        let Some(at) = self.advert_at.filter(|&at| self.state == State::Master && now > at + self.longest_backup_wait()) else {
+            return false;
+        };
+        self.advert_at = None;
+        self.become_backup(now, Reason::Stalled(now.duration_since(at)));
+        true
+    }
+
+    /// Longer than any backup's Master_Down_Interval (3 x Advertisement_Interval + a Skew_Time
+    /// under a second).
+    fn longest_backup_wait(&self) -> Duration {
+        3 * self.advert_interval() + Duration::from_secs(1)
+    }
+
     pub fn advert_interval(&self) -> Duration {
         Duration::from_secs(self.config.advert_int.into())
     }
@@ -243,6 +262,9 @@ impl Instance {
             if self.state == State::Backup {
                 self.become_master(now, Reason::MasterDown);
             }
+        }
+        if self.yield_after_stall(now) {
+            return;
         }
         if let Some(at) = self.advert_at.filter(|&at| at <= now) {
             // Section 6.4.3: Adver_Timer fires in Master. Scheduled from the deadline, not from
@@ -296,6 +318,9 @@ impl Instance {
             return Err(reason);
         }
         let sender = MasterInfo { address: source, priority: advert.priority };
+        // Adverts that waited in the socket while this process was stopped may be read before
+        // the late timer fires: the stall is judged first either way.
+        self.yield_after_stall(now);
         match self.state {
             State::Backup => self.backup_receives(now, sender),
             State::Master => self.master_receives(now, sender),

@@ -130,6 +130,8 @@ pub enum Reason {
     FaultCleared,
     /// An operator handed the VIPs over for maintenance.
     Resigned,
+    /// A master that could not run (stopped, frozen) for longer than a backup waits.
+    Stalled(Duration),
 }
 
 impl fmt::Display for Reason {
@@ -142,6 +144,7 @@ impl fmt::Display for Reason {
             Reason::Fault(names) => write!(f, "tracked object down: {}", names.join(", ")),
             Reason::FaultCleared => f.write_str("tracked objects recovered"),
             Reason::Resigned => f.write_str("resigned by operator"),
+            Reason::Stalled(d) => write!(f, "did not run for {:.1} s, longer than a backup waits: yielding", d.as_secs_f64()),
         }
     }
 }

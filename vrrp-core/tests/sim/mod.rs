@@ -26,6 +26,9 @@ pub struct Host {
     pub instances: Vec<Instance>,
     pub unattributed: DropCounters,
     pub running: bool,
+    /// Stopped (SIGSTOP): no timer fires, packets wait in the socket until it runs again.
+    pub frozen: bool,
+    queued: Vec<Vec<u8>>,
     pub link_up: bool,
     /// Whether each instance's VIPs are on this host's interface.
     pub vips_held: Vec<bool>,
@@ -76,6 +79,8 @@ impl Lan {
             instances: Vec::new(),
             unattributed: DropCounters::default(),
             running: false,
+            frozen: false,
+            queued: Vec::new(),
             link_up: true,
             vips_held: vec![false; n],
             transitions: Vec::new(),
@@ -111,6 +116,29 @@ impl Lan {
     pub fn crash(&mut self, h: usize) {
         self.hosts[h].running = false;
         self.hosts[h].vips_held.iter_mut().for_each(|held| *held = false);
+    }
+
+    /// SIGSTOP: the daemon stops running; what it had added stays.
+    pub fn freeze(&mut self, h: usize) {
+        self.hosts[h].frozen = true;
+    }
+
+    /// SIGCONT: the packets that waited in the socket are read, then the late timers fire (the
+    /// order a real loop may well take: a late timer is not always seen first).
+    pub fn thaw(&mut self, h: usize) {
+        let now = self.now;
+        self.hosts[h].frozen = false;
+        for datagram in std::mem::take(&mut self.hosts[h].queued) {
+            let host = &mut self.hosts[h];
+            let _ = receive(now, &datagram, &mut host.instances, &mut host.unattributed);
+            self.drain(h);
+        }
+        for i in 0..self.hosts[h].instances.len() {
+            if self.hosts[h].instances[i].poll_timeout().is_some_and(|t| t <= now) {
+                self.hosts[h].instances[i].handle_timeout(now);
+            }
+        }
+        self.drain(h);
     }
 
     pub fn cut_link(&mut self, h: usize) {
@@ -165,13 +193,17 @@ impl Lan {
     pub fn run_until(&mut self, until: Instant) {
         loop {
             let next_delivery = self.in_flight.iter().map(|d| d.at).min();
-            let next_timer =
-                self.hosts.iter().filter(|h| h.running).flat_map(|h| h.instances.iter().filter_map(Instance::poll_timeout)).min();
+            let next_timer = self
+                .hosts
+                .iter()
+                .filter(|h| h.running && !h.frozen)
+                .flat_map(|h| h.instances.iter().filter_map(Instance::poll_timeout))
+                .min();
             let Some(next) = next_delivery.into_iter().chain(next_timer).min().filter(|&t| t <= until) else { break };
             self.now = next;
             self.deliver_due();
             for h in 0..self.hosts.len() {
-                if !self.hosts[h].running {
+                if !self.hosts[h].running || self.hosts[h].frozen {
                     continue;
                 }
                 for i in 0..self.hosts[h].instances.len() {
@@ -190,6 +222,10 @@ impl Lan {
             let delivery = self.in_flight.remove(pos);
             let host = &mut self.hosts[delivery.to];
             if !host.running || !host.link_up {
+                continue;
+            }
+            if host.frozen {
+                host.queued.push(delivery.datagram);
                 continue;
             }
             let _ = receive(self.now, &delivery.datagram, &mut host.instances, &mut host.unattributed);

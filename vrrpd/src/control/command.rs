@@ -78,8 +78,6 @@ pub enum ControlError {
     DriverStopped,
     #[error("reload rejected, the running configuration stays:\n{0}")]
     ReloadRejected(String),
-    #[error("reload partly applied: {0}")]
-    ReloadPartial(String),
     #[error("status could not be rendered: {0}")]
     Render(String),
     #[error("no request received")]

@@ -5,16 +5,23 @@
 //! Every task is spawned on one [`TaskTracker`] under one [`CancellationToken`]: drivers are
 //! stopped first (they resign and release their VIPs), then the token stops everything else,
 //! and the tracker says when all of it has ended.
+//!
+//! A VRRP driver that panics takes the daemon down: the other drivers resign, the panicked
+//! driver's VIPs are removed, and vrrpd exits non-zero so systemd restarts it (the next start
+//! removes whatever was left). Nothing is left holding a VIP that no advert defends.
 
 mod commands;
 pub mod plan;
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use ha_common::config::{Config, ConfigError};
 use proxy::Balancer;
 use tokio::signal::unix::{signal, SignalKind};
@@ -57,6 +64,8 @@ pub enum StartError {
     Stats { listen: SocketAddr, source: std::io::Error },
     #[error("control socket {}: {source}", path.display())]
     Control { path: PathBuf, source: std::io::Error },
+    #[error("the VRRP driver of {0} panicked; its VIPs were removed and the other instances resigned")]
+    DriverPanicked(String),
 }
 
 /// Where the configuration comes from, for the start and every reload.
@@ -83,6 +92,8 @@ struct DriverHandle {
 }
 
 struct Daemon {
+    /// Interfaces whose driver panicked.
+    panics: (mpsc::UnboundedSender<String>, mpsc::UnboundedReceiver<String>),
     source: ConfigSource,
     /// The configuration running now (overrides applied).
     config: Config,
@@ -130,6 +141,7 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             trackers: trackers.subscribe(),
         };
         let daemon = Daemon {
+            panics: mpsc::unbounded_channel(),
             source,
             config,
             context,
@@ -189,11 +201,8 @@ impl Daemon {
             control::bind(&socket_path).map_err(|source| StartError::Control { path: socket_path.clone(), source })?;
         let (control_requests, mut control_queue) = mpsc::channel::<ControlRequest>(16);
         self.tasks.spawn(control::serve(control_listener, socket_path.clone(), control_requests, cancel.clone()));
-        if let Err(e) = self.apply(plan).await {
-            self.stop_drivers().await;
-            return Err(e);
-        }
-        self.trackers.start_link_monitor()?;
+        self.apply(plan).await;
+        self.trackers.start_link_monitor(self.context.netlink.clone())?;
         info!(router_id = %self.config.global.router_id, "vrrpd running");
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         self.tasks.spawn(systemd::keep_informed(self.context.board.clone(), self.balancer.clone(), cancel));
@@ -209,6 +218,15 @@ impl Daemon {
                     let answer = self.execute(request.command).await;
                     let _ = request.reply.send(answer);
                 }
+                Some(interface) = self.panics.1.recv() => {
+                    error!(%interface, "a VRRP driver panicked: resigning everywhere, removing its VIPs, exiting for a restart");
+                    systemd::stopping();
+                    self.drivers.remove(&interface);
+                    self.stop_drivers().await;
+                    self.remove_vips_of(&interface).await;
+                    let _ = std::fs::remove_file(&socket_path);
+                    return Err(StartError::DriverPanicked(interface));
+                }
             }
         }
         systemd::stopping();
@@ -219,8 +237,9 @@ impl Daemon {
 
     /// Brings trackers and drivers in line with `plan`: trackers first, so every instance
     /// starts from what is known.
-    async fn apply(&mut self, plan: Plan) -> Result<(), StartError> {
+    async fn apply(&mut self, plan: Plan) {
         self.trackers.apply(plan.trackers, &self.context.netlink, self.balancer.as_deref()).await;
+        self.context.board.retain_drivers(&plan.drivers.keys().cloned().collect::<Vec<_>>());
         let removed: Vec<String> = self.drivers.keys().filter(|i| !plan.drivers.contains_key(*i)).cloned().collect();
         for interface in removed {
             if let Some(handle) = self.drivers.remove(&interface) {
@@ -232,12 +251,22 @@ impl Daemon {
                 let _ = handle.commands.send(DriverCommand::Reload(spec)).await;
                 continue;
             }
-            let driver = Driver::start(spec, self.context.clone()).await?;
+            let driver = Driver::start(spec, self.context.clone()).await;
             let (commands, queue) = mpsc::channel(64);
-            let task = self.tasks.spawn(driver.run(queue));
+            let task = self.tasks.spawn(supervised(interface.clone(), driver.run(queue), self.panics.0.clone()));
             self.drivers.insert(interface, DriverHandle { commands, task });
         }
-        Ok(())
+    }
+
+    /// After a driver's panic: its VIPs go, so no host holds an address nobody defends.
+    async fn remove_vips_of(&self, interface: &str) {
+        let Ok(link) = self.context.netlink.interface(interface).await else { return };
+        let vips = self.config.instances.iter().filter(|i| i.interface == interface).flat_map(|i| i.virtual_ipaddress.iter());
+        for &vip in vips {
+            if let Err(e) = self.context.netlink.remove_vip(&link, vip).await {
+                error!(%interface, %vip, error = %e, "removing the VIP after the panic failed");
+            }
+        }
     }
 
     /// SIGHUP or `vrrpd ctl reload`: a file that does not load, or whose scripts are refused,
@@ -266,19 +295,17 @@ impl Daemon {
             }
         }
         let names: Vec<String> = config.instances.iter().map(|i| i.name.clone()).collect();
-        let result = self.apply(plan).await;
+        let later = needs_restart(&self.config, &config);
+        self.apply(plan).await;
         self.context.board.retain(&names);
         self.config = config;
-        match result {
-            Ok(()) => {
-                info!("configuration reloaded");
-                Ok("configuration reloaded".to_owned())
-            }
-            Err(e) => {
-                error!(error = %e, "reload partly applied");
-                Err(ControlError::ReloadPartial(e.to_string()))
-            }
+        if later.is_empty() {
+            info!("configuration reloaded");
+            return Ok("configuration reloaded".to_owned());
         }
+        let later = later.join(", ");
+        warn!(settings = %later, "configuration reloaded; these settings take effect at the next restart");
+        Ok(format!("configuration reloaded; these take effect at the next restart (systemctl restart vrrpd): {later}"))
     }
 
     async fn stop_drivers(&mut self) {
@@ -288,6 +315,32 @@ impl Daemon {
     }
 }
 
+/// Runs a driver; a panic is reported on `panics` (the daemon then stops) instead of leaving
+/// VIPs on the interface with no adverts to defend them.
+async fn supervised(interface: String, driver: impl Future<Output = ()>, panics: mpsc::UnboundedSender<String>) {
+    if AssertUnwindSafe(driver).catch_unwind().await.is_err() {
+        let _ = panics.send(interface);
+    }
+}
+
+/// What a reload cannot change in a running daemon: the identity and the sockets set up at
+/// start. Everything else (instances, scripts, script users and security, proxies and servers)
+/// applies at once.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.global, &new.global);
+    [
+        ("global.router_id", o.router_id != n.router_id),
+        ("global.user", o.user != n.user),
+        ("global.control_socket", o.control_socket != n.control_socket),
+        ("global.maxconn", o.maxconn != n.maxconn),
+        ("global.hard_stop_after", o.hard_stop_after != n.hard_stop_after),
+        ("[stats]", old.stats != new.stats),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
 /// Asks a driver to resign and release its VIPs, and waits until it has.
 async fn stop_driver(handle: DriverHandle) {
     let (done, finished) = oneshot::channel();
@@ -295,4 +348,28 @@ async fn stop_driver(handle: DriverHandle) {
         let _ = finished.await;
     }
     let _ = handle.task.await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_driver_that_panics_is_reported_not_lost() {
+        let (panics, mut reported) = mpsc::unbounded_channel();
+        supervised("eth0".into(), async { panic!("a bug in the driver") }, panics.clone()).await;
+        assert_eq!(reported.recv().await.as_deref(), Some("eth0"));
+        supervised("eth1".into(), async {}, panics).await;
+        assert!(reported.try_recv().is_err(), "a driver that ends normally is not a panic");
+    }
+
+    #[test]
+    fn a_reload_names_what_waits_for_a_restart() {
+        let text = "[global]\nrouter_id = \"a\"\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n";
+        let old = Config::parse(text, std::path::Path::new("a.toml")).unwrap().config;
+        let stats = format!("{text}[stats]\nlisten = \"127.0.0.1:8100\"\n");
+        let new = Config::parse(&stats, std::path::Path::new("a.toml")).unwrap().config;
+        assert_eq!(needs_restart(&old, &new), vec!["[stats]"]);
+        assert!(needs_restart(&old, &old).is_empty());
+    }
 }

@@ -6,9 +6,9 @@
 pub mod http;
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proxy::snapshot::ProxySnapshot;
 use proxy::Balancer;
@@ -78,6 +78,8 @@ pub struct StatusBoard {
     router_id: String,
     started: Instant,
     warnings: Arc<Mutex<Vec<String>>>,
+    /// When each VRRP driver's loop last ran, by interface.
+    beats: Arc<Mutex<HashMap<String, Instant>>>,
 }
 
 fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
@@ -86,7 +88,13 @@ fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
 
 impl StatusBoard {
     pub fn new(router_id: &str) -> Self {
-        StatusBoard { board: Arc::default(), router_id: router_id.to_owned(), started: Instant::now(), warnings: Arc::default() }
+        StatusBoard {
+            board: Arc::default(),
+            router_id: router_id.to_owned(),
+            started: Instant::now(),
+            warnings: Arc::default(),
+            beats: Arc::default(),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Board> {
@@ -129,6 +137,28 @@ impl StatusBoard {
         board.interface_drops.insert(interface.to_owned(), drops(unattributed));
     }
 
+    /// The driver of `interface` is alive.
+    pub fn beat(&self, interface: &str) {
+        let mut beats = self.beats.lock().unwrap_or_else(|p| p.into_inner());
+        match beats.get_mut(interface) {
+            Some(at) => *at = Instant::now(),
+            None => {
+                beats.insert(interface.to_owned(), Instant::now());
+            }
+        }
+    }
+
+    /// Drivers that have not run for `longer_than`, with how long.
+    pub fn stalled(&self, longer_than: Duration) -> Vec<(String, Duration)> {
+        let beats = self.beats.lock().unwrap_or_else(|p| p.into_inner());
+        beats.iter().map(|(name, at)| (name.clone(), at.elapsed())).filter(|(_, age)| *age > longer_than).collect()
+    }
+
+    /// Forgets the drivers of interfaces no longer in use.
+    pub fn retain_drivers(&self, interfaces: &[String]) {
+        self.beats.lock().unwrap_or_else(|p| p.into_inner()).retain(|name, _| interfaces.contains(name));
+    }
+
     /// Shows `warning` on every snapshot from now on.
     pub fn warn(&self, warning: &str) {
         self.warnings.lock().unwrap_or_else(|p| p.into_inner()).push(warning.to_owned());
@@ -159,5 +189,24 @@ impl StatusBoard {
             proxies: balancer.map(Balancer::snapshot).unwrap_or_default(),
             warnings: self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_driver_that_stops_beating_is_stalled_and_a_removed_one_is_forgotten() {
+        let board = StatusBoard::new("a");
+        board.beat("eth0");
+        board.beat("eth1");
+        assert!(board.stalled(Duration::from_secs(60)).is_empty());
+        std::thread::sleep(Duration::from_millis(20));
+        board.beat("eth1");
+        let stalled: Vec<String> = board.stalled(Duration::from_millis(10)).into_iter().map(|(name, _)| name).collect();
+        assert_eq!(stalled, vec!["eth0"]);
+        board.retain_drivers(&["eth1".to_owned()]);
+        assert!(board.stalled(Duration::from_millis(10)).is_empty());
     }
 }

@@ -367,6 +367,12 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
         "Sessions refused (no server, queue timeout).",
         per_proxy(&|p| p.denied.to_string()),
     );
+    metric(
+        "proxy_session_panics_total",
+        "counter",
+        "Sessions ended by a panic (a bug): closed and counted, the proxy went on.",
+        per_proxy(&|p| p.panics.to_string()),
+    );
     metric("proxy_bytes_in_total", "counter", "Bytes from clients to servers.", per_proxy(&|p| p.bytes_in.to_string()));
     metric("proxy_bytes_out_total", "counter", "Bytes from servers to clients.", per_proxy(&|p| p.bytes_out.to_string()));
     let servers = |f: &dyn Fn(&ServerSnapshot) -> String| {

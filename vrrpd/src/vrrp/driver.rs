@@ -5,6 +5,10 @@
 //! Giving up a VIP is asynchronous: the driver announces the release, keeps receiving and
 //! sending adverts for every instance, and removes the address when the balancer says the
 //! sessions accepted on it are gone (or after [`VIP_RELEASE_WAIT`]).
+//!
+//! The interface may be missing or without an address at start, or be deleted and created
+//! again: the instances are in FAULT while the driver has no [`Port`] on it, and the driver
+//! tries again every [`TICK`].
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
@@ -25,10 +29,8 @@ use vrrp_core::receive::{receive, Dropped};
 use vrrp_core::track::{Tracker, TrackerKind};
 
 use super::convert;
-use super::net::arp::GarpSender;
-use super::net::link::{Interface, Netlink};
-use super::net::socket::AdvertSocket;
-use super::net::NetError;
+use super::net::link::Netlink;
+use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
 use crate::hooks::notify::{Notifier, NotifyScripts};
 use crate::stats::StatusBoard;
@@ -82,16 +84,21 @@ const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
 pub const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// At most one log line per drop reason per interface in this interval.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
+/// The loop wakes at least this often: to retry a missing interface, and to show it is alive
+/// (the systemd watchdog is pinged only while every driver keeps beating).
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// A VIP release under way: the addresses go once its sessions are (or `None`: the wait ran out).
 type PendingRelease = Pin<Box<dyn Future<Output = (Vec<Ipv4Prefix>, Option<usize>)> + Send + Sync>>;
 
 pub struct Driver {
-    interface: Interface,
+    /// The interface's name; `port` is the hold on it while it is usable.
+    name: String,
+    port: Option<Port>,
+    trouble: PortTrouble,
+    /// The own interface's link state as last seen in the tracker map.
+    link_up: bool,
     context: DriverContext,
-    socket: AdvertSocket,
-    garp: GarpSender,
-    source: Ipv4Addr,
     specs: Vec<Arc<InstanceSpec>>,
     instances: Vec<Instance>,
     unattributed: DropCounters,
@@ -101,31 +108,15 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// Looks the interface up, removes VIPs a crashed run left behind, opens the sockets and
-    /// starts every instance.
-    pub async fn start(spec: DriverSpec, context: DriverContext) -> Result<Self, NetError> {
-        let netlink = &context.netlink;
-        let interface = netlink.interface(&spec.interface).await?;
-        let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
-        for stale in netlink.remove_stale_vips(&interface, &vips).await? {
-            info!(interface = %interface.name, vip = %stale, "removed a VIP left by an earlier run");
-        }
-        let vip_addrs: Vec<Ipv4Addr> = vips.iter().map(|v| v.addr).collect();
-        let source = spec
-            .instances
-            .iter()
-            .find_map(|s| s.config.unicast_src_ip)
-            .or_else(|| interface.primary_ipv4(&vip_addrs))
-            .ok_or_else(|| NetError::NoIpv4Address(interface.name.clone()))?;
-        let socket = AdvertSocket::open(&interface, source)?;
-        let garp = GarpSender::open(&interface)?;
-        info!(interface = %interface.name, %source, up = interface.up, instances = spec.instances.len(), "interface ready");
+    /// Opens the interface (removing VIPs a crashed run left behind) and starts every
+    /// instance: in FAULT when the interface is missing or has no IPv4 address.
+    pub async fn start(spec: DriverSpec, context: DriverContext) -> Self {
         let mut driver = Driver {
-            interface,
+            name: spec.interface.clone(),
+            port: None,
+            trouble: PortTrouble::default(),
+            link_up: false,
             context,
-            socket,
-            garp,
-            source,
             specs: Vec::new(),
             instances: Vec::new(),
             unattributed: DropCounters::default(),
@@ -133,13 +124,66 @@ impl Driver {
             published_at: Instant::now(),
             drop_log: HashMap::new(),
         };
+        let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
+        let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &vips).await {
+            Ok(port) => {
+                match driver.context.netlink.remove_stale_vips(&port.interface, &vips).await {
+                    Ok(removed) => removed
+                        .iter()
+                        .for_each(|vip| info!(interface = %driver.name, %vip, "removed a VIP left by an earlier run")),
+                    Err(e) => warn!(interface = %driver.name, error = %e, "could not look for VIPs an earlier run left"),
+                }
+                driver.port = Some(port);
+            }
+            Err(e) => driver.trouble.report(&driver.name, &e),
+        }
         let status = driver.context.trackers.borrow_and_update().clone();
+        driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())).copied().unwrap_or(true);
         for spec in spec.instances {
             driver.add_instance(spec, &status);
         }
         driver.execute_actions().await;
         driver.publish();
-        Ok(driver)
+        driver
+    }
+
+    /// Opens the port when there is none, or anew when the interface was created again (a new
+    /// index); then brings the instances in line (their source address, FAULT or not).
+    async fn reattach(&mut self) {
+        let index = self.port.as_ref().map(|p| p.interface.index);
+        let unicast_src_ip = self.specs.iter().find_map(|s| s.config.unicast_src_ip);
+        let vips: Vec<Ipv4Prefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        if let Some(port) = &self.port {
+            match self.context.netlink.interface(&self.name).await {
+                Ok(now) if now.index == port.interface.index => return,
+                Ok(now) => {
+                    info!(interface = %self.name, was = port.interface.index, now = now.index, "interface was created again")
+                }
+                Err(_) => {}
+            }
+        }
+        let opened = match Port::open(&self.context.netlink, &self.name, unicast_src_ip, &vips).await {
+            Ok(port) => {
+                self.trouble.clear();
+                Some(port)
+            }
+            Err(e) => {
+                self.trouble.report(&self.name, &e);
+                None
+            }
+        };
+        if opened.is_none() && index.is_none() {
+            return;
+        }
+        self.port = opened;
+        let now = Instant::now();
+        let status = self.context.trackers.borrow().clone();
+        for i in 0..self.instances.len() {
+            let config = self.instance_config(&self.specs[i], &status);
+            self.instances[i].reconfigure(now, config);
+        }
+        self.sync_trackers(&status);
     }
 
     /// Tells the status board where every instance stands.
@@ -147,7 +191,8 @@ impl Driver {
         self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
-        self.context.board.publish(&self.interface.name, &self.instances, &vips, &self.unattributed);
+        self.context.board.publish(&self.name, &self.instances, &vips, &self.unattributed);
+        self.context.board.beat(&self.name);
     }
 
     fn resign(&mut self, name: &str, resign: bool) -> Option<String> {
@@ -169,10 +214,11 @@ impl Driver {
     fn instance_config(&self, spec: &InstanceSpec, status: &TrackerStatus) -> InstanceConfig {
         let config = &spec.config;
         let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
-        // The instance's own interface is always tracked: no carrier, no VRRP (FAULT).
-        let own = &self.interface.name;
-        let mut trackers =
-            vec![Tracker { up: known(TrackerKind::Interface, own), ..Tracker::new(TrackerKind::Interface, own, 0) }];
+        // The instance's own interface is always tracked: no carrier (or no usable interface at
+        // all), no VRRP (FAULT).
+        let own = &self.name;
+        let up = self.port.is_some() && known(TrackerKind::Interface, own);
+        let mut trackers = vec![Tracker { up, ..Tracker::new(TrackerKind::Interface, own, 0) }];
         for (kind, tracks) in [
             (TrackerKind::Interface, &config.track_interface),
             (TrackerKind::Script, &config.track_script),
@@ -180,14 +226,15 @@ impl Driver {
         ] {
             trackers.extend(tracks.iter().map(|t| Tracker { up: known(kind, &t.name), ..Tracker::new(kind, &t.name, t.weight) }));
         }
-        convert::instance_config(config, config.unicast_src_ip.unwrap_or(self.source), trackers)
+        let source = self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source);
+        convert::instance_config(config, config.unicast_src_ip.unwrap_or(source), trackers)
     }
 
     fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
         let mut instance = Instance::new(self.instance_config(&spec, status));
         instance.startup(Instant::now());
         info!(
-            instance = %spec.config.name, vrid = spec.config.vrid, interface = %self.interface.name,
+            instance = %spec.config.name, vrid = spec.config.vrid, interface = %self.name,
             priority = instance.priority(), state = %instance.state(), "instance started"
         );
         self.specs.push(spec);
@@ -196,6 +243,8 @@ impl Driver {
 
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut accepted = false;
             let deadline = self.instances.iter().filter_map(Instance::poll_timeout).min();
@@ -223,10 +272,16 @@ impl Driver {
                     }
                 },
                 changed = self.context.trackers.changed() => match changed {
-                    Ok(()) => self.sync_trackers(),
+                    Ok(()) => self.trackers_changed().await,
                     // The daemon is going away; the shutdown command follows.
                     Err(_) => std::future::pending::<()>().await,
                 },
+                _ = tick.tick() => {
+                    if self.port.is_none() {
+                        self.reattach().await;
+                    }
+                    self.context.board.beat(&self.name);
+                }
                 () = timer => {
                     let now = Instant::now();
                     for instance in &mut self.instances {
@@ -235,7 +290,7 @@ impl Driver {
                         }
                     }
                 }
-                received = self.socket.recv(&mut buf) => match received {
+                received = receive_on(self.port.as_ref(), &mut buf) => match received {
                     Ok(len) => {
                         let now = Instant::now();
                         match receive(now, &buf[..len], &mut self.instances, &mut self.unattributed) {
@@ -244,8 +299,11 @@ impl Driver {
                         }
                     }
                     Err(e) => {
-                        error!(interface = %self.interface.name, error = %e, "receiving adverts failed");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // The interface went away under the socket (ENODEV and the like): let
+                        // the port go; the tick opens it again once the interface is back.
+                        error!(interface = %self.name, error = %e, "receiving adverts failed; reopening the interface");
+                        self.port = None;
+                        self.reattach().await;
                     }
                 },
                 Some((vips, closed)) = self.releases.next(), if !self.releases.is_empty() => {
@@ -262,11 +320,27 @@ impl Driver {
         }
     }
 
-    /// Brings every instance's trackers in line with the tracker map.
-    fn sync_trackers(&mut self) {
+    /// A change in the tracker map: the own interface coming up may be a new interface of the
+    /// same name (deleted and created again), so the port is checked first.
+    async fn trackers_changed(&mut self) {
         let status = self.context.trackers.borrow_and_update().clone();
+        let link_up = status.get(&(TrackerKind::Interface, self.name.clone())).copied().unwrap_or(true);
+        let came_up = link_up && !self.link_up;
+        self.link_up = link_up;
+        if came_up || self.port.is_none() {
+            self.reattach().await;
+        }
+        self.sync_trackers(&status);
+    }
+
+    /// Brings every instance's trackers in line with the tracker map (and the port).
+    fn sync_trackers(&mut self, status: &crate::trackers::TrackerStatus) {
         for ((kind, name), up) in status {
-            self.set_tracker(kind, &name, up);
+            let up = *up && (*kind != TrackerKind::Interface || *name != self.name || self.port.is_some());
+            self.set_tracker(*kind, name, up);
+        }
+        if self.port.is_none() {
+            self.set_tracker(TrackerKind::Interface, &self.name.clone(), false);
         }
     }
 
@@ -360,9 +434,12 @@ impl Driver {
         if let Some(events) = &self.context.vip_events {
             let _ = events.send(VipEvent::Claimed(addresses(vips)));
         }
+        let Some(port) = &self.port else {
+            return warn!(instance = %config.name, interface = %self.name, "no usable interface: VIPs not added");
+        };
         for &vip in vips {
-            match self.context.netlink.add_vip(&self.interface, config.vrid, vip).await {
-                Ok(()) => info!(instance = %config.name, %vip, interface = %self.interface.name, "VIP added"),
+            match self.context.netlink.add_vip(&port.interface, config.vrid, vip).await {
+                Ok(()) => info!(instance = %config.name, %vip, interface = %self.name, "VIP added"),
                 Err(e) => error!(instance = %config.name, %vip, error = %e, "adding the VIP failed"),
             }
         }
@@ -405,10 +482,12 @@ impl Driver {
             .filter(|(_, instance)| instance.state() == State::Master)
             .flat_map(|(spec, _)| spec.config.virtual_ipaddress.iter().copied())
             .collect();
+        // Without an interface there is no address to remove: it went with the interface.
+        let Some(port) = &self.port else { return };
         for vip in vips.into_iter().filter(|v| !held.contains(v)) {
-            match self.context.netlink.remove_vip(&self.interface, vip).await {
-                Ok(()) => info!(%vip, interface = %self.interface.name, "VIP removed"),
-                Err(e) => error!(%vip, interface = %self.interface.name, error = %e, "removing the VIP failed"),
+            match self.context.netlink.remove_vip(&port.interface, vip).await {
+                Ok(()) => info!(%vip, interface = %self.name, "VIP removed"),
+                Err(e) => error!(%vip, interface = %self.name, error = %e, "removing the VIP failed"),
             }
         }
     }
@@ -434,7 +513,8 @@ impl Driver {
                 let single = [MULTICAST_GROUP];
                 let destinations = if config.unicast_peer.is_empty() { &single[..] } else { &config.unicast_peer[..] };
                 for &destination in destinations {
-                    if let Err(e) = self.socket.send(&message, destination) {
+                    let Some(port) = &self.port else { break };
+                    if let Err(e) = port.socket.send(&message, destination) {
                         warn!(instance = %config.name, %destination, error = %e, "sending an advert failed");
                     }
                 }
@@ -443,7 +523,8 @@ impl Driver {
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
                 let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
-                match self.garp.send(&vips, count) {
+                let Some(port) = &self.port else { return };
+                match port.garp.send(&vips, count) {
                     Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
                     Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
                 }
@@ -471,7 +552,7 @@ impl Driver {
         let instance = dropped.instance.map(|i| self.instances[i].name().to_owned()).unwrap_or_default();
         let source = dropped.source.map(|s| s.to_string()).unwrap_or_default();
         warn!(
-            interface = %self.interface.name, reason = %dropped.reason, %source, %instance,
+            interface = %self.name, reason = %dropped.reason, %source, %instance,
             suppressed_since_last = *suppressed, "advert dropped"
         );
         *last = now;
@@ -481,4 +562,12 @@ impl Driver {
 
 fn addresses(vips: &[Ipv4Prefix]) -> Vec<IpAddr> {
     vips.iter().map(|v| IpAddr::V4(v.addr)).collect()
+}
+
+/// Receives on the port's socket; without a port, waits forever (the tick opens one).
+async fn receive_on(port: Option<&Port>, buf: &mut [u8]) -> std::io::Result<usize> {
+    match port {
+        Some(port) => port.socket.recv(buf).await,
+        None => std::future::pending().await,
+    }
 }

@@ -7,4 +7,5 @@
 pub mod convert;
 pub mod driver;
 pub mod net;
+pub mod port;
 pub mod vip;

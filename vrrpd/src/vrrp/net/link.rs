@@ -169,11 +169,13 @@ fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
     })
 }
 
-/// A link state change: the interface and whether it is now up with carrier.
+/// What the link monitor hears from the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LinkEvent {
-    pub name: String,
-    pub up: bool,
+pub enum LinkEvent {
+    /// An interface's state: up with carrier, or not (down, or deleted).
+    Changed { name: String, up: bool },
+    /// The kernel dropped notifications: whatever is tracked must be read again.
+    Overrun,
 }
 
 fn link_name(link: &LinkMessage) -> Option<String> {
@@ -183,28 +185,41 @@ fn link_name(link: &LinkMessage) -> Option<String> {
     })
 }
 
-/// Link state changes as the kernel announces them (`ip monitor link`).
+/// Link state changes as the kernel announces them (`ip monitor link`), and the overruns that
+/// mean some were lost.
 pub fn link_events() -> Result<impl Stream<Item = LinkEvent>, NetError> {
     let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&[MulticastGroup::Link])
         .map_err(|source| NetError::Io { interface: String::new(), what: "subscribe to link events", source })?;
     tokio::spawn(connection);
-    Ok(messages.filter_map(|(message, _)| async move {
-        match message.payload {
-            netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
-                let (_, up, _) = link_summary(&link);
-                Some(LinkEvent { name: link_name(&link)?, up })
-            }
-            netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
-                Some(LinkEvent { name: link_name(&link)?, up: false })
-            }
-            _ => None,
+    Ok(messages.filter_map(|(message, _)| async move { link_event(message.payload) }))
+}
+
+fn link_event(payload: netlink_packet_core::NetlinkPayload<RouteNetlinkMessage>) -> Option<LinkEvent> {
+    match payload {
+        netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::NewLink(link)) => {
+            let (_, up, _) = link_summary(&link);
+            Some(LinkEvent::Changed { name: link_name(&link)?, up })
         }
-    }))
+        netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)) => {
+            Some(LinkEvent::Changed { name: link_name(&link)?, up: false })
+        }
+        netlink_packet_core::NetlinkPayload::Overrun(_) => Some(LinkEvent::Overrun),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_overrun_is_an_event_not_silence() {
+        assert_eq!(link_event(netlink_packet_core::NetlinkPayload::Overrun(Vec::new())), Some(LinkEvent::Overrun));
+        let mut link = LinkMessage::default();
+        link.attributes.push(LinkAttribute::IfName("eth0".into()));
+        let deleted = link_event(netlink_packet_core::NetlinkPayload::InnerMessage(RouteNetlinkMessage::DelLink(link)));
+        assert_eq!(deleted, Some(LinkEvent::Changed { name: "eth0".into(), up: false }));
+    }
 
     #[test]
     fn labels_fit_ifnamsiz_and_are_recognised() {

@@ -1,0 +1,65 @@
+//! A driver's hold on its interface: the interface as the kernel knows it now, the advert
+//! sockets and the gratuitous ARP socket bound to it, and the address adverts leave from. A
+//! driver without a port (the interface is missing, has no IPv4 address, or was deleted) keeps
+//! its instances in FAULT and tries again; an interface deleted and created again comes back
+//! with a new index, and the port is opened anew on it.
+
+use std::net::Ipv4Addr;
+
+use ha_common::config::Ipv4Prefix;
+use tracing::{info, warn};
+
+use super::net::arp::GarpSender;
+use super::net::link::{Interface, Netlink};
+use super::net::socket::AdvertSocket;
+use super::net::NetError;
+
+pub struct Port {
+    pub interface: Interface,
+    pub socket: AdvertSocket,
+    pub garp: GarpSender,
+    /// The address adverts leave from (and the election's tie-breaker).
+    pub source: Ipv4Addr,
+}
+
+impl Port {
+    /// Looks `name` up and opens the sockets. `unicast_src_ip` wins over the interface's first
+    /// primary address; `vips` are never the source.
+    pub async fn open(
+        netlink: &Netlink,
+        name: &str,
+        unicast_src_ip: Option<Ipv4Addr>,
+        vips: &[Ipv4Prefix],
+    ) -> Result<Port, NetError> {
+        let interface = netlink.interface(name).await?;
+        let vip_addrs: Vec<Ipv4Addr> = vips.iter().map(|v| v.addr).collect();
+        let source = unicast_src_ip
+            .or_else(|| interface.primary_ipv4(&vip_addrs))
+            .ok_or_else(|| NetError::NoIpv4Address(interface.name.clone()))?;
+        let socket = AdvertSocket::open(&interface, source)?;
+        let garp = GarpSender::open(&interface)?;
+        info!(interface = %interface.name, index = interface.index, %source, up = interface.up, "interface ready");
+        Ok(Port { interface, socket, garp, source })
+    }
+}
+
+/// Remembers why the port could not be opened, so the same reason is logged once, not at
+/// every retry.
+#[derive(Default)]
+pub struct PortTrouble {
+    last: Option<String>,
+}
+
+impl PortTrouble {
+    pub fn report(&mut self, interface: &str, error: &NetError) {
+        let reason = error.to_string();
+        if self.last.as_deref() != Some(reason.as_str()) {
+            warn!(interface, error = %reason, "interface not usable: its instances stay in FAULT until it is");
+            self.last = Some(reason);
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.last = None;
+    }
+}
