@@ -198,3 +198,33 @@ fn a_reload_applies_what_it_can_and_says_what_waits_for_a_restart() {
     assert!(answer.contains("take effect at the next restart") && answer.contains("[stats]"), "{answer}");
     lab.expect_holder(integration::lab::VIP2, "a", TAKEOVER, &[&a]);
 }
+
+#[test]
+fn a_failing_script_changed_by_a_reload_clears_its_fault_when_it_passes() {
+    if !netns_available("a_failing_script_changed_by_a_reload_clears_its_fault_when_it_passes", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("scriptreload");
+    let flag = lab.file("healthy");
+    let check = format!("/usr/bin/test -e {}", flag.display());
+    // Weight 0: FAULT while the check fails.
+    let config = |interval: &str| {
+        HostConfig::new("a")
+            .instance(Instance::vi1(101).track_script("chk"))
+            .script(integration::scenario::Script::new("chk", check.clone()).interval(interval))
+    };
+    // The first run (at start) fails, and the next is a minute away.
+    let a = config("60s").start(&lab, &["--state", "MASTER"]);
+    assert!(wait_until(Duration::from_secs(5), || state_of(&lab, "a", "VI_1") == "FAULT"), "{}", a.log());
+    // The check would pass now; a reload changes the script's definition. The new runner
+    // starts from the failing state the instance knows, so its first pass clears the FAULT
+    // (starting from "up" instead, a pass would be no change and the FAULT would stay).
+    std::fs::write(&flag, "").unwrap();
+    config("500ms").write(&lab);
+    assert!(Daemon::ctl(&lab, "a", &["reload"]).status.success());
+    assert!(
+        wait_until(Duration::from_secs(8), || state_of(&lab, "a", "VI_1") == "MASTER"),
+        "the passing check clears the FAULT:\n{}",
+        a.log()
+    );
+}
