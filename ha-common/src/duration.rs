@@ -86,3 +86,9 @@ mod tests {
         }
     }
 }
+
+/// `time` as RFC 3339 in UTC with milliseconds (`2026-11-21T03:12:05.123Z`), as timelines and
+/// logs show it.
+pub fn rfc3339_millis(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}

@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use ha_common::config::Proxy;
 use nix::sys::resource::{getrlimit, Resource};
 use tokio::runtime::Handle;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{broadcast, watch, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
-use crate::health::probe;
+use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
 use crate::registry::{CloseReason, Release, Sessions};
@@ -64,9 +64,14 @@ struct Running {
     checks: Vec<(Arc<ServerState>, DropGuard)>,
 }
 
+/// Server events kept for a slow reader of [`Balancer::server_events`].
+const SERVER_EVENTS: usize = 256;
+
 pub struct Balancer {
     running: Mutex<Vec<Running>>,
     sessions: Arc<Sessions>,
+    /// Servers going UP or DOWN, for whoever keeps a timeline.
+    events: broadcast::Sender<ServerEvent>,
     stop: CancellationToken,
     global: Option<Arc<Semaphore>>,
     hard_stop_after: Duration,
@@ -92,6 +97,7 @@ impl Balancer {
         let balancer = Balancer {
             running: Mutex::new(Vec::new()),
             sessions: Arc::new(Sessions::default()),
+            events: broadcast::channel(SERVER_EVENTS).0,
             stop: CancellationToken::new(),
             global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
@@ -147,8 +153,13 @@ impl Balancer {
         for server in state.servers.iter().filter(|s| s.checked()) {
             if !running.checks.iter().any(|(checked, _)| Arc::ptr_eq(checked, server)) {
                 let stop = self.stop.child_token();
-                let checks =
-                    probe::run_checks(running.state.subscribe(), Arc::clone(server), Arc::clone(&self.sessions), stop.clone());
+                let checks = probe::run_checks(
+                    running.state.subscribe(),
+                    Arc::clone(server),
+                    Arc::clone(&self.sessions),
+                    self.events.clone(),
+                    stop.clone(),
+                );
                 self.runtime.spawn(checks);
                 running.checks.push((Arc::clone(server), stop.drop_guard()));
             }
@@ -162,6 +173,12 @@ impl Balancer {
 
     pub fn proxy(&self, name: &str) -> Option<Arc<ProxyState>> {
         self.proxies().into_iter().find(|p| p.config.name == name)
+    }
+
+    /// Servers going UP or DOWN from now on. A receiver that falls more than a few hundred
+    /// events behind is told how many it missed ([`broadcast::error::RecvError::Lagged`]).
+    pub fn server_events(&self) -> broadcast::Receiver<ServerEvent> {
+        self.events.subscribe()
     }
 
     /// Watches whether proxy `name` can serve (listener bound, a server usable).

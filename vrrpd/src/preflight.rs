@@ -1,14 +1,16 @@
-//! `vrrpd check`: validate a configuration and say, in plain words, what it would run.
+//! `vrrpd check`: validate a configuration, say in plain words what it would run, and look at
+//! the host as the start would (interfaces, addresses, users).
 
 use std::fmt::Write;
 use std::net::Ipv4Addr;
 
-use ha_common::config::{Authentication, Config};
+use ha_common::config::{Authentication, Config, Ipv4Prefix, Place};
 use ha_common::duration::format as fmt_duration;
 
 use vrrp_core::instance::Instance;
 
 use crate::vrrp::convert;
+use crate::vrrp::net::link::{self, Netlink};
 
 /// Renders the summary `vrrpd check` prints for a valid configuration.
 pub fn summary(config: &Config) -> String {
@@ -141,4 +143,90 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         writeln!(out, "stats on http://{}/{}", stats.listen, if stats.auth.is_some() { " (basic auth)" } else { "" })?;
     }
     Ok(())
+}
+
+/// What `vrrpd check` finds on this host that the file alone cannot say: refusals (the start
+/// would do harm or fail) and warnings (the start would run, with an instance in FAULT).
+#[derive(Debug, Default)]
+pub struct HostFindings {
+    pub errors: Vec<(Place, String)>,
+    pub warnings: Vec<(Place, String)>,
+}
+
+/// Looks at the interfaces, addresses and users the configuration names, as the start would.
+pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
+    let mut found = HostFindings::default();
+    if let Some(user) = &config.global.user {
+        if nix::unistd::User::from_name(user).ok().flatten().is_none() {
+            found.errors.push((Place::Global("user"), format!("user {user:?} does not exist on this host")));
+        }
+    }
+    for (i, instance) in config.instances.iter().enumerate() {
+        let name = &instance.interface;
+        let interface = match netlink.interface(name).await {
+            Ok(interface) => interface,
+            Err(e) => {
+                let why = format!("{e}: the instance starts in FAULT and waits for it");
+                found.warnings.push((Place::Instance(i, "interface"), why));
+                continue;
+            }
+        };
+        if !interface.up {
+            found
+                .warnings
+                .push((Place::Instance(i, "interface"), format!("{name} is down or has no carrier: FAULT until it is up")));
+        }
+        let vips: Vec<Ipv4Addr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
+        match instance.unicast_src_ip {
+            Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == source) => found.warnings.push((
+                Place::Instance(i, "unicast_src_ip"),
+                format!("{source} is not an address of {name}: adverts cannot leave from it (FAULT)"),
+            )),
+            None if interface.primary_ipv4(&vips).is_none() => found.warnings.push((
+                Place::Instance(i, "interface"),
+                format!("{name} has no IPv4 address to send adverts from: FAULT until it has one"),
+            )),
+            _ => {}
+        }
+        for (n, peer) in instance.unicast_peer.iter().enumerate() {
+            if !interface.addresses.iter().any(|a| same_subnet(a.prefix, *peer)) {
+                found.warnings.push((
+                    Place::InstanceItem(i, "unicast_peer", n),
+                    format!("{peer} is on no subnet of {name}: through a router its adverts arrive with TTL below 255 and are dropped"),
+                ));
+            }
+        }
+        for (n, vip) in instance.virtual_ipaddress.iter().enumerate() {
+            let owned = interface
+                .addresses
+                .iter()
+                .find(|a| a.prefix.addr == vip.addr && !a.label.as_deref().is_some_and(|l| link::is_vrrpd_label(name, l)));
+            if owned.is_some() {
+                found.errors.push((
+                    Place::InstanceItem(i, "virtual_ipaddress", n),
+                    format!("{} is already an address of {name}, not one vrrpd added: vrrpd would remove it at start and whenever it leaves MASTER", vip.addr),
+                ));
+            }
+        }
+    }
+    found
+}
+
+fn same_subnet(network: Ipv4Prefix, address: Ipv4Addr) -> bool {
+    let mask = if network.len == 0 { 0 } else { u32::MAX << (32 - u32::from(network.len.min(32))) };
+    u32::from(network.addr) & mask == u32::from(address) & mask
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnets_are_compared_under_the_prefix() {
+        let net = Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 11), len: 24 };
+        assert!(same_subnet(net, Ipv4Addr::new(192, 0, 2, 12)));
+        assert!(!same_subnet(net, Ipv4Addr::new(198, 51, 100, 12)));
+        assert!(!same_subnet(Ipv4Prefix { len: 32, ..net }, Ipv4Addr::new(192, 0, 2, 12)));
+        assert!(same_subnet(Ipv4Prefix { len: 0, ..net }, Ipv4Addr::new(203, 0, 113, 1)));
+    }
 }

@@ -50,6 +50,91 @@ impl Config {
     }
 }
 
+/// Places in a valid file, for problems found outside it (on the host, by `vrrpd check`): each
+/// is said as `file:line:column: key: message`, like a validation error.
+pub struct Locator {
+    raw: raw::RawConfig,
+    path: std::path::PathBuf,
+    text: String,
+}
+
+/// A key a host check can point at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Place {
+    Global(&'static str),
+    Instance(usize, &'static str),
+    /// The n-th address of an instance's `virtual_ipaddress` or `unicast_peer` list.
+    InstanceItem(usize, &'static str, usize),
+    Script(usize, &'static str),
+    Proxy(usize, &'static str),
+}
+
+impl Locator {
+    pub fn load(path: &Path) -> Result<Locator, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Ok(Locator { raw: parse_raw(&text, path)?, path: path.to_owned(), text })
+    }
+
+    /// `message` located at `place` (the top of the file when the key is not written).
+    pub fn at(&self, place: Place, message: impl Into<String>) -> Diagnostic {
+        let (key, span) = self.span(place);
+        Diagnostic::new(&self.path, &self.text, span.unwrap_or(0..0), key, message.into())
+    }
+
+    fn span(&self, place: Place) -> (String, Option<std::ops::Range<usize>>) {
+        let raw = &self.raw;
+        match place {
+            Place::Global(field) => {
+                let g = &raw.global;
+                let span = match field {
+                    "user" => g.user.as_ref().map(|v| v.span()),
+                    "script_user" => g.script_user.as_ref().map(|v| v.span()),
+                    "control_socket" => g.control_socket.as_ref().map(|v| v.span()),
+                    _ => None,
+                };
+                (format!("global.{field}"), span)
+            }
+            Place::Instance(i, field) => {
+                let instance = raw.vrrp_instance.get(i).map(|s| s.get_ref());
+                let span = instance.and_then(|r| match field {
+                    "interface" => Some(r.interface.span()),
+                    "virtual_ipaddress" => Some(r.virtual_ipaddress.span()),
+                    "unicast_src_ip" => r.unicast_src_ip.as_ref().map(|v| v.span()),
+                    "name" => Some(r.name.span()),
+                    _ => None,
+                });
+                (format!("vrrp_instance[{i}].{field}"), span.or_else(|| raw.vrrp_instance.get(i).map(|s| s.span())))
+            }
+            Place::InstanceItem(i, field, n) => {
+                let instance = raw.vrrp_instance.get(i).map(|s| s.get_ref());
+                let span = instance.and_then(|r| match field {
+                    "virtual_ipaddress" => r.virtual_ipaddress.get_ref().get(n).map(|v| v.span()),
+                    "unicast_peer" => r.unicast_peer.get(n).map(|v| v.span()),
+                    _ => None,
+                });
+                (format!("vrrp_instance[{i}].{field}[{n}]"), span)
+            }
+            Place::Script(i, field) => {
+                let script = raw.vrrp_script.get(i).map(|s| s.get_ref());
+                let span = script.and_then(|r| match field {
+                    "script" => Some(r.script.span()),
+                    "user" => r.user.as_ref().map(|v| v.span()),
+                    _ => Some(r.name.span()),
+                });
+                (format!("vrrp_script[{i}].{field}"), span)
+            }
+            Place::Proxy(i, field) => {
+                let proxy = raw.proxy.get(i).map(|s| s.get_ref());
+                let span = proxy.and_then(|r| match field {
+                    "bind" => Some(r.bind.span()),
+                    _ => Some(r.name.span()),
+                });
+                (format!("proxy[{i}].{field}"), span)
+            }
+        }
+    }
+}
+
 fn parse_raw(text: &str, path: &Path) -> Result<raw::RawConfig, ConfigError> {
     let located = |error: &toml::de::Error, key: String| {
         let span = error.span().unwrap_or(0..0);

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use ha_common::config::{CheckKind, ProxyProtocol};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -19,6 +19,18 @@ use crate::health::{CheckResult, Status};
 use crate::proxy_protocol;
 use crate::registry::{CloseReason, Sessions};
 use crate::server::{ProxyState, ServerState};
+
+/// A server changed status (after rise/fall), with the check that decided it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerEvent {
+    pub proxy: String,
+    pub server: String,
+    pub up: bool,
+    /// What the deciding check saw ("Connection.Start 0-9", "connection refused", ...).
+    pub detail: String,
+    /// Sessions closed because the server went DOWN.
+    pub closed: usize,
+}
 
 /// Runs one check against `address`.
 pub async fn check_once(
@@ -78,6 +90,7 @@ pub async fn run_checks(
     mut current: watch::Receiver<Arc<ProxyState>>,
     server: Arc<ServerState>,
     sessions: Arc<Sessions>,
+    events: broadcast::Sender<ServerEvent>,
     stop: CancellationToken,
 ) {
     // Spread the first checks of a proxy's servers over one interval (at most half a second).
@@ -115,12 +128,21 @@ pub async fn run_checks(
                 Status::Up => info!(proxy = %config.name, server = %server.name, check = %detail, "server is UP"),
                 Status::Down => warn!(proxy = %config.name, server = %server.name, check = %detail, "server is DOWN"),
             }
+            let mut closed = 0;
             if status == Status::Down && config.shutdown_sessions_on_down {
-                let closed = sessions.close_server(&server, CloseReason::ServerDown);
+                closed = sessions.close_server(&server, CloseReason::ServerDown);
                 if closed > 0 {
                     info!(proxy = %config.name, server = %server.name, closed, "closed the sessions of a server marked DOWN");
                 }
             }
+            // Nobody listening is fine: the events are for the timeline, the log has them too.
+            let _ = events.send(ServerEvent {
+                proxy: config.name.clone(),
+                server: server.name.clone(),
+                up: status == Status::Up,
+                detail,
+                closed,
+            });
             proxy.update_availability();
             proxy.shared.slot_freed.notify_waiters();
         }

@@ -13,7 +13,8 @@ pub const USAGE: &str = "commands:
   shutdown-sessions PROXY/SERVER               close the server's sessions now
   resign INSTANCE                              hand the VIPs to the peer and stay BACKUP
   resume INSTANCE                              take part in elections again
-  reload                                       re-read the configuration (as SIGHUP)";
+  reload                                       re-read the configuration (as SIGHUP)
+  events                                       the timeline: state changes, trackers, servers, reloads";
 
 /// `PROXY/SERVER`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -54,6 +55,7 @@ pub enum Command {
         resign: bool,
     },
     Reload,
+    Events,
     Help,
 }
 
@@ -111,6 +113,7 @@ impl Command {
                 Command::Resign { instance: (*instance).to_owned(), resign: *verb == "resign" }
             }
             ["reload"] => Command::Reload,
+            ["events"] => Command::Events,
             [] | ["help"] => Command::Help,
             _ => return Err(ControlError::Unknown(words.join(" "))),
         })

@@ -22,6 +22,7 @@ impl Daemon {
             Command::ShutdownSessions { target } => Ok(self.balancer()?.shutdown_sessions(&target.proxy, &target.server)?),
             Command::Resign { instance, resign } => self.resign(instance, resign).await,
             Command::Reload => self.reload().await,
+            Command::Events => Ok(render::events_text(&self.context.board.events(usize::MAX))),
             Command::Help => Ok(USAGE.to_owned()),
         }
     }

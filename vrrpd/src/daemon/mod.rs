@@ -23,9 +23,10 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use ha_common::config::{Config, ConfigError};
+use proxy::health::probe::ServerEvent;
 use proxy::Balancer;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -37,6 +38,7 @@ use crate::control::command::ControlError;
 use crate::control::{self, ControlRequest};
 use crate::hooks::notify::Notifier;
 use crate::hooks::script::ScriptError;
+use crate::stats::events::EventKind;
 use crate::stats::{self, StatusBoard};
 use crate::systemd;
 use crate::trackers::Trackers;
@@ -205,6 +207,9 @@ impl Daemon {
         self.trackers.start_link_monitor(self.context.netlink.clone())?;
         info!(router_id = %self.config.global.router_id, "vrrpd running");
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
+        if let Some(balancer) = &self.balancer {
+            self.tasks.spawn(record_server_events(balancer.server_events(), self.context.board.clone(), cancel.clone()));
+        }
         self.tasks.spawn(systemd::keep_informed(self.context.board.clone(), self.balancer.clone(), cancel));
 
         loop {
@@ -274,6 +279,11 @@ impl Daemon {
     async fn reload(&mut self) -> Result<String, ControlError> {
         systemd::reloading();
         let result = self.reload_inner().await;
+        let outcome = match &result {
+            Ok(message) => message.clone(),
+            Err(e) => e.to_string(),
+        };
+        self.context.board.record(EventKind::Reload, self.source.path.display().to_string(), outcome);
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         result
     }
@@ -311,6 +321,27 @@ impl Daemon {
     async fn stop_drivers(&mut self) {
         for (_, handle) in self.drivers.drain() {
             stop_driver(handle).await;
+        }
+    }
+}
+
+/// Puts servers going UP or DOWN on the timeline.
+async fn record_server_events(mut events: broadcast::Receiver<ServerEvent>, board: StatusBoard, stop: CancellationToken) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(e) => {
+                let closed = if e.closed > 0 { format!("; {} sessions closed", e.closed) } else { String::new() };
+                let status = if e.up { "UP" } else { "DOWN" };
+                board.record(EventKind::Server, format!("{}/{}", e.proxy, e.server), format!("{status}: {}{closed}", e.detail));
+            }
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                board.record(EventKind::Server, "", format!("{missed} server events were not recorded (too many at once)"));
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
         }
     }
 }

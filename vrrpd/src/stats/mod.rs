@@ -3,6 +3,7 @@
 //! snapshot into HTML, CSV, Prometheus text and the `vrrpd ctl status` table; [`http`] serves
 //! them.
 
+pub mod events;
 pub mod http;
 pub mod render;
 
@@ -13,6 +14,11 @@ use std::time::{Duration, Instant};
 use proxy::snapshot::ProxySnapshot;
 use proxy::Balancer;
 use serde::Serialize;
+
+use self::events::{Event, EventKind, EventLog};
+
+/// Events a snapshot carries (the page and `/stats.json`); `vrrpd ctl events` shows them all.
+pub const SNAPSHOT_EVENTS: usize = 100;
 
 use vrrp_core::counters::DropCounters;
 use vrrp_core::instance::Instance;
@@ -58,6 +64,8 @@ pub struct Snapshot {
     pub proxies: Vec<ProxySnapshot>,
     /// What the operator should fix (running as root without a user, ...).
     pub warnings: Vec<String>,
+    /// The timeline's last events, oldest first.
+    pub events: Vec<Event>,
 }
 
 struct Entry {
@@ -80,6 +88,7 @@ pub struct StatusBoard {
     warnings: Arc<Mutex<Vec<String>>>,
     /// When each VRRP driver's loop last ran, by interface.
     beats: Arc<Mutex<HashMap<String, Instant>>>,
+    events: Arc<EventLog>,
 }
 
 fn drops(counters: &DropCounters) -> BTreeMap<String, u64> {
@@ -94,6 +103,7 @@ impl StatusBoard {
             started: Instant::now(),
             warnings: Arc::default(),
             beats: Arc::default(),
+            events: Arc::default(),
         }
     }
 
@@ -135,6 +145,16 @@ impl StatusBoard {
             board.instances.insert(snapshot.name.clone(), Entry { snapshot, last_transition: instance.last_transition() });
         }
         board.interface_drops.insert(interface.to_owned(), drops(unattributed));
+    }
+
+    /// Adds an event to the timeline.
+    pub fn record(&self, kind: EventKind, subject: impl Into<String>, message: impl Into<String>) {
+        self.events.record(kind, subject, message);
+    }
+
+    /// The timeline's last `n` events, oldest first.
+    pub fn events(&self, n: usize) -> Vec<Event> {
+        self.events.recent(n)
     }
 
     /// The driver of `interface` is alive.
@@ -188,6 +208,7 @@ impl StatusBoard {
             interface_drops: board.interface_drops.clone(),
             proxies: balancer.map(Balancer::snapshot).unwrap_or_default(),
             warnings: self.warnings.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+            events: self.events.recent(SNAPSHOT_EVENTS),
         }
     }
 }

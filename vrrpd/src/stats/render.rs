@@ -6,7 +6,11 @@ use std::time::Duration;
 
 use proxy::snapshot::{ProxySnapshot, ServerSnapshot};
 
+use super::events::Event;
 use super::{InstanceSnapshot, Snapshot};
+
+/// Rows of the timeline on the page (newest first); `/stats.json` carries a hundred.
+const TIMELINE_ROWS: usize = 30;
 
 // Writing into a String cannot fail; `let _ =` below says so once per line.
 
@@ -83,6 +87,7 @@ pub fn html(snapshot: &Snapshot, refresh: Duration) -> String {
     for p in &snapshot.proxies {
         proxy_html(&mut out, p);
     }
+    timeline_html(&mut out, &snapshot.events);
     out.push_str("</body></html>\n");
     out
 }
@@ -405,6 +410,34 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
 }
 
 /// The table `vrrpd ctl status` prints.
+/// The newest events first, as an operator reads a timeline after the fact.
+fn timeline_html(out: &mut String, events: &[Event]) {
+    out.push_str("<h2>Timeline</h2><table id=\"timeline\"><tr><th>time (UTC)</th><th>what</th><th>of</th><th>event</th></tr>");
+    for e in events.iter().rev().take(TIMELINE_ROWS) {
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape(&e.time),
+            e.kind.as_str(),
+            escape(&e.subject),
+            escape(&e.message)
+        );
+    }
+    out.push_str("</table>");
+}
+
+/// `vrrpd ctl events`: one line per event, oldest first.
+pub fn events_text(events: &[Event]) -> String {
+    let mut out = String::new();
+    for e in events {
+        let _ = writeln!(out, "{}  {:<7} {:<20} {}", e.time, e.kind.as_str(), e.subject, e.message);
+    }
+    if events.is_empty() {
+        out.push_str("no events yet\n");
+    }
+    out
+}
+
 pub fn text(snapshot: &Snapshot) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "vrrpd {} on {}, up {}", snapshot.version, snapshot.router_id, age(snapshot.uptime_s));

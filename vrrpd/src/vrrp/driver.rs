@@ -33,6 +33,7 @@ use super::net::link::Netlink;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
 use crate::hooks::notify::{Notifier, NotifyScripts};
+use crate::stats::events::EventKind;
 use crate::stats::StatusBoard;
 use crate::trackers::TrackerStatus;
 
@@ -89,7 +90,14 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub const TICK: Duration = Duration::from_secs(1);
 
 /// A VIP release under way: the addresses go once its sessions are (or `None`: the wait ran out).
-type PendingRelease = Pin<Box<dyn Future<Output = (Vec<Ipv4Prefix>, Option<usize>)> + Send + Sync>>;
+type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
+
+/// A VIP release whose sessions are gone (`closed`), or whose wait ran out (`None`).
+struct Released {
+    instance: String,
+    vips: Vec<Ipv4Prefix>,
+    closed: Option<usize>,
+}
 
 pub struct Driver {
     /// The interface's name; `port` is the hold on it while it is usable.
@@ -306,8 +314,8 @@ impl Driver {
                         self.reattach().await;
                     }
                 },
-                Some((vips, closed)) = self.releases.next(), if !self.releases.is_empty() => {
-                    self.finish_release(vips, closed).await;
+                Some(released) = self.releases.next(), if !self.releases.is_empty() => {
+                    self.finish_release(released).await;
                 }
             }
             // Counters of a flood of bad packets reach the stats page a few times a second,
@@ -355,6 +363,14 @@ impl Driver {
                     instance = %instance.name(), tracker = %format!("{} {name}", kind.as_str()), up,
                     priority = instance.priority(), was = before, state = %instance.state(), "tracked object changed"
                 );
+                let message = format!(
+                    "{} {name} {}: priority {before} -> {}, {}",
+                    kind.as_str(),
+                    if up { "up" } else { "down" },
+                    instance.priority(),
+                    instance.state()
+                );
+                self.context.board.record(EventKind::Tracker, instance.name(), message);
             }
         }
     }
@@ -424,8 +440,8 @@ impl Driver {
             instance.shutdown(now);
         }
         self.execute_actions().await;
-        while let Some((vips, closed)) = self.releases.next().await {
-            self.finish_release(vips, closed).await;
+        while let Some(released) = self.releases.next().await {
+            self.finish_release(released).await;
         }
     }
 
@@ -452,12 +468,12 @@ impl Driver {
     /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
     fn release(&mut self, instance: &str, vips: Vec<Ipv4Prefix>) {
         let Some(events) = &self.context.vip_events else {
-            self.releases.push(Box::pin(std::future::ready((vips, Some(0)))));
+            self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
             return;
         };
         let (drained, closed) = oneshot::channel();
         if events.send(VipEvent::Releasing { addresses: addresses(&vips), drained }).is_err() {
-            self.releases.push(Box::pin(std::future::ready((vips, Some(0)))));
+            self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
             return;
         }
         let instance = instance.to_owned();
@@ -468,13 +484,19 @@ impl Driver {
                 Some(n) => info!(%instance, closed = n, "closed the sessions accepted on the VIPs given up"),
                 None => warn!(%instance, wait_ms = VIP_RELEASE_WAIT.as_millis() as u64, "sessions on released VIPs still closing; removing the VIPs anyway"),
             }
-            (vips, closed)
+            Released { instance, vips, closed }
         }));
     }
 
     /// Removes the released addresses that no master instance holds now (one may have become
     /// master again while the sessions closed).
-    async fn finish_release(&mut self, vips: Vec<Ipv4Prefix>, _closed: Option<usize>) {
+    async fn finish_release(&mut self, Released { instance, vips, closed }: Released) {
+        let sessions = match closed {
+            Some(n) => format!("{n} sessions accepted on them closed"),
+            None => format!("sessions accepted on them still closing after {} ms", VIP_RELEASE_WAIT.as_millis()),
+        };
+        let list: Vec<String> = vips.iter().map(ToString::to_string).collect();
+        self.context.board.record(EventKind::Vip, instance, format!("VIPs {} released; {sessions}", list.join(", ")));
         let held: HashSet<Ipv4Prefix> = self
             .specs
             .iter()
@@ -535,6 +557,9 @@ impl Driver {
                     instance = %config.name, vrid = config.vrid, from = %t.from, to = %t.to,
                     priority = t.priority, reason = %t.reason, master, "state change"
                 );
+                let master = if master.is_empty() { String::new() } else { format!(", master {master}") };
+                let message = format!("{} -> {}: {}; priority {}{master}", t.from, t.to, t.reason, t.priority);
+                self.context.board.record(EventKind::State, config.name.as_str(), message);
                 if t.to != t.from || t.to == State::Initialize {
                     self.context.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
                 }
@@ -555,6 +580,8 @@ impl Driver {
             interface = %self.name, reason = %dropped.reason, %source, %instance,
             suppressed_since_last = *suppressed, "advert dropped"
         );
+        let message = format!("advert from {source} dropped: {} ({} more since the last one shown)", dropped.reason, *suppressed);
+        self.context.board.record(EventKind::Drop, self.name.as_str(), message);
         *last = now;
         *suppressed = 0;
     }
