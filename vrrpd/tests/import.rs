@@ -1,29 +1,35 @@
-//! `vrrpd import` on every keepalived and HAProxy configuration of the seed documents (copied
-//! under tests/import/): the output passes `vrrpd check`, means what the source meant, and
-//! what cannot be carried over is listed with its file and line.
+//! `vrrpd import` on the seed documents' configurations (tests/import/seeds) and on a corpus
+//! written after keepalived's and HAProxy's documentation (tests/import/corpus): the output
+//! passes `vrrpd check`, means what the source meant, and what cannot be carried over (or is
+//! carried over differently) is a note with its file and line.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
+
+#[path = "import/coverage.rs"]
+mod coverage;
+#[path = "import/findings.rs"]
+mod findings;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn sample(name: &str) -> PathBuf {
+fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/import").join(name)
 }
 
-/// Runs the import, checks the result with `vrrpd check`, returns (toml, stderr).
-fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> (String, String) {
+/// Runs the import of the files, checks the result with `vrrpd check`, returns (toml, stderr).
+fn import_files(keepalived: Option<&Path>, haproxy: Option<&Path>) -> (String, String) {
     let mut command = Command::new(env!("CARGO_BIN_EXE_vrrpd"));
     command.arg("import");
     if let Some(k) = keepalived {
-        command.arg("--keepalived").arg(sample(k));
+        command.arg("--keepalived").arg(k);
     }
     if let Some(h) = haproxy {
-        command.arg("--haproxy").arg(sample(h));
+        command.arg("--haproxy").arg(h);
     }
     let out = command.output().unwrap();
     let (toml, notes) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
-    assert!(out.status.success(), "{notes}");
+    assert!(out.status.success(), "import of {keepalived:?} {haproxy:?} failed ({}):\n{notes}", out.status);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("imported.toml");
     std::fs::write(&path, &toml).unwrap();
@@ -39,62 +45,114 @@ fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> (String, String) {
     (toml, notes)
 }
 
+/// [`import_files`] on test data under tests/import.
+fn import(keepalived: Option<&str>, haproxy: Option<&str>) -> (String, String) {
+    import_files(keepalived.map(data).as_deref(), haproxy.map(data).as_deref())
+}
+
+/// [`import_files`] on text written to keepalived.conf and haproxy.cfg in a temporary directory.
+fn import_text(keepalived: Option<&str>, haproxy: Option<&str>) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let k = keepalived.map(|t| write("keepalived.conf", t));
+    let h = haproxy.map(|t| write("haproxy.cfg", t));
+    import_files(k.as_deref(), h.as_deref())
+}
+
 fn has_line(notes: &str, file: &str, line: usize, text: &str) -> bool {
     notes.lines().any(|l| l.contains(&format!("{file}:{line}:")) && l.contains(text))
 }
 
+fn assert_contains(toml: &str, expected: &[&str]) {
+    for e in expected {
+        assert!(toml.contains(e), "missing {e:?} in:\n{toml}");
+    }
+}
+
+/// The `[[proxy]]` section named `name`, up to the next proxy.
+fn proxy_section<'a>(toml: &'a str, name: &str) -> &'a str {
+    let start = toml.find(&format!("[[proxy]]\nname = \"{name}\"")).unwrap_or_else(|| panic!("no proxy {name} in:\n{toml}"));
+    let rest = &toml[start + 1..];
+    let end = rest.find("[[proxy]]").or_else(|| rest.find("[stats]")).map_or(toml.len(), |e| start + 1 + e);
+    &toml[start..end]
+}
+
 #[test]
-fn every_seed_configuration_imports_into_a_valid_vrrpd_configuration() {
-    let keepalived = [
-        "seed000-keepalived-master.conf",
-        "seed000-keepalived-backup.conf",
-        "seed001-keepalived-master.conf",
-        "seed002-keepalived-master.conf",
-        "seed002-keepalived-backup.conf",
-        "seed003-keepalived-rabbitmq01.conf",
-    ];
-    let haproxy = [
-        "seed000-haproxy.cfg",
-        "seed001-haproxy.cfg",
-        "seed002-haproxy.cfg",
-        "seed003-haproxy.cfg",
-        "seed004-haproxy.cfg",
-        "seed004-haproxy-warren.cfg",
-    ];
-    for k in keepalived {
-        import(Some(k), None);
+fn every_seed_and_corpus_file_imports_into_a_valid_configuration_and_every_line_left_behind_is_noted() {
+    let mut files = Vec::new();
+    for dir in ["seeds", "corpus"] {
+        for entry in std::fs::read_dir(data(dir)).unwrap() {
+            files.push(entry.unwrap().path());
+        }
     }
-    for h in haproxy {
-        import(None, Some(h));
+    files.sort();
+    let (mut keepalived, mut haproxy) = (0, 0);
+    let mut silent = Vec::new();
+    for file in &files {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = std::fs::read_to_string(file).unwrap();
+        let (format, notes) = match file.extension().and_then(|e| e.to_str()) {
+            Some("conf") => {
+                keepalived += 1;
+                (coverage::Format::Keepalived, import_files(Some(file), None).1)
+            }
+            Some("cfg") => {
+                haproxy += 1;
+                (coverage::Format::Haproxy, import_files(None, Some(file)).1)
+            }
+            // Watcher scripts, read by the import (see haproxy_watcher_scripts_...).
+            _ => continue,
+        };
+        let unexplained = coverage::unexplained_lines(&text, format, &notes, &file.display().to_string());
+        if !unexplained.is_empty() {
+            silent.push(format!("{name}: lines left behind without a note: {unexplained:#?}\nnotes:\n{notes}"));
+        }
     }
-    let found: Vec<_> = std::fs::read_dir(sample(""))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| !e.file_name().to_string_lossy().ends_with(".md"))
-        .collect();
-    assert_eq!(found.len(), keepalived.len() + haproxy.len(), "every sample is imported here");
+    assert!(silent.is_empty(), "{}", silent.join("\n"));
+    assert!(keepalived >= 10 && haproxy >= 10 && keepalived + haproxy >= 20 + 13, "{keepalived} + {haproxy} files");
+    // Pairs, as they are deployed together.
+    for (k, h) in [
+        ("seeds/seed000-keepalived-master.conf", "seeds/seed000-haproxy.cfg"),
+        ("seeds/seed000-keepalived-backup.conf", "seeds/seed000-haproxy.cfg"),
+        ("seeds/seed001-keepalived-master.conf", "seeds/seed001-haproxy.cfg"),
+        ("seeds/seed002-keepalived-master.conf", "seeds/seed002-haproxy.cfg"),
+        ("seeds/seed003-keepalived-rabbitmq01.conf", "seeds/seed003-haproxy.cfg"),
+        ("corpus/keepalived-man-full.conf", "corpus/haproxy-rabbitmq.cfg"),
+        ("corpus/keepalived-mcast-src.conf", "corpus/haproxy-rabbitmq.cfg"),
+        ("corpus/keepalived-many-scripts.conf", "corpus/haproxy-server-options.cfg"),
+        ("corpus/keepalived-unicast.conf", "corpus/haproxy-amqps.cfg"),
+        ("corpus/keepalived-active-active.conf", "corpus/haproxy-tcp-acl-routing.cfg"),
+        ("corpus/keepalived-sync-group.conf", "corpus/haproxy-timeouts.cfg"),
+    ] {
+        import(Some(k), Some(h));
+    }
 }
 
 #[test]
 fn keepalived_master_and_haproxy_from_seed000_mean_the_same() {
-    let (toml, notes) = import(Some("seed000-keepalived-master.conf"), Some("seed000-haproxy.cfg"));
-    for expected in [
-        "router_id = \"NodeA\"",
-        "name = \"chk_haproxy\"\nscript = \"/etc/keepalived/check_haproxy.sh\"\ninterval = \"5s\"\nweight = 2",
-        "state = \"MASTER\"",
-        "virtual_router_id = 1\npriority = 100\nadvert_int = 1",
-        "authentication = { auth_type = \"PASS\", auth_pass = \"root123\" }",
-        "virtual_ipaddress = [\"192.168.16.130\"]",
-        "track_script = [{ name = \"chk_haproxy\" }]",
-        "track_proxy = [{ name = \"haproxy\", weight = 0 }]",
-        "bind = \"0.0.0.0:5666\"\nbalance = \"roundrobin\"",
-        "check = { kind = \"amqp\", interval = \"5000ms\", timeout = \"2000ms\", rise = 2, fall = 2 }",
-        "name = \"rabbit3\"\naddress = \"192.168.16.128:5674\"",
-        "[stats]\nlisten = \"192.168.16.128:8888\"\nrefresh = \"5s\"\nauth = { user = \"admin\", password = \"123456\" }",
-        "maxconn = 10240",
-    ] {
-        assert!(toml.contains(expected), "missing {expected:?} in:\n{toml}");
-    }
+    let (toml, notes) = import(Some("seeds/seed000-keepalived-master.conf"), Some("seeds/seed000-haproxy.cfg"));
+    assert_contains(
+        &toml,
+        &[
+            "router_id = \"NodeA\"",
+            "state = \"MASTER\"",
+            "virtual_router_id = 1\npriority = 100\nadvert_int = 1",
+            "authentication = { auth_type = \"PASS\", auth_pass = \"root123\" }",
+            "virtual_ipaddress = [\"192.168.16.130\"]",
+            "track_proxy = [{ name = \"haproxy\", weight = 0 }]",
+            "bind = \"0.0.0.0:5666\"\nbalance = \"roundrobin\"",
+            "check = { kind = \"amqp\", interval = \"5000ms\", timeout = \"2000ms\", rise = 2, fall = 2 }",
+            "name = \"rabbit3\"\naddress = \"192.168.16.128:5674\"",
+            "[stats]\nlisten = \"192.168.16.128:8888\"\nrefresh = \"5s\"\nauth = { user = \"admin\", password = \"123456\" }",
+            "maxconn = 10240",
+        ],
+    );
+    // The HAProxy watcher is replaced by track_proxy (see haproxy_watcher_scripts_...).
+    assert!(!toml.contains("chk_haproxy\"\nscript"), "{toml}");
     // `timeout client 5000` cuts idle AMQP clients: warned about, not carried over.
     assert!(has_line(&notes, "seed000-haproxy.cfg", 15, "would cut idle AMQP clients"), "{notes}");
     assert!(!toml.contains("timeout_idle"), "{toml}");
@@ -104,39 +162,40 @@ fn keepalived_master_and_haproxy_from_seed000_mean_the_same() {
 
 #[test]
 fn lvs_and_unknown_keywords_are_listed_with_their_lines() {
-    let (_, notes) = import(Some("seed003-keepalived-rabbitmq01.conf"), Some("seed003-haproxy.cfg"));
+    let (_, notes) = import(Some("seeds/seed003-keepalived-rabbitmq01.conf"), Some("seeds/seed003-haproxy.cfg"));
     assert!(has_line(&notes, "seed003-keepalived-rabbitmq01.conf", 8, "lvs_sync_daemon_inteface"), "{notes}");
     assert!(has_line(&notes, "seed003-keepalived-rabbitmq01.conf", 21, "virtual_server fwmark 1"), "{notes}");
     assert!(has_line(&notes, "seed003-haproxy.cfg", 3, "chroot /var/lib/haproxy"), "{notes}");
-    let (_, notes) = import(Some("seed001-keepalived-master.conf"), None);
+    let (_, notes) = import(Some("seeds/seed001-keepalived-master.conf"), None);
     assert!(has_line(&notes, "seed001-keepalived-master.conf", 27, "virtual_server 192.168.204.66 5672"), "{notes}");
 }
 
 #[test]
 fn the_listen_line_address_and_defaults_carry_over() {
-    let (toml, _) = import(None, Some("seed003-haproxy.cfg"));
-    for expected in [
-        "bind = \"0.0.0.0:5670\"",
-        "retries = 3",
-        "redispatch = true",
-        "maxconn = 3000",
-        "timeout_idle = \"24h\"",
-        "interval = \"2000ms\"",
-    ] {
-        assert!(toml.contains(expected), "missing {expected:?} in:\n{toml}");
-    }
+    let (toml, _) = import(None, Some("seeds/seed003-haproxy.cfg"));
+    assert_contains(
+        &toml,
+        &[
+            "bind = \"0.0.0.0:5670\"",
+            "retries = 3",
+            "redispatch = true",
+            "maxconn = 3000",
+            "timeout_idle = \"24h\"",
+            "interval = \"2000ms\"",
+        ],
+    );
 }
 
 #[test]
 fn backup_servers_and_a_stats_listener_without_auth() {
-    let (toml, _) = import(None, Some("seed004-haproxy-warren.cfg"));
+    let (toml, _) = import(None, Some("seeds/seed004-haproxy-warren.cfg"));
     assert!(toml.contains("name = \"rabbit_backup\"\naddress = \"172.17.0.6:5672\"\nbackup = true"), "{toml}");
     assert!(toml.contains("[stats]\nlisten = \"0.0.0.0:8101\""), "{toml}");
 }
 
 #[test]
 fn unresolvable_servers_are_left_commented_out_and_said_so() {
-    let (toml, notes) = import(Some("seed002-keepalived-master.conf"), Some("seed002-haproxy.cfg"));
+    let (toml, notes) = import(Some("seeds/seed002-keepalived-master.conf"), Some("seeds/seed002-haproxy.cfg"));
     assert!(has_line(&notes, "seed002-haproxy.cfg", 18, "server rabbit1 rabbit1:5672: cannot resolve"), "{notes}");
     assert!(toml.contains("proxy rabbitmq-balancer left out"), "{toml}");
     // The manager UI balancer (mode http) would be balanced in TCP mode.
@@ -144,6 +203,7 @@ fn unresolvable_servers_are_left_commented_out_and_said_so() {
     // keepalived's trap: weight -2 on 101 against a peer at 100 never hands over.
     assert!(has_line(&notes, "seed002-keepalived-master.conf", 8, "weight -2 lowers priority 101 to 99"), "{notes}");
     assert!(toml.contains("auth_pass = \"qwe86512\""), "keepalived sends only 8 bytes of the password:\n{toml}");
+    assert!(has_line(&notes, "seed002-keepalived-master.conf", 21, "keepalived sent only the first 8"), "{notes}");
 }
 
 #[test]

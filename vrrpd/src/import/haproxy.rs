@@ -1,8 +1,10 @@
-//! haproxy.cfg: `global`, `defaults`, `listen`, `frontend` + `backend` sections of directives.
-//! TCP proxies become `[[proxy]]`, a stats listener becomes `[stats]`; everything else is
-//! noted with its line.
+//! haproxy.cfg as written: `global`, `defaults`, `listen`, `frontend` + `backend` sections of
+//! directives, each value kept with its line. A frontend is joined with the backend it sends
+//! everything to; what the file says that vrrpd has no place for is noted here, with its line.
+//! What the kept values become is decided in `proxies.rs`.
 
-use super::{NoteKind, Notes};
+pub(crate) use super::Written;
+use super::{frontends, NoteKind, Notes};
 
 #[derive(Clone, Debug, Default)]
 pub struct Server {
@@ -15,25 +17,33 @@ pub struct Server {
     pub downinter: Option<String>,
     pub rise: Option<String>,
     pub fall: Option<String>,
+    /// `ssl` or `check-ssl`: the server, or its checks, speak TLS.
+    pub tls: bool,
     pub backup: bool,
+    pub disabled: bool,
     pub weight: Option<String>,
     pub maxconn: Option<String>,
     pub send_proxy: Option<&'static str>,
+    pub shutdown_sessions: bool,
 }
 
 /// Settings a `defaults` section passes on, and that a proxy section may override.
 #[derive(Clone, Debug, Default)]
 pub struct Settings {
     pub mode: Option<String>,
-    pub balance: Option<(String, usize)>,
-    pub timeout_connect: Option<String>,
-    pub timeout_client: Option<(String, usize)>,
-    pub timeout_server: Option<(String, usize)>,
-    pub timeout_check: Option<String>,
-    pub timeout_queue: Option<String>,
-    pub retries: Option<String>,
+    /// The algorithm with its arguments (`url_param userid`).
+    pub balance: Option<Written>,
+    pub timeout_connect: Option<Written>,
+    pub timeout_client: Option<Written>,
+    pub timeout_server: Option<Written>,
+    pub timeout_tunnel: Option<Written>,
+    pub timeout_check: Option<Written>,
+    pub timeout_queue: Option<Written>,
+    pub retries: Option<Written>,
     pub redispatch: Option<bool>,
-    pub maxconn: Option<String>,
+    pub maxconn: Option<Written>,
+    /// `option ssl-hello-chk`: the servers were checked with a TLS hello.
+    pub tls_check: bool,
     pub default_server: Server,
 }
 
@@ -42,255 +52,396 @@ pub struct Stats {
     pub bind: String,
     pub line: usize,
     pub auth: Option<(String, String)>,
-    pub refresh: Option<String>,
+    pub refresh: Option<Written>,
+}
+
+/// `use_backend BACKEND [if|unless CONDITION]`.
+#[derive(Clone, Debug)]
+pub(super) struct Route {
+    pub backend: String,
+    pub condition: Option<String>,
+    pub line: usize,
 }
 
 #[derive(Clone, Debug, Default)]
 pub struct Proxy {
     pub name: String,
     pub line: usize,
-    pub bind: Option<String>,
+    pub bind: Option<Written>,
     pub settings: Settings,
     pub servers: Vec<Server>,
-    pub stats: bool,
-    pub stats_auth: Option<(String, String)>,
-    pub stats_refresh: Option<String>,
-    pub default_backend: Option<String>,
-    kind: Kind,
+    /// Line of the first `stats` directive.
+    pub(super) stats: Option<usize>,
+    pub(super) stats_auth: Option<(String, String)>,
+    pub(super) stats_refresh: Option<Written>,
+    pub(super) default_backend: Option<Written>,
+    pub(super) routes: Vec<Route>,
+    pub(super) disabled: bool,
+    pub(super) kind: Kind,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-enum Kind {
+pub(super) enum Kind {
     #[default]
     Listen,
     Frontend,
     Backend,
+    Defaults,
+    /// A section vrrpd has nothing for (`userlist`, `peers`...), noted once.
+    Ignored,
 }
 
 #[derive(Debug, Default)]
 pub struct Haproxy {
-    pub maxconn: Option<String>,
+    pub maxconn: Option<Written>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
+    /// Every address HAProxy listens on, as written: the ports a watcher script may probe.
+    pub listening: Vec<String>,
 }
 
 /// HAProxy times: a bare number is milliseconds; `d` days become hours for vrrpd.
 pub fn duration(value: &str) -> String {
-    if value.chars().all(|c| c.is_ascii_digit()) {
+    if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) {
         return format!("{value}ms");
     }
     match value.strip_suffix('d').and_then(|d| d.parse::<u64>().ok()) {
-        Some(days) => format!("{}h", days * 24),
+        Some(days) => format!("{}h", days.saturating_mul(24)),
         None => value.to_owned(),
     }
 }
 
-/// `*:5670`, `:5670`, `0.0.0.0:5670`, `[::]:5670`.
-fn bind_address(value: &str) -> String {
-    match value.rsplit_once(':') {
-        Some(("" | "*", port)) => format!("0.0.0.0:{port}"),
-        _ => value.to_owned(),
-    }
-}
+const IGNORED_SECTIONS: &[&str] = &[
+    "userlist",
+    "peers",
+    "resolvers",
+    "mailers",
+    "program",
+    "http-errors",
+    "cache",
+    "ring",
+    "log-forward",
+    "crt-store",
+    "traces",
+    "acme",
+];
 
 pub fn convert(text: &str, notes: &mut Notes) -> Haproxy {
     let mut out = Haproxy::default();
     let mut defaults = Settings::default();
-    let mut section: Option<(&str, Proxy)> = None;
+    let mut section: Option<Proxy> = None;
     let mut in_global = false;
-    let finish = |section: &mut Option<(&str, Proxy)>, out: &mut Haproxy| {
-        if let Some((_, proxy)) = section.take() {
-            out.proxies.push(proxy);
-        }
-    };
     for (n, raw) in text.lines().enumerate() {
         let line = n + 1;
         let words: Vec<&str> = raw.split('#').next().unwrap_or("").split_whitespace().collect();
         let Some(&keyword) = words.first() else { continue };
-        match keyword {
-            "global" => {
-                finish(&mut section, &mut out);
-                in_global = true;
-                continue;
-            }
-            "defaults" => {
-                finish(&mut section, &mut out);
-                in_global = false;
-                section = Some(("defaults", Proxy { line, ..Proxy::default() }));
-                continue;
-            }
-            "listen" | "frontend" | "backend" => {
-                if matches!(section, Some(("defaults", _))) {
-                    if let Some((_, d)) = section.take() {
-                        defaults = d.settings;
+        let kind = match keyword {
+            "global" => None,
+            "defaults" => Some(Kind::Defaults),
+            "listen" => Some(Kind::Listen),
+            "frontend" => Some(Kind::Frontend),
+            "backend" => Some(Kind::Backend),
+            k if IGNORED_SECTIONS.contains(&k) => Some(Kind::Ignored),
+            _ => {
+                if in_global {
+                    match (keyword, words.get(1)) {
+                        ("maxconn", Some(n)) => out.maxconn = Some(Written { text: n.to_string(), line }),
+                        _ => notes.add(line, NoteKind::Dropped, format!("global `{}`", words.join(" "))),
+                    }
+                } else {
+                    match section.as_mut() {
+                        Some(proxy) if proxy.kind == Kind::Ignored => {}
+                        Some(proxy) => directive(proxy, &words, line, notes),
+                        None => notes.add(line, NoteKind::Dropped, format!("`{}` outside any section", words.join(" "))),
                     }
                 }
-                finish(&mut section, &mut out);
-                in_global = false;
-                let kind = match keyword {
-                    "frontend" => Kind::Frontend,
-                    "backend" => Kind::Backend,
-                    _ => Kind::Listen,
-                };
-                let mut proxy = Proxy {
-                    name: words.get(1).unwrap_or(&"proxy").to_string(),
-                    line,
-                    settings: defaults.clone(),
-                    kind,
-                    ..Proxy::default()
-                };
-                // `listen NAME ADDRESS` (older HAProxy) binds on the section line.
-                if let Some(address) = words.get(2) {
-                    proxy.bind = Some(bind_address(address));
-                }
-                section = Some((keyword, proxy));
                 continue;
             }
-            "userlist" | "peers" | "resolvers" | "mailers" | "program" | "http-errors" | "cache" | "ring" => {
-                finish(&mut section, &mut out);
-                in_global = false;
-                notes.add(line, NoteKind::Dropped, format!("section `{keyword}`"));
-                section = Some(("ignored", Proxy::default()));
-                continue;
-            }
+        };
+        // A new section: the one before it is complete.
+        finish(section.take(), &mut out, &mut defaults);
+        in_global = kind.is_none();
+        let Some(kind) = kind else { continue };
+        if kind == Kind::Ignored {
+            notes.add(line, NoteKind::Dropped, format!("section `{}`: vrrpd has no equivalent", words.join(" ")));
+        }
+        let mut proxy = Proxy {
+            name: words.get(1).unwrap_or(&"proxy").to_string(),
+            line,
+            settings: if kind == Kind::Defaults { Settings::default() } else { defaults.clone() },
+            kind,
+            ..Proxy::default()
+        };
+        match words.get(2..).unwrap_or_default() {
+            [] => {}
+            // `listen NAME ADDRESS` (HAProxy 1.4) binds on the section line.
+            [address] if kind == Kind::Listen => proxy.bind = Some(Written { text: address.to_string(), line }),
+            rest if kind != Kind::Ignored => notes.add(
+                line,
+                NoteKind::Dropped,
+                format!("`{}` on the section line: a section inherits the last `defaults` before it", rest.join(" ")),
+            ),
             _ => {}
         }
-        if in_global {
-            match (keyword, words.get(1)) {
-                ("maxconn", Some(n)) => out.maxconn = Some(n.to_string()),
-                _ => notes.add(line, NoteKind::Dropped, format!("global `{}`", words.join(" "))),
-            }
-            continue;
-        }
-        match section.as_mut() {
-            Some(("ignored", _)) => {}
-            Some((_, proxy)) => directive(proxy, &words, line, notes),
-            None => notes.add(line, NoteKind::Dropped, format!("`{}` outside any section", words.join(" "))),
-        }
+        section = Some(proxy);
     }
-    if let Some(("defaults", _)) = section {
-        section = None;
-    }
-    finish(&mut section, &mut out);
-    join_frontends(&mut out, notes);
-    extract_stats(&mut out, notes);
+    finish(section, &mut out, &mut defaults);
+    out.listening = out.proxies.iter().filter_map(|p| p.bind.as_ref().map(|b| b.text.clone())).collect();
+    frontends::join(&mut out, notes);
+    frontends::extract_stats(&mut out, notes);
+    out.proxies.retain(|p| {
+        if p.disabled {
+            notes.add(p.line, NoteKind::Dropped, format!("proxy {} is `disabled` in HAProxy: not imported", p.name));
+        }
+        !p.disabled
+    });
     out
 }
 
+fn finish(section: Option<Proxy>, out: &mut Haproxy, defaults: &mut Settings) {
+    match section {
+        Some(p) if p.kind == Kind::Defaults => *defaults = p.settings,
+        Some(p) if p.kind == Kind::Ignored => {}
+        Some(p) => out.proxies.push(p),
+        None => {}
+    }
+}
+
+fn written(words: &[&str], i: usize, line: usize) -> Option<Written> {
+    words.get(i).map(|w| Written { text: w.to_string(), line })
+}
+
 fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) {
+    let whole = words.join(" ");
+    if proxy.kind == Kind::Defaults && matches!(words[0], "stats" | "default_backend" | "use_backend" | "bind" | "server" | "acl")
+    {
+        notes.add(line, NoteKind::Dropped, format!("`{whole}` in `defaults`: the sections below do not inherit it here"));
+        return;
+    }
     let s = &mut proxy.settings;
-    let arg = |i: usize| words.get(i).map(|w| w.to_string());
     match (words[0], words.get(1).copied()) {
         ("bind", Some(address)) if proxy.bind.is_none() => {
-            proxy.bind = Some(bind_address(address));
-            if words.len() > 2 {
-                notes.add(line, NoteKind::Dropped, format!("bind options `{}`", words[2..].join(" ")));
+            proxy.bind = Some(Written { text: address.to_owned(), line });
+            let options = words.get(2..).unwrap_or_default();
+            if options.contains(&"ssl") {
+                notes.add(
+                    line,
+                    NoteKind::Warning,
+                    format!(
+                        "bind options `{}`: HAProxy terminated TLS here; vrrpd does not, so the clients' TLS reaches the servers as it is: point the servers at their TLS port, or the clients at a plaintext one",
+                        options.join(" ")
+                    ),
+                );
+            } else if !options.is_empty() {
+                notes.add(line, NoteKind::Dropped, format!("bind options `{}`", options.join(" ")));
             }
         }
-        ("bind", _) => notes.add(line, NoteKind::Dropped, "a second `bind`: a vrrpd proxy listens on one address".to_owned()),
+        ("bind", _) => notes.add(line, NoteKind::Dropped, format!("`{whole}`: a vrrpd proxy listens on one address")),
         ("mode", Some(mode)) => s.mode = Some(mode.to_owned()),
-        ("balance", Some(b)) => s.balance = Some((b.to_owned(), line)),
-        ("timeout", Some("connect")) => s.timeout_connect = arg(2),
-        ("timeout", Some("client")) => s.timeout_client = arg(2).map(|v| (v, line)),
-        ("timeout", Some("server")) => s.timeout_server = arg(2).map(|v| (v, line)),
-        ("timeout", Some("check")) => s.timeout_check = arg(2),
-        ("timeout", Some("queue")) => s.timeout_queue = arg(2),
-        ("retries", Some(n)) => s.retries = Some(n.to_owned()),
+        ("balance", Some(_)) => s.balance = Some(Written { text: words[1..].join(" "), line }),
+        ("timeout", Some(which)) if words.len() == 3 => match which {
+            "connect" => s.timeout_connect = written(words, 2, line),
+            "client" => s.timeout_client = written(words, 2, line),
+            "server" => s.timeout_server = written(words, 2, line),
+            "tunnel" => s.timeout_tunnel = written(words, 2, line),
+            "check" => s.timeout_check = written(words, 2, line),
+            "queue" => s.timeout_queue = written(words, 2, line),
+            _ => notes.add(line, NoteKind::Dropped, format!("`{whole}`: vrrpd has no such timeout")),
+        },
+        ("retries", Some(_)) => s.retries = written(words, 1, line),
         ("option", Some("redispatch")) => s.redispatch = Some(true),
         ("no", Some("option")) if words.get(2) == Some(&"redispatch") => s.redispatch = Some(false),
-        ("maxconn", Some(n)) => s.maxconn = Some(n.to_owned()),
+        ("maxconn", Some(_)) => s.maxconn = written(words, 1, line),
         ("option", Some("tcpka" | "clitcpka" | "srvtcpka")) => {
-            notes.add(line, NoteKind::Dropped, format!("`{}`: vrrpd always uses TCP keepalive on both sides", words.join(" ")))
+            notes.add(line, NoteKind::Dropped, format!("`{whole}`: vrrpd always uses TCP keepalive on both sides"))
         }
-        ("default-server", _) => s.default_server = server_options(Server::default(), &words[1..], line, notes),
+        ("option", Some("ssl-hello-chk")) => {
+            s.tls_check = true;
+            notes.add(line, NoteKind::Changed, format!("`{whole}`: vrrpd checks these servers with a TCP connect"));
+        }
+        ("option", Some(check)) if check.ends_with("chk") || check.ends_with("-check") => notes.add(
+            line,
+            NoteKind::Dropped,
+            format!("`{whole}`: vrrpd checks servers with a TCP connect, or the AMQP handshake on AMQP ports"),
+        ),
+        ("http-check" | "tcp-check", _) => notes.add(
+            line,
+            NoteKind::Dropped,
+            format!("`{whole}`: vrrpd checks servers with a TCP connect, or the AMQP handshake on AMQP ports"),
+        ),
+        ("default-server", _) => s.default_server = server_options(s.default_server.clone(), &words[1..], line, notes),
         ("server", Some(name)) => {
             let Some(address) = words.get(2) else {
                 notes.add(line, NoteKind::Dropped, format!("server {name} has no address"));
                 return;
             };
+            if proxy.servers.iter().any(|s| s.name == *name) {
+                notes.add(
+                    line,
+                    NoteKind::Dropped,
+                    format!("server {name} is defined twice (HAProxy refuses it too): the first is kept"),
+                );
+                return;
+            }
             let server = Server { name: name.to_owned(), address: address.to_string(), line, ..s.default_server.clone() };
             proxy.servers.push(server_options(server, words.get(3..).unwrap_or_default(), line, notes));
         }
-        ("stats", Some("enable")) => proxy.stats = true,
-        ("stats", Some("auth")) => {
-            proxy.stats = true;
-            if let Some((user, password)) = words.get(2).and_then(|a| a.split_once(':')) {
-                proxy.stats_auth = Some((user.to_owned(), password.to_owned()));
+        ("stats", Some(what)) => stats(proxy, what, words, line, notes),
+        ("default_backend", Some(_)) => proxy.default_backend = written(words, 1, line),
+        ("use_backend", Some(backend)) => {
+            let condition = words.get(2..).filter(|rest| !rest.is_empty()).map(|rest| rest.join(" "));
+            proxy.routes.push(Route { backend: backend.to_owned(), condition, line });
+        }
+        ("acl", Some(name)) => {
+            notes.add(line, NoteKind::Dropped, format!("acl {name}: vrrpd has no ACLs (no routing or filtering rules)"))
+        }
+        ("disabled", None) => proxy.disabled = true,
+        _ => notes.add(line, NoteKind::Dropped, format!("`{whole}`")),
+    }
+}
+
+fn stats(proxy: &mut Proxy, what: &str, words: &[&str], line: usize, notes: &mut Notes) {
+    proxy.stats.get_or_insert(line);
+    match what {
+        "enable" => {}
+        "auth" => match words.get(2).and_then(|a| a.split_once(':')) {
+            Some(_) if proxy.stats_auth.is_some() => {
+                notes.add(line, NoteKind::Dropped, format!("`{}`: vrrpd's stats page has one user", words.join(" ")))
             }
-        }
-        ("stats", Some("refresh")) => {
-            proxy.stats = true;
-            proxy.stats_refresh = arg(2);
-        }
-        ("stats", Some("uri")) => {
-            proxy.stats = true;
-            notes.add(
-                line,
-                NoteKind::Changed,
-                format!("`stats uri {}`: the vrrpd page is at /, CSV at /stats.csv and /stats;csv", words.get(2).unwrap_or(&"")),
-            );
-        }
-        ("default_backend" | "use_backend", Some(backend)) => proxy.default_backend = Some(backend.to_owned()),
+            Some((user, password)) => proxy.stats_auth = Some((user.to_owned(), password.to_owned())),
+            None => notes.add(line, NoteKind::Dropped, format!("`{}`: not user:password", words.join(" "))),
+        },
+        "refresh" => proxy.stats_refresh = written(words, 2, line),
+        "uri" => notes.add(
+            line,
+            NoteKind::Changed,
+            format!("`stats uri {}`: the vrrpd page is at /, CSV at /stats.csv and /stats;csv", words.get(2).unwrap_or(&"")),
+        ),
         _ => notes.add(line, NoteKind::Dropped, format!("`{}`", words.join(" "))),
     }
 }
 
 /// HAProxy server keywords that take a value (the others are flags).
 const VALUE_KEYWORDS: &[&str] = &[
-    "port",
-    "addr",
-    "cookie",
-    "id",
-    "slowstart",
-    "on-marked-down",
-    "on-marked-up",
-    "on-error",
-    "error-limit",
-    "observe",
-    "check-sni",
-    "sni",
-    "ca-file",
-    "crt",
-    "verify",
-    "resolvers",
-    "resolve-prefer",
-    "init-addr",
-    "agent-port",
+    "agent-addr",
     "agent-inter",
+    "agent-port",
     "agent-send",
-    "source",
-    "proto",
+    "alpn",
+    "ca-file",
+    "check-alpn",
+    "check-proto",
+    "check-sni",
+    "ciphers",
+    "ciphersuites",
+    "cookie",
+    "crl-file",
+    "crt",
+    "curves",
+    "error-limit",
+    "hash-key",
+    "id",
+    "init-addr",
+    "init-state",
+    "log-proto",
+    "max-reuse",
     "maxqueue",
     "minconn",
-    "redir",
-    "track",
-    "pool-max-conn",
-    "max-reuse",
     "namespace",
+    "npn",
+    "observe",
+    "on-error",
+    "on-marked-up",
+    "pool-low-conn",
+    "pool-max-conn",
+    "pool-purge-delay",
+    "proto",
+    "proxy-v2-options",
+    "redir",
+    "resolve-net",
+    "resolve-opts",
+    "resolve-prefer",
+    "resolvers",
+    "sigalgs",
+    "slowstart",
+    "sni",
+    "socks4",
+    "source",
+    "ssl-max-ver",
+    "ssl-min-ver",
+    "tcp-ut",
+    "track",
+    "verify",
+    "verifyhost",
+    "ws",
 ];
 
 fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut Notes) -> Server {
     let mut i = 0;
     while i < options.len() {
         let value = options.get(i + 1).map(|v| v.to_string());
+        let shown = |value: &Option<String>| format!("{} {}", options[i], value.as_deref().unwrap_or(""));
         let mut takes_value = true;
         match options[i] {
             "check" => {
                 server.check = true;
                 takes_value = false;
             }
+            "no-check" => {
+                server.check = false;
+                takes_value = false;
+            }
             "backup" => {
                 server.backup = true;
                 takes_value = false;
             }
-            "send-proxy" => {
-                server.send_proxy = Some("v1");
+            "send-proxy" | "send-proxy-v2" => {
+                server.send_proxy = Some(if options[i] == "send-proxy" { "v1" } else { "v2" });
                 takes_value = false;
             }
-            "send-proxy-v2" => {
-                server.send_proxy = Some("v2");
+            "ssl" => {
+                server.tls = true;
                 takes_value = false;
+                notes.add(
+                    line,
+                    NoteKind::Warning,
+                    format!(
+                        "server {} option `ssl`: HAProxy spoke TLS to this server, vrrpd passes the client's bytes as they come (clients must speak TLS themselves)",
+                        server.name
+                    ),
+                );
             }
+            "check-ssl" => {
+                server.tls = true;
+                takes_value = false;
+                notes.add(
+                    line,
+                    NoteKind::Changed,
+                    format!("server {} option `check-ssl`: checked with a TCP connect", server.name),
+                );
+            }
+            "disabled" => {
+                server.disabled = true;
+                takes_value = false;
+                notes.add(
+                    line,
+                    NoteKind::Changed,
+                    format!(
+                        "server {} is `disabled` (maintenance): written with weight 0, so it takes no new sessions",
+                        server.name
+                    ),
+                );
+            }
+            "port" | "addr" => notes.add(
+                line,
+                NoteKind::Dropped,
+                format!(
+                    "server {} option `{}`: vrrpd checks a server at the address and port it sends traffic to",
+                    server.name,
+                    shown(&value).trim()
+                ),
+            ),
+            "on-marked-down" => server.shutdown_sessions = value.as_deref() == Some("shutdown-sessions"),
             "inter" => server.inter = value,
             "fastinter" => server.fastinter = value,
             "downinter" => server.downinter = value,
@@ -300,69 +451,13 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             "maxconn" => server.maxconn = value,
             other => {
                 takes_value = VALUE_KEYWORDS.contains(&other);
-                let shown = if takes_value { format!("{other} {}", value.as_deref().unwrap_or("")) } else { other.to_owned() };
+                let shown = if takes_value { shown(&value) } else { other.to_owned() };
                 notes.add(line, NoteKind::Dropped, format!("server {} option `{}`", server.name, shown.trim()));
             }
         }
         i += if takes_value { 2 } else { 1 };
     }
     server
-}
-
-/// A frontend with a `default_backend` becomes one proxy with that backend's servers.
-fn join_frontends(out: &mut Haproxy, notes: &mut Notes) {
-    let backends: Vec<Proxy> = out.proxies.iter().filter(|p| p.kind == Kind::Backend).cloned().collect();
-    let mut used = Vec::new();
-    for proxy in out.proxies.iter_mut().filter(|p| p.kind == Kind::Frontend) {
-        let Some(name) = proxy.default_backend.clone() else {
-            continue;
-        };
-        match backends.iter().find(|b| b.name == name) {
-            Some(backend) => {
-                proxy.servers = backend.servers.clone();
-                // The backend's own settings win over the frontend's for the server side.
-                let s = &backend.settings;
-                let t = &mut proxy.settings;
-                t.balance = s.balance.clone().or(t.balance.take());
-                t.timeout_server = s.timeout_server.clone().or(t.timeout_server.take());
-                t.timeout_connect = s.timeout_connect.clone().or(t.timeout_connect.take());
-                t.timeout_check = s.timeout_check.clone().or(t.timeout_check.take());
-                t.retries = s.retries.clone().or(t.retries.take());
-                t.redispatch = s.redispatch.or(t.redispatch);
-                t.mode = s.mode.clone().or(t.mode.take());
-                used.push(name);
-            }
-            None => notes.add(proxy.line, NoteKind::Dropped, format!("frontend {}: backend {name:?} is not defined", proxy.name)),
-        }
-    }
-    out.proxies.retain(|p| {
-        if p.kind == Kind::Backend && !used.contains(&p.name) {
-            notes.add(p.line, NoteKind::Dropped, format!("backend {} is used by no frontend", p.name));
-            return false;
-        }
-        p.kind != Kind::Backend
-    });
-}
-
-/// The first section with `stats enable` and no servers becomes `[stats]`.
-fn extract_stats(out: &mut Haproxy, notes: &mut Notes) {
-    out.proxies.retain(|p| {
-        if !p.stats || !p.servers.is_empty() {
-            return true;
-        }
-        match (&out.stats, &p.bind) {
-            (None, Some(bind)) => {
-                out.stats = Some(Stats {
-                    bind: bind.clone(),
-                    line: p.line,
-                    auth: p.stats_auth.clone(),
-                    refresh: p.stats_refresh.clone(),
-                });
-            }
-            _ => notes.add(p.line, NoteKind::Dropped, format!("stats section {}: vrrpd has one stats page", p.name)),
-        }
-        false
-    });
 }
 
 #[cfg(test)]
@@ -385,5 +480,14 @@ mod tests {
         assert_eq!(duration("5000"), "5000ms");
         assert_eq!(duration("1d"), "24h");
         assert_eq!(duration("30s"), "30s");
+    }
+
+    #[test]
+    fn a_defaults_section_followed_by_global_still_applies() {
+        let mut notes = Notes::new(Path::new("haproxy.cfg"));
+        let text = "defaults\n  retries 5\nglobal\n  maxconn 10\nlisten a\n  bind :5672\n  server s 192.0.2.1:5672\n";
+        let parsed = convert(text, &mut notes);
+        assert_eq!(parsed.proxies.len(), 1);
+        assert_eq!(parsed.proxies[0].settings.retries.as_ref().map(|r| r.text.as_str()), Some("5"));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{ImportError, NoteKind, Notes};
+use super::{ImportError, NoteKind, Notes, Written};
 
 /// One statement: its words, the line it starts on, and its block if it opens one.
 #[derive(Debug)]
@@ -118,40 +118,57 @@ pub fn parse(text: &str, path: &Path) -> Result<Vec<Node>, ImportError> {
 #[derive(Debug, Default)]
 pub struct Script {
     pub name: String,
+    pub line: usize,
     pub script: Option<String>,
-    pub interval: Option<String>,
-    pub timeout: Option<String>,
-    pub weight: Option<i64>,
-    pub rise: Option<i64>,
-    pub fall: Option<i64>,
+    pub interval: Option<Written>,
+    pub timeout: Option<Written>,
+    pub weight: Option<Written>,
+    pub rise: Option<Written>,
+    pub fall: Option<Written>,
     pub user: Option<String>,
+}
+
+/// A `track_script` or `track_interface` entry: `NAME [weight N]`.
+#[derive(Debug)]
+pub struct Track {
+    pub name: String,
+    pub weight: Option<String>,
+    pub line: usize,
+}
+
+#[derive(Debug)]
+pub struct Auth {
+    pub kind: Written,
+    pub pass: Option<Written>,
 }
 
 #[derive(Debug, Default)]
 pub struct Instance {
     pub name: String,
     pub line: usize,
-    pub state: Option<String>,
-    pub interface: Option<String>,
-    pub vrid: Option<String>,
-    pub priority: Option<String>,
-    pub advert_int: Option<String>,
+    pub state: Option<Written>,
+    pub interface: Option<Written>,
+    pub vrid: Option<Written>,
+    pub priority: Option<Written>,
+    pub advert_int: Option<Written>,
     pub nopreempt: bool,
-    pub preempt_delay: Option<String>,
-    pub auth: Option<(String, Option<String>)>,
-    pub vips: Vec<String>,
-    pub track_script: Vec<(String, Option<i64>)>,
-    pub track_interface: Vec<(String, Option<i64>)>,
-    pub notify: Vec<(&'static str, String)>,
-    pub unicast_src_ip: Option<String>,
-    pub unicast_peer: Vec<String>,
-    pub garp: Vec<(&'static str, String)>,
+    pub preempt_delay: Option<Written>,
+    pub auth: Option<Auth>,
+    pub vips: Vec<Written>,
+    pub track_script: Vec<Track>,
+    pub track_interface: Vec<Track>,
+    pub notify: Vec<(&'static str, Written)>,
+    pub unicast_src_ip: Option<Written>,
+    /// keepalived's other name for the advert source address.
+    pub mcast_src_ip: Option<Written>,
+    pub unicast_peer: Vec<Written>,
+    pub garp: Vec<(&'static str, Written)>,
 }
 
 #[derive(Debug, Default)]
 pub struct Keepalived {
-    pub router_id: Option<String>,
-    pub script_user: Option<String>,
+    pub router_id: Option<Written>,
+    pub script_user: Option<Written>,
     pub enable_script_security: bool,
     pub scripts: Vec<Script>,
     pub instances: Vec<Instance>,
@@ -164,10 +181,16 @@ pub fn convert(text: &str, path: &Path, notes: &mut Notes) -> Result<Keepalived,
             "global_defs" => global(&node, &mut out, notes),
             "vrrp_script" => out.scripts.push(script(&node, notes)),
             "vrrp_instance" => out.instances.push(instance(&node, notes)),
+            "vrrp_sync_group" => sync_group(&node, notes),
             "virtual_server" | "virtual_server_group" => notes.add(
                 node.line,
                 NoteKind::Dropped,
                 format!("`{}` (LVS load balancing): vrrpd balances with its own [[proxy]] instead", node.words.join(" ")),
+            ),
+            "include" => notes.add(
+                node.line,
+                NoteKind::Dropped,
+                format!("`{}`: the included files are not read; import what they hold from a single file", node.words.join(" ")),
             ),
             other => notes.add(node.line, NoteKind::Dropped, format!("`{other}` has no vrrpd equivalent")),
         }
@@ -175,50 +198,101 @@ pub fn convert(text: &str, path: &Path, notes: &mut Notes) -> Result<Keepalived,
     Ok(out)
 }
 
+fn written(node: &Node, i: usize) -> Option<Written> {
+    node.arg(i).map(|text| Written { text: text.to_owned(), line: node.line })
+}
+
+/// The words of a statement past `used`, noted as not carried over.
+fn note_extra(node: &Node, used: usize, what: &str, notes: &mut Notes) {
+    if node.words.get(used..) == Some(&["reverse".to_owned()][..]) {
+        // keepalived 2.1: the weight applies in the other direction (while succeeding if negative).
+        notes.add(
+            node.line,
+            NoteKind::Warning,
+            format!("{what} `reverse`: vrrpd has no reverse: the weight is written as is and applies the other way round (invert the script's exit status to keep the meaning)"),
+        );
+        return;
+    }
+    if let Some(extra) = node.words.get(used..).filter(|rest| !rest.is_empty()) {
+        notes.add(node.line, NoteKind::Dropped, format!("{what}: `{}` is not carried over", extra.join(" ")));
+    }
+}
+
 fn global(node: &Node, out: &mut Keepalived, notes: &mut Notes) {
     for item in node.children() {
         match (item.key(), item.arg(1)) {
-            ("router_id", Some(id)) => out.router_id = Some(id.to_owned()),
-            ("script_user", Some(user)) => out.script_user = Some(user.to_owned()),
+            ("router_id", Some(_)) => out.router_id = written(item, 1),
+            ("script_user", Some(_)) => {
+                out.script_user = written(item, 1);
+                note_extra(item, 2, "script_user's group (vrrpd runs scripts with the user's own group)", notes);
+            }
             ("enable_script_security", _) => out.enable_script_security = true,
+            ("vrrp_version", Some(v)) if v != "2" => notes.add(
+                item.line,
+                NoteKind::Changed,
+                format!("global_defs `vrrp_version {v}`: vrrpd speaks VRRPv2 (RFC 3768) only; its peers must too"),
+            ),
             (key, _) => notes.add(item.line, NoteKind::Dropped, format!("global_defs `{key}`")),
         }
     }
 }
 
+fn sync_group(node: &Node, notes: &mut Notes) {
+    let members: Vec<&str> =
+        node.children().iter().filter(|c| c.key() == "group").flat_map(|g| g.children().iter().map(Node::key)).collect();
+    notes.add(
+        node.line,
+        NoteKind::Dropped,
+        format!(
+            "`vrrp_sync_group {}` (instances {} fail over together): vrrpd runs each instance on its own; give them the same track_* so that they move together",
+            node.arg(1).unwrap_or_default(),
+            members.join(", ")
+        ),
+    );
+}
+
 fn script(node: &Node, notes: &mut Notes) -> Script {
-    let mut s = Script { name: node.arg(1).unwrap_or("unnamed").to_owned(), ..Script::default() };
+    let mut s = Script { name: node.arg(1).unwrap_or("unnamed").to_owned(), line: node.line, ..Script::default() };
     for item in node.children() {
-        let value = item.rest();
-        let number = |notes: &mut Notes| match value.parse::<i64>() {
-            Ok(n) => Some(n),
-            Err(_) => {
-                notes.add(
-                    item.line,
-                    NoteKind::Dropped,
-                    format!("vrrp_script {} `{}`: {value:?} is not a number", s.name, item.key()),
-                );
-                None
-            }
-        };
+        let one = written(item, 1);
         match item.key() {
-            "script" => s.script = Some(value),
-            "interval" => s.interval = Some(value),
-            "timeout" => s.timeout = Some(value),
-            "weight" => s.weight = number(notes),
-            "rise" => s.rise = number(notes),
-            "fall" => s.fall = number(notes),
-            "user" => s.user = item.arg(1).map(str::to_owned),
+            "script" => s.script = Some(item.rest()),
+            "interval" => s.interval = one,
+            "timeout" => s.timeout = one,
+            "weight" => {
+                s.weight = one;
+                note_extra(item, 2, &format!("vrrp_script {} weight", s.name), notes);
+            }
+            "rise" => s.rise = one,
+            "fall" => s.fall = one,
+            "user" => {
+                s.user = item.arg(1).map(str::to_owned);
+                note_extra(item, 2, &format!("vrrp_script {} user's group", s.name), notes);
+            }
             key => notes.add(item.line, NoteKind::Dropped, format!("vrrp_script {} `{key}`", s.name)),
         }
     }
     s
 }
 
+/// Entries of `track_script { ... }` or `track_interface { ... }`.
+fn tracks(block: &Node, notes: &mut Notes) -> Vec<Track> {
+    let mut list = Vec::new();
+    for t in block.children() {
+        let weight = match (t.arg(1), t.arg(2)) {
+            (Some("weight"), Some(w)) => Some(w.to_owned()),
+            _ => None,
+        };
+        note_extra(t, if weight.is_some() { 3 } else { 1 }, &format!("{} {}", block.key(), t.key()), notes);
+        list.push(Track { name: t.key().to_owned(), weight, line: t.line });
+    }
+    list
+}
+
 fn instance(node: &Node, notes: &mut Notes) -> Instance {
     let mut i = Instance { name: node.arg(1).unwrap_or("VI_1").to_owned(), line: node.line, ..Instance::default() };
     for item in node.children() {
-        let one = item.arg(1).map(str::to_owned);
+        let one = written(item, 1);
         match item.key() {
             "state" => i.state = one,
             "interface" => i.interface = one,
@@ -228,22 +302,23 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
             "nopreempt" => i.nopreempt = true,
             "preempt_delay" => i.preempt_delay = one,
             "authentication" => {
-                let mut auth_type = None;
+                let mut kind = None;
                 let mut pass = None;
                 for a in item.children() {
                     match a.key() {
-                        "auth_type" => auth_type = a.arg(1).map(str::to_owned),
-                        "auth_pass" => pass = a.arg(1).map(str::to_owned),
+                        "auth_type" => kind = written(a, 1),
+                        "auth_pass" => pass = written(a, 1),
                         key => notes.add(a.line, NoteKind::Dropped, format!("authentication `{key}`")),
                     }
                 }
-                if let Some(t) = auth_type {
-                    i.auth = Some((t, pass));
+                match kind {
+                    Some(kind) => i.auth = Some(Auth { kind, pass }),
+                    None => notes.add(item.line, NoteKind::Dropped, "authentication without auth_type".to_owned()),
                 }
             }
             "virtual_ipaddress" => {
                 for v in item.children() {
-                    i.vips.push(v.key().to_owned());
+                    i.vips.push(Written { text: v.key().to_owned(), line: v.line });
                     if v.words.len() > 1 {
                         notes.add(
                             v.line,
@@ -253,16 +328,8 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                     }
                 }
             }
-            "track_script" | "track_interface" => {
-                for t in item.children() {
-                    let weight = match (t.arg(1), t.arg(2)) {
-                        (Some("weight"), Some(w)) => w.parse().ok(),
-                        _ => None,
-                    };
-                    let list = if item.key() == "track_script" { &mut i.track_script } else { &mut i.track_interface };
-                    list.push((t.key().to_owned(), weight));
-                }
-            }
+            "track_script" => i.track_script.extend(tracks(item, notes)),
+            "track_interface" => i.track_interface.extend(tracks(item, notes)),
             key @ ("notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop") => {
                 let field = match key {
                     "notify" => "notify",
@@ -271,10 +338,22 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                     "notify_fault" => "notify_fault",
                     _ => "notify_stop",
                 };
-                i.notify.push((field, item.rest()));
+                // A key given twice: keepalived keeps the last.
+                i.notify.retain(|(k, _)| *k != field);
+                if let Some(script) = one {
+                    i.notify.push((field, script));
+                }
+                // keepalived reads `notify_master SCRIPT [USER [GROUP]]`.
+                note_extra(item, 2, &format!("{key}'s user (vrrpd runs notify scripts as script_user)"), notes);
             }
             "unicast_src_ip" => i.unicast_src_ip = one,
-            "unicast_peer" => i.unicast_peer.extend(item.children().iter().map(|p| p.key().to_owned())),
+            "mcast_src_ip" => i.mcast_src_ip = one,
+            "unicast_peer" => {
+                for p in item.children() {
+                    i.unicast_peer.push(Written { text: p.key().to_owned(), line: p.line });
+                    note_extra(p, 1, &format!("unicast_peer {}", p.key()), notes);
+                }
+            }
             key @ ("garp_master_delay" | "garp_master_repeat" | "garp_master_refresh" | "garp_master_refresh_repeat") => {
                 let field = match key {
                     "garp_master_delay" => "garp_master_delay",
@@ -282,6 +361,7 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                     "garp_master_refresh" => "garp_master_refresh",
                     _ => "garp_master_refresh_repeat",
                 };
+                i.garp.retain(|(k, _)| *k != field);
                 if let Some(v) = one {
                     i.garp.push((field, v));
                 }
