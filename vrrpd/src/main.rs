@@ -12,6 +12,7 @@ fn main() -> ExitCode {
         Some(Command::Check { offline }) => run_check(&cli, offline),
         Some(Command::Ctl { ref socket, ref words }) => run_ctl(&cli, socket.as_deref(), words),
         Some(Command::Import { ref keepalived, ref haproxy }) => run_import(keepalived.as_deref(), haproxy.as_deref()),
+        Some(Command::Generate { what }) => run_generate(what),
         None => run_daemon(&cli),
     }
 }
@@ -30,17 +31,48 @@ fn run_check(cli: &Cli, offline: bool) -> ExitCode {
     // The scripts as the start would take them: they exist, their users exist, and the
     // security check passes for the user running this check (the unit's ExecStartPre runs it
     // with vrrpd's own identity). --offline checks a file for another machine: the file only.
-    if !offline {
-        if let Err(problems) = vrrpd::daemon::plan::plan(&loaded.config) {
-            for problem in &problems {
-                eprintln!("error: {}: {problem}", cli.config.display());
-            }
-            return ExitCode::FAILURE;
-        }
+    if !offline && !check_host(cli, &loaded.config) {
+        return ExitCode::FAILURE;
     }
     println!("{}: valid", cli.config.display());
     print!("{}", vrrpd::preflight::summary(&loaded.config));
     ExitCode::SUCCESS
+}
+
+/// What the start would find on this host: the scripts (they exist, their users exist, the
+/// security check passes for the identity running this check, as the unit's ExecStartPre
+/// does), the interfaces, their addresses, the users. Prints every problem located in the
+/// file; returns whether the start may go ahead.
+fn check_host(cli: &Cli, config: &ha_common::Config) -> bool {
+    let mut ok = true;
+    if let Err(problems) = vrrpd::daemon::plan::plan(config) {
+        for problem in &problems {
+            eprintln!("error: {}: {problem}", cli.config.display());
+        }
+        ok = false;
+    }
+    let findings =
+        tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string()).and_then(|runtime| {
+            runtime.block_on(async {
+                let netlink = vrrpd::vrrp::net::link::Netlink::new().map_err(|e| e.to_string())?;
+                Ok(vrrpd::preflight::host_findings(config, &netlink).await)
+            })
+        });
+    let locator = ha_common::config::Locator::load(&cli.config);
+    match (findings, locator) {
+        (Ok(findings), Ok(locator)) => {
+            for (place, message) in &findings.warnings {
+                eprintln!("warning: {}", locator.at(*place, message.as_str()));
+            }
+            for (place, message) in &findings.errors {
+                eprintln!("error: {}", locator.at(*place, message.as_str()));
+            }
+            ok &= findings.errors.is_empty();
+        }
+        (Err(e), _) => eprintln!("warning: could not look at this host's interfaces ({e}); use --offline to check the file only"),
+        (_, Err(e)) => eprintln!("warning: {e}"),
+    }
+    ok
 }
 
 /// `vrrpd ctl`: the socket comes from `--socket`, else from the configuration file, else the
@@ -50,7 +82,7 @@ fn run_ctl(cli: &Cli, socket: Option<&Path>, words: &[String]) -> ExitCode {
         Some(path) => path.to_owned(),
         None => match config::load(&cli.config, &cli.overrides()) {
             Ok(loaded) => loaded.config.global.control_socket,
-            Err(_) => std::path::PathBuf::from(ha_common::config::DEFAULT_CONTROL_SOCKET),
+            Err(_) => vrrpd::config::default_control_socket(),
         },
     };
     match vrrpd::control::request(&socket, words) {
@@ -82,6 +114,18 @@ fn run_import(keepalived: Option<&Path>, haproxy: Option<&Path>) -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `vrrpd generate man|completions SHELL`: to stdout, for scripts/install.sh.
+fn run_generate(what: vrrpd::cli::Generate) -> ExitCode {
+    let mut stdout = std::io::stdout().lock();
+    match vrrpd::cli::generate(what, &mut stdout).and_then(|()| std::io::Write::flush(&mut stdout)) {
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

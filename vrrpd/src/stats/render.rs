@@ -364,6 +364,9 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
         per_proxy(&|p| u8::from(p.available).to_string()),
     );
     metric("proxy_sessions", "gauge", "Current sessions.", per_proxy(&|p| p.sessions.current.to_string()));
+    let limited: Vec<(String, String)> =
+        snapshot.proxies.iter().filter_map(|p| p.sessions.limit.map(|limit| (px(p), limit.to_string()))).collect();
+    metric("proxy_sessions_limit", "gauge", "The proxy's maxconn, when it has one.", limited);
     metric("proxy_sessions_total", "counter", "Sessions accepted.", per_proxy(&|p| p.sessions.total.to_string()));
     metric("proxy_queue", "gauge", "Sessions waiting for a server slot.", per_proxy(&|p| p.queue_current.to_string()));
     metric(
