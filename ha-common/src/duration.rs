@@ -58,6 +58,12 @@ pub fn format(duration: Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 
+/// `time` as RFC 3339 in UTC with milliseconds (`2026-11-21T03:12:05.123Z`), as timelines and
+/// logs show it.
+pub fn rfc3339_millis(time: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,10 +91,4 @@ mod tests {
             assert_eq!(parse(&format(d)).unwrap(), d);
         }
     }
-}
-
-/// `time` as RFC 3339 in UTC with milliseconds (`2026-11-21T03:12:05.123Z`), as timelines and
-/// logs show it.
-pub fn rfc3339_millis(time: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(time).to_string()
 }

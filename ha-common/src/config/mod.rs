@@ -125,9 +125,9 @@ impl Locator {
             }
             Place::Proxy(i, field) => {
                 let proxy = raw.proxy.get(i).map(|s| s.get_ref());
-                let span = proxy.and_then(|r| match field {
-                    "bind" => Some(r.bind.span()),
-                    _ => Some(r.name.span()),
+                let span = proxy.map(|r| match field {
+                    "bind" => r.bind.span(),
+                    _ => r.name.span(),
                 });
                 (format!("proxy[{i}].{field}"), span)
             }

@@ -12,6 +12,7 @@
 
 mod commands;
 pub mod plan;
+mod seams;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,16 +24,16 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use ha_common::config::{Config, ConfigError};
-use proxy::health::probe::ServerEvent;
 use proxy::Balancer;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
-use self::plan::{plan, Plan};
+use self::plan::{needs_restart, plan, Plan};
+use self::seams::{record_server_events, serve_vip_events};
 use crate::config::{self, Overrides};
 use crate::control::command::ControlError;
 use crate::control::{self, ControlRequest};
@@ -45,7 +46,6 @@ use crate::trackers::Trackers;
 use crate::vrrp::driver::{Driver, DriverCommand, DriverContext};
 use crate::vrrp::net::link::Netlink;
 use crate::vrrp::net::NetError;
-use crate::vrrp::vip::VipEvent;
 
 /// How long a stopping daemon waits for its tasks, pending notify scripts among them.
 const TASK_DRAIN: Duration = Duration::from_secs(10);
@@ -167,29 +167,6 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
     proxies.shutdown_timeout(Duration::from_secs(1));
     info!("vrrpd stopped");
     result
-}
-
-/// The balancer's side of the VIP seam: serves claims, closes the sessions of released
-/// addresses and answers once they are gone. Runs on the balancer's runtime.
-async fn serve_vip_events(balancer: Arc<Balancer>, mut events: mpsc::UnboundedReceiver<VipEvent>, stop: CancellationToken) {
-    loop {
-        let event = tokio::select! {
-            () = stop.cancelled() => return,
-            event = events.recv() => event,
-        };
-        match event {
-            Some(VipEvent::Claimed(addresses)) => balancer.claim_addresses(&addresses),
-            Some(VipEvent::Releasing { addresses, drained }) => {
-                let release = balancer.release_addresses(&addresses);
-                let closed = release.closed;
-                tokio::spawn(async move {
-                    release.drained().await;
-                    let _ = drained.send(closed);
-                });
-            }
-            None => return,
-        }
-    }
 }
 
 impl Daemon {
@@ -325,51 +302,12 @@ impl Daemon {
     }
 }
 
-/// Puts servers going UP or DOWN on the timeline.
-async fn record_server_events(mut events: broadcast::Receiver<ServerEvent>, board: StatusBoard, stop: CancellationToken) {
-    loop {
-        let event = tokio::select! {
-            () = stop.cancelled() => return,
-            event = events.recv() => event,
-        };
-        match event {
-            Ok(e) => {
-                let closed = if e.closed > 0 { format!("; {} sessions closed", e.closed) } else { String::new() };
-                let status = if e.up { "UP" } else { "DOWN" };
-                board.record(EventKind::Server, format!("{}/{}", e.proxy, e.server), format!("{status}: {}{closed}", e.detail));
-            }
-            Err(broadcast::error::RecvError::Lagged(missed)) => {
-                board.record(EventKind::Server, "", format!("{missed} server events were not recorded (too many at once)"));
-            }
-            Err(broadcast::error::RecvError::Closed) => return,
-        }
-    }
-}
-
 /// Runs a driver; a panic is reported on `panics` (the daemon then stops) instead of leaving
 /// VIPs on the interface with no adverts to defend them.
 async fn supervised(interface: String, driver: impl Future<Output = ()>, panics: mpsc::UnboundedSender<String>) {
     if AssertUnwindSafe(driver).catch_unwind().await.is_err() {
         let _ = panics.send(interface);
     }
-}
-
-/// What a reload cannot change in a running daemon: the identity and the sockets set up at
-/// start. Everything else (instances, scripts, script users and security, proxies and servers)
-/// applies at once.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (o, n) = (&old.global, &new.global);
-    [
-        ("global.router_id", o.router_id != n.router_id),
-        ("global.user", o.user != n.user),
-        ("global.control_socket", o.control_socket != n.control_socket),
-        ("global.maxconn", o.maxconn != n.maxconn),
-        ("global.hard_stop_after", o.hard_stop_after != n.hard_stop_after),
-        ("[stats]", old.stats != new.stats),
-    ]
-    .into_iter()
-    .filter_map(|(key, changed)| changed.then_some(key))
-    .collect()
 }
 
 /// Asks a driver to resign and release its VIPs, and waits until it has.
@@ -392,15 +330,5 @@ mod tests {
         assert_eq!(reported.recv().await.as_deref(), Some("eth0"));
         supervised("eth1".into(), async {}, panics).await;
         assert!(reported.try_recv().is_err(), "a driver that ends normally is not a panic");
-    }
-
-    #[test]
-    fn a_reload_names_what_waits_for_a_restart() {
-        let text = "[global]\nrouter_id = \"a\"\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n";
-        let old = Config::parse(text, std::path::Path::new("a.toml")).unwrap().config;
-        let stats = format!("{text}[stats]\nlisten = \"127.0.0.1:8100\"\n");
-        let new = Config::parse(&stats, std::path::Path::new("a.toml")).unwrap().config;
-        assert_eq!(needs_restart(&old, &new), vec!["[stats]"]);
-        assert!(needs_restart(&old, &old).is_empty());
     }
 }

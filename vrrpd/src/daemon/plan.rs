@@ -73,3 +73,37 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<ScriptError>> {
         Err(problems)
     }
 }
+
+/// What a reload cannot change in a running daemon: the identity and the sockets set up at
+/// start. Everything else (instances, scripts, script users and security, proxies and servers)
+/// applies at once.
+pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (o, n) = (&old.global, &new.global);
+    [
+        ("global.router_id", o.router_id != n.router_id),
+        ("global.user", o.user != n.user),
+        ("global.control_socket", o.control_socket != n.control_socket),
+        ("global.maxconn", o.maxconn != n.maxconn),
+        ("global.hard_stop_after", o.hard_stop_after != n.hard_stop_after),
+        ("[stats]", old.stats != new.stats),
+    ]
+    .into_iter()
+    .filter_map(|(key, changed)| changed.then_some(key))
+    .collect()
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reload_names_what_waits_for_a_restart() {
+        let text = "[global]\nrouter_id = \"a\"\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n";
+        let old = Config::parse(text, std::path::Path::new("a.toml")).unwrap().config;
+        let stats = format!("{text}[stats]\nlisten = \"127.0.0.1:8100\"\n");
+        let new = Config::parse(&stats, std::path::Path::new("a.toml")).unwrap().config;
+        assert_eq!(needs_restart(&old, &new), vec!["[stats]"]);
+        assert!(needs_restart(&old, &old).is_empty());
+    }
+}
