@@ -5,20 +5,25 @@
 #
 #   scripts/bench.sh            # full run (a few minutes)
 #   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
+#   scripts/bench.sh --syscalls # only: system calls and CPU per message, AMQP shape (needs strace)
 #
 # Needs iperf3 and haproxy (scripts/install-test-deps.sh), and root for the idle-cost part
-# (network namespaces for VRRP).
+# (network namespaces for VRRP). Builds into $CARGO_TARGET_DIR when set, else target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 
-quick=false
+quick=false; syscalls=false
 [ "${1:-}" = "--quick" ] && quick=true
+[ "${1:-}" = "--syscalls" ] && syscalls=true
+# AMQP's shape: kept-alive connections, each sending a frame and waiting for its echo.
 if $quick; then
     # The test suite's check that the script works: reuse its debug build; numbers mean little.
     seconds=1; repeats=1; idle_connections=200; idle_seconds=3; concurrency=8; profile=debug
+    frame_connections=(10); frame_sizes=(64); frame_seconds=1
 else
     seconds=5; repeats=3; idle_connections=10000; idle_seconds=60; concurrency=32; profile=release
+    frame_connections=(100 1000); frame_sizes=(64 512 4096); frame_seconds=3
 fi
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
@@ -28,7 +33,9 @@ limit=$(ulimit -n)
 max_idle=$(( (limit - 500) * 2 / 5 ))
 [ "$idle_connections" -gt "$max_idle" ] && idle_connections=$max_idle
 
-for tool in iperf3 haproxy taskset python3; do
+tools=(iperf3 haproxy taskset python3)
+$syscalls && tools+=(strace)
+for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || { echo "bench: $tool is missing (scripts/install-test-deps.sh)" >&2; exit 1; }
 done
 if [ "$profile" = release ]; then
@@ -36,8 +43,9 @@ if [ "$profile" = release ]; then
 else
     cargo build -q -p vrrpd -p integration --bins
 fi
-vrrpd=target/$profile/vrrpd
-loadgen=target/$profile/loadgen
+bin=${CARGO_TARGET_DIR:-target}/$profile
+vrrpd=$bin/vrrpd
+loadgen=$bin/loadgen
 
 work=$(mktemp -d)
 pids=()
@@ -151,7 +159,7 @@ ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); pri
 row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
 echo "vrrpd $($vrrpd --version | awk '{print $2}') ($profile build) vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run, median of ${repeats}"
+echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run (messages: ${frame_seconds} s), median of ${repeats}"
 echo
 row "measure" "vrrpd" "HAProxy" "ratio" "target"
 for streams in 1 8; do
@@ -171,6 +179,31 @@ v=$(repeat latency 27001 p50_us); h=$(repeat latency 26001 p50_us)
 row "latency p50, us" "$v" "$h" "$(ratio "$v" "$h")" ""
 v=$(repeat latency 27001 p99_us); h=$(repeat latency 26001 p99_us)
 row "latency p99, us" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x"
+# AMQP's shape: "MESSAGES_PER_S CPU_US P99_US" for one run, the CPU being the proxy's per message
+# ("-" without one). A message is a frame out and its echo back. Direct: no proxy, the load and
+# the echo server on CPU 1 as in the proxied runs, so it is the most the load side can drive.
+frames() { # PORT CONNECTIONS SIZE [PROXY_PID]
+    taskset -c 1 "$loadgen" frames "127.0.0.1:$1" --connections "$2" --size "$3" --seconds "$frame_seconds" ${4:+--cpu-of "$4"} |
+        python3 -c 'import sys; f=dict(kv.split("=", 1) for kv in sys.stdin.read().split()); print(f["messages_per_s"], f.get("cpu_us_per_message", "-"), f["p99_us"])'
+}
+frames_medians() { # as frames: the median of each figure over the repeats
+    local runs=()
+    for _ in $(seq "$repeats"); do runs+=("$(frames "$@")"); done
+    printf '%s\n' "${runs[@]}" | python3 -c '
+import statistics, sys
+runs = [line.split() for line in sys.stdin if line.strip()]
+print(*("-" if "-" in col else round(statistics.median(float(v) for v in col), 2) for col in zip(*runs)))'
+}
+for connections in "${frame_connections[@]}"; do
+    for size in "${frame_sizes[@]}"; do
+        read -r d _ dp99 < <(frames_medians 25001 "$connections" "$size")
+        read -r v vcpu vp99 < <(frames_medians 27001 "$connections" "$size" "$vrrpd_pid")
+        read -r h hcpu hp99 < <(frames_medians 26001 "$connections" "$size" "$haproxy_pid")
+        row "messages/s, $connections conns, $size B" "$v" "$h" "$(ratio "$v" "$h")" "(direct: $d)"
+        row "  proxy CPU per message, us" "$vcpu" "$hcpu" "$(ratio "$vcpu" "$hcpu")" "lower is better"
+        row "  round trip p99, us" "$vp99" "$hp99" "$(ratio "$vp99" "$hp99")" "(direct: $dp99)"
+    done
+done
 v=$(idle_memory 27001 "$vrrpd_pid"); h=$(idle_memory 26001 "$haproxy_pid")
 row "memory per idle connection, bytes" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x ($idle_connections connections)"
 
@@ -178,7 +211,8 @@ if [ "$(id -u)" -ne 0 ]; then
     echo "idle cost and failover: need root (network namespaces); skipped"
     exit 0
 fi
-scripts/bench-idle.sh "$idle_seconds" "$profile"
+# bench-idle.sh finds its binaries under target/PROFILE: give it the way from there to ours.
+scripts/bench-idle.sh "$idle_seconds" "$(realpath -m --relative-to=target "$bin")"
 
 # Failover, same lab topology, vrrpd on both hosts and then keepalived 2.2.7 on both. The
 # ping probe only sees VRRP: while a host with a broken proxy keeps the VIP (keepalived's
@@ -192,7 +226,7 @@ else
 fi
 echo
 echo "failover: vrrpd on both hosts"
-"target/$profile/drill" "${scenarios[@]}" | sed -n '/^scenario/,$p'
+"$bin/drill" "${scenarios[@]}" | sed -n '/^scenario/,$p'
 echo
 echo "failover: keepalived 2.2.7 on both hosts"
-"target/$profile/drill" --peer keepalived "${keepalived_scenarios[@]}" | sed -n '/^scenario/,$p'
+"$bin/drill" --peer keepalived "${keepalived_scenarios[@]}" | sed -n '/^scenario/,$p'

@@ -82,6 +82,21 @@ fn a_missing_interface_is_fault_until_it_appears_and_is_followed_when_created_ag
     );
     eprintln!("interface created again: MASTER with the VIP after {:?}", recreated.elapsed());
     assert!(a.log().contains("interface ready"), "{}", a.log());
+
+    // Deleted and created again in one burst: the link monitor may report no change at all
+    // (up before, up after); the new index is found all the same.
+    let batch = lab.file("recreate.batch");
+    std::fs::write(
+        &batch,
+        "link del eth1\nlink add eth1 type veth peer name eth1p\naddr add 192.0.2.211/32 dev eth1\nlink set eth1p up\nlink set eth1 up\n",
+    )
+    .unwrap();
+    ip(&lab, "a", &["-batch", batch.to_str().unwrap()]);
+    assert!(
+        wait_until(Duration::from_secs(8), || eth1_addresses(&lab).contains("192.0.2.150")),
+        "the VIP is back on the new eth1 after a burst:\n{}",
+        a.log()
+    );
     assert_eq!(a.stop(), Some(0));
 }
 

@@ -101,14 +101,13 @@ pub async fn serve(
             Ok((client, peer)) => {
                 backoff = BACKOFF_MIN;
                 let local = client.local_addr().unwrap_or(address);
-                // A VIP being given up: the client must go to the new master.
-                if sessions.is_fenced(local.ip()) {
-                    shared.denied.fetch_add(1, Relaxed);
-                    continue;
-                }
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
-                let ticket = sessions.register(local, &proxy.name);
+                // A VIP being given up: the client must go to the new master.
+                let Some(ticket) = sessions.register(local, &proxy.name) else {
+                    shared.denied.fetch_add(1, Relaxed);
+                    continue;
+                };
                 tokio::spawn(supervise(proxy, client, peer, local, ticket, permits));
             }
             Err(e) if is_resource_exhaustion(&e) => {

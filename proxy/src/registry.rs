@@ -151,18 +151,25 @@ impl Sessions {
     }
 
     /// Registers a session accepted on `local` by proxy `proxy`; the entry lives as long as the
-    /// returned ticket.
-    pub fn register(self: &Arc<Self>, local: SocketAddr, proxy: &Arc<str>) -> Ticket {
+    /// returned ticket. `None` when `local` is being given up: the client must go to the new
+    /// master. Checked under the same lock a release takes, so a session is either refused or
+    /// closed by the release, never missed.
+    pub fn register(self: &Arc<Self>, local: SocketAddr, proxy: &Arc<str>) -> Option<Ticket> {
+        let mut entries = self.lock();
+        if self.is_fenced(local.ip()) {
+            return None;
+        }
         let id = self.next_id.fetch_add(1, Relaxed);
         let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
         let entry = Entry { local, proxy: Arc::clone(proxy), server: None, closer: closer.clone(), releases: Vec::new() };
-        self.lock().insert(id, entry);
-        Ticket { id, closer, sessions: Arc::clone(self) }
+        entries.insert(id, entry);
+        Some(Ticket { id, closer, sessions: Arc::clone(self) })
     }
 
     /// Gives up `addresses`: refuses sessions accepted on them from now on, closes those
     /// already open, and returns what to wait on until they are gone.
     pub fn release(&self, addresses: &[IpAddr], reason: CloseReason) -> Release {
+        let mut entries = self.lock();
         {
             let mut fenced = self.fenced.lock().unwrap_or_else(|p| p.into_inner());
             for address in addresses {
@@ -173,7 +180,7 @@ impl Sessions {
         }
         let (signal, drained) = mpsc::channel(1);
         let mut closed = 0;
-        for entry in self.lock().values_mut().filter(|e| addresses.contains(&e.local.ip())) {
+        for entry in entries.values_mut().filter(|e| addresses.contains(&e.local.ip())) {
             entry.closer.close(reason);
             entry.releases.push(signal.clone());
             closed += 1;
@@ -258,8 +265,8 @@ mod tests {
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
         let name: Arc<str> = Arc::from("amqp");
-        let on_vip = sessions.register(vip, &name);
-        let on_host = sessions.register(host, &name);
+        let on_vip = sessions.register(vip, &name).unwrap();
+        let on_host = sessions.register(host, &name).unwrap();
         let server = server();
         on_host.set_server(&server);
         assert_eq!(sessions.release(&[vip.ip()], CloseReason::VipLost).closed, 1);
@@ -277,8 +284,8 @@ mod tests {
         let sessions = Arc::new(Sessions::default());
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let name: Arc<str> = Arc::from("amqp");
-        let first = sessions.register(vip, &name);
-        let second = sessions.register(vip, &name);
+        let first = sessions.register(vip, &name).unwrap();
+        let second = sessions.register(vip, &name).unwrap();
         let release = sessions.release(&[vip.ip()], CloseReason::VipLost);
         assert_eq!(release.closed, 2);
         assert!(sessions.is_fenced(vip.ip()));
@@ -288,8 +295,10 @@ mod tests {
         assert!(!drained.is_finished(), "one session is still open");
         drop(second);
         tokio::time::timeout(std::time::Duration::from_secs(1), drained).await.unwrap().unwrap();
+        assert!(sessions.register(vip, &name).is_none(), "a fenced address refuses new sessions");
         sessions.claim(&[vip.ip()]);
         assert!(!sessions.is_fenced(vip.ip()));
+        assert!(sessions.register(vip, &name).is_some());
     }
 
     #[tokio::test]

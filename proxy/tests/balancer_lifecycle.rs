@@ -328,7 +328,7 @@ async fn an_idle_session_stays_under_two_kib() {
     let config = proxy_config(vec![server("r", address)]);
     let state = Arc::new(proxy::server::ProxyState::new(config, Instant::now()));
     let sessions = Arc::new(proxy::registry::Sessions::default());
-    let ticket = sessions.register(address, &Arc::from("amqp"));
+    let ticket = sessions.register(address, &Arc::from("amqp")).unwrap();
     let future = proxy::session::run(state, client, address, address, ticket);
     let size = std::mem::size_of_val(&future);
     eprintln!("session future: {size} bytes");

@@ -485,3 +485,22 @@ fn a_master_stopped_longer_than_a_backup_waits_yields_and_preempts_back_in_order
     assert!(back > thawed, "A preempted back after waking");
     assert!(lan.hosts[0].garps.iter().any(|(at, _, _)| *at == back), "and announced it");
 }
+
+#[test]
+fn a_lone_master_stopped_and_resumed_is_back_within_an_advert_interval_and_skew() {
+    // No backup took over (there is none, or it was frozen too): yielding must not cost a full
+    // Master_Down_Interval of outage.
+    let mut lan = Lan::new();
+    lan.add_host("A", A_IP, vec![a()]);
+    lan.start(0);
+    lan.run_to(MDI_A + 0.1);
+    assert_eq!(lan.state(0), State::Master);
+    lan.freeze(0);
+    lan.run_to(MDI_A + 10.0);
+    lan.thaw(0);
+    assert_eq!(lan.state(0), State::Backup);
+    let thawed = lan.elapsed();
+    lan.run_to(MDI_A + 14.0);
+    let back = lan.entered(0, State::Master).unwrap() - thawed;
+    assert_eq!(back, secs(1.0 + 155.0 / 256.0), "advert interval + Skew_Time, not {MDI_A} s");
+}

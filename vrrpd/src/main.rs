@@ -152,10 +152,10 @@ fn run_daemon(cli: &Cli) -> ExitCode {
         Err(error) => return report_invalid(&error),
     };
     // Scripts for other users need a launcher, split off before any thread exists.
-    let script_uids = vrrpd::hooks::script_uids(&config);
+    let script_users = vrrpd::hooks::script_users(&config);
     if let Some(user) = config.global.user.clone() {
         if nix::unistd::geteuid().is_root() {
-            let also: &[_] = if script_uids.is_empty() { &[] } else { &vrrpd::hooks::launcher::SWITCH_USERS };
+            let also: &[_] = if script_users.is_empty() { &[] } else { &vrrpd::hooks::launcher::SWITCH_USERS };
             if let Err(error) = vrrpd::privileges::drop_to(&user, &config.global.control_socket, also) {
                 tracing::error!("{error}");
                 return ExitCode::FAILURE;
@@ -164,7 +164,7 @@ fn run_daemon(cli: &Cli) -> ExitCode {
         }
     }
     if !nix::unistd::geteuid().is_root() {
-        if let Err(error) = vrrpd::hooks::launcher::split(script_uids) {
+        if let Err(error) = vrrpd::hooks::launcher::split(script_users) {
             tracing::error!("{error}");
             return ExitCode::FAILURE;
         }

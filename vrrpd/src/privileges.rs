@@ -37,7 +37,9 @@ pub fn drop_to(user: &str, control_socket: &Path, also: &[Capability]) -> Result
     let fail = |what: &'static str| move |reason: String| PrivilegeError::Drop { user: user.to_owned(), what, reason };
     // While still root: nothing outside KEPT can ever come back, whatever runs later.
     let keep = |c: &Capability| KEPT.contains(c) || also.contains(c);
-    for capability in caps::all().into_iter().filter(|c| !keep(c)) {
+    // Only what the bounding set holds: older kernels do not know the newest capabilities.
+    let bounding = caps::read(None, CapSet::Bounding).map_err(|e| fail("read the bounding set")(e.to_string()))?;
+    for capability in bounding.into_iter().filter(|c| !keep(c)) {
         caps::drop(None, CapSet::Bounding, capability).map_err(|e| fail("trim the bounding set")(e.to_string()))?;
     }
     // Keep the permitted set across setuid; it is trimmed to KEPT right after.

@@ -5,6 +5,11 @@
 //!   loadgen latency ADDR --connections C --seconds S    64 B ping-pong on kept-alive connections: p50, p99
 //!   loadgen idle ADDR --count N                         open N connections (one round trip each), hold
 //!                                                       them until stdin closes
+//!   loadgen frames ADDR --connections N --size B --seconds S [--cpu-of PID]
+//!                                                       AMQP's shape: N kept-alive connections, each
+//!                                                       sending a B-byte frame and waiting for its echo,
+//!                                                       over and over; messages/s, p50, p99, and PID's
+//!                                                       CPU per message over the same window
 //!
 //! Results are one line of `key=value` pairs on stdout.
 
@@ -47,6 +52,19 @@ enum Mode {
         #[arg(long)]
         count: usize,
     },
+    Frames {
+        address: SocketAddr,
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Bytes per frame, each way.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        /// A process (the proxy) whose CPU time over the measured window is reported per message.
+        #[arg(long)]
+        cpu_of: Option<u32>,
+    },
 }
 
 const MESSAGE: [u8; 64] = [0x42; 64];
@@ -58,6 +76,9 @@ async fn main() -> std::io::Result<()> {
         Mode::Rate { address, concurrency, seconds } => rate(address, concurrency, Duration::from_secs(seconds)).await,
         Mode::Latency { address, connections, seconds } => latency(address, connections, Duration::from_secs(seconds)).await,
         Mode::Idle { address, count } => idle(address, count).await,
+        Mode::Frames { address, connections, size, seconds, cpu_of } => {
+            frames(address, connections, size, Duration::from_secs(seconds), cpu_of).await
+        }
     }
 }
 
@@ -78,9 +99,13 @@ async fn serve(address: SocketAddr) -> std::io::Result<()> {
 }
 
 async fn round_trip(stream: &mut TcpStream) -> std::io::Result<()> {
-    stream.write_all(&MESSAGE).await?;
-    let mut buf = [0u8; 64];
-    stream.read_exact(&mut buf).await?;
+    exchange(stream, &MESSAGE, &mut [0u8; 64]).await
+}
+
+/// Sends `frame` and waits for as many bytes back (the echo).
+async fn exchange(stream: &mut TcpStream, frame: &[u8], echo: &mut [u8]) -> std::io::Result<()> {
+    stream.write_all(frame).await?;
+    stream.read_exact(echo).await?;
     Ok(())
 }
 
@@ -140,9 +165,95 @@ async fn latency(address: SocketAddr, connections: usize, duration: Duration) ->
         all.extend(w.await.unwrap_or_default());
     }
     all.sort_unstable();
-    let pct = |p: f64| all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1))).copied().unwrap_or(0);
-    println!("requests={} p50_us={} p99_us={}", all.len(), pct(0.50), pct(0.99));
+    println!("requests={} p50_us={} p99_us={}", all.len(), percentile(&all, 0.50), percentile(&all, 0.99));
     Ok(())
+}
+
+/// The sample at fraction `p` of sorted `samples` (0 when there are none).
+fn percentile(samples: &[u64], p: f64) -> u64 {
+    samples.get(((samples.len() as f64 * p) as usize).min(samples.len().saturating_sub(1))).copied().unwrap_or(0)
+}
+
+/// All connections are open and have made one round trip (so the proxy has connected its
+/// server side) before the clock starts; then every connection exchanges frames until the
+/// deadline. A message is one frame out and its echo back; only those completed within the
+/// window count, so set-up and teardown fall outside both the rate and the CPU figure.
+async fn frames(
+    address: SocketAddr,
+    connections: usize,
+    size: usize,
+    duration: Duration,
+    cpu_of: Option<u32>,
+) -> std::io::Result<()> {
+    let mut streams = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let mut stream = TcpStream::connect(address).await?;
+        stream.set_nodelay(true)?;
+        exchange(&mut stream, &vec![0x42; size], &mut vec![0; size]).await?;
+        streams.push(stream);
+    }
+    let cpu_before = cpu_of.map(cpu_ticks).transpose()?;
+    let deadline = Instant::now() + duration;
+    let workers: Vec<_> = streams.into_iter().map(|stream| tokio::spawn(exchange_until(stream, size, deadline))).collect();
+    tokio::time::sleep_until(deadline.into()).await;
+    let cpu_after = cpu_of.map(cpu_ticks).transpose()?;
+    let (mut all, mut failed) = (Vec::new(), 0);
+    for w in workers {
+        let (samples, ok) = w.await.unwrap_or_default();
+        all.extend(samples);
+        failed += usize::from(!ok);
+    }
+    all.sort_unstable();
+    let messages = all.len();
+    print!(
+        "connections={connections} size={size} messages={messages} messages_per_s={:.0} p50_us={} p99_us={} failed={failed}",
+        messages as f64 / duration.as_secs_f64(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+    );
+    if let (Some(before), Some(after)) = (cpu_before, cpu_after) {
+        let cpu_us = (after - before) as f64 * 1e6 / USER_HZ as f64;
+        print!(" cpu_us_per_message={:.2}", if messages > 0 { cpu_us / messages as f64 } else { 0.0 });
+    }
+    println!();
+    Ok(())
+}
+
+/// One connection's round trips until `deadline`: their times in microseconds, and whether the
+/// connection stayed up.
+async fn exchange_until(mut stream: TcpStream, size: usize, deadline: Instant) -> (Vec<u64>, bool) {
+    let (frame, mut echo) = (vec![0x42; size], vec![0; size]);
+    let mut samples = Vec::new();
+    loop {
+        let sent = Instant::now();
+        if sent >= deadline {
+            return (samples, true);
+        }
+        if exchange(&mut stream, &frame, &mut echo).await.is_err() {
+            return (samples, false);
+        }
+        let received = Instant::now();
+        if received > deadline {
+            return (samples, true);
+        }
+        samples.push((received - sent).as_micros() as u64);
+    }
+}
+
+/// /proc reports CPU times in these units on Linux whatever the kernel's HZ.
+const USER_HZ: u64 = 100;
+
+/// User plus system CPU time of a process (all its threads), in USER_HZ ticks.
+fn cpu_ticks(pid: u32) -> std::io::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // Fields after the command name, which is in parentheses and may hold spaces: state is
+    // the first of them, utime (field 14) the twelfth, stime the thirteenth.
+    let fields: Vec<&str> = stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let field = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    match (field(11), field(12)) {
+        (Some(utime), Some(stime)) => Ok(utime + stime),
+        _ => Err(std::io::Error::new(std::io::ErrorKind::InvalidData, format!("/proc/{pid}/stat: no utime and stime"))),
+    }
 }
 
 async fn idle(address: SocketAddr, count: usize) -> std::io::Result<()> {

@@ -207,6 +207,12 @@ impl Instance {
         };
         self.advert_at = None;
         self.become_backup(now, Reason::Stalled(now.duration_since(at)));
+        // If no backup took over (it was frozen too, or there is none), an advert interval and
+        // the skew are enough to hear from it: the VIPs come back without a full
+        // Master_Down_Interval of outage.
+        if !self.resigned {
+            self.master_down_at = Some(now + self.advert_interval() + self.skew_time());
+        }
         true
     }
 

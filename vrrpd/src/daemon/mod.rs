@@ -271,8 +271,17 @@ impl Daemon {
             error!("reload rejected, the running configuration stays:\n{why}");
             ControlError::ReloadRejected(why)
         };
-        let config = self.source.load().map_err(|e| rejected(e.to_string()))?;
-        let plan = plan(&config).map_err(|e| rejected(StartError::Scripts(e).to_string()))?;
+        // Off the VRRP thread: user look-ups (NSS, perhaps LDAP) and file checks may be slow,
+        // and adverts must not wait for them.
+        let source = self.source.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            let config = source.load().map_err(|e| e.to_string())?;
+            let plan = plan(&config).map_err(|e| StartError::Scripts(e).to_string())?;
+            Ok::<_, String>((config, plan))
+        })
+        .await
+        .map_err(|e| rejected(format!("the reload's preparation failed: {e}")))?;
+        let (config, plan) = prepared.map_err(rejected)?;
         if config.proxies != self.config.proxies {
             match &self.balancer {
                 Some(balancer) => {

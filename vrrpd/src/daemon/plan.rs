@@ -92,7 +92,6 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     .collect()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -55,4 +55,3 @@ pub async fn record_server_events(mut events: broadcast::Receiver<ServerEvent>, 
         }
     }
 }
-

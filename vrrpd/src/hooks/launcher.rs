@@ -8,7 +8,7 @@
 //! at start (never root), each confined as [`super::spawn`] confines them, and dies with vrrpd.
 //! They talk over a socketpair: one datagram per request, one per answer.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixDatagram as StdDatagram;
@@ -58,7 +58,8 @@ pub enum LauncherError {
 /// vrrpd's side: sends requests, matches answers.
 pub struct Launcher {
     socket: StdDatagram,
-    users: BTreeSet<u32>,
+    /// uid -> the primary gid it runs with.
+    users: BTreeMap<u32, u32>,
     next_id: AtomicU64,
     connection: OnceCell<Connection>,
 }
@@ -78,7 +79,7 @@ pub fn get() -> Option<&'static Launcher> {
 /// Whether this process can switch to `uid` for a script: as root, or through the launcher.
 pub fn can_run_as(uid: u32) -> bool {
     let me = nix::unistd::geteuid();
-    me.is_root() || me.as_raw() == uid || get().is_some_and(|l| l.users.contains(&uid))
+    me.is_root() || me.as_raw() == uid || get().is_some_and(|l| l.users.contains_key(&uid))
 }
 
 /// Whether this process holds what switching users takes (CAP_SETUID and CAP_SETGID).
@@ -89,9 +90,9 @@ pub fn holds_switch_capabilities() -> bool {
 /// Splits off the launcher for scripts that run as `users` (other than this process's own,
 /// never root). Call from `main` while no other thread exists. Afterwards this process holds
 /// neither CAP_SETUID nor CAP_SETGID, whether or not a launcher was needed.
-pub fn split(users: BTreeSet<u32>) -> Result<(), LauncherError> {
+pub fn split(users: BTreeMap<u32, u32>) -> Result<(), LauncherError> {
     let me = nix::unistd::geteuid().as_raw();
-    let users: BTreeSet<u32> = users.into_iter().filter(|&u| u != 0 && u != me).collect();
+    let users: BTreeMap<u32, u32> = users.into_iter().filter(|&(uid, gid)| uid != 0 && gid != 0 && uid != me).collect();
     if users.is_empty() || !holds_switch_capabilities() {
         return give_up_switching();
     }
@@ -145,7 +146,7 @@ impl Launcher {
     /// failed run, never a hang.
     pub async fn run(&self, invocation: Invocation) -> Outcome {
         let Some((uid, _)) = invocation.user else { return spawn::run(invocation).await };
-        if !self.users.contains(&uid) {
+        if !self.users.contains_key(&uid) {
             return Outcome::SpawnFailed(format!("uid {uid} was not a script user when vrrpd started: restart vrrpd"));
         }
         let connection = match self.connection.get_or_try_init(|| async { self.connect() }).await {
@@ -161,12 +162,14 @@ impl Launcher {
         lock(&connection.waiting).insert(id, answer);
         // Whatever happens next, the entry goes: answered, failed, timed out or dropped.
         let _forget = Forget { waiting: Arc::clone(&connection.waiting), id };
-        if let Err(e) = connection.socket.send(&request).await {
-            return Outcome::SpawnFailed(format!("script launcher: {e}"));
-        }
-        match tokio::time::timeout(wait, answered).await {
-            Ok(Ok(outcome)) => outcome,
-            Ok(Err(_)) => Outcome::SpawnFailed("script launcher is gone".to_owned()),
+        // Sending too: a launcher that stopped reading must not hold this run (and the notify
+        // queue behind it) forever.
+        let exchange = async {
+            connection.socket.send(&request).await.map_err(|e| Outcome::SpawnFailed(format!("script launcher: {e}")))?;
+            answered.await.map_err(|_| Outcome::SpawnFailed("script launcher is gone".to_owned()))
+        };
+        match tokio::time::timeout(wait, exchange).await {
+            Ok(Ok(outcome) | Err(outcome)) => outcome,
             Err(_) => Outcome::TimedOut,
         }
     }
@@ -214,9 +217,15 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// Exactly a configured user with its own primary group: a compromised vrrpd gets nothing
+/// through the launcher that script_user does not have (not root, not another group).
+fn allowed(users: &BTreeMap<u32, u32>, invocation: &Invocation) -> bool {
+    invocation.user.is_some_and(|(uid, gid)| users.get(&uid) == Some(&gid))
+}
+
 /// The launcher process: keeps CAP_SETUID and CAP_SETGID only, dies with vrrpd, and runs
 /// scripts for the allowed users until vrrpd closes its end.
-fn serve(socket: OwnedFd, users: &BTreeSet<u32>) -> Result<(), String> {
+fn serve(socket: OwnedFd, users: &BTreeMap<u32, u32>) -> Result<(), String> {
     nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL).map_err(|e| format!("death signal: {e}"))?;
     if nix::unistd::getppid().as_raw() == 1 {
         return Err("vrrpd is already gone".to_owned());
@@ -240,7 +249,7 @@ fn serve(socket: OwnedFd, users: &BTreeSet<u32>) -> Result<(), String> {
                 Ok(n) => n,
             };
             let Ok(request) = serde_json::from_slice::<Request>(&buf[..n]) else { continue };
-            let allowed = request.invocation.user.is_some_and(|(uid, gid)| uid != 0 && gid != 0 && users.contains(&uid));
+            let allowed = allowed(users, &request.invocation);
             let socket = Arc::clone(&socket);
             tokio::spawn(async move {
                 let outcome = if allowed {
@@ -254,4 +263,26 @@ fn serve(socket: OwnedFd, users: &BTreeSet<u32>) -> Result<(), String> {
             });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_launcher_runs_only_configured_users_with_their_own_group() {
+        let users = BTreeMap::from([(1000, 1000)]);
+        let run_as = |user| Invocation {
+            program: "/bin/true".into(),
+            arg0: "/bin/true".into(),
+            args: Vec::new(),
+            user,
+            timeout: Duration::from_secs(1),
+        };
+        assert!(allowed(&users, &run_as(Some((1000, 1000)))));
+        assert!(!allowed(&users, &run_as(Some((1000, 27)))), "another group (sudo, docker, shadow...)");
+        assert!(!allowed(&users, &run_as(Some((0, 0)))), "root");
+        assert!(!allowed(&users, &run_as(Some((1001, 1001)))), "a user not configured at start");
+        assert!(!allowed(&users, &run_as(None)), "the launcher's own identity");
+    }
 }

@@ -8,19 +8,19 @@ pub mod notify;
 pub mod script;
 pub mod spawn;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
 use ha_common::config::Config;
 
-/// The uids scripts of `config` run as, where their users exist (`script_user` and each
-/// script's `user`).
-pub fn script_uids(config: &Config) -> BTreeSet<u32> {
+/// The users scripts of `config` run as, where they exist (`script_user` and each script's
+/// `user`): uid and primary gid.
+pub fn script_users(config: &Config) -> BTreeMap<u32, u32> {
     config
         .global
         .script_user
         .iter()
         .chain(config.scripts.iter().filter_map(|s| s.user.as_ref()))
         .filter_map(|name| nix::unistd::User::from_name(name).ok().flatten())
-        .map(|user| user.uid.as_raw())
+        .map(|user| (user.uid.as_raw(), user.gid.as_raw()))
         .collect()
 }

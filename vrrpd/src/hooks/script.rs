@@ -187,7 +187,14 @@ fn modifiable_along(path: &Path, links: usize) -> Option<PathBuf> {
     if links > MAX_SYMLINKS {
         return Some(path.to_owned());
     }
-    let absolute = if path.is_absolute() { path.to_owned() } else { std::env::current_dir().ok()?.join(path) };
+    let absolute = if path.is_absolute() {
+        path.to_owned()
+    } else {
+        match std::env::current_dir() {
+            Ok(dir) => dir.join(path),
+            Err(_) => return Some(path.to_owned()),
+        }
+    };
     let mut current = PathBuf::from("/");
     if unsafe_entry(&current) {
         return Some(current);
@@ -202,7 +209,10 @@ fn modifiable_along(path: &Path, links: usize) -> Option<PathBuf> {
             if let Some(bad) = modifiable_along(&target, links + 1) {
                 return Some(bad);
             }
-            current = current.canonicalize().ok()?;
+            current = match current.canonicalize() {
+                Ok(resolved) => resolved,
+                Err(_) => return Some(current),
+            };
         } else if unsafe_entry(&current) {
             return Some(current);
         }

@@ -23,6 +23,7 @@ use base64::Engine;
 use ha_common::config::Stats;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use proxy::Balancer;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio_util::sync::CancellationToken;
 use tower_service::Service;
@@ -194,9 +195,10 @@ async fn authenticate(State(context): State<Arc<Context>>, request: Request, nex
     }
 }
 
-/// Compares without stopping at the first difference, so timing says nothing of the password.
+/// Compares without stopping at the first difference, so timing says nothing of the password,
+/// nor of its length: the digests compared always have the same length.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.ct_eq(b).into()
+    Sha256::digest(a).ct_eq(&Sha256::digest(b)).into()
 }
 
 fn typed(content_type: &'static str, body: String) -> Response {

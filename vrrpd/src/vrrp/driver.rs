@@ -156,6 +156,15 @@ impl Driver {
         driver
     }
 
+    /// Opens the port anew, whatever the interface's index: its socket failed.
+    async fn reopen(&mut self) {
+        if let Some(port) = &mut self.port {
+            // An index no interface has: reattach then opens a fresh port (or lets this one go).
+            port.interface.index = 0;
+        }
+        self.reattach().await;
+    }
+
     /// Opens the port when there is none, or anew when the interface was created again (a new
     /// index); then brings the instances in line (their source address, FAULT or not).
     async fn reattach(&mut self) {
@@ -285,9 +294,10 @@ impl Driver {
                     Err(_) => std::future::pending::<()>().await,
                 },
                 _ = tick.tick() => {
-                    if self.port.is_none() {
-                        self.reattach().await;
-                    }
+                    // A raw socket on a deleted interface goes silent rather than failing, and
+                    // a delete and re-create can reach the tracker map as no change at all:
+                    // the interface's index is checked every tick (one netlink lookup).
+                    self.reattach().await;
                     self.context.board.beat(&self.name);
                 }
                 () = timer => {
@@ -310,8 +320,7 @@ impl Driver {
                         // The interface went away under the socket (ENODEV and the like): let
                         // the port go; the tick opens it again once the interface is back.
                         error!(interface = %self.name, error = %e, "receiving adverts failed; reopening the interface");
-                        self.port = None;
-                        self.reattach().await;
+                        self.reopen().await;
                     }
                 },
                 Some(released) = self.releases.next(), if !self.releases.is_empty() => {
