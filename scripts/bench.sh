@@ -16,7 +16,7 @@ command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 quick=false; syscalls=false
 [ "${1:-}" = "--quick" ] && quick=true
 [ "${1:-}" = "--syscalls" ] && syscalls=true
-# AMQP's shape: kept-alive connections, each sending a frame and waiting for its echo.
+# frame_*: AMQP's shape, kept-alive connections each sending a frame and waiting for its echo.
 if $quick; then
     # The test suite's check that the script works: reuse its debug build; numbers mean little.
     seconds=1; repeats=1; idle_connections=200; idle_seconds=3; concurrency=8; profile=debug
@@ -25,6 +25,7 @@ else
     seconds=5; repeats=3; idle_connections=10000; idle_seconds=60; concurrency=32; profile=release
     frame_connections=(100 1000); frame_sizes=(64 512 4096); frame_seconds=3
 fi
+$syscalls && frame_seconds=5
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
 # Each idle proxied connection costs a proxy two descriptors, and HAProxy reserves more for
@@ -155,12 +156,112 @@ idle_memory() { # PORT PID: bytes of proxy memory per idle connection
     echo $(( (after - before) * 1024 / idle_connections ))
 }
 
+# AMQP's shape: "MESSAGES_PER_S CPU_US P99_US" for one run, the CPU being the proxy's per message
+# ("-" without one). A message is a frame out and its echo back. Direct: no proxy, the load and
+# the echo server on CPU 1 as in the proxied runs, so it is the most the load side can drive.
+frames() { # PORT CONNECTIONS SIZE [PROXY_PID]
+    taskset -c 1 "$loadgen" frames "127.0.0.1:$1" --connections "$2" --size "$3" --seconds "$frame_seconds" ${4:+--cpu-of "$4"} |
+        python3 -c 'import sys; f=dict(kv.split("=", 1) for kv in sys.stdin.read().split()); print(f["messages_per_s"], f.get("cpu_us_per_message", "-"), f["p99_us"])'
+}
+frames_medians() { # as frames: the median of each figure over the repeats
+    local runs=()
+    for _ in $(seq "$repeats"); do runs+=("$(frames "$@")"); done
+    printf '%s\n' "${runs[@]}" | python3 -c '
+import statistics, sys
+runs = [line.split() for line in sys.stdin if line.strip()]
+print(*("-" if "-" in col else round(statistics.median(float(v) for v in col), 2) for col in zip(*runs)))'
+}
+
+# System calls and CPU per message for AMQP's shape (100 connections, 64 B), vrrpd and HAProxy
+# side by side: untraced (rate and CPU, medians), then one run under `strace -f -c` (calls by
+# name and how many failed: for recvfrom, EAGAIN) and, where perf reads the syscall
+# tracepoints, one under `perf stat`, far lighter than strace so the batching of events per
+# epoll_wait stays nearer the untraced run's. Counts are per message the traced run completed;
+# the set-up of its 100 connections is in them (a few calls per connection).
+traced_messages() { # PORT PID TRACER...: loadgen's message count while TRACER... -p PID watches
+    local port=$1 pid=$2 tracer
+    shift 2
+    "$@" -p "$pid" 2>/dev/null & tracer=$!
+    sleep 1
+    taskset -c 1 "$loadgen" frames "127.0.0.1:$port" --connections 100 --size 64 --seconds "$frame_seconds" |
+        sed -E 's/.*messages=([0-9]+).*/\1/'
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+}
+syscall_profile() {
+    local v h vm hm
+    read -r v vcpu _ < <(frames_medians 27001 100 64 "$vrrpd_pid")
+    read -r h hcpu _ < <(frames_medians 26001 100 64 "$haproxy_pid")
+    vm=$(traced_messages 27001 "$vrrpd_pid" strace -f -c -o "$work/strace.vrrpd")
+    hm=$(traced_messages 26001 "$haproxy_pid" strace -f -c -o "$work/strace.haproxy")
+    local events=(-e raw_syscalls:sys_enter -e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11'
+        -e syscalls:sys_enter_sendto -e syscalls:sys_enter_epoll_wait -e syscalls:sys_enter_futex -e context-switches)
+    local vp=0 hp=0
+    if command -v perf >/dev/null && perf stat -e syscalls:sys_enter_recvfrom true >/dev/null 2>&1; then
+        vp=$(traced_messages 27001 "$vrrpd_pid" perf stat -x, -o "$work/perf.vrrpd" "${events[@]}")
+        hp=$(traced_messages 26001 "$haproxy_pid" perf stat -x, -o "$work/perf.haproxy" "${events[@]}")
+    fi
+    python3 - "$work" "$v" "$vcpu" "$h" "$hcpu" "$vm" "$hm" "$vp" "$hp" <<'PY'
+import sys
+work, v, vcpu, h, hcpu = sys.argv[1:6]
+vm, hm, vp, hp = (int(x) for x in sys.argv[6:10])
+row = lambda *cells: print(f"{cells[0]:<44} {cells[1]:>10} {cells[2]:>10}")
+per = lambda n, m: f"{n / m:.2f}" if m else "-"
+
+def strace_counts(path):  # {syscall: (calls, errors)}
+    counts = {}
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 5 and f[0][0].isdigit() and f[-1] != "total":
+            calls, errors = int(f[3]), int(f[4]) if len(f) == 6 else 0
+            counts[f[-1]] = (calls, errors)
+    return counts
+
+def perf_counts(path):  # {event: count}
+    counts = {}
+    for line in open(path):
+        f = line.strip().split(",")
+        if len(f) > 2 and f[0].isdigit():
+            counts[f[2]] = counts.get(f[2], 0) + int(f[0])
+    return counts
+
+print("per message (a 64 B frame each way, one of 100 kept-alive connections)")
+row("", "vrrpd", "HAProxy")
+row("untraced: messages/s", v, h)
+row("untraced: proxy CPU per message, us", vcpu, hcpu)
+sv, sh = strace_counts(f"{work}/strace.vrrpd"), strace_counts(f"{work}/strace.haproxy")
+row(f"strace -f -c (messages: {vm} / {hm})", "", "")
+rest = [0, 0]
+for name in sorted(set(sv) | set(sh), key=lambda n: -(sv.get(n, (0, 0))[0] / vm + sh.get(n, (0, 0))[0] / hm)):
+    (vc, ve), (hc, he) = sv.get(name, (0, 0)), sh.get(name, (0, 0))
+    if vc / vm < 0.01 and hc / hm < 0.01:
+        rest[0] += vc; rest[1] += hc
+        continue
+    row(f"  {name}", per(vc, vm), per(hc, hm))
+    if ve / vm >= 0.01 or he / hm >= 0.01:
+        row(f"    {name} failed (EAGAIN)" if name.startswith("recv") else f"    {name} failed", per(ve, vm), per(he, hm))
+row("  others (the connections' set-up, timers)", per(rest[0], vm), per(rest[1], hm))
+row("  all", per(sum(c for c, _ in sv.values()), vm), per(sum(c for c, _ in sh.values()), hm))
+if vp and hp:
+    pv, ph = perf_counts(f"{work}/perf.vrrpd"), perf_counts(f"{work}/perf.haproxy")
+    row(f"perf stat, syscall tracepoints (messages: {vp} / {hp})", "", "")
+    for event, label in [("raw_syscalls:sys_enter", "all system calls"), ("syscalls:sys_enter_recvfrom", "recvfrom"),
+                         ("syscalls:sys_exit_recvfrom", "  recvfrom returning EAGAIN"), ("syscalls:sys_enter_sendto", "sendto"),
+                         ("syscalls:sys_enter_epoll_wait", "epoll_wait"), ("syscalls:sys_enter_futex", "futex"),
+                         ("context-switches", "context switches")]:
+        row(f"  {label}", per(pv.get(event, 0), vp), per(ph.get(event, 0), hp))
+PY
+}
+
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "-")' "$1" "$2"; }
 row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
 echo "vrrpd $($vrrpd --version | awk '{print $2}') ($profile build) vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
 echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run (messages: ${frame_seconds} s), median of ${repeats}"
 echo
+if $syscalls; then
+    syscall_profile
+    exit 0
+fi
 row "measure" "vrrpd" "HAProxy" "ratio" "target"
 for streams in 1 8; do
     v=$(repeat gbits 27201 "$streams"); h=$(repeat gbits 26201 "$streams")
@@ -179,21 +280,6 @@ v=$(repeat latency 27001 p50_us); h=$(repeat latency 26001 p50_us)
 row "latency p50, us" "$v" "$h" "$(ratio "$v" "$h")" ""
 v=$(repeat latency 27001 p99_us); h=$(repeat latency 26001 p99_us)
 row "latency p99, us" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x"
-# AMQP's shape: "MESSAGES_PER_S CPU_US P99_US" for one run, the CPU being the proxy's per message
-# ("-" without one). A message is a frame out and its echo back. Direct: no proxy, the load and
-# the echo server on CPU 1 as in the proxied runs, so it is the most the load side can drive.
-frames() { # PORT CONNECTIONS SIZE [PROXY_PID]
-    taskset -c 1 "$loadgen" frames "127.0.0.1:$1" --connections "$2" --size "$3" --seconds "$frame_seconds" ${4:+--cpu-of "$4"} |
-        python3 -c 'import sys; f=dict(kv.split("=", 1) for kv in sys.stdin.read().split()); print(f["messages_per_s"], f.get("cpu_us_per_message", "-"), f["p99_us"])'
-}
-frames_medians() { # as frames: the median of each figure over the repeats
-    local runs=()
-    for _ in $(seq "$repeats"); do runs+=("$(frames "$@")"); done
-    printf '%s\n' "${runs[@]}" | python3 -c '
-import statistics, sys
-runs = [line.split() for line in sys.stdin if line.strip()]
-print(*("-" if "-" in col else round(statistics.median(float(v) for v in col), 2) for col in zip(*runs)))'
-}
 for connections in "${frame_connections[@]}"; do
     for size in "${frame_sizes[@]}"; do
         read -r d _ dp99 < <(frames_medians 25001 "$connections" "$size")

@@ -88,6 +88,8 @@ const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The loop wakes at least this often: to retry a missing interface, and to show it is alive
 /// (the systemd watchdog is pinged only while every driver keeps beating).
 pub const TICK: Duration = Duration::from_secs(1);
+/// A port's interface index is looked up again every this many ticks.
+const INDEX_CHECK_TICKS: u32 = 5;
 
 /// A VIP release under way: the addresses go once its sessions are (or `None`: the wait ran out).
 type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
@@ -261,6 +263,7 @@ impl Driver {
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
         let mut tick = tokio::time::interval(TICK);
+        let mut ticks: u32 = 0;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let mut accepted = false;
@@ -296,8 +299,12 @@ impl Driver {
                 _ = tick.tick() => {
                     // A raw socket on a deleted interface goes silent rather than failing, and
                     // a delete and re-create can reach the tracker map as no change at all:
-                    // the interface's index is checked every tick (one netlink lookup).
-                    self.reattach().await;
+                    // the interface's index is checked every few ticks (a netlink lookup),
+                    // every tick while there is no port.
+                    ticks = ticks.wrapping_add(1);
+                    if self.port.is_none() || ticks % INDEX_CHECK_TICKS == 0 {
+                        self.reattach().await;
+                    }
                     self.context.board.beat(&self.name);
                 }
                 () = timer => {
