@@ -89,9 +89,10 @@ pub async fn serve(
     let mut backoff = BACKOFF_MIN;
     loop {
         let proxy = Arc::clone(&current.borrow());
-        let permits = tokio::select! {
+        // The proxy's own limit is taken before accept: beyond it clients wait in the backlog.
+        let proxy_permit = tokio::select! {
             () = stop.cancelled() => return,
-            permits = acquire(global.clone(), proxy.maxconn.clone()) => permits,
+            permit = acquire(proxy.maxconn.clone()) => permit,
         };
         let accepted = tokio::select! {
             () = stop.cancelled() => return,
@@ -100,6 +101,15 @@ pub async fn serve(
         match accepted {
             Ok((client, peer)) => {
                 backoff = BACKOFF_MIN;
+                // The global limit spans every proxy, so it is taken after accept: a listener
+                // with no client must not hold a place another proxy's client waits for. At
+                // the limit each listener holds one accepted client until a place frees; the
+                // others wait in its backlog.
+                let global_permit = tokio::select! {
+                    () = stop.cancelled() => return,
+                    permit = acquire(global.clone()) => permit,
+                };
+                let permits = (global_permit, proxy_permit);
                 let local = client.local_addr().unwrap_or(address);
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
@@ -162,17 +172,12 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
     }
 }
 
-async fn acquire(global: Option<Arc<Semaphore>>, proxy: Option<Arc<Semaphore>>) -> Permits {
+async fn acquire(semaphore: Option<Arc<Semaphore>>) -> Option<OwnedSemaphorePermit> {
     // Semaphores are never closed, so acquiring cannot fail.
-    let global = match global {
+    match semaphore {
         Some(s) => s.acquire_owned().await.ok(),
         None => None,
-    };
-    let proxy = match proxy {
-        Some(s) => s.acquire_owned().await.ok(),
-        None => None,
-    };
-    (global, proxy)
+    }
 }
 
 fn is_resource_exhaustion(e: &io::Error) -> bool {

@@ -334,3 +334,23 @@ async fn an_idle_session_stays_under_two_kib() {
     eprintln!("session future: {size} bytes");
     assert!(size < 2048, "{size} bytes per session task");
 }
+
+/// The global limit is shared by every proxy: a proxy without clients must never hold a place
+/// while another proxy's client waits (it did when listeners took the place before accept).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn global_maxconn_is_never_held_by_a_proxy_without_clients() {
+    let backend = greeter("r").await.0;
+    for round in 0..6 {
+        let one = proxy_config(vec![server("r", backend)]);
+        let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+        let balancer =
+            Balancer::start(&[one.clone(), two.clone()], Some(1), Duration::from_millis(300), &tokio::runtime::Handle::current());
+        // Give both listeners time to wait for their first client.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let target = if round % 2 == 0 { &one } else { &two };
+        let mut client = connect(target).await;
+        assert_eq!(greeting(&mut client).await.as_deref(), Some("r"), "round {round}: the only client is served");
+        drop(client);
+        balancer.shutdown().await;
+    }
+}
