@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use socket2::{SockRef, TcpKeepalive};
-use tokio::io::AsyncWriteExt;
+use std::os::fd::AsRawFd;
+
+use nix::sys::socket::MsgFlags;
+use tokio::io::{AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::{debug, info};
@@ -253,6 +256,29 @@ async fn pipe(
     CloseReason::Done
 }
 
+/// One read, as HAProxy does it: a read shorter than the buffer emptied the socket, so the
+/// socket is marked not ready at once instead of by a second read that only returns EAGAIN
+/// (one system call per message and direction). Safe with tokio's edge-triggered readiness:
+/// data arriving later raises a new edge, and an end of stream sets READ_CLOSED, which a
+/// cleared readiness keeps.
+fn read_drained(from: &OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
+    let stream: &TcpStream = from.as_ref();
+    let mut got = 0;
+    let outcome = stream.try_io(Interest::READABLE, || {
+        got = nix::sys::socket::recv(stream.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)?;
+        if got > 0 && got < buf.len() {
+            // Hand the bytes over, and let tokio clear the readiness.
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(got)
+        }
+    });
+    match outcome {
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => Ok(got),
+        other => other,
+    }
+}
+
 /// Which socket of a direction failed: its reading side or its writing side.
 enum Side {
     Read,
@@ -280,7 +306,7 @@ async fn copy(
     loop {
         from.readable().await.map_err(|_| Side::Read)?;
         let mut buf = buffers::take();
-        let n = match from.try_read(&mut buf) {
+        let n = match read_drained(from, &mut buf) {
             Ok(0) => {
                 buffers::give(buf);
                 let _ = to.shutdown().await;
