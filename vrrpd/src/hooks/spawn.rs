@@ -46,25 +46,32 @@ pub async fn run(invocation: Invocation) -> Outcome {
     // A run that times out, or that its caller drops (a reload, a shutdown), takes the
     // script's process group with it: the script leads it, its children are in it. A script
     // that exits by itself keeps what it started in the background, as with keepalived.
-    let mut group = child.id().map(|pid| ProcessGroup(Pid::from_raw(pid as i32)));
+    let mut group = ProcessGroup(child.id().map(|pid| Pid::from_raw(pid as i32)));
     let outcome = match tokio::time::timeout(invocation.timeout, child.wait()).await {
         Ok(Ok(status)) if status.success() => Outcome::Success,
         Ok(Ok(status)) => Outcome::Failed(status.code()),
         Ok(Err(e)) => Outcome::SpawnFailed(e.to_string()),
         Err(_elapsed) => return Outcome::TimedOut,
     };
-    if let Some(group) = group.take() {
-        std::mem::forget(group);
-    }
+    group.disarm();
     outcome
 }
 
 /// Kills a process group when dropped; harmless once the group is gone.
-struct ProcessGroup(Pid);
+struct ProcessGroup(Option<Pid>);
+
+impl ProcessGroup {
+    /// The script ended by itself: what it left in the background stays.
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
-        let _ = killpg(self.0, Signal::SIGKILL);
+        if let Some(group) = self.0 {
+            let _ = killpg(group, Signal::SIGKILL);
+        }
     }
 }
 

@@ -158,22 +158,14 @@ impl Driver {
         driver
     }
 
-    /// Opens the port anew, whatever the interface's index: its socket failed.
-    async fn reopen(&mut self) {
-        if let Some(port) = &mut self.port {
-            // An index no interface has: reattach then opens a fresh port (or lets this one go).
-            port.interface.index = 0;
-        }
-        self.reattach().await;
-    }
-
     /// Opens the port when there is none, or anew when the interface was created again (a new
-    /// index); then brings the instances in line (their source address, FAULT or not).
-    async fn reattach(&mut self) {
+    /// index) or `reopen` says its socket failed; then brings the instances in line (their
+    /// source address, FAULT or not).
+    async fn reattach(&mut self, reopen: bool) {
         let index = self.port.as_ref().map(|p| p.interface.index);
         let unicast_src_ip = self.specs.iter().find_map(|s| s.config.unicast_src_ip);
         let vips: Vec<Ipv4Prefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
-        if let Some(port) = &self.port {
+        if let Some(port) = self.port.as_ref().filter(|_| !reopen) {
             match self.context.netlink.interface(&self.name).await {
                 Ok(now) if now.index == port.interface.index => return,
                 Ok(now) => {
@@ -303,7 +295,7 @@ impl Driver {
                     // every tick while there is no port.
                     ticks = ticks.wrapping_add(1);
                     if self.port.is_none() || ticks % INDEX_CHECK_TICKS == 0 {
-                        self.reattach().await;
+                        self.reattach(false).await;
                     }
                     self.context.board.beat(&self.name);
                 }
@@ -327,7 +319,7 @@ impl Driver {
                         // The interface went away under the socket (ENODEV and the like): let
                         // the port go; the tick opens it again once the interface is back.
                         error!(interface = %self.name, error = %e, "receiving adverts failed; reopening the interface");
-                        self.reopen().await;
+                        self.reattach(true).await;
                     }
                 },
                 Some(released) = self.releases.next(), if !self.releases.is_empty() => {
@@ -352,7 +344,7 @@ impl Driver {
         let came_up = link_up && !self.link_up;
         self.link_up = link_up;
         if came_up || self.port.is_none() {
-            self.reattach().await;
+            self.reattach(false).await;
         }
         self.sync_trackers(&status);
     }
