@@ -153,6 +153,18 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     // A hundred reloads of the master while messages flow, each changing the servers' weights
     // and maxconn: applied in place, no session is closed, nothing is lost.
     let connections = |o: &Observed| o.publisher_connections + o.consumer_connections;
+    // The clients have settled after the failover: no (re)connection for three seconds.
+    let mut settled = (connections(&observed.lock().unwrap()), Instant::now());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            let now = connections(&observed.lock().unwrap());
+            if now != settled.0 {
+                settled = (now, Instant::now());
+            }
+            settled.1.elapsed() >= Duration::from_secs(3)
+        }),
+        "the clients settle after the failover"
+    );
     let (connections_before, consumed_before) = {
         let o = observed.lock().unwrap();
         (connections(&o), o.consumed.len())
