@@ -66,7 +66,13 @@ stop_node() {
 
 stop() {
     for n in 3 2 1; do stop_node "$n"; done
-    ip netns exec "$ns" pkill -x epmd 2>/dev/null || true
+    # Only this lab's epmd: `pkill` inside `ip netns exec` would see every process on the
+    # machine, and another lab's cluster may be running beside this one.
+    local pid
+    for pid in $(ip netns pids "$ns" 2>/dev/null); do
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = epmd ] && kill "$pid" 2>/dev/null
+    done
+    true
     rm -rf "$base"
 }
 
