@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A three-node RabbitMQ cluster (Debian's rabbitmq-server) in a lab's backend namespace:
 # rabbit1..3@localhost listening on 192.0.2.21..23:5672, quorum queues replicated over all
-# three. Data and logs under $RABBIT_DIR (default /tmp/vrrpd-rabbit-$LAB).
+# three, and the management API (plugin rabbitmq_management) on 192.0.2.21..23:15672, user
+# guest/guest. Data and logs under $RABBIT_DIR (default /tmp/vrrpd-rabbit-$LAB).
 #
 #   LAB=vrrpd scripts/rabbitmq-cluster.sh start | stop | stop-node N | start-node N | status
 set -euo pipefail
@@ -16,7 +17,7 @@ node_env() {
         RABBITMQ_NODE_IP_ADDRESS="192.0.2.2$n" RABBITMQ_NODE_PORT=5672 \
         RABBITMQ_DIST_PORT="$((25671 + n))" \
         RABBITMQ_MNESIA_BASE="$dir/mnesia" RABBITMQ_LOG_BASE="$dir/log" \
-        RABBITMQ_PID_FILE="$dir/rabbit.pid" RABBITMQ_CONFIG_FILE="$base/rabbitmq" \
+        RABBITMQ_PID_FILE="$dir/rabbit.pid" RABBITMQ_CONFIG_FILE="$dir/rabbitmq" \
         RABBITMQ_ENABLED_PLUGINS_FILE="$base/enabled_plugins" \
         RABBITMQ_ADVANCED_CONFIG_FILE="$base/advanced.config"
 }
@@ -30,6 +31,9 @@ ctl() {
 start_node() {
     local n=$1 dir="$base/rabbit$1"
     mkdir -p "$dir/mnesia" "$dir/log"
+    # Each node's own management listener: the nodes share one namespace, not one address.
+    { cat "$base/rabbitmq.conf"; echo "management.tcp.ip = 192.0.2.2$n"; echo "management.tcp.port = 15672"; } \
+        > "$dir/rabbitmq.conf"
     chown -R rabbitmq:rabbitmq "$base"
     ip netns exec "$ns" env $(node_env "$n") setsid rabbitmq-server > "$dir/server.out" 2>&1 < /dev/null &
     # `wait` follows the pid file the node writes, then waits for the app to boot.
@@ -48,7 +52,7 @@ loopback_users = none
 log.console = false
 log.file.level = info
 CONF
-    echo '[].' > "$base/enabled_plugins"
+    echo '[rabbitmq_management].' > "$base/enabled_plugins"
     echo '[].' > "$base/advanced.config"
     start_node 1
     for n in 2 3; do
