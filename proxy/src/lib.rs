@@ -6,6 +6,7 @@
 
 pub mod balancer;
 pub mod health;
+pub mod http_client;
 pub mod listener;
 pub mod proxy_protocol;
 pub mod registry;
@@ -13,5 +14,6 @@ pub mod select;
 pub mod server;
 pub mod session;
 pub mod snapshot;
+pub mod tls;
 
 pub use balancer::Balancer;
