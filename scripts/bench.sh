@@ -5,7 +5,8 @@
 #
 #   scripts/bench.sh            # full run (a few minutes)
 #   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
-#   scripts/bench.sh --syscalls # only: system calls and CPU per message, AMQP shape (needs strace)
+#   scripts/bench.sh --syscalls # only: system calls and CPU per message (AMQP shape) and per
+#                               # connection (needs strace)
 #
 # Needs iperf3 and haproxy (scripts/install-test-deps.sh), and root for the idle-cost part
 # (network namespaces for VRRP). Builds into $CARGO_TARGET_DIR when set, else target/.
@@ -187,12 +188,23 @@ traced_messages() { # PORT PID TRACER...: loadgen's message count while TRACER..
         sed -E 's/.*messages=([0-9]+).*/\1/'
     kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
 }
+traced_connections() { # PORT PID TRACER...: loadgen's connection count while TRACER... -p PID watches
+    local port=$1 pid=$2 tracer
+    shift 2
+    "$@" -p "$pid" 2>/dev/null & tracer=$!
+    sleep 1
+    taskset -c 1 "$loadgen" rate "127.0.0.1:$port" --concurrency "$concurrency" --seconds "$seconds" |
+        sed -E 's/.*connections=([0-9]+).*/\1/'
+    kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
+}
 syscall_profile() {
-    local v h vm hm
+    local v h vm hm vc hc
     read -r v vcpu _ < <(frames_medians 27001 100 64 "$vrrpd_pid")
     read -r h hcpu _ < <(frames_medians 26001 100 64 "$haproxy_pid")
     vm=$(traced_messages 27001 "$vrrpd_pid" strace -f -c -o "$work/strace.vrrpd")
     hm=$(traced_messages 26001 "$haproxy_pid" strace -f -c -o "$work/strace.haproxy")
+    vc=$(traced_connections 27001 "$vrrpd_pid" strace -f -c -o "$work/strace-conn.vrrpd")
+    hc=$(traced_connections 26001 "$haproxy_pid" strace -f -c -o "$work/strace-conn.haproxy")
     local events=(-e raw_syscalls:sys_enter -e syscalls:sys_enter_recvfrom -e syscalls:sys_exit_recvfrom --filter 'ret == -11'
         -e syscalls:sys_enter_sendto -e syscalls:sys_enter_epoll_wait -e syscalls:sys_enter_futex -e context-switches)
     local vp=0 hp=0
@@ -200,10 +212,10 @@ syscall_profile() {
         vp=$(traced_messages 27001 "$vrrpd_pid" perf stat -x, -o "$work/perf.vrrpd" "${events[@]}")
         hp=$(traced_messages 26001 "$haproxy_pid" perf stat -x, -o "$work/perf.haproxy" "${events[@]}")
     fi
-    python3 - "$work" "$v" "$vcpu" "$h" "$hcpu" "$vm" "$hm" "$vp" "$hp" <<'PY'
+    python3 - "$work" "$v" "$vcpu" "$h" "$hcpu" "$vm" "$hm" "$vp" "$hp" "$vc" "$hc" <<'PY'
 import sys
 work, v, vcpu, h, hcpu = sys.argv[1:6]
-vm, hm, vp, hp = (int(x) for x in sys.argv[6:10])
+vm, hm, vp, hp, vc, hc = (int(x) for x in sys.argv[6:12])
 row = lambda *cells: print(f"{cells[0]:<44} {cells[1]:>10} {cells[2]:>10}")
 per = lambda n, m: f"{n / m:.2f}" if m else "-"
 
@@ -224,23 +236,26 @@ def perf_counts(path):  # {event: count}
             counts[f[2]] = counts.get(f[2], 0) + int(f[0])
     return counts
 
+def strace_table(sv, sh, vm, hm, rest_label):
+    rest = [0, 0]
+    for name in sorted(set(sv) | set(sh), key=lambda n: -(sv.get(n, (0, 0))[0] / vm + sh.get(n, (0, 0))[0] / hm)):
+        (vc, ve), (hc, he) = sv.get(name, (0, 0)), sh.get(name, (0, 0))
+        if vc / vm < 0.01 and hc / hm < 0.01:
+            rest[0] += vc; rest[1] += hc
+            continue
+        row(f"  {name}", per(vc, vm), per(hc, hm))
+        if ve / vm >= 0.01 or he / hm >= 0.01:
+            row(f"    {name} failed (EAGAIN)" if name.startswith("recv") else f"    {name} failed", per(ve, vm), per(he, hm))
+    row(f"  others ({rest_label})", per(rest[0], vm), per(rest[1], hm))
+    row("  all", per(sum(c for c, _ in sv.values()), vm), per(sum(c for c, _ in sh.values()), hm))
+
 print("per message (a 64 B frame each way, one of 100 kept-alive connections)")
 row("", "vrrpd", "HAProxy")
 row("untraced: messages/s", v, h)
 row("untraced: proxy CPU per message, us", vcpu, hcpu)
-sv, sh = strace_counts(f"{work}/strace.vrrpd"), strace_counts(f"{work}/strace.haproxy")
 row(f"strace -f -c (messages: {vm} / {hm})", "", "")
-rest = [0, 0]
-for name in sorted(set(sv) | set(sh), key=lambda n: -(sv.get(n, (0, 0))[0] / vm + sh.get(n, (0, 0))[0] / hm)):
-    (vc, ve), (hc, he) = sv.get(name, (0, 0)), sh.get(name, (0, 0))
-    if vc / vm < 0.01 and hc / hm < 0.01:
-        rest[0] += vc; rest[1] += hc
-        continue
-    row(f"  {name}", per(vc, vm), per(hc, hm))
-    if ve / vm >= 0.01 or he / hm >= 0.01:
-        row(f"    {name} failed (EAGAIN)" if name.startswith("recv") else f"    {name} failed", per(ve, vm), per(he, hm))
-row("  others (the connections' set-up, timers)", per(rest[0], vm), per(rest[1], hm))
-row("  all", per(sum(c for c, _ in sv.values()), vm), per(sum(c for c, _ in sh.values()), hm))
+strace_table(strace_counts(f"{work}/strace.vrrpd"), strace_counts(f"{work}/strace.haproxy"), vm, hm,
+             "the connections' set-up, timers")
 if vp and hp:
     pv, ph = perf_counts(f"{work}/perf.vrrpd"), perf_counts(f"{work}/perf.haproxy")
     row(f"perf stat, syscall tracepoints (messages: {vp} / {hp})", "", "")
@@ -249,6 +264,10 @@ if vp and hp:
                          ("syscalls:sys_enter_epoll_wait", "epoll_wait"), ("syscalls:sys_enter_futex", "futex"),
                          ("context-switches", "context switches")]:
         row(f"  {label}", per(pv.get(event, 0), vp), per(ph.get(event, 0), hp))
+print()
+print("per connection (a new connection, 64 B each way, closed; loadgen rate mode)")
+row(f"strace -f -c (connections: {vc} / {hc})", "vrrpd", "HAProxy")
+strace_table(strace_counts(f"{work}/strace-conn.vrrpd"), strace_counts(f"{work}/strace-conn.haproxy"), vc, hc, "timers and the rest")
 PY
 }
 

@@ -110,7 +110,9 @@ pub async fn serve(
                     permit = acquire(global.clone()) => permit,
                 };
                 let permits = (global_permit, proxy_permit);
-                let local = client.local_addr().unwrap_or(address);
+                // Bound to one address, the listener knows where clients arrive: asking the
+                // socket (getsockname) is needed only for a wildcard bind.
+                let local = if address.ip().is_unspecified() { client.local_addr().unwrap_or(address) } else { address };
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
                 // A VIP being given up: the client must go to the new master.

@@ -4,7 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -199,12 +199,15 @@ async fn pipe(
     let (client_read, client_write) = client.into_split();
     let (server_read, server_write) = server.into_split();
     let (client_stream, server_stream): (&TcpStream, &TcpStream) = (client_read.as_ref(), server_read.as_ref());
+    // Directions that have seen their end of stream (see `copy`).
+    let ended = AtomicU8::new(0);
     let upstream = copy(
         &client_read,
         server_write,
         [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes],
         &activity,
         origin,
+        &ended,
     );
     let downstream = copy(
         &server_read,
@@ -212,6 +215,7 @@ async fn pipe(
         [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes],
         &activity,
         origin,
+        &ended,
     );
     let idle = proxy.config.timeout_idle;
     // One timer per session: it first turns TCP keepalive on (both sides, once the session has
@@ -290,13 +294,28 @@ enum Side {
 /// buffer between its heartbeats, and a busy one does not pay an allocation per message. When
 /// a read fills the whole buffer the flow is bulk: the bytes then go socket to pipe to socket
 /// with splice(2), never through user space, until the flow pauses.
+///
+/// At its end of stream a direction passes the FIN on. The first direction to end shuts its
+/// write side down (half-close: the other direction goes on); the second ends the session,
+/// whose sockets are then closed, and close(2) sends that FIN: a shutdown(2) before it would
+/// be one more system call per connection for nothing (HAProxy makes one shutdown, not two).
 async fn copy(
     from: &OwnedReadHalf,
-    mut to: OwnedWriteHalf,
+    to: OwnedWriteHalf,
     counters: [&AtomicU64; 3],
     activity: &AtomicU64,
     origin: Instant,
+    ended: &AtomicU8,
 ) -> Result<(), Side> {
+    let mut to = to;
+    let end = |mut to: OwnedWriteHalf| async move {
+        if ended.fetch_add(1, Relaxed) == 0 {
+            let _ = to.shutdown().await;
+        } else {
+            // Closed with the read half, when the session ends right after this.
+            to.forget();
+        }
+    };
     let count = |n: usize| {
         for counter in counters {
             counter.fetch_add(n as u64, Relaxed);
@@ -309,7 +328,7 @@ async fn copy(
         let n = match read_drained(from, &mut buf) {
             Ok(0) => {
                 buffers::give(buf);
-                let _ = to.shutdown().await;
+                end(to).await;
                 return Ok(());
             }
             Ok(n) => n,
@@ -329,7 +348,7 @@ async fn copy(
                 // Boxed: only bulk flows pay for this state, not every idle session.
                 match Box::pin(pipe.run(from, &to, &count)).await? {
                     splice::Ended::Eof => {
-                        let _ = to.shutdown().await;
+                        end(to).await;
                         return Ok(());
                     }
                     splice::Ended::Paused => {}

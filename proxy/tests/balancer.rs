@@ -51,6 +51,46 @@ async fn copies_both_ways_with_half_close() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_close_from_the_server_side_then_the_client_ends_cleanly() {
+    // The server says its piece and shuts its side; the client goes on sending, then closes.
+    // The second end of stream is passed on by closing the session's sockets: both peers must
+    // still see an orderly end (EOF, not a reset) with every byte delivered.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (counted, mut count) = mpsc::channel(1);
+    tokio::spawn(async move {
+        let (mut stream, _) = listener.accept().await.unwrap();
+        stream.write_all(b"bye\n").await.unwrap();
+        stream.shutdown().await.unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 65536];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => total += n,
+                Err(e) => panic!("the server's read ended with {e}, not EOF"),
+            }
+        }
+        counted.send(total).await.unwrap();
+    });
+    let mut config = proxy_config(vec![server("closer", address)]);
+    config.servers[0].check = false;
+    let _balancer = start(&config);
+    let mut client = connect(&config).await;
+    let mut said = Vec::new();
+    client.read_to_end(&mut said).await.unwrap();
+    assert_eq!(said, b"bye\n");
+    let payload = vec![9u8; 1024 * 1024];
+    client.write_all(&payload).await.unwrap();
+    client.shutdown().await.unwrap();
+    let total = tokio::time::timeout(Duration::from_secs(10), count.recv()).await.unwrap().unwrap();
+    assert_eq!(total, payload.len());
+    // And the client's side ends in EOF too, not a reset.
+    let mut rest = Vec::new();
+    assert_eq!(client.read_to_end(&mut rest).await.unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leastconn_spreads_long_lived_sessions_evenly() {
     let mut servers = Vec::new();
     for name in ["rabbit1", "rabbit2", "rabbit3"] {

@@ -138,7 +138,8 @@ async fn rate(address: SocketAddr, concurrency: usize, duration: Duration) -> st
     for w in workers {
         let _ = w.await;
     }
-    println!("connections_per_s={:.0} failed={}", done.load(Relaxed) as f64 / elapsed, failed.load(Relaxed));
+    let done = done.load(Relaxed);
+    println!("connections_per_s={:.0} failed={} connections={done}", done as f64 / elapsed, failed.load(Relaxed));
     Ok(())
 }
 
