@@ -106,10 +106,19 @@ struct Daemon {
     tasks: TaskTracker,
 }
 
+/// Tasks the balancer's runtime polls between two looks at its I/O driver (see `run`).
+const PROXY_EVENT_INTERVAL: u32 = 1024;
+
 /// Runs the daemon until SIGTERM or SIGINT.
 pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
     let vrrp = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(StartError::Runtime)?;
     let proxies = tokio::runtime::Builder::new_multi_thread()
+        // Serve one batch of ready connections in full before asking epoll for more: tokio's
+        // default (61 tasks between polls) lets newly ready connections run ahead of those
+        // already waiting, and with a thousand busy AMQP connections the ones left waiting
+        // made vrrpd's p99 several times its p50 (HAProxy serves each batch in order). 1,024
+        // is as many events as one poll of tokio's driver returns.
+        .event_interval(PROXY_EVENT_INTERVAL)
         .thread_name("vrrpd-proxy")
         .enable_all()
         .build()
