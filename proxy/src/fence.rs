@@ -237,6 +237,20 @@ impl ManagementApi {
     }
 }
 
+/// The addresses this host connects to `servers` from, by route lookup: a UDP socket
+/// "connected" to each asks the kernel for the route and sends nothing. They are what the
+/// brokers list as the peer of this host's connections.
+pub fn source_addresses(servers: impl Iterator<Item = SocketAddr>) -> HashSet<IpAddr> {
+    servers
+        .filter_map(|server| {
+            let any: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+            let socket = std::net::UdpSocket::bind(any).ok()?;
+            socket.connect(server).ok()?;
+            Some(socket.local_addr().ok()?.ip().to_canonical())
+        })
+        .collect()
+}
+
 /// The columns asked for; anything else in an item is ignored.
 #[derive(Deserialize)]
 struct Listed {
@@ -404,6 +418,12 @@ mod tests {
             fence_addresses: Default::default(),
         };
         Arc::new(ManagementApi::new(&config).unwrap())
+    }
+
+    #[test]
+    fn the_source_address_is_the_routes() {
+        let sources = source_addresses(["127.0.0.1:5672".parse().unwrap()].into_iter());
+        assert_eq!(sources, ["127.0.0.1".parse().unwrap()].into());
     }
 
     #[test]
