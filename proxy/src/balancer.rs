@@ -15,6 +15,7 @@ use tokio::sync::{broadcast, watch, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
+use crate::fence::{self, ApiError, FenceOutcome};
 use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
@@ -30,6 +31,30 @@ pub enum AdminError {
     NoServer(String, String),
     #[error("weight {0} is outside 0..=256")]
     Weight(u32),
+}
+
+/// Whose broker connections to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceTarget {
+    /// A master that fell silent, by its adverts' source address (plus the `fence_addresses`
+    /// configured for it).
+    SilentPeer(IpAddr),
+    /// This host's own, left by a previous run (a crash, a kill -9): every connection whose
+    /// peer is one of this host's source addresses towards the servers, except the live
+    /// sessions' own.
+    Leftovers,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("proxy {0:?} has no rabbitmq_api")]
+    NoApi(String),
+    #[error("{0} is one of this host's own addresses towards the brokers: its sessions are not fenced")]
+    OwnAddress(IpAddr),
+    #[error("proxy {0:?}: no route to its servers, so no address of this host to look for")]
+    NoSourceAddress(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
 /// Descriptors kept aside from sessions when `maxconn` is derived from the open files limit:
@@ -199,6 +224,63 @@ impl Balancer {
     /// Takes VIPs (back): sessions accepted on them are served again.
     pub fn claim_addresses(&self, addresses: &[IpAddr]) {
         self.sessions.claim(addresses);
+    }
+
+    /// The proxies that fence for `vips` (all that fence, for `None`): those with a
+    /// `rabbitmq_api` that serve one of the addresses (bound to it, or to every address).
+    pub fn fencing_proxies(&self, vips: Option<&[IpAddr]>) -> Vec<Arc<ProxyState>> {
+        self.proxies()
+            .into_iter()
+            .filter(|p| p.config.rabbitmq_api.is_some())
+            .filter(|p| vips.is_none_or(|vips| p.config.bind.ip().is_unspecified() || vips.contains(&p.config.bind.ip())))
+            .collect()
+    }
+
+    /// Closes the broker connections of `target` through `proxy`'s management API, and
+    /// counts and logs the outcome. `whoami` names this host in the reason the broker logs.
+    /// Bounded by [`fence::FENCE_DEADLINE`].
+    pub async fn fence(&self, proxy: &ProxyState, target: FenceTarget, whoami: &str) -> Result<FenceOutcome, FenceError> {
+        let config = proxy.config.rabbitmq_api.as_ref().ok_or_else(|| FenceError::NoApi(proxy.config.name.clone()))?;
+        let sources = fence::source_addresses(proxy.servers.iter().map(|s| s.address));
+        let (hosts, reason) = match target {
+            FenceTarget::SilentPeer(peer) => {
+                let mut hosts = vec![peer.to_canonical()];
+                hosts.extend(config.fence_addresses.get(&peer).into_iter().flatten().copied());
+                // Never this host's own sessions: a peer address that is ours is a mistake.
+                if let Some(own) = hosts.iter().find(|h| sources.contains(h)) {
+                    return Err(FenceError::OwnAddress(*own));
+                }
+                let list: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+                (hosts, format!("vrrpd {whoami} took over from {}, which fell silent", list.join(", ")))
+            }
+            FenceTarget::Leftovers => {
+                let hosts: Vec<IpAddr> = sources.iter().copied().collect();
+                (hosts, format!("vrrpd {whoami} restarted: a connection its previous run left open"))
+            }
+        };
+        if hosts.is_empty() {
+            return Err(FenceError::NoSourceAddress(proxy.config.name.clone()));
+        }
+        let api = Arc::new(fence::ManagementApi::new(config)?);
+        let started = Instant::now();
+        let own = self.sessions.upstream_locals();
+        let result = api.fence(&hosts, &own, &reason).await;
+        proxy.shared.fencing.record(&hosts, started, &result);
+        let hosts_text: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        let hosts_text = hosts_text.join(", ");
+        match &result {
+            Ok(outcome) if outcome.failed.is_empty() => info!(
+                proxy = %proxy.config.name, hosts = %hosts_text, api = %api.describe(), closed = outcome.closed,
+                matched = outcome.matched, kept = outcome.kept, duration_ms = started.elapsed().as_millis() as u64,
+                "fenced broker connections"
+            ),
+            Ok(outcome) => warn!(
+                proxy = %proxy.config.name, hosts = %hosts_text, closed = outcome.closed, failed = outcome.failed.len(),
+                first_failure = %outcome.failed.first().map(String::as_str).unwrap_or_default(), "fencing left connections open"
+            ),
+            Err(e) => warn!(proxy = %proxy.config.name, hosts = %hosts_text, error = %e, "fencing failed"),
+        }
+        Ok(result?)
     }
 
     /// The current state of every proxy and server.

@@ -5,6 +5,7 @@
 //! in `ha_common::config::Proxy`.
 
 pub mod balancer;
+pub mod fence;
 pub mod health;
 pub mod http_client;
 pub mod listener;

@@ -103,6 +103,14 @@ impl Ticket {
             entry.server = Some(Arc::clone(server));
         }
     }
+
+    /// Records this host's end of the connection to the server: what the broker lists as the
+    /// connection's peer, so fencing this host's own address keeps its live sessions.
+    pub fn set_upstream(&self, local: SocketAddr) {
+        if let Some(entry) = self.sessions.lock().get_mut(&self.id) {
+            entry.upstream = Some(local);
+        }
+    }
 }
 
 impl Drop for Ticket {
@@ -132,6 +140,8 @@ struct Entry {
     /// Shared with the proxy's state: one allocation per proxy, not per session.
     proxy: Arc<str>,
     server: Option<Arc<ServerState>>,
+    /// This host's end of the server connection, recorded for proxies that fence.
+    upstream: Option<SocketAddr>,
     closer: Closer,
     /// Held while a [`Release`] waits for this session to be gone.
     releases: Vec<mpsc::Sender<()>>,
@@ -161,7 +171,7 @@ impl Sessions {
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        let entry = Entry { local, proxy: Arc::clone(proxy), server: None, closer: closer.clone(), releases: Vec::new() };
+        let entry = Entry { local, proxy: Arc::clone(proxy), server: None, upstream: None, closer: closer.clone(), releases: Vec::new() };
         entries.insert(id, entry);
         Some(Ticket { id, closer, sessions: Arc::clone(self) })
     }
@@ -213,6 +223,11 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// This host's ends of its live server connections (those recorded).
+    pub fn upstream_locals(&self) -> std::collections::HashSet<SocketAddr> {
+        self.lock().values().filter_map(|e| e.upstream).collect()
     }
 
     pub fn is_empty(&self) -> bool {

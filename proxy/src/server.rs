@@ -223,6 +223,8 @@ pub struct ProxyShared {
     pub listener_ok: AtomicBool,
     /// Whether the proxy can serve: its listener is bound and a server is usable.
     pub available: watch::Sender<bool>,
+    /// Broker sessions of silent masters closed through the management API.
+    pub fencing: crate::fence::FenceStats,
 }
 
 impl Default for ProxyShared {
@@ -236,6 +238,7 @@ impl Default for ProxyShared {
             slot_freed: Notify::new(),
             listener_ok: AtomicBool::new(true),
             available: watch::channel(true).0,
+            fencing: crate::fence::FenceStats::default(),
         }
     }
 }

@@ -70,6 +70,12 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
     };
     let server = slot.server();
     ticket.set_server(server);
+    if proxy.config.rabbitmq_api.is_some() {
+        // Before a byte is copied: the broker cannot list the connection before its handshake.
+        if let Ok(local) = upstream.local_addr() {
+            ticket.set_upstream(local);
+        }
+    }
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
     let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;

@@ -63,6 +63,19 @@ pub struct ProxySnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub servers: Vec<ServerSnapshot>,
+    /// Present when the proxy has a `rabbitmq_api`.
+    pub fencing: Option<FenceSnapshot>,
+}
+
+/// Fencing through the management API: runs, connections closed, failures, the last run. No
+/// URL or credential: those stay in the configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct FenceSnapshot {
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub closed: u64,
+    pub close_failures: u64,
+    pub last: Option<crate::fence::LastFence>,
 }
 
 impl ProxySnapshot {
@@ -86,6 +99,16 @@ impl ProxySnapshot {
             bytes_in: proxy.shared.counters.bytes_in.load(Relaxed),
             bytes_out: proxy.shared.counters.bytes_out.load(Relaxed),
             servers: proxy.servers.iter().map(|s| server_snapshot(proxy, s, now)).collect(),
+            fencing: proxy.config.rabbitmq_api.as_ref().map(|_| {
+                let f = &proxy.shared.fencing;
+                FenceSnapshot {
+                    runs: f.runs.load(Relaxed),
+                    failed_runs: f.failed_runs.load(Relaxed),
+                    closed: f.closed.load(Relaxed),
+                    close_failures: f.close_failures.load(Relaxed),
+                    last: f.last(),
+                }
+            }),
         }
     }
 }

@@ -504,3 +504,50 @@ fn a_lone_master_stopped_and_resumed_is_back_within_an_advert_interval_and_skew(
     let back = lan.entered(0, State::Master).unwrap() - thawed;
     assert_eq!(back, secs(1.0 + 155.0 / 256.0), "advert interval + Skew_Time, not {MDI_A} s");
 }
+
+/// The reason B gave for its last transition to MASTER.
+fn takeover_reason(lan: &Lan, h: usize) -> Reason {
+    lan.hosts[h].transitions.iter().rev().find(|t| t.2.to == State::Master).map(|t| t.2.reason.clone()).unwrap()
+}
+
+#[test]
+fn a_master_that_falls_silent_is_named_by_the_takeover() {
+    // Section 6.4.2: Master_Down_Timer fires. The master whose adverts stopped is the one whose
+    // broker sessions the new master fences.
+    let mut lan = elected_pair(a(), b());
+    lan.cut_link(0);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: Some(std::net::IpAddr::V4(A_IP)) });
+    assert_eq!(takeover_reason(&lan, 1).to_string(), "master down timer expired (192.0.2.11 fell silent)");
+}
+
+#[test]
+fn a_handoff_a_start_or_a_preemption_names_no_silent_master() {
+    // Priority 0 (section 6.4.2, "If the Priority is zero"): the master resigned and closed its
+    // sessions itself.
+    let mut lan = elected_pair(a(), b());
+    lan.stop(0);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
+
+    // Nobody heard before the timer fired: no master to name.
+    let mut lan = Lan::new();
+    lan.add_host("B", B_IP, vec![b()]);
+    lan.start(0);
+    lan.run_to(MDI_B + 0.1);
+    assert_eq!(takeover_reason(&lan, 0), Reason::MasterDown { silent: None });
+
+    // A higher-priority router preempting a live lower master: the lower one is heard to the
+    // end and steps down (closing its sessions) when it hears the new master.
+    let mut lan = Lan::new();
+    lan.add_host("B", B_IP, vec![b()]);
+    lan.start(0);
+    lan.run_to(MDI_B + 1.0);
+    lan.add_host("A", A_IP, vec![a()]);
+    lan.start(1);
+    lan.run_to(MDI_B + 10.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
+}

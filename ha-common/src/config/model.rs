@@ -2,7 +2,8 @@
 //! (track_script, track_proxy) known to resolve. Code past `Config::load` never re-checks these.
 
 use std::fmt;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -251,7 +252,38 @@ pub struct Proxy {
     pub send_proxy: Option<ProxyProtocol>,
     /// Close a server's sessions when it is marked DOWN (`on-marked-down shutdown-sessions`).
     pub shutdown_sessions_on_down: bool,
+    /// The brokers' management API, to close the broker connections of a master that fell
+    /// silent (fencing).
+    pub rabbitmq_api: Option<RabbitmqApi>,
     pub servers: Vec<Server>,
+}
+
+/// RabbitMQ's management API (`rabbitmq_api = { urls, user, password }`): any node answers for
+/// the whole cluster, the next URL is tried when one fails.
+#[derive(Clone, PartialEq)]
+pub struct RabbitmqApi {
+    /// `http://host:port` or `https://...`, each checked (scheme, host, no credentials).
+    pub urls: Vec<String>,
+    pub user: String,
+    pub password: String,
+    /// Trusted for https; the system's roots without it.
+    pub ca_file: Option<PathBuf>,
+    /// A peer's advert source address -> the other addresses it connects to the brokers from
+    /// (a backend network of its own): fenced with it.
+    pub fence_addresses: BTreeMap<IpAddr, Vec<IpAddr>>,
+}
+
+impl fmt::Debug for RabbitmqApi {
+    // The password never reaches a log line through Debug.
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.debug_struct("RabbitmqApi")
+            .field("urls", &self.urls)
+            .field("user", &self.user)
+            .field("password", &"<hidden>")
+            .field("ca_file", &self.ca_file)
+            .field("fence_addresses", &self.fence_addresses)
+            .finish()
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

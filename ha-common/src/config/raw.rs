@@ -110,8 +110,21 @@ pub struct RawProxy {
     pub maxconn: Option<S<i64>>,
     pub send_proxy: Option<S<String>>,
     pub on_marked_down: Option<S<String>>,
+    pub rabbitmq_api: Option<S<RawRabbitmqApi>>,
     #[serde(default)]
     pub server: Vec<S<RawServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRabbitmqApi {
+    pub urls: S<Vec<S<String>>>,
+    pub user: S<String>,
+    pub password: S<String>,
+    pub ca_file: Option<S<String>>,
+    /// Advert source address of a peer -> the addresses it connects to the brokers from.
+    #[serde(default)]
+    pub fence_addresses: std::collections::BTreeMap<String, S<Vec<S<String>>>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -443,3 +443,66 @@ fn durations_at_their_bound_are_accepted_and_zero_where_it_means_off() {
     assert_eq!(config.instances[0].preempt_delay, Duration::from_secs(1000));
     assert_eq!(config.stats.unwrap().refresh, day);
 }
+
+const API: &str = r#"rabbitmq_api = { urls = ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt/"], user = "fence", password = "hunter2", fence_addresses = { "192.0.2.12" = ["198.51.100.12"] } }"#;
+
+#[test]
+fn a_proxy_may_name_its_clusters_management_api() {
+    let text = example_with("redispatch = true", &format!("redispatch = true\n{API}"));
+    let Loaded { config, warnings } = parse(&text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let api = config.proxies[0].rabbitmq_api.as_ref().unwrap();
+    assert_eq!(api.urls, ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt"]);
+    assert_eq!((api.user.as_str(), api.password.as_str()), ("fence", "hunter2"));
+    let peer: std::net::IpAddr = "192.0.2.12".parse().unwrap();
+    assert_eq!(api.fence_addresses[&peer], ["198.51.100.12".parse::<std::net::IpAddr>().unwrap()]);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "the password is hidden from Debug: {debug}");
+    assert!(config.proxies.iter().all(|p| p.rabbitmq_api.is_some()));
+}
+
+#[test]
+fn bad_api_settings_are_located() {
+    for (url, says) in [
+        ("ftp://192.0.2.21", "is not an http:// or https:// URL"),
+        ("http://guest:guest@192.0.2.21:15672", "credentials go in user and password"),
+        ("http://:15672", "has no host"),
+        ("http://192.0.2.21:99999", "is not a port"),
+        ("http://192.0.2.21:15672/?x=1", "nothing else"),
+    ] {
+        let text = example_with("redispatch = true", &format!("redispatch = true\n{}", API.replace("http://192.0.2.21:15672", url)));
+        let problem = single_problem(&text);
+        assert_eq!(problem.key, "proxy[0].rabbitmq_api.urls[0]", "{url}");
+        assert!(problem.message.contains(says), "{url}: {problem}");
+        assert_eq!(problem.line, line_of(&text, "rabbitmq_api"));
+        assert!(!problem.to_string().contains("guest:guest") || problem.message.contains("credentials"), "{problem}");
+    }
+    let empty = API.replace(r#"urls = ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt/"]"#, "urls = []");
+    let problem = single_problem(&example_with("redispatch = true", &format!("redispatch = true\n{empty}")));
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api.urls");
+    let bad_peer = API.replace(r#""192.0.2.12" = ["198.51.100.12"]"#, r#""b-host" = ["0.0.0.0"]"#);
+    let problem = single_problem(&example_with("redispatch = true", &format!("redispatch = true\n{bad_peer}")));
+    assert!(problem.message.contains("not a peer's IP address"), "{problem}");
+}
+
+#[test]
+fn https_with_an_unreadable_ca_file_is_refused() {
+    let api = API.replace("password = \"hunter2\"", "password = \"hunter2\", ca_file = \"/nonexistent/ca.pem\"");
+    let text = example_with("redispatch = true", &format!("redispatch = true\n{api}"));
+    let problem = single_problem(&text);
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api.ca_file");
+    assert!(problem.message.contains("cannot read /nonexistent/ca.pem"), "{problem}");
+    // Without an https URL the file is not used: a warning, not an error.
+    let plain = api.replace(r#", "https://[2001:db8::22]:15671/mgmt/""#, "");
+    let Loaded { warnings, .. } = parse(&example_with("redispatch = true", &format!("redispatch = true\n{plain}"))).unwrap();
+    assert!(warnings.iter().any(|w| w.message.contains("https only")), "{warnings:?}");
+}
+
+#[test]
+fn fencing_with_a_proxy_protocol_header_is_refused() {
+    let text = example_with("redispatch = true", &format!("redispatch = true\nsend_proxy = \"v2\"\n{API}"));
+    let problem = single_problem(&text);
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api");
+    assert!(problem.message.contains("cannot fence with send_proxy"), "{problem}");
+    assert_eq!(problem.line, line_of(&text, "rabbitmq_api"));
+}

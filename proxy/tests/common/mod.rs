@@ -40,6 +40,7 @@ pub fn proxy_config(servers: Vec<Server>) -> Proxy {
         maxconn: None,
         send_proxy: None,
         shutdown_sessions_on_down: true,
+        rabbitmq_api: None,
         servers,
     }
 }

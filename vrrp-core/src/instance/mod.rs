@@ -9,7 +9,7 @@
 mod model;
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 pub use self::model::{Action, GarpConfig, InitialState, InstanceConfig, InstanceStats, MasterInfo, Reason, State, Transition};
@@ -38,6 +38,9 @@ pub struct Instance {
     /// When each sender was last answered out of turn, to rate-limit the answers.
     replies: ReplyLimiter,
     master: Option<MasterInfo>,
+    /// The master's last advert was discarded because this router outranks it: it is alive, and
+    /// the Master_Down_Timer firing is a preemption, not a master falling silent.
+    outranked: bool,
     /// Held in BACKUP by an operator: never takes over until resumed.
     resigned: bool,
     last_transition: Option<Instant>,
@@ -59,6 +62,7 @@ impl Instance {
             lower_master_since: None,
             replies: ReplyLimiter::default(),
             master: None,
+            outranked: false,
             resigned: false,
             last_transition: None,
             stats: InstanceStats::default(),
@@ -266,7 +270,8 @@ impl Instance {
             self.master_down_at = None;
             // Section 6.4.2: Master_Down_Timer fires in Backup.
             if self.state == State::Backup {
-                self.become_master(now, Reason::MasterDown);
+                let silent = self.master.filter(|_| !self.outranked).map(|m| IpAddr::V4(m.address));
+                self.become_master(now, Reason::MasterDown { silent });
             }
         }
         if self.yield_after_stall(now) {
@@ -379,6 +384,7 @@ impl Instance {
             self.master = (sender.priority != 0).then_some(sender);
             return;
         }
+        self.outranked = false;
         if sender.priority == 0 {
             // The master is resigning: take over after Skew_Time only.
             self.master = None;
@@ -391,9 +397,12 @@ impl Instance {
             }
             self.master = Some(sender);
             self.master_down_at = Some(now + self.master_down_interval());
+        } else {
+            // Discard: the lower-priority master's adverts no longer reset our timer, and we
+            // preempt it when Master_Down_Timer fires. It is alive and gives its VIPs (and
+            // sessions) up itself when it hears us.
+            self.outranked = true;
         }
-        // Otherwise discard: the lower-priority master's adverts no longer reset our timer, and
-        // we preempt it when Master_Down_Timer fires.
     }
 
     /// keepalived's preempt_delay: a lower-priority master is accepted for this long after we
@@ -460,6 +469,7 @@ impl Instance {
         if self.state == State::Master {
             self.actions.push_back(Action::RemoveVips);
         }
+        self.outranked = false;
         self.advert_at = None;
         self.garp_at = None;
         self.master_down_at = (!self.resigned).then(|| now + self.master_down_interval());

@@ -2,7 +2,7 @@
 //! changes state, and the actions it asks its driver to carry out.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::counters::DropCounters;
@@ -117,8 +117,13 @@ impl fmt::Display for State {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     Startup,
-    /// Master_Down_Timer fired: no advert from a master we accept.
-    MasterDown,
+    /// Master_Down_Timer fired: no advert from a master we accept. `silent` is the master whose
+    /// adverts stopped (their source address), when one had been accepted and had not resigned
+    /// (priority 0) nor been outranked by this router: its sessions may still be open where it
+    /// can no longer close them.
+    MasterDown {
+        silent: Option<IpAddr>,
+    },
     /// An advert that wins the election arrived.
     Preempted {
         by: Ipv4Addr,
@@ -138,7 +143,8 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Reason::Startup => f.write_str("startup"),
-            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::MasterDown { silent: None } => f.write_str("master down timer expired"),
+            Reason::MasterDown { silent: Some(master) } => write!(f, "master down timer expired ({master} fell silent)"),
             Reason::Preempted { by, priority } => write!(f, "advert from {by} with priority {priority}"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault(names) => write!(f, "tracked object down: {}", names.join(", ")),

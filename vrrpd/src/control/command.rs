@@ -14,7 +14,9 @@ pub const USAGE: &str = "commands:
   resign INSTANCE                              hand the VIPs to the peer and stay BACKUP
   resume INSTANCE                              take part in elections again
   reload                                       re-read the configuration (as SIGHUP)
-  events                                       the timeline: state changes, trackers, servers, reloads";
+  events                                       the timeline: state changes, trackers, servers, reloads
+  fence ADDRESS                                close the broker connections whose peer is ADDRESS
+                                               (a silent master), through each proxy's rabbitmq_api";
 
 /// `PROXY/SERVER`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,10 @@ pub enum Command {
     },
     Reload,
     Events,
+    /// Close the broker connections of a host that fell silent.
+    Fence {
+        address: std::net::IpAddr,
+    },
     Help,
 }
 
@@ -88,6 +94,10 @@ pub enum ControlError {
     NotAllowed(u32),
     #[error("vrrpd is stopping")]
     Stopping,
+    #[error("{0:?} is not an IP address")]
+    NotAnAddress(String),
+    #[error("{0}")]
+    Fence(String),
 }
 
 impl Command {
@@ -114,6 +124,9 @@ impl Command {
             }
             ["reload"] => Command::Reload,
             ["events"] => Command::Events,
+            ["fence", address] => Command::Fence {
+                address: address.parse().map_err(|_| ControlError::NotAnAddress((*address).to_owned()))?,
+            },
             [] | ["help"] => Command::Help,
             _ => return Err(ControlError::Unknown(words.join(" "))),
         })
@@ -137,6 +150,8 @@ mod tests {
         assert_eq!(parse("shutdown-sessions amqp/rabbit2"), Ok(Command::ShutdownSessions { target }));
         assert_eq!(parse("resume VI_1"), Ok(Command::Resign { instance: "VI_1".into(), resign: false }));
         assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("fence 192.0.2.11"), Ok(Command::Fence { address: "192.0.2.11".parse().unwrap() }));
+        assert_eq!(parse("fence proxy-a"), Err(ControlError::NotAnAddress("proxy-a".into())));
     }
 
     #[test]

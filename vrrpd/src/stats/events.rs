@@ -28,6 +28,8 @@ pub enum EventKind {
     Reload,
     /// Adverts dropped (rate-limited, as the log).
     Drop,
+    /// Broker connections of a silent master (or of this host's previous run) closed.
+    Fence,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             EventKind::Vip => "vip",
             EventKind::Reload => "reload",
             EventKind::Drop => "drop",
+            EventKind::Fence => "fence",
         }
     }
 }

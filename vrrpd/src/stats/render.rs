@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use proxy::snapshot::{ProxySnapshot, ServerSnapshot};
+use proxy::snapshot::{FenceSnapshot, ProxySnapshot, ServerSnapshot};
 
 use super::events::Event;
 use super::{InstanceSnapshot, Snapshot};
@@ -409,6 +409,28 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
     metric("server_check_failures_total", "counter", "Failed health checks.", servers(&|s| s.check.failed.to_string()));
     metric("server_downtime_seconds_total", "counter", "Time spent DOWN.", servers(&|s| s.downtime_s.to_string()));
     metric("server_weight", "gauge", "Current weight.", servers(&|s| s.weight.to_string()));
+    let fencing = |f: &dyn Fn(&FenceSnapshot) -> u64| {
+        snapshot.proxies.iter().filter_map(|p| p.fencing.as_ref().map(|x| (px(p), f(x).to_string()))).collect::<Vec<_>>()
+    };
+    metric(
+        "fence_runs_total",
+        "counter",
+        "Fencing runs through the management API (a silent master, this host's previous run, ctl fence).",
+        fencing(&|f| f.runs),
+    );
+    metric(
+        "fence_failed_runs_total",
+        "counter",
+        "Fencing runs that failed or left a matching connection open.",
+        fencing(&|f| f.failed_runs),
+    );
+    metric("fence_connections_closed_total", "counter", "Broker connections closed by fencing.", fencing(&|f| f.closed));
+    metric(
+        "fence_close_failures_total",
+        "counter",
+        "Broker connections fencing could not close.",
+        fencing(&|f| f.close_failures),
+    );
     out
 }
 
@@ -485,6 +507,17 @@ pub fn text(snapshot: &Snapshot) -> String {
             "  {:<12} {:<21} {:<6} {:>6} {:>6} {:>8}  check",
             "server", "address", "status", "weight", "now", "total"
         );
+        if let Some(f) = &p.fencing {
+            let last = f.last.as_ref().map_or_else(
+                || "none yet".to_owned(),
+                |l| format!("{} ({}, {} ms): {}", l.hosts.join(", "), if l.ok { "ok" } else { "FAILED" }, l.duration_ms, l.result),
+            );
+            let _ = writeln!(
+                out,
+                "  fencing: {} runs ({} failed), {} connections closed, {} not closed; last: {last}",
+                f.runs, f.failed_runs, f.closed, f.close_failures
+            );
+        }
         for s in &p.servers {
             let _ = writeln!(
                 out,

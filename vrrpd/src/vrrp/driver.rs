@@ -23,7 +23,7 @@ use ha_common::config::{Ipv4Prefix, VrrpInstance};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_core::counters::{DropCounters, DropReason};
-use vrrp_core::instance::{Action, Instance, InstanceConfig, State};
+use vrrp_core::instance::{Action, Instance, InstanceConfig, Reason, State};
 use vrrp_core::packet::MULTICAST_GROUP;
 use vrrp_core::receive::{receive, Dropped};
 use vrrp_core::track::{Tracker, TrackerKind};
@@ -570,6 +570,12 @@ impl Driver {
                 self.context.board.record(EventKind::State, config.name.as_str(), message);
                 if t.to != t.from || t.to == State::Initialize {
                     self.context.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
+                }
+                if let (State::Master, Reason::MasterDown { silent: Some(master) }, Some(events)) =
+                    (t.to, &t.reason, &self.context.vip_events)
+                {
+                    let addresses = addresses(&config.virtual_ipaddress);
+                    let _ = events.send(VipEvent::TakenFromSilentMaster { instance: config.name.clone(), addresses, master: *master });
                 }
             }
         }

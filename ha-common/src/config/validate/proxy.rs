@@ -1,7 +1,8 @@
 //! The `[[proxy]]` sections: bind, balance, timeouts, health checks and servers.
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
@@ -84,6 +85,20 @@ impl Validator<'_> {
                 },
                 None => true,
             };
+            let rabbitmq_api = p.rabbitmq_api.as_ref().and_then(|api| self.rabbitmq_api(api, &key("rabbitmq_api")));
+            if let (Some(api), Some(v)) = (&p.rabbitmq_api, &p.send_proxy) {
+                if rabbitmq_api.is_some() && send_proxy.is_some() {
+                    self.error(
+                        api.span(),
+                        &key("rabbitmq_api"),
+                        format!(
+                            "cannot fence with send_proxy = {:?}: behind a PROXY header the brokers see the clients' addresses, \
+                             not this host's, so a silent master's connections cannot be told apart; remove one of them",
+                            v.get_ref()
+                        ),
+                    );
+                }
+            }
             let servers = self.servers(&p.server, &p.name, i);
             proxies.push(Proxy {
                 name,
@@ -98,10 +113,70 @@ impl Validator<'_> {
                 maxconn: p.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
                 send_proxy,
                 shutdown_sessions_on_down,
+                rabbitmq_api,
                 servers,
             });
         }
         proxies
+    }
+
+    fn rabbitmq_api(&mut self, raw: &S<RawRabbitmqApi>, key: &str) -> Option<RabbitmqApi> {
+        let raw = raw.get_ref();
+        let key = |field: &str| format!("{key}.{field}");
+        let before = self.problems.len();
+        if raw.urls.get_ref().is_empty() {
+            self.error(raw.urls.span(), &key("urls"), "name at least one node's API, as \"http://192.0.2.21:15672\"");
+        }
+        let mut urls = Vec::new();
+        let mut https = false;
+        for (n, url) in raw.urls.get_ref().iter().enumerate() {
+            match check_api_url(url.get_ref()) {
+                Ok(secure) => {
+                    https |= secure;
+                    urls.push(url.get_ref().trim().trim_end_matches('/').to_owned());
+                }
+                Err(why) => self.error(url.span(), &format!("{}[{n}]", key("urls")), why),
+            }
+        }
+        let user = self.non_empty(&raw.user, &key("user"));
+        if raw.password.get_ref().is_empty() {
+            self.error(raw.password.span(), &key("password"), "must not be empty");
+        }
+        let ca_file = raw.ca_file.as_ref().map(|file| {
+            let path = PathBuf::from(self.non_empty(file, &key("ca_file")));
+            if !https {
+                self.warn(file.span(), &key("ca_file"), "is used for https only, and no URL is https");
+            } else if let Err(e) = std::fs::File::open(&path) {
+                self.error(file.span(), &key("ca_file"), format!("cannot read {}: {e}", path.display()));
+            }
+            path
+        });
+        let mut fence_addresses = BTreeMap::new();
+        for (peer, addresses) in &raw.fence_addresses {
+            let item_key = format!("{}.{peer:?}", key("fence_addresses"));
+            let Ok(peer_address) = peer.trim().parse::<IpAddr>() else {
+                self.error(addresses.span(), &item_key, format!("{peer:?} is not a peer's IP address (its adverts' source)"));
+                continue;
+            };
+            let mut extra = Vec::new();
+            for address in addresses.get_ref() {
+                match address.get_ref().trim().parse::<IpAddr>() {
+                    Ok(a) if a.is_unspecified() || a.is_multicast() || a.is_loopback() => {
+                        self.error(address.span(), &item_key, format!("{a} is not an address a peer connects from"))
+                    }
+                    Ok(a) => extra.push(a),
+                    Err(_) => self.error(address.span(), &item_key, format!("{:?} is not an IP address", address.get_ref())),
+                }
+            }
+            fence_addresses.insert(peer_address, extra);
+        }
+        (self.problems.len() == before).then(|| RabbitmqApi {
+            urls,
+            user,
+            password: raw.password.get_ref().clone(),
+            ca_file,
+            fence_addresses,
+        })
     }
 
     fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
@@ -164,4 +239,43 @@ impl Validator<'_> {
         }
         servers
     }
+}
+
+/// `http://host[:port][/base]` or `https://...`: whether it is https, or what is wrong. No
+/// credentials in it (they would reach logs), no query or fragment.
+fn check_api_url(url: &str) -> Result<bool, String> {
+    let url = url.trim();
+    let (https, rest) = if let Some(rest) = url.strip_prefix("https://") {
+        (true, rest)
+    } else if let Some(rest) = url.strip_prefix("http://") {
+        (false, rest)
+    } else {
+        return Err(format!("{url:?} is not an http:// or https:// URL (for example \"http://192.0.2.21:15672\")"));
+    };
+    let authority = rest.split('/').next().unwrap_or_default();
+    if authority.contains('@') {
+        return Err("credentials go in user and password, not in the URL (logs show URLs)".to_owned());
+    }
+    if rest.contains(['?', '#']) || rest.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!("{url:?}: a URL here is scheme, host, port and an optional path, nothing else"));
+    }
+    let (host, port) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let (host, after) = v6.split_once(']').ok_or_else(|| format!("{url:?}: unclosed [ in the host"))?;
+            (host, after.strip_prefix(':'))
+        }
+        None => match authority.split_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (authority, None),
+        },
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if let Some(port) = port {
+        if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+            return Err(format!("{url:?}: {port:?} is not a port"));
+        }
+    }
+    Ok(https)
 }
