@@ -81,10 +81,7 @@ fn the_checksum_covers_the_pseudo_header() {
     let datagram = hex(KEEPALIVED_V4_MASTER);
     let payload = IpDatagram::parse(&datagram).unwrap().payload;
     let other_source = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
-    assert!(matches!(
-        AdvertisementV3::decode(payload, other_source, MULTICAST_GROUP.into()),
-        Err(DecodeError::Checksum { .. })
-    ));
+    assert!(matches!(AdvertisementV3::decode(payload, other_source, MULTICAST_GROUP.into()), Err(DecodeError::Checksum { .. })));
     let peer = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 12));
     assert!(matches!(AdvertisementV3::decode(payload, V4_SOURCE.into(), peer), Err(DecodeError::Checksum { .. })));
     let advert = AdvertisementV3 { vrid: 51, priority: 101, max_advert_int: 10, addresses: v4_vips() };
