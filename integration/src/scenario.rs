@@ -33,8 +33,10 @@ pub struct Instance {
     pub priority: u8,
     /// Each a /24.
     pub vips: Vec<Ipv4Addr>,
-    /// Seconds; vrrpd's default (1) when unset.
-    pub advert_int: Option<u8>,
+    /// 2 or 3; vrrpd's default (2, or `[global] vrrp_version`) when unset.
+    pub version: Option<u8>,
+    /// As written in TOML (`1`, `"100ms"`); vrrpd's default (1 s) when unset.
+    pub advert_int: Option<String>,
     /// PASS authentication with this password; none when unset.
     pub auth_pass: Option<String>,
     pub track_scripts: Vec<String>,
@@ -55,7 +57,8 @@ impl Instance {
             vrid: 51,
             priority,
             vips: vec![VIP],
-            advert_int: Some(1),
+            version: None,
+            advert_int: Some("1".into()),
             auth_pass: Some("s3cret".into()),
             track_scripts: Vec::new(),
             track_proxies: Vec::new(),
@@ -67,6 +70,14 @@ impl Instance {
     /// VI_2: VRID 52, the lab's second VIP, default advert_int, no authentication.
     pub fn vi2(priority: u8) -> Instance {
         Instance { name: "VI_2".into(), vrid: 52, vips: vec![VIP2], advert_int: None, auth_pass: None, ..Instance::vi1(priority) }
+    }
+
+    /// VRRPv3 (no authentication) advertising every `advert_int` ("100ms").
+    pub fn v3(mut self, advert_int: &str) -> Instance {
+        self.version = Some(3);
+        self.advert_int = Some(quote(advert_int));
+        self.auth_pass = None;
+        self
     }
 
     /// On another interface, as another virtual router, with only `vip`.
@@ -111,7 +122,10 @@ impl Instance {
         line(out, "interface", quote(&self.interface));
         line(out, "virtual_router_id", self.vrid);
         line(out, "priority", self.priority);
-        if let Some(advert_int) = self.advert_int {
+        if let Some(version) = self.version {
+            line(out, "version", version);
+        }
+        if let Some(advert_int) = &self.advert_int {
             line(out, "advert_int", advert_int);
         }
         if let Some(pass) = &self.auth_pass {
@@ -457,6 +471,28 @@ impl Pair {
         lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
         (a, b)
     }
+}
+
+/// The keepalived.conf equivalent of [`Instance::v3`] on VI_1: `vrrp_version 3`, no
+/// authentication, `advert_int` in keepalived's seconds ("0.1").
+pub fn keepalived_v3_config(host: &str, priority: u8, state: &str, advert_int: &str) -> String {
+    format!(
+        r#"global_defs {{
+    router_id proxy-{host}
+    vrrp_version 3
+}}
+vrrp_instance VI_1 {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {advert_int}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+}}
+"#
+    )
 }
 
 /// The keepalived.conf equivalent of [`HostConfig::vi1`] (keepalived's own format).

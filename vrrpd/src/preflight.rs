@@ -28,8 +28,9 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         writeln!(out, "vrrp_instance {}", vi.name)?;
         writeln!(
             out,
-            "  interface {}, VRID {}, priority {}{}, advert_int {}, starts {}, {}",
+            "  interface {}, VRRPv{}, VRID {}, priority {}{}, advert_int {}, starts {}, {}",
             vi.interface,
+            vi.version,
             vi.vrid,
             vi.priority,
             if vi.priority == 255 { " (address owner)" } else { "" },

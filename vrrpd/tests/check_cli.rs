@@ -40,7 +40,7 @@ fn check_prints_what_it_would_run() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     for expected in [
         "vrrp_instance VI_1",
-        "interface eth0, VRID 51, priority 101",
+        "interface eth0, VRRPv2, VRID 51, priority 101",
         "starts MASTER",
         "VIPs 192.0.2.100/24",
         "Master_Down_Interval 3.60546875s",

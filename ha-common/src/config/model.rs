@@ -34,6 +34,27 @@ pub struct Global {
     pub hard_stop_after: Duration,
     /// Started as root, vrrpd drops to this user (keeping only its network capabilities).
     pub user: Option<String>,
+    /// The version of instances that do not say (`vrrp_version`, 2 by default as keepalived).
+    pub vrrp_version: VrrpVersion,
+}
+
+/// The VRRP an instance speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum VrrpVersion {
+    /// RFC 3768: whole-second intervals, optional PASS authentication.
+    #[default]
+    V2,
+    /// RFC 5798: centisecond intervals, no authentication.
+    V3,
+}
+
+impl fmt::Display for VrrpVersion {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(match self {
+            VrrpVersion::V2 => "2",
+            VrrpVersion::V3 => "3",
+        })
+    }
 }
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -162,7 +183,9 @@ pub struct VrrpInstance {
     pub vrid: u8,
     /// 1..=254, or 255 for the address owner.
     pub priority: u8,
-    /// Whole seconds, 1..=255 (VRRPv2 carries seconds).
+    pub version: VrrpVersion,
+    /// Whole seconds, 1..=255, with VRRPv2; whole centiseconds from 10 ms to 40.95 s with
+    /// VRRPv3.
     pub advert_int: Duration,
     pub preempt: bool,
     pub preempt_delay: Duration,

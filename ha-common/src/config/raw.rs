@@ -33,6 +33,8 @@ pub struct RawGlobal {
     pub maxconn: Option<S<i64>>,
     pub hard_stop_after: Option<S<ConfigDuration>>,
     pub user: Option<S<String>>,
+    /// The default of every instance's `version` (keepalived's `vrrp_version`).
+    pub vrrp_version: Option<S<i64>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -56,7 +58,9 @@ pub struct RawInstance {
     pub state: Option<S<String>>,
     pub virtual_router_id: S<i64>,
     pub priority: Option<S<i64>>,
-    pub advert_int: Option<S<f64>>,
+    pub version: Option<S<i64>>,
+    pub advert_int: Option<S<RawAdvertInt>>,
+    pub accept_mode: Option<S<bool>>,
     pub preempt: Option<bool>,
     pub preempt_delay: Option<S<ConfigDuration>>,
     pub authentication: Option<S<RawAuthentication>>,
@@ -79,6 +83,15 @@ pub struct RawInstance {
     pub garp_master_repeat: Option<S<i64>>,
     pub garp_master_refresh: Option<S<ConfigDuration>>,
     pub garp_master_refresh_repeat: Option<S<i64>>,
+}
+
+/// `advert_int` as written: seconds as a number (`1`, `0.1` as keepalived writes it), or a
+/// duration (`"100ms"`, `"0.5s"`, `"1s"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAdvertInt {
+    Seconds(f64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]

@@ -284,6 +284,58 @@ fn server_address_that_does_not_parse() {
     }
 }
 
+/// The example as a VRRPv3 instance (no authentication), with `advert_int` as given.
+fn v3_example(advert_int: &str) -> String {
+    example_with("advert_int = 1 ", &format!("version = 3\nadvert_int = {advert_int} "))
+        .replace("authentication = { auth_type = \"PASS\", auth_pass = \"s3cret\" }\n", "")
+}
+
+#[test]
+fn version_3_takes_centisecond_intervals_in_every_spelling() {
+    for (written, ms) in
+        [("\"100ms\"", 100), ("\"0.5s\"", 500), ("\"1s\"", 1000), ("0.1", 100), ("2", 2000), ("\"10ms\"", 10), ("40.95", 40950)]
+    {
+        let config = parse(&v3_example(written)).unwrap_or_else(|e| panic!("{written}: {e}")).config;
+        let vi = &config.instances[0];
+        assert_eq!((vi.version, vi.advert_int), (VrrpVersion::V3, Duration::from_millis(ms)), "{written}");
+    }
+    for (written, says) in [
+        ("\"105ms\"", "not whole centiseconds"),
+        ("\"5ms\"", "outside 10ms..=40.95s"),
+        ("41", "outside 10ms..=40.95s"),
+        ("\"soon\"", "is not an interval"),
+        ("-1", "is not an interval"),
+    ] {
+        let text = v3_example(written);
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, &format!("advert_int = {written}")), "vrrp_instance[0].advert_int"));
+        assert!(p.message.contains(says), "{written}: {p}");
+    }
+}
+
+#[test]
+fn the_global_vrrp_version_is_the_default_of_every_instance() {
+    let text = v3_example("\"100ms\"")
+        .replace("version = 3\n", "")
+        .replace("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nvrrp_version = 3");
+    assert_eq!(parse(&text).unwrap().config.instances[0].version, VrrpVersion::V3);
+    let v2 = text.replace("advert_int = \"100ms\"", "version = 2\nadvert_int = \"100ms\"");
+    assert!(single_problem(&v2).message.contains("sub-second adverts need version = 3"));
+    assert_eq!(parse(EXAMPLE).unwrap().config.instances[0].version, VrrpVersion::V2, "keepalived's default");
+    let p = single_problem(&example_with("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nvrrp_version = 4"));
+    assert_eq!(p.key, "global.vrrp_version");
+}
+
+#[test]
+fn version_3_refuses_authentication_and_accept_mode_false() {
+    let p = single_problem(&example_with("advert_int = 1 ", "version = 3\nadvert_int = 1 "));
+    assert_eq!(p.key, "vrrp_instance[0].authentication");
+    assert!(p.message.contains("VRRPv3 has no authentication"), "{p}");
+    let p = single_problem(&v3_example("1").replace("preempt = true", "preempt = true\naccept_mode = false"));
+    assert_eq!(p.key, "vrrp_instance[0].accept_mode");
+    assert!(parse(&v3_example("1").replace("preempt = true", "preempt = true\naccept_mode = true")).is_ok());
+}
+
 #[test]
 fn advert_int_must_be_whole_seconds() {
     let p = single_problem(&example_with("advert_int = 1 ", "advert_int = 0.5 "));

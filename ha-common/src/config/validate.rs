@@ -178,7 +178,7 @@ impl<'a> Validator<'a> {
         let global = self.global(&raw.global);
         let scripts = self.scripts(&raw.vrrp_script);
         let proxies = self.proxies(&raw.proxy);
-        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies);
+        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies, global.vrrp_version);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
         Config { global, scripts, instances, proxies, stats }
     }
@@ -199,6 +199,20 @@ impl<'a> Validator<'a> {
             maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
             hard_stop_after: self.duration(&raw.hard_stop_after, "global.hard_stop_after", DELAY, Duration::from_secs(10)),
             user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
+            vrrp_version: self.version(&raw.vrrp_version, "global.vrrp_version", VrrpVersion::V2),
+        }
+    }
+
+    /// `version` / `vrrp_version`: 2 or 3.
+    fn version(&mut self, value: &Option<S<i64>>, key: &str, default: VrrpVersion) -> VrrpVersion {
+        match value.as_ref().map(|v| (v, *v.get_ref())) {
+            None => default,
+            Some((_, 2)) => VrrpVersion::V2,
+            Some((_, 3)) => VrrpVersion::V3,
+            Some((v, other)) => {
+                self.error(v.span(), key, format!("{other} is not a VRRP version: 2 (RFC 3768) or 3 (RFC 5798)"));
+                default
+            }
         }
     }
 
@@ -225,7 +239,13 @@ impl<'a> Validator<'a> {
         scripts
     }
 
-    fn instances(&mut self, raw: &[S<RawInstance>], scripts: &[VrrpScript], proxies: &[Proxy]) -> Vec<VrrpInstance> {
+    fn instances(
+        &mut self,
+        raw: &[S<RawInstance>],
+        scripts: &[VrrpScript],
+        proxies: &[Proxy],
+        default_version: VrrpVersion,
+    ) -> Vec<VrrpInstance> {
         let mut names = HashSet::new();
         let mut vrids: HashMap<(String, u8), usize> = HashMap::new();
         let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
@@ -264,13 +284,33 @@ impl<'a> Validator<'a> {
                     "priority 255 makes this host the address owner: it starts as MASTER whatever `state` says",
                 );
             }
-            let advert_int = self.advert_int(&r.advert_int, &key("advert_int"));
+            let version = self.version(&r.version, &key("version"), default_version);
+            let advert_int = self.advert_int(&r.advert_int, &key("advert_int"), version);
+            if let Some(accept) = r.accept_mode.as_ref().filter(|a| !*a.get_ref()) {
+                // The VIP is an address of the interface: the kernel delivers what is sent to
+                // it, and the balancer listens on it. keepalived's accept_mode off drops that
+                // traffic with firewall rules, which would blind the balancer.
+                self.error(
+                    accept.span(),
+                    &key("accept_mode"),
+                    "false is not supported: vrrpd's master always accepts packets to its VIPs (RFC 5798 Accept_Mode \
+                     true), as the balancer listens on them",
+                );
+            }
             let preempt = r.preempt.unwrap_or(true);
             let preempt_delay = self.duration(&r.preempt_delay, &key("preempt_delay"), PREEMPT_DELAY, Duration::ZERO);
             if let Some(d) = r.preempt_delay.as_ref().filter(|d| !preempt && d.get_ref().0 <= PREEMPT_DELAY.longest) {
                 self.warn(d.span(), &key("preempt_delay"), "has no effect with preempt = false");
             }
             let authentication = match &r.authentication {
+                Some(a) if version == VrrpVersion::V3 => {
+                    self.error(
+                        a.span(),
+                        &key("authentication"),
+                        "VRRPv3 has no authentication (RFC 5798 section 9): remove it, or use version = 2",
+                    );
+                    Authentication::None
+                }
                 Some(a) => self.authentication(a.get_ref(), &key("authentication")),
                 None => Authentication::None,
             };
@@ -351,6 +391,7 @@ impl<'a> Validator<'a> {
                 initial_state,
                 vrid,
                 priority,
+                version,
                 advert_int,
                 preempt,
                 preempt_delay,
@@ -368,17 +409,40 @@ impl<'a> Validator<'a> {
         instances
     }
 
-    fn advert_int(&mut self, value: &Option<S<f64>>, key: &str) -> Duration {
-        let Some(value) = value else { return Duration::from_secs(1) };
-        let secs = *value.get_ref();
-        if secs.fract() != 0.0 {
-            self.error(value.span(), key, format!("{secs} is not whole seconds: VRRPv2 advertises whole seconds (1..=255)"));
-            Duration::from_secs(1)
-        } else if !(1.0..=255.0).contains(&secs) {
-            self.error(value.span(), key, format!("{secs} is outside 1..=255 seconds"));
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(secs as u64)
+    /// Whole seconds 1..=255 with VRRPv2; whole centiseconds from 10 ms to 40.95 s with VRRPv3.
+    fn advert_int(&mut self, value: &Option<S<RawAdvertInt>>, key: &str, version: VrrpVersion) -> Duration {
+        const DEFAULT: Duration = Duration::from_secs(1);
+        let Some(value) = value else { return DEFAULT };
+        let (written, nanos) = match value.get_ref() {
+            RawAdvertInt::Seconds(secs) => (secs.to_string(), seconds_as_nanos(*secs)),
+            RawAdvertInt::Text(text) => (format!("{text:?}"), advert_int_text(text)),
+        };
+        let Some(nanos) = nanos else {
+            self.error(value.span(), key, format!("{written} is not an interval: write seconds (1, 0.1) or \"100ms\", \"0.5s\""));
+            return DEFAULT;
+        };
+        match version {
+            VrrpVersion::V2 if nanos % 1_000_000_000 != 0 => {
+                let message = format!(
+                    "{written} is not whole seconds: VRRPv2 advertises whole seconds (1..=255); sub-second adverts need version = 3"
+                );
+                self.error(value.span(), key, message);
+                DEFAULT
+            }
+            VrrpVersion::V2 if !(1..=255).contains(&(nanos / 1_000_000_000)) => {
+                self.error(value.span(), key, format!("{written} is outside 1..=255 seconds"));
+                DEFAULT
+            }
+            VrrpVersion::V3 if !(10_000_000..=40_950_000_000).contains(&nanos) => {
+                self.error(value.span(), key, format!("{written} is outside 10ms..=40.95s, VRRPv3's range"));
+                DEFAULT
+            }
+            VrrpVersion::V3 if nanos % 10_000_000 != 0 => {
+                let message = format!("{written} is not whole centiseconds: VRRPv3 advertises centiseconds (10ms to 40.95s)");
+                self.error(value.span(), key, message);
+                DEFAULT
+            }
+            _ => Duration::from_nanos(nanos),
         }
     }
 
@@ -441,7 +505,11 @@ impl<'a> Validator<'a> {
         let addr = match addr.parse::<IpAddr>() {
             Ok(IpAddr::V4(addr)) => addr,
             Ok(IpAddr::V6(_)) => {
-                self.error(text.span(), key, format!("{raw:?} is not IPv4: VRRPv2 carries IPv4 addresses only"));
+                self.error(
+                    text.span(),
+                    key,
+                    format!("{raw:?} is not IPv4: vrrpd runs IPv4 virtual routers only (VRRPv2 or VRRPv3)"),
+                );
                 return None;
             }
             Err(_) => {
@@ -511,4 +579,29 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "vrrpd".to_owned())
+}
+
+/// Seconds written as a number (keepalived's `advert_int 0.1`), in nanoseconds, rounded to the
+/// microsecond so that 0.1 is 100 ms exactly.
+fn seconds_as_nanos(secs: f64) -> Option<u64> {
+    if !secs.is_finite() || !(0.0..=1e6).contains(&secs) {
+        return None;
+    }
+    Some((secs * 1e6).round() as u64 * 1000)
+}
+
+/// `"100ms"`, `"0.5s"`, `"1s"`, `"1"` (seconds), or any duration the other keys accept.
+fn advert_int_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let number = |digits: &str, scale: f64| digits.trim().parse::<f64>().ok().and_then(|n| seconds_as_nanos(n * scale));
+    if let Some(ms) = text.strip_suffix("ms") {
+        return number(ms, 1e-3);
+    }
+    if let Some(s) = text.strip_suffix('s').filter(|s| s.trim().parse::<f64>().is_ok()) {
+        return number(s, 1.0);
+    }
+    if let Some(n) = number(text, 1.0) {
+        return Some(n);
+    }
+    duration::parse(text).ok().and_then(|d| u64::try_from(d.as_nanos()).ok())
 }

@@ -102,7 +102,10 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     if let Some(p) = i.priority {
         let _ = writeln!(out, "priority = {p}");
     }
-    if let Some(a) = i.advert_int {
+    if let Some(v) = i.version {
+        let _ = writeln!(out, "version = {v}");
+    }
+    if let Some(a) = &i.advert_int {
         let _ = writeln!(out, "advert_int = {a}");
     }
     if !i.preempt {

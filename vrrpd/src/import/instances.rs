@@ -46,7 +46,10 @@ pub struct InstanceOut {
     pub state: Option<&'static str>,
     pub vrid: i64,
     pub priority: Option<i64>,
-    pub advert_int: Option<i64>,
+    /// Written only when 3: 2 is the default.
+    pub version: Option<i64>,
+    /// The TOML value: whole seconds (`1`) with VRRPv2, a duration (`"100ms"`) with VRRPv3.
+    pub advert_int: Option<String>,
     pub preempt: bool,
     pub preempt_delay: Option<String>,
     pub auth_pass: Option<String>,
@@ -94,8 +97,9 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
     let mut seen_vips = HashSet::new();
     let mut instances = Vec::new();
     let mut left_out = Vec::new();
+    let default_version = version(k.vrrp_version.as_ref(), 2, "global_defs vrrp_version", notes);
     for i in &k.instances {
-        match instance(i, &scripts, &mut seen_vips, notes) {
+        match instance(i, &scripts, default_version, &mut seen_vips, notes) {
             Ok(out) => instances.push(out),
             Err(why) => {
                 notes.add(i.line, NoteKind::Dropped, format!("vrrp_instance {}: {why}; left out, written as a comment", i.name));
@@ -183,7 +187,7 @@ fn vip(text: &str) -> Result<Ipv4Addr, &'static str> {
     let (addr, len) = text.split_once('/').map_or((text, None), |(a, l)| (a, Some(l)));
     let addr = match addr.parse::<IpAddr>() {
         Ok(IpAddr::V4(addr)) => addr,
-        Ok(IpAddr::V6(_)) => return Err("is IPv6: vrrpd's VRRPv2 carries IPv4 addresses only"),
+        Ok(IpAddr::V6(_)) => return Err("is IPv6: vrrpd runs IPv4 virtual routers only (VRRPv2 or VRRPv3)"),
         Err(_) => return Err("is not an IPv4 address"),
     };
     if len.is_some_and(|l| l.parse::<u8>().map_or(true, |l| l > 32)) {
@@ -212,9 +216,11 @@ fn interface_name(name: &str) -> bool {
 fn instance(
     i: &Instance,
     scripts: &Scripts,
+    default_version: i64,
     seen_vips: &mut HashSet<Ipv4Addr>,
     notes: &mut Notes,
 ) -> Result<InstanceOut, String> {
+    let version = version(i.version.as_ref(), default_version, &format!("vrrp_instance {} version", i.name), notes);
     let interface = match &i.interface {
         Some(w) if interface_name(&w.text) => w.text.clone(),
         Some(w) => return Err(format!("{:?} cannot be a Linux interface name", w.text)),
@@ -261,12 +267,30 @@ fn instance(
         state,
         vrid,
         priority: i.priority.as_ref().and_then(|p| values::integer(&p.text, 1..=255, p.line, &named("priority"), notes)),
-        advert_int: i.advert_int.as_ref().and_then(|a| advert_int(a, &i.name, notes)),
+        version: (version == 3).then_some(3),
+        advert_int: i.advert_int.as_ref().and_then(|a| match version {
+            3 => advert_int_v3(a, &i.name, notes),
+            _ => advert_int(a, &i.name, notes).map(|secs| secs.to_string()),
+        }),
         preempt: !i.nopreempt,
         preempt_delay: i.preempt_delay.as_ref().and_then(|d| {
             values::duration(&values::seconds(&d.text), values::PREEMPT_DELAY, d.line, &named("preempt_delay"), notes)
         }),
-        auth_pass: i.auth.as_ref().and_then(|a| auth_pass(a.kind.clone(), a.pass.as_ref(), notes)),
+        auth_pass: match (&i.auth, version) {
+            (Some(a), 3) => {
+                notes.add(
+                    a.kind.line,
+                    NoteKind::Dropped,
+                    format!(
+                        "vrrp_instance {} authentication: VRRPv3 has none (RFC 5798; keepalived ignores it with version 3 too)",
+                        i.name
+                    ),
+                );
+                None
+            }
+            (Some(a), _) => auth_pass(a.kind.clone(), a.pass.as_ref(), notes),
+            (None, _) => None,
+        },
         vips,
         track_script: track_scripts(i, scripts, notes),
         track_interface: tracks(
@@ -293,6 +317,45 @@ fn instance(
     })
 }
 
+/// keepalived's `vrrp_version` / `version`: 2 or 3; anything else is noted and `default` applies.
+fn version(w: Option<&Written>, default: i64, what: &str, notes: &mut Notes) -> i64 {
+    match w.map(|w| (w, w.text.as_str())) {
+        None => default,
+        Some((_, "2")) => 2,
+        Some((_, "3")) => 3,
+        Some((w, other)) => {
+            notes.add(w.line, NoteKind::Dropped, format!("{what} {other:?} is not 2 or 3: {default} applies"));
+            default
+        }
+    }
+}
+
+/// VRRPv3 advertises centiseconds, 10 ms to 40.95 s: keepalived's seconds (`0.1`) become
+/// `"100ms"`.
+fn advert_int_v3(a: &Written, instance: &str, notes: &mut Notes) -> Option<String> {
+    let Some(secs) = a.text.parse::<f64>().ok().filter(|s| s.is_finite()) else {
+        notes.add(
+            a.line,
+            NoteKind::Dropped,
+            format!("vrrp_instance {instance} advert_int {:?} is not a number: 1 s applies", a.text),
+        );
+        return None;
+    };
+    let centis = (secs * 100.0).round().clamp(1.0, 4095.0);
+    if (centis / 100.0 - secs).abs() > 1e-9 {
+        notes.add(
+            a.line,
+            NoteKind::Changed,
+            format!(
+                "vrrp_instance {instance} advert_int {}: VRRPv3 advertises whole centiseconds (0.01 to 40.95 s): written {}ms",
+                a.text,
+                centis as i64 * 10
+            ),
+        );
+    }
+    Some(format!("\"{}ms\"", centis as i64 * 10))
+}
+
 /// VRRPv2 advertises whole seconds, 1 to 255. keepalived's VRRPv3 allows fractions.
 fn advert_int(a: &Written, instance: &str, notes: &mut Notes) -> Option<i64> {
     let Some(secs) = a.text.parse::<f64>().ok().filter(|s| s.is_finite()) else {
@@ -309,7 +372,7 @@ fn advert_int(a: &Written, instance: &str, notes: &mut Notes) -> Option<i64> {
             a.line,
             NoteKind::Changed,
             format!(
-                "vrrp_instance {instance} advert_int {}: vrrpd speaks VRRPv2, which advertises whole seconds (1 to 255): written {whole}; a keepalived peer must use {whole} too (sub-second adverts are VRRPv3, which vrrpd does not speak)",
+                "vrrp_instance {instance} advert_int {}: VRRPv2 advertises whole seconds (1 to 255): written {whole}; a keepalived peer must use {whole} too (sub-second adverts need vrrp_version 3 on both hosts)",
                 a.text
             ),
         );

@@ -151,6 +151,8 @@ pub struct Instance {
     pub vrid: Option<Written>,
     pub priority: Option<Written>,
     pub advert_int: Option<Written>,
+    /// keepalived's per-instance `version` (2 or 3).
+    pub version: Option<Written>,
     pub nopreempt: bool,
     pub preempt_delay: Option<Written>,
     pub auth: Option<Auth>,
@@ -170,6 +172,8 @@ pub struct Keepalived {
     pub router_id: Option<Written>,
     pub script_user: Option<Written>,
     pub enable_script_security: bool,
+    /// `global_defs { vrrp_version }`: every instance's default.
+    pub vrrp_version: Option<Written>,
     pub scripts: Vec<Script>,
     pub instances: Vec<Instance>,
 }
@@ -227,11 +231,7 @@ fn global(node: &Node, out: &mut Keepalived, notes: &mut Notes) {
                 note_extra(item, 2, "script_user's group (vrrpd runs scripts with the user's own group)", notes);
             }
             ("enable_script_security", _) => out.enable_script_security = true,
-            ("vrrp_version", Some(v)) if v != "2" => notes.add(
-                item.line,
-                NoteKind::Changed,
-                format!("global_defs `vrrp_version {v}`: vrrpd speaks VRRPv2 (RFC 3768) only; its peers must too"),
-            ),
+            ("vrrp_version", Some(_)) => out.vrrp_version = written(item, 1),
             (key, _) => notes.add(item.line, NoteKind::Dropped, format!("global_defs `{key}`")),
         }
     }
@@ -299,6 +299,7 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
             "virtual_router_id" => i.vrid = one,
             "priority" => i.priority = one,
             "advert_int" => i.advert_int = one,
+            "version" => i.version = one,
             "nopreempt" => i.nopreempt = true,
             "preempt_delay" => i.preempt_delay = one,
             "authentication" => {

@@ -36,6 +36,13 @@ pub struct InstanceSnapshot {
     pub name: String,
     pub interface: String,
     pub vrid: u8,
+    /// 2 or 3.
+    pub vrrp_version: u8,
+    /// The configured Advertisement_Interval, in milliseconds (VRRPv3 goes below a second).
+    pub advert_int_ms: u64,
+    /// The interval of the master this instance follows (learned from its adverts with
+    /// VRRPv3), in milliseconds; its Master_Down_Interval is three of these and a skew.
+    pub master_adver_interval_ms: u64,
     /// MASTER, BACKUP, FAULT or INIT.
     pub state: String,
     pub resigned: bool,
@@ -120,6 +127,9 @@ impl StatusBoard {
                 name: instance.name().to_owned(),
                 interface: interface.to_owned(),
                 vrid: instance.vrid(),
+                vrrp_version: instance.config().version.number(),
+                advert_int_ms: u64::try_from(instance.advert_interval().as_millis()).unwrap_or(u64::MAX),
+                master_adver_interval_ms: u64::try_from(instance.master_adver_interval().as_millis()).unwrap_or(u64::MAX),
                 state: instance.state().to_string(),
                 resigned: instance.is_resigned(),
                 priority: instance.config().priority,

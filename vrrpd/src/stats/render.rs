@@ -113,11 +113,13 @@ fn instance_row(out: &mut String, i: &InstanceSnapshot) {
         .collect();
     let _ = write!(
         out,
-        "<tr><td>{} <span class=\"meta\">VRID {} on {}</span></td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>\
+        "<tr><td>{} <span class=\"meta\">VRID {} on {}, VRRPv{} every {} ms</span></td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>\
          <td>{}</td><td class=\"n\">{} / {}</td><td>{}</td><td>{}</td></tr>",
         escape(&i.name),
         i.vrid,
         escape(&i.interface),
+        i.vrrp_version,
+        i.advert_int_ms,
         state_class(&i.state),
         state,
         priority,

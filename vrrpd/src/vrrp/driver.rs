@@ -539,11 +539,15 @@ impl Driver {
         let config = &spec.config;
         match action {
             Action::SendAdvert(advert) => {
-                let message = advert.encode();
                 let single = [MULTICAST_GROUP];
                 let destinations = if config.unicast_peer.is_empty() { &single[..] } else { &config.unicast_peer[..] };
+                // The socket is bound to the instance's source address, which VRRPv3's
+                // checksum covers along with each destination.
+                let source = self.instances.iter().find(|i| i.name() == config.name).map(|i| i.config().primary_ip);
                 for &destination in destinations {
                     let Some(port) = &self.port else { break };
+                    let Some(source) = source else { break };
+                    let message = advert.encode(source, destination.into());
                     if let Err(e) = port.socket.send(&message, destination) {
                         warn!(instance = %config.name, %destination, error = %e, "sending an advert failed");
                     }

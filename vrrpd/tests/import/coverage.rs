@@ -136,7 +136,8 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
             true
         }
         ["notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop", _] => true,
-        ["advert_int", value] => value.parse::<u8>().is_ok_and(|v| v >= 1),
+        ["advert_int", value] => value.parse::<u8>().is_ok_and(|v| v >= 1) || centiseconds(value),
+        ["vrrp_version" | "version", "2" | "3"] => true,
         ["script", ..] => true,
         _ => false,
     }
@@ -168,4 +169,9 @@ fn keepalived(text: &str, has_note: impl Fn(usize) -> bool, dropped: impl Fn(usi
         }
     }
     left
+}
+
+/// A VRRPv3 interval keepalived writes in seconds that is whole centiseconds (0.01 to 40.95).
+fn centiseconds(value: &str) -> bool {
+    value.parse::<f64>().is_ok_and(|s| (0.01..=40.95).contains(&s) && ((s * 100.0).round() - s * 100.0).abs() < 1e-9)
 }

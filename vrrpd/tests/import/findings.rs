@@ -242,10 +242,59 @@ vrrp_instance VI_1 {
         None,
     );
     assert!(toml.contains("advert_int = 1\n"), "{toml}");
-    assert!(
-        has_line(&notes, "keepalived.conf", 4, "advert_int 0.5: vrrpd speaks VRRPv2, which advertises whole seconds"),
-        "{notes}"
+    assert!(has_line(&notes, "keepalived.conf", 4, "advert_int 0.5: VRRPv2 advertises whole seconds"), "{notes}");
+}
+
+#[test]
+fn vrrp_version_3_carries_fractional_advert_int_as_centiseconds() {
+    // Before VRRPv3 the version was noted as unsupported and 0.1 became 1 s.
+    let (toml, notes) = import_text(
+        Some(
+            "\
+global_defs {
+    vrrp_version 3
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    advert_int 0.1
+    authentication {
+        auth_type PASS
+        auth_pass s3cret
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance VI_2 {
+    version 2
+    interface eth0
+    virtual_router_id 52
+    advert_int 2
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+}
+vrrp_instance VI_3 {
+    interface eth0
+    virtual_router_id 53
+    advert_int 0.125
+    virtual_ipaddress {
+        192.0.2.102/24
+    }
+}
+",
+        ),
+        None,
     );
+    assert!(toml.contains("version = 3\nadvert_int = \"100ms\"\n"), "{toml}");
+    assert!(toml.contains("virtual_router_id = 52\nadvert_int = 2\n"), "VI_2 stays VRRPv2: {toml}");
+    assert!(toml.contains("advert_int = \"130ms\""), "{toml}");
+    assert!(has_line(&notes, "keepalived.conf", 28, "advert_int 0.125: VRRPv3 advertises whole centiseconds"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 9, "authentication: VRRPv3 has none"), "{notes}");
+    assert!(!toml.contains("auth_pass"), "{toml}");
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(config.config.instances[0].advert_int, std::time::Duration::from_millis(100));
 }
 
 #[test]
