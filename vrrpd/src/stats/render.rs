@@ -274,9 +274,9 @@ pub fn csv(snapshot: &Snapshot) -> String {
     out
 }
 
-/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L7RSP.
+/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L6RSP (TLS), L7RSP.
 fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String) {
-    let layer7 = s.check.kind == "amqp";
+    let layer7 = s.check.kind != "tcp";
     let status = match (s.check.last_ok, s.check.last_detail.as_deref()) {
         (None, _) => "",
         (Some(true), _) if layer7 => "L7OK",
@@ -289,6 +289,7 @@ fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String
             }
         }
         (Some(false), Some(d)) if d.starts_with("connect") => "L4CON",
+        (Some(false), Some(d)) if d.starts_with("TLS handshake") => "L6RSP",
         (Some(false), _) => "L7RSP",
     };
     let _ = p;
