@@ -70,8 +70,21 @@ fn make_certificates(dir: &Path) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-new", "-key", "ca-key.pem", "-subj", "/CN=vrrpd test CA", "-days", "2", "-out", "ca.pem",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "ca-key.pem",
+            "-subj",
+            "/CN=vrrpd test CA",
+            "-days",
+            "2",
+            "-out",
+            "ca.pem",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
     openssl(dir, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-out", "key.pem"]);
@@ -85,8 +98,21 @@ fn make_certificates(dir: &Path) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca-key.pem", "-CAcreateserial", "-days", "2",
-            "-extfile", "server.ext", "-out", "server.pem",
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca-key.pem",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "server.ext",
+            "-out",
+            "server.pem",
         ],
     );
 }
@@ -239,7 +265,19 @@ fn brokers_are_checked_past_the_port_and_amqps_passes_through() {
     // The management UI balanced through the second proxy.
     let ui_answer = lab.exec(
         "client",
-        &["curl", "-sS", "-m", "5", "-u", "guest:guest", "-o", "/dev/null", "-w", "%{http_code}", "http://192.0.2.100:15672/api/overview"],
+        &[
+            "curl",
+            "-sS",
+            "-m",
+            "5",
+            "-u",
+            "guest:guest",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://192.0.2.100:15672/api/overview",
+        ],
     );
     assert_eq!(String::from_utf8_lossy(&ui_answer.stdout), "200", "{}", String::from_utf8_lossy(&ui_answer.stderr));
 
