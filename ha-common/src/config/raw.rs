@@ -129,6 +129,7 @@ pub struct RawCheck {
     pub expect_status: Option<S<i64>>,
     pub user: Option<S<String>>,
     pub password: Option<S<String>>,
+    pub password_file: Option<S<String>>,
     pub ca_file: Option<S<String>>,
     pub sni: Option<S<String>>,
 }

@@ -575,3 +575,56 @@ fn a_problem_on_a_line_with_a_password_does_not_show_the_password() {
     let password = single_problem(&EXAMPLE.replace("auth_pass = \"s3cret\"", "auth_pass = \"s3cret-but-too-long\""));
     assert!(!password.to_string().contains("s3cret"), "{password}");
 }
+
+/// BROKER_HEALTH with its inline password replaced by `password_file = PATH`.
+fn with_password_file(path: &Path) -> String {
+    BROKER_HEALTH.replace("password = \"pa55-w0rd\"", &format!("password_file = {:?}", path.display().to_string()))
+}
+
+#[test]
+fn a_password_file_is_read_when_only_root_can_change_it_and_others_cannot_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A directory only root can change, wherever the tests run as root (as the suite does).
+    let dir = std::env::temp_dir().join(format!("vrrpd-password-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("monitor.pw");
+    std::fs::write(&file, "fr0m-a-f1le\n").unwrap();
+    let as_root = std::fs::metadata(&dir).unwrap().uid() == 0 && std::fs::metadata("/").unwrap().uid() == 0;
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = with_password_file(&file);
+    let result = parse(&text);
+    if as_root {
+        let config = result.unwrap().config;
+        let http = config.proxies[0].check.http.clone().unwrap();
+        assert_eq!(http.password.as_ref().map(Secret::expose), Some("fr0m-a-f1le"), "the first line, without its newline");
+    } else {
+        assert!(result.is_err(), "not root's: refused");
+    }
+
+    // Readable by every user: refused, the password never in the message.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = single_problem(&text);
+    assert_eq!(p.key, "proxy[0].check.password_file");
+    if as_root {
+        assert!(p.message.contains("every user can read it"), "{p}");
+    }
+    assert!(!p.to_string().contains("fr0m-a-f1le"), "{p}");
+
+    // Writable by others: refused, naming the path.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let p = single_problem(&text);
+    assert!(p.message.contains("can be changed by a user other than root"), "{p}");
+
+    // Both, a relative path, a missing file: each a located problem.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let both = text.replace("password_file =", "password = \"x\", password_file =");
+    assert!(single_problem(&both).message.contains("not both"));
+    assert!(single_problem(&with_password_file(Path::new("monitor.pw"))).message.contains("absolute path"));
+    let missing = single_problem(&with_password_file(&dir.join("missing")));
+    assert_eq!(missing.line, line_of(&text, "password_file"), "{missing}");
+    std::fs::write(&file, "\n").unwrap();
+    assert!(single_problem(&text).message.contains("first line must be the password"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -2,10 +2,14 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+
+/// A password file is one line; anything much longer is the wrong file.
+const PASSWORD_FILE_LIMIT: u64 = 4096;
 
 /// AMQP's default heartbeat: an idle timeout below it cuts idle, healthy clients.
 const AMQP_HEARTBEAT: Duration = Duration::from_secs(60);
@@ -177,7 +181,9 @@ impl Validator<'_> {
     }
 
     fn http_check(&mut self, raw: &RawCheck, kind: CheckKind, key: &dyn Fn(&str) -> String) -> Option<HttpCheck> {
-        for (field, value) in [("path", &raw.path), ("user", &raw.user), ("password", &raw.password)] {
+        for (field, value) in
+            [("path", &raw.path), ("user", &raw.user), ("password", &raw.password), ("password_file", &raw.password_file)]
+        {
             self.only_for(value, &key(field), kind, kind.is_http(), "http or https");
         }
         self.only_for(&raw.expect_status, &key("expect_status"), kind, kind.is_http(), "http or https");
@@ -202,19 +208,65 @@ impl Validator<'_> {
             }
             u.get_ref().clone()
         });
-        let password = raw.password.as_ref().map(|p| {
+        let mut password = raw.password.as_ref().map(|p| {
             if p.get_ref().chars().any(|c| c.is_control()) {
                 // The value itself is never repeated in a message.
                 self.error(p.span(), &key("password"), "must not contain control characters");
             }
             Secret::new(p.get_ref().clone())
         });
-        match (&raw.user, &raw.password) {
-            (Some(u), None) => self.error(u.span(), &key("user"), "a user needs a password"),
+        if let Some(file) = &raw.password_file {
+            if let Some(p) = &raw.password {
+                self.error(p.span(), &key("password"), "give password or password_file, not both");
+            }
+            password = self.password_file(file, &key("password_file"));
+        }
+        let given = raw.password.as_ref().or(raw.password_file.as_ref());
+        match (&raw.user, given) {
+            (Some(u), None) => self.error(u.span(), &key("user"), "a user needs a password (or password_file)"),
             (None, Some(p)) => self.error(p.span(), &key("password"), "a password needs a user"),
             _ => {}
         }
         Some(HttpCheck { path, expect_status, user, password })
+    }
+
+    /// The password in `file`: its first line. The file must be root's and no one else may
+    /// change it (the rule vrrpd applies to scripts it runs as root) or read it; it is read
+    /// at every load and reload. Messages name the file, never what it holds.
+    fn password_file(&mut self, file: &S<String>, key: &str) -> Option<Secret> {
+        let path = Path::new(file.get_ref());
+        let refuse = |v: &mut Self, why: String| {
+            v.error(file.span(), key, format!("{}: {why}", path.display()));
+            None
+        };
+        if !path.is_absolute() {
+            return refuse(self, "must be an absolute path".into());
+        }
+        if let Some(open) = crate::file_safety::modifiable_by_others(path) {
+            return refuse(
+                self,
+                format!("{} can be changed by a user other than root (owner, group write or world write): the password it holds could be swapped", open.display()),
+            );
+        }
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => return refuse(self, e.to_string()),
+        };
+        if metadata.mode() & 0o004 != 0 {
+            return refuse(self, "every user can read it: chmod o-r (root:vrrpd 0640 lets a dropped-privilege vrrpd read it)".into());
+        }
+        if !metadata.is_file() || metadata.len() > PASSWORD_FILE_LIMIT {
+            return refuse(self, format!("not a regular file of at most {PASSWORD_FILE_LIMIT} bytes"));
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return refuse(self, e.to_string()),
+        };
+        let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if password.is_empty() || password.chars().any(|c| c.is_control()) {
+            return refuse(self, "its first line must be the password, without control characters".into());
+        }
+        Some(Secret::new(password.to_owned()))
     }
 
     fn server_check(&mut self, raw: &RawServerCheckSettings, key: &dyn Fn(&str) -> String) -> ServerCheck {
