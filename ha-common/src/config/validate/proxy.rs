@@ -253,7 +253,10 @@ impl Validator<'_> {
             Err(e) => return refuse(self, e.to_string()),
         };
         if metadata.mode() & 0o004 != 0 {
-            return refuse(self, "every user can read it: chmod o-r (root:vrrpd 0640 lets a dropped-privilege vrrpd read it)".into());
+            return refuse(
+                self,
+                "every user can read it: chmod o-r (root:vrrpd 0640 lets a dropped-privilege vrrpd read it)".into(),
+            );
         }
         if !metadata.is_file() || metadata.len() > PASSWORD_FILE_LIMIT {
             return refuse(self, format!("not a regular file of at most {PASSWORD_FILE_LIMIT} bytes"));
