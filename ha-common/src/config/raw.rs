@@ -138,7 +138,7 @@ pub struct RawCheck {
 #[derive(Debug)]
 pub enum RawServerCheck {
     Flag(bool),
-    Settings(RawServerCheckSettings),
+    Settings(Box<RawServerCheckSettings>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -170,7 +170,7 @@ impl<'de> Deserialize<'de> for RawServerCheck {
 
             fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawServerCheck, A::Error> {
                 RawServerCheckSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
-                    .map(RawServerCheck::Settings)
+                    .map(|settings| RawServerCheck::Settings(Box::new(settings)))
             }
         }
         deserializer.deserialize_any(Visitor)

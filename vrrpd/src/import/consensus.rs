@@ -208,16 +208,15 @@ fn http_fields(p: &Proxy, fields: &mut Vec<(&'static str, String)>, notes: &mut 
     } else {
         notes.add(uri.line, NoteKind::Dropped, format!("`option httpchk` URI {:?} is not a path: / is checked", uri.text));
     }
-    match &p.settings.http_expect {
-        Some(status) => match status.text.parse::<u16>() {
+    if let Some(status) = &p.settings.http_expect {
+        match status.text.parse::<u16>() {
             Ok(code) if (100..=599).contains(&code) => fields.push(("expect_status", code.to_string())),
             _ => notes.add(
                 status.line,
                 NoteKind::Dropped,
                 format!("`http-check expect status {}` is not one status: any 2xx or 3xx passes", status.text),
             ),
-        },
-        None => {}
+        }
     }
 }
 
