@@ -18,6 +18,8 @@ packages=(
     haproxy         # benchmark: the proxy vrrpd is compared with
     util-linux      # taskset, prlimit, setpriv
     prometheus      # promtool: /metrics parsed by Prometheus's own parser
+    openssl         # a CA and broker certificates for the AMQPS tests
+    curl            # the management UI through a proxy
 )
 
 missing=()

@@ -370,14 +370,15 @@ impl Balancer {
             for server in &config.servers {
                 match old.server(&server.name).filter(|s| s.address == server.address) {
                     Some(existing) => {
-                        for change in existing.reconfigure(server, config.check, now) {
+                        for change in existing.reconfigure(server, config.check.for_server(server), now) {
                             changes.push(format!("{}/{} {change}", config.name, server.name));
                         }
                         servers.push(Arc::clone(existing));
                     }
                     None => {
                         changes.push(format!("{}/{} added", config.name, server.name));
-                        servers.push(Arc::new(ServerState::new(server.clone(), Health::new(config.check, now))));
+                        servers
+                            .push(Arc::new(ServerState::new(server.clone(), Health::new(config.check.for_server(server), now))));
                     }
                 }
             }

@@ -258,6 +258,7 @@ mod tests {
                 backup: false,
                 maxconn: None,
                 check: true,
+                check_settings: Default::default(),
             },
             crate::health::Health::new(
                 ha_common::config::HealthCheck {
@@ -268,6 +269,7 @@ mod tests {
                     timeout: std::time::Duration::from_secs(1),
                     rise: 1,
                     fall: 1,
+                    ..Default::default()
                 },
                 std::time::Instant::now(),
             ),

@@ -114,10 +114,10 @@ impl ServerState {
         self.checked.load(Relaxed)
     }
 
-    /// Applies a reloaded configuration of this server (same name and address) and the
-    /// proxy's check settings, in place: sessions and counters stay. A new `maxconn` applies to
-    /// the next sessions; a server no longer checked counts as UP, and one checked again starts
-    /// over from UP as a new server does. Says what changed, for the reload's log (the caller
+    /// Applies a reloaded configuration of this server (same name and address) and its check
+    /// settings (the proxy's, with the server's own over them), in place: sessions and counters
+    /// stay. A new `maxconn` applies to the next sessions; a server no longer checked counts as
+    /// UP, and one checked again starts over from UP as a new server does. Says what changed, for the reload's log (the caller
     /// starts or stops the checks).
     pub fn reconfigure(&self, config: &Server, check: HealthCheck, now: Instant) -> Vec<String> {
         let mut changes = Vec::new();
@@ -285,8 +285,11 @@ pub struct ProxyState {
 
 impl ProxyState {
     pub fn new(config: Proxy, now: Instant) -> Self {
-        let servers =
-            config.servers.iter().map(|s| Arc::new(ServerState::new(s.clone(), Health::new(config.check, now)))).collect();
+        let servers = config
+            .servers
+            .iter()
+            .map(|s| Arc::new(ServerState::new(s.clone(), Health::new(config.check.for_server(s), now))))
+            .collect();
         ProxyState::with(config, servers, None, Arc::default())
     }
 

@@ -19,7 +19,10 @@ pub struct SessionCounts {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckSnapshot {
+    /// tcp, amqp, amqps, http or https.
     pub kind: String,
+    /// Where the check goes: the server's address, or the port and address it names.
+    pub target: String,
     /// "UP", "DOWN", "UP, going down 1/3"...
     pub health: String,
     pub last_ok: Option<bool>,
@@ -116,6 +119,8 @@ impl ProxySnapshot {
 fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> ServerSnapshot {
     let health = server.health();
     let last = health.last_result();
+    let own = proxy.config.servers.iter().find(|s| s.name == server.name);
+    let target = own.map_or(server.address, |own| proxy.config.check.for_server(own).target(server.address));
     let (checks, failed) = health.counts();
     let status = match server.admin() {
         Admin::Maint => "MAINT".to_owned(),
@@ -132,6 +137,7 @@ fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> Se
         checked: server.checked(),
         check: CheckSnapshot {
             kind: proxy.config.check.kind.to_string(),
+            target: target.to_string(),
             health: if server.checked() { health.describe() } else { "not checked".to_owned() },
             last_ok: last.map(|r| r.ok),
             last_detail: last.map(|r| r.detail.clone()),

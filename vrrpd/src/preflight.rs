@@ -97,11 +97,12 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         writeln!(out)?;
         writeln!(
             out,
-            "proxy {} on {}: balance {}, check {} every {} (timeout {}, rise {}, fall {})",
+            "proxy {} on {}: balance {}, check {}{} every {} (timeout {}, rise {}, fall {})",
             p.name,
             p.bind,
             p.balance,
             p.check.kind,
+            check_target(&p.check),
             fmt_duration(p.check.interval),
             fmt_duration(p.check.timeout),
             p.check.rise,
@@ -123,7 +124,7 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
                 s.address,
                 s.weight,
                 if s.backup { " backup" } else { "" },
-                if s.check { "" } else { " (not checked)" }
+                if s.check { own_check(&p.check, s) } else { " (not checked)".to_owned() }
             )?;
         }
     }
@@ -211,6 +212,64 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
         }
     }
     found
+}
+
+/// What a check asks beyond its kind: the port, the HTTP path and status, the TLS name. Never
+/// the password.
+fn check_target(check: &ha_common::config::HealthCheck) -> String {
+    let mut said = String::new();
+    if let Some(http) = &check.http {
+        said.push_str(&format!(" GET {}", http.path));
+        match http.expect_status {
+            Some(status) => said.push_str(&format!(" expecting {status}")),
+            None => said.push_str(" expecting 2xx/3xx"),
+        }
+        if let Some(user) = &http.user {
+            said.push_str(&format!(" as {user}"));
+        }
+    }
+    if let Some(port) = check.port {
+        said.push_str(&format!(" on port {port}"));
+    }
+    if check.kind.uses_tls() {
+        match &check.tls.ca_file {
+            Some(ca) => said.push_str(&format!(", CA {}", ca.display())),
+            None => said.push_str(", system CAs"),
+        }
+        if let Some(sni) = &check.tls.sni {
+            said.push_str(&format!(", name {sni}"));
+        }
+    }
+    said
+}
+
+/// A server's own check settings, as ` check interval 5s fall 4 port 15673` (empty without).
+fn own_check(proxy: &ha_common::config::HealthCheck, server: &ha_common::config::Server) -> String {
+    let own = proxy.for_server(server);
+    let mut said = Vec::new();
+    for (what, mine, theirs) in [
+        ("interval", own.interval, proxy.interval),
+        ("fastinter", own.fastinter, proxy.fastinter),
+        ("downinter", own.downinter, proxy.downinter),
+        ("timeout", own.timeout, proxy.timeout),
+    ] {
+        if mine != theirs {
+            said.push(format!("{what} {}", fmt_duration(mine)));
+        }
+    }
+    for (what, mine, theirs) in [("rise", own.rise, proxy.rise), ("fall", own.fall, proxy.fall)] {
+        if mine != theirs {
+            said.push(format!("{what} {mine}"));
+        }
+    }
+    if own.target(server.address) != proxy.target(server.address) {
+        said.push(format!("at {}", own.target(server.address)));
+    }
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(" (check {})", said.join(" "))
+    }
 }
 
 fn same_subnet(network: Ipv4Prefix, address: Ipv4Addr) -> bool {

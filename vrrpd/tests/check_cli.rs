@@ -175,3 +175,52 @@ fn check_refuses_a_script_the_start_would_refuse_and_names_the_path() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("{} is writable by a non-root user", open.path().display())), "{stderr}");
 }
+
+const BROKER_HEALTH: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "127.0.0.1:56720"
+check = { kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+check = { interval = "5s", fall = 4, addr = "192.0.2.31" }
+
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+
+[[proxy]]
+name = "amqps"
+bind = "127.0.0.1:56710"
+check = { kind = "amqps", ca_file = "/etc/vrrpd/rabbit-ca.pem", sni = "rabbit.example" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5671"
+"#;
+
+#[test]
+fn check_shows_what_a_health_check_asks_but_never_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, BROKER_HEALTH).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "check http GET /api/health/checks/alarms expecting 200 as monitor on port 15672 every 2s",
+        "server rabbit1 192.0.2.21:5672 weight 1 (check interval 5s fastinter 5s downinter 5s fall 4 at 192.0.2.31:15672)",
+        "server rabbit2 192.0.2.22:5672 weight 1\n",
+        "check amqps, CA /etc/vrrpd/rabbit-ca.pem, name rabbit.example every 2s",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("pa55-w0rd"), "{stdout}");
+
+    // A mistake on the line that holds the password: located, the password starred out.
+    let stderr = rejected(&BROKER_HEALTH.replace("expect_status = 200", "expect_status = 999"), 5);
+    assert!(stderr.contains("proxy[0].check.expect_status"), "{stderr}");
+    assert!(!stderr.contains("pa55-w0rd"), "{stderr}");
+}

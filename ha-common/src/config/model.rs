@@ -225,6 +225,23 @@ pub enum CheckKind {
     Tcp,
     /// Sends the AMQP 0-9-1 protocol header and requires a Connection.Start frame.
     Amqp,
+    /// The AMQP check inside TLS: a verified handshake first (RabbitMQ's 5671).
+    Amqps,
+    /// An HTTP GET whose status must match (HAProxy's `option httpchk`), such as RabbitMQ's
+    /// `/api/health/checks/alarms` on the management port.
+    Http,
+    /// The HTTP check over TLS.
+    Https,
+}
+
+impl CheckKind {
+    pub fn uses_tls(self) -> bool {
+        matches!(self, CheckKind::Amqps | CheckKind::Https)
+    }
+
+    pub fn is_http(self) -> bool {
+        matches!(self, CheckKind::Http | CheckKind::Https)
+    }
 }
 
 impl fmt::Display for CheckKind {
@@ -232,12 +249,58 @@ impl fmt::Display for CheckKind {
         f.write_str(match self {
             CheckKind::Tcp => "tcp",
             CheckKind::Amqp => "amqp",
+            CheckKind::Amqps => "amqps",
+            CheckKind::Http => "http",
+            CheckKind::Https => "https",
         })
     }
 }
 
-/// Health checking, HAProxy's `check inter rise fall` with `fastinter` and `downinter`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A password from the configuration: never printed, not even by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: String) -> Self {
+        Secret(text)
+    }
+
+    /// The password itself, for the one place that sends it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("<hidden>")
+    }
+}
+
+/// What an HTTP check asks and expects.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpCheck {
+    /// Path and query of the GET (`/api/health/checks/alarms`).
+    pub path: String,
+    /// The status that counts as healthy; any 2xx or 3xx (as HAProxy) without one.
+    pub expect_status: Option<u16>,
+    /// HTTP basic authentication.
+    pub user: Option<String>,
+    pub password: Option<Secret>,
+}
+
+/// How a TLS check verifies the server: the CA file (the system's roots without one) and the
+/// name the certificate must carry, sent as SNI (the checked IP address without one).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CheckTls {
+    pub ca_file: Option<PathBuf>,
+    pub sni: Option<String>,
+}
+
+/// Health checking, HAProxy's `check inter rise fall` with `fastinter` and `downinter`, and
+/// where it goes: by default the server's own address and port (`addr` and `port` send it
+/// elsewhere, as HAProxy's server keywords do: the management port of a broker).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthCheck {
     pub kind: CheckKind,
     pub interval: Duration,
@@ -249,6 +312,74 @@ pub struct HealthCheck {
     pub timeout: Duration,
     pub rise: u32,
     pub fall: u32,
+    /// Checks this port instead of the server's.
+    pub port: Option<u16>,
+    /// Checks this address instead of the server's (per server only).
+    pub addr: Option<IpAddr>,
+    /// For `amqps` and `https`.
+    pub tls: CheckTls,
+    /// For `http` and `https`.
+    pub http: Option<HttpCheck>,
+}
+
+impl Default for HealthCheck {
+    /// A proxy's check when it writes none: a TCP connect every 2 s, HAProxy's rise 2, fall 3.
+    fn default() -> Self {
+        let every = Duration::from_secs(2);
+        HealthCheck {
+            kind: CheckKind::Tcp,
+            interval: every,
+            fastinter: every,
+            downinter: every,
+            timeout: every,
+            rise: 2,
+            fall: 3,
+            port: None,
+            addr: None,
+            tls: CheckTls::default(),
+            http: None,
+        }
+    }
+}
+
+impl HealthCheck {
+    /// This check with a server's own settings over it.
+    pub fn for_server(&self, server: &Server) -> HealthCheck {
+        let o = &server.check_settings;
+        let interval = o.interval.unwrap_or(self.interval);
+        // A fastinter or downinter that followed the proxy's interval follows the server's.
+        let following = |own: Duration| if own == self.interval { interval } else { own };
+        HealthCheck {
+            interval,
+            fastinter: o.fastinter.unwrap_or(following(self.fastinter)),
+            downinter: o.downinter.unwrap_or(following(self.downinter)),
+            timeout: o.timeout.unwrap_or(self.timeout),
+            rise: o.rise.unwrap_or(self.rise),
+            fall: o.fall.unwrap_or(self.fall),
+            port: o.port.or(self.port),
+            addr: o.addr.or(self.addr),
+            ..self.clone()
+        }
+    }
+
+    /// Where the check of a server at `address` connects.
+    pub fn target(&self, address: SocketAddr) -> SocketAddr {
+        SocketAddr::new(self.addr.unwrap_or(address.ip()), self.port.unwrap_or(address.port()))
+    }
+}
+
+/// A server's own check settings (HAProxy's `server ... check inter 5s rise 2 fall 3 port
+/// 15672 addr 192.0.2.31`), each over the proxy's.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ServerCheck {
+    pub interval: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub port: Option<u16>,
+    pub addr: Option<IpAddr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -318,6 +449,8 @@ pub struct Server {
     pub backup: bool,
     pub maxconn: Option<u32>,
     pub check: bool,
+    /// Its own check settings, over the proxy's ([`HealthCheck::for_server`]).
+    pub check_settings: ServerCheck,
 }
 
 #[derive(Clone, Debug, PartialEq)]

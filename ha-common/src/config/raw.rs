@@ -150,6 +150,57 @@ pub struct RawCheck {
     pub timeout: Option<S<ConfigDuration>>,
     pub rise: Option<S<i64>>,
     pub fall: Option<S<i64>>,
+    pub port: Option<S<i64>>,
+    pub path: Option<S<String>>,
+    pub expect_status: Option<S<i64>>,
+    pub user: Option<S<String>>,
+    pub password: Option<S<String>>,
+    pub password_file: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub sni: Option<S<String>>,
+}
+
+/// A server's `check`: `true`/`false`, or a table of its own settings (which means checked).
+#[derive(Debug)]
+pub enum RawServerCheck {
+    Flag(bool),
+    Settings(Box<RawServerCheckSettings>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerCheckSettings {
+    pub interval: Option<S<ConfigDuration>>,
+    pub fastinter: Option<S<ConfigDuration>>,
+    pub downinter: Option<S<ConfigDuration>>,
+    pub timeout: Option<S<ConfigDuration>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    pub port: Option<S<i64>>,
+    pub addr: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawServerCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawServerCheck;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table of check settings ({ interval = \"5s\", port = 15672, ... })")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawServerCheck, E> {
+                Ok(RawServerCheck::Flag(v))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawServerCheck, A::Error> {
+                RawServerCheckSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|settings| RawServerCheck::Settings(Box::new(settings)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -160,7 +211,7 @@ pub struct RawServer {
     pub weight: Option<S<i64>>,
     pub backup: Option<bool>,
     pub maxconn: Option<S<i64>>,
-    pub check: Option<bool>,
+    pub check: Option<RawServerCheck>,
 }
 
 #[derive(Debug, Deserialize)]

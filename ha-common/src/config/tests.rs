@@ -558,3 +558,188 @@ fn fencing_with_a_proxy_protocol_header_is_refused() {
     assert!(problem.message.contains("cannot fence with send_proxy"), "{problem}");
     assert_eq!(problem.line, line_of(&text, "rabbitmq_api"));
 }
+
+const BROKER_HEALTH: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+check = { kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+check = { interval = "5s", rise = 1, fall = 4, port = 15673, addr = "192.0.2.31" }
+
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+
+[[proxy.server]]
+name = "rabbit3"
+address = "192.0.2.23:5672"
+check = false
+"#;
+
+#[test]
+fn an_http_check_on_the_management_port_with_per_server_settings() {
+    let config = parse(BROKER_HEALTH).unwrap().config;
+    let p = &config.proxies[0];
+    assert_eq!(p.check.kind, CheckKind::Http);
+    assert_eq!(p.check.port, Some(15672));
+    let http = p.check.http.as_ref().unwrap();
+    assert_eq!((http.path.as_str(), http.expect_status), ("/api/health/checks/alarms", Some(200)));
+    assert_eq!((http.user.as_deref(), http.password.as_ref().map(Secret::expose)), (Some("monitor"), Some("pa55-w0rd")));
+    assert!(!format!("{config:?}").contains("pa55-w0rd"), "Debug hides the password");
+
+    let r1 = p.check.for_server(&p.servers[0]);
+    assert_eq!(
+        (r1.interval, r1.fastinter, r1.downinter),
+        (Duration::from_secs(5), Duration::from_secs(5), Duration::from_secs(5))
+    );
+    assert_eq!((r1.rise, r1.fall), (1, 4));
+    assert_eq!(r1.target(p.servers[0].address), "192.0.2.31:15673".parse().unwrap());
+    assert!(p.servers[0].check);
+    let r2 = p.check.for_server(&p.servers[1]);
+    assert_eq!(r2, p.check, "no settings of its own: the proxy's");
+    assert_eq!(r2.target(p.servers[1].address), "192.0.2.22:15672".parse().unwrap(), "the check's port, the server's address");
+    assert!(!p.servers[2].check);
+}
+
+#[test]
+fn a_proxy_fastinter_of_its_own_is_kept_when_a_server_sets_its_interval() {
+    let text = BROKER_HEALTH.replace("check = { kind = \"http\",", "check = { kind = \"http\", fastinter = \"500ms\",");
+    let p = &parse(&text).unwrap().config.proxies[0];
+    let r1 = p.check.for_server(&p.servers[0]);
+    assert_eq!(
+        (r1.interval, r1.fastinter, r1.downinter),
+        (Duration::from_secs(5), Duration::from_millis(500), Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn an_amqps_check_with_its_ca_file_and_name() {
+    let text = BROKER_HEALTH.replace(
+        r#"{ kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }"#,
+        r#"{ kind = "amqps", ca_file = "/etc/vrrpd/ca.pem", sni = "rabbit.example" }"#,
+    );
+    let p = &parse(&text).unwrap().config.proxies[0];
+    assert_eq!(p.check.kind, CheckKind::Amqps);
+    assert_eq!(p.check.tls, CheckTls { ca_file: Some("/etc/vrrpd/ca.pem".into()), sni: Some("rabbit.example".into()) });
+    assert_eq!(p.check.http, None);
+}
+
+#[test]
+fn check_settings_that_the_kind_does_not_read_are_refused_where_written() {
+    let cases = [
+        (r#"kind = "amqp", path = "/x""#, "path", "only a check of kind http or https"),
+        (r#"kind = "tcp", user = "u""#, "user", "only a check of kind http or https"),
+        (r#"kind = "http", ca_file = "/ca.pem""#, "ca_file", "only a check of kind amqps or https"),
+        (r#"kind = "amqp", sni = "x""#, "sni", "only a check of kind amqps or https"),
+        (r#"kind = "https", ca_file = "ca.pem""#, "ca_file", "absolute path"),
+        (r#"kind = "http", path = "no-slash""#, "path", "starting with /"),
+        (r#"kind = "http", path = "/a b""#, "path", "without spaces"),
+        (r#"kind = "http", expect_status = 700"#, "expect_status", "outside 100..=599"),
+        (r#"kind = "http", user = "monitor""#, "user", "needs a password"),
+        (r#"kind = "http", password = "hunter2""#, "password", "needs a user"),
+        (r#"kind = "http", port = 0"#, "port", "outside 1..=65535"),
+        (r#"kind = "smtp""#, "kind", "tcp, amqp, amqps, http or https"),
+    ];
+    for (fields, key, message) in cases {
+        let text = example_with(
+            r#"check = { kind = "amqp", interval = "2s", rise = 2, fall = 3, timeout = "1s" }"#,
+            &format!("check = {{ {fields} }}"),
+        );
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, "check = {"), format!("proxy[0].check.{key}").as_str()), "{p}");
+        assert!(p.message.contains(message), "{fields}: {p}");
+    }
+}
+
+#[test]
+fn a_server_check_table_is_validated_where_written() {
+    let cases = [
+        (r#"check = { port = 70000 }"#, "check.port", "outside 1..=65535"),
+        (r#"check = { addr = "rabbit1" }"#, "check.addr", "not a unicast IP address"),
+        (r#"check = { addr = "0.0.0.0" }"#, "check.addr", "not a unicast IP address"),
+        (r#"check = { fall = 0 }"#, "check.fall", "outside 1..=1000"),
+        (r#"check = { interval = "25h" }"#, "check.interval", "longer than 24h"),
+        (r#"check = { inter = "5s" }"#, "check", "unknown field `inter`"),
+        (r#"check = "yes""#, "check", "true, false or a table"),
+    ];
+    for (written, key, message) in cases {
+        let text = example_with("address = \"192.0.2.21:5672\"", &format!("address = \"192.0.2.21:5672\"\n{written}"));
+        let p = single_problem(&text);
+        assert_eq!(p.line, line_of(&text, written), "{p}");
+        assert!(p.key.starts_with(&format!("proxy[0].server[0].{key}")), "{key}: {p}");
+        assert!(p.message.contains(message), "{written}: {p}");
+    }
+}
+
+#[test]
+fn a_problem_on_a_line_with_a_password_does_not_show_the_password() {
+    let text = BROKER_HEALTH.replace("path = \"/api/health/checks/alarms\"", "path = \"api\"");
+    let p = single_problem(&text);
+    let shown = p.to_string();
+    assert!(shown.contains("proxy[0].check.path"), "{shown}");
+    assert!(!shown.contains("pa55-w0rd"), "{shown}");
+    assert!(shown.contains("password = \"*********\""), "{shown}");
+    // The caret still points at the value at fault.
+    let lines: Vec<&str> = shown.lines().collect();
+    let caret = lines[2].find('^').unwrap();
+    assert_eq!(&lines[1][caret..caret + 5], "\"api\"", "{shown}");
+    let password = single_problem(&EXAMPLE.replace("auth_pass = \"s3cret\"", "auth_pass = \"s3cret-but-too-long\""));
+    assert!(!password.to_string().contains("s3cret"), "{password}");
+}
+
+/// BROKER_HEALTH with its inline password replaced by `password_file = PATH`.
+fn with_password_file(path: &Path) -> String {
+    BROKER_HEALTH.replace("password = \"pa55-w0rd\"", &format!("password_file = {:?}", path.display().to_string()))
+}
+
+#[test]
+fn a_password_file_is_read_when_only_root_can_change_it_and_others_cannot_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A directory only root can change, wherever the tests run as root (as the suite does).
+    let dir = std::env::temp_dir().join(format!("vrrpd-password-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("monitor.pw");
+    std::fs::write(&file, "fr0m-a-f1le\n").unwrap();
+    let as_root = std::fs::metadata(&dir).unwrap().uid() == 0 && std::fs::metadata("/").unwrap().uid() == 0;
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = with_password_file(&file);
+    let result = parse(&text);
+    if as_root {
+        let config = result.unwrap().config;
+        let http = config.proxies[0].check.http.clone().unwrap();
+        assert_eq!(http.password.as_ref().map(Secret::expose), Some("fr0m-a-f1le"), "the first line, without its newline");
+    } else {
+        assert!(result.is_err(), "not root's: refused");
+    }
+
+    // Readable by every user: refused, the password never in the message.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = single_problem(&text);
+    assert_eq!(p.key, "proxy[0].check.password_file");
+    if as_root {
+        assert!(p.message.contains("every user can read it"), "{p}");
+    }
+    assert!(!p.to_string().contains("fr0m-a-f1le"), "{p}");
+
+    // Writable by others: refused, naming the path.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let p = single_problem(&text);
+    assert!(p.message.contains("can be changed by a user other than root"), "{p}");
+
+    // Both, a relative path, a missing file: each a located problem.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let both = text.replace("password_file =", "password = \"x\", password_file =");
+    assert!(single_problem(&both).message.contains("not both"));
+    assert!(single_problem(&with_password_file(Path::new("monitor.pw"))).message.contains("absolute path"));
+    let missing = single_problem(&with_password_file(&dir.join("missing")));
+    assert_eq!(missing.line, line_of(&text, "password_file"), "{missing}");
+    std::fs::write(&file, "\n").unwrap();
+    assert!(single_problem(&text).message.contains("first line must be the password"));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -52,8 +52,8 @@ impl Health {
     /// A server starts UP, as in HAProxy: `fall` failed checks take it DOWN.
     pub fn new(check: HealthCheck, now: Instant) -> Self {
         Health {
-            check,
             state: RiseFall::new(check.rise, check.fall, true),
+            check,
             last_change: now,
             down_since: None,
             downtime: Duration::ZERO,
@@ -160,6 +160,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             rise: 2,
             fall: 3,
+            ..HealthCheck::default()
         }
     }
 

@@ -19,11 +19,28 @@ pub fn free_port() -> u16 {
 
 pub fn fast_check(kind: CheckKind) -> HealthCheck {
     let ms = Duration::from_millis;
-    HealthCheck { kind, interval: ms(100), fastinter: ms(50), downinter: ms(100), timeout: ms(200), rise: 1, fall: 1 }
+    HealthCheck {
+        kind,
+        interval: ms(100),
+        fastinter: ms(50),
+        downinter: ms(100),
+        timeout: ms(200),
+        rise: 1,
+        fall: 1,
+        ..HealthCheck::default()
+    }
 }
 
 pub fn server(name: &str, address: SocketAddr) -> Server {
-    Server { name: name.into(), address, weight: 1, backup: false, maxconn: None, check: true }
+    Server {
+        name: name.into(),
+        address,
+        weight: 1,
+        backup: false,
+        maxconn: None,
+        check: true,
+        check_settings: Default::default(),
+    }
 }
 
 pub fn proxy_config(servers: Vec<Server>) -> Proxy {

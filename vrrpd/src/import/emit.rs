@@ -186,6 +186,9 @@ fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
                 }
                 if !srv.check {
                     out.push_str("check = false\n");
+                } else if !srv.check_settings.is_empty() {
+                    let fields: Vec<String> = srv.check_settings.iter().map(|(key, value)| format!("{key} = {value}")).collect();
+                    let _ = writeln!(out, "check = {{ {} }}", fields.join(", "));
                 }
             }
             Err(written) => {

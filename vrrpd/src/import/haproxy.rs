@@ -19,6 +19,17 @@ pub struct Server {
     pub fall: Option<String>,
     /// `ssl` or `check-ssl`: the server, or its checks, speak TLS.
     pub tls: bool,
+    /// `check-ssl`: the checks speak TLS whatever the traffic does.
+    pub check_ssl: bool,
+    /// `ssl`: the traffic (and, without `port` or `addr`, the checks) speak TLS.
+    pub ssl: bool,
+    /// `port` and `addr`: where the checks go instead of the traffic's address.
+    pub check_port: Option<String>,
+    pub check_addr: Option<String>,
+    /// `ca-file`, `check-sni`, `verify`: how TLS checks verify the server.
+    pub ca_file: Option<String>,
+    pub check_sni: Option<String>,
+    pub verify: Option<String>,
     pub backup: bool,
     pub disabled: bool,
     pub weight: Option<String>,
@@ -44,6 +55,10 @@ pub struct Settings {
     pub maxconn: Option<Written>,
     /// `option ssl-hello-chk`: the servers were checked with a TLS hello.
     pub tls_check: bool,
+    /// `option httpchk [METHOD] [URI]`: the method and path of the HTTP check.
+    pub httpchk: Option<(String, Written)>,
+    /// `http-check expect status N`.
+    pub http_expect: Option<Written>,
     pub default_server: Server,
 }
 
@@ -257,8 +272,32 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
         }
         ("option", Some("ssl-hello-chk")) => {
             s.tls_check = true;
-            notes.add(line, NoteKind::Changed, format!("`{whole}`: vrrpd checks these servers with a TCP connect"));
+            notes.add(
+                line,
+                NoteKind::Changed,
+                format!("`{whole}`: on an AMQP proxy vrrpd completes a verified TLS handshake and reads the broker's greeting (kind amqps); elsewhere it connects over TCP"),
+            );
         }
+        ("option", Some("httpchk")) => {
+            // `option httpchk`, `option httpchk URI`, `option httpchk METHOD URI [VERSION]`.
+            let (method, uri) = match &words[2..] {
+                [] => ("OPTIONS", "/"),
+                [uri] => ("OPTIONS", *uri),
+                [method, uri, ..] => (*method, *uri),
+            };
+            if words.len() > 5 {
+                notes.add(line, NoteKind::Dropped, format!("`{whole}`: the HTTP version and headers (vrrpd sends HTTP/1.1)"));
+            }
+            s.httpchk = Some((method.to_owned(), Written { text: uri.to_owned(), line }));
+        }
+        ("http-check", Some("expect")) => match words.get(2..) {
+            Some(["status", status]) => s.http_expect = Some(Written { text: status.to_string(), line }),
+            _ => notes.add(
+                line,
+                NoteKind::Dropped,
+                format!("`{whole}`: vrrpd's HTTP check expects one status (`http-check expect status N`), or any 2xx/3xx"),
+            ),
+        },
         ("option", Some(check)) if check.ends_with("chk") || check.ends_with("-check") => notes.add(
             line,
             NoteKind::Dropped,
@@ -401,6 +440,7 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             }
             "ssl" => {
                 server.tls = true;
+                server.ssl = true;
                 takes_value = false;
                 notes.add(
                     line,
@@ -413,13 +453,18 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             }
             "check-ssl" => {
                 server.tls = true;
+                server.check_ssl = true;
                 takes_value = false;
-                notes.add(
-                    line,
-                    NoteKind::Changed,
-                    format!("server {} option `check-ssl`: checked with a TCP connect", server.name),
-                );
             }
+            "no-check-ssl" => {
+                server.check_ssl = false;
+                takes_value = false;
+            }
+            "ca-file" => server.ca_file = value,
+            "check-sni" => server.check_sni = value,
+            "verify" => server.verify = value,
+            "port" => server.check_port = value,
+            "addr" => server.check_addr = value,
             "disabled" => {
                 server.disabled = true;
                 takes_value = false;
@@ -432,15 +477,6 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
                     ),
                 );
             }
-            "port" | "addr" => notes.add(
-                line,
-                NoteKind::Dropped,
-                format!(
-                    "server {} option `{}`: vrrpd checks a server at the address and port it sends traffic to",
-                    server.name,
-                    shown(&value).trim()
-                ),
-            ),
             "on-marked-down" => server.shutdown_sessions = value.as_deref() == Some("shutdown-sessions"),
             "inter" => server.inter = value,
             "fastinter" => server.fastinter = value,

@@ -67,6 +67,8 @@ pub struct ServerOut {
     pub weight: Option<i64>,
     pub maxconn: Option<i64>,
     pub check: bool,
+    /// Its own check settings (`check = { ... }`), where they differ from the proxy's.
+    pub check_settings: Vec<(&'static str, String)>,
 }
 
 pub struct StatsOut {
@@ -145,7 +147,7 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
             format!("proxy {}: mode http is balanced in TCP mode (no HTTP rewriting or logging)", p.name),
         );
     }
-    let servers: Vec<ServerOut> = p.servers.iter().map(|s| server(s, bind.port(), lookups, notes)).collect();
+    let mut servers: Vec<ServerOut> = p.servers.iter().map(|s| server(s, bind.port(), lookups, notes)).collect();
     if servers.iter().all(|s| s.address.is_err()) {
         return left_out(p, "no server address could be resolved".to_owned(), notes);
     }
@@ -159,6 +161,11 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
         );
     }
     let check = consensus::check(p, amqp, notes);
+    if let Some(check) = &check {
+        for (out, written) in servers.iter_mut().zip(&p.servers) {
+            out.check_settings = check.own(&written.name).to_vec();
+        }
+    }
     if check.is_some() && !p.servers.iter().filter(|s| s.check).all(|s| s.shutdown_sessions) {
         notes.add(
             p.line,
@@ -234,6 +241,7 @@ fn server(s: &haproxy::Server, bind_port: u16, lookups: Lookups, notes: &mut Not
             .filter(|m| m.as_str() != "0")
             .and_then(|m| values::integer(m, 1..=1_000_000, s.line, &format!("server {} maxconn", s.name), notes)),
         check: s.check,
+        check_settings: Vec::new(),
     }
 }
 

@@ -276,14 +276,20 @@ pub fn csv(snapshot: &Snapshot) -> String {
     out
 }
 
-/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L7RSP.
+/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L6RSP (TLS), L7RSP.
 fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String) {
-    let layer7 = s.check.kind == "amqp";
-    let status = match (s.check.last_ok, s.check.last_detail.as_deref()) {
+    let _ = p;
+    let status = check_status(&s.check.kind, s.check.last_ok, s.check.last_detail.as_deref());
+    (status, s.check.last_duration_ms.map_or(String::new(), |ms| ms.to_string()))
+}
+
+fn check_status(kind: &str, last_ok: Option<bool>, detail: Option<&str>) -> &'static str {
+    let layer7 = kind != "tcp";
+    match (last_ok, detail) {
         (None, _) => "",
         (Some(true), _) if layer7 => "L7OK",
         (Some(true), _) => "L4OK",
-        (Some(false), Some(d)) if d.starts_with("no answer") => {
+        (Some(false), Some(d)) if d.contains("no answer within") => {
             if layer7 {
                 "L7TOUT"
             } else {
@@ -291,10 +297,9 @@ fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String
             }
         }
         (Some(false), Some(d)) if d.starts_with("connect") => "L4CON",
+        (Some(false), Some(d)) if d.starts_with("TLS handshake") => "L6RSP",
         (Some(false), _) => "L7RSP",
-    };
-    let _ = p;
-    (status, s.check.last_duration_ms.map_or(String::new(), |ms| ms.to_string()))
+    }
 }
 
 /// Prometheus text exposition format.
@@ -549,6 +554,20 @@ mod tests {
         assert_eq!(age(90000), "1d 1h");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn check_status_words_follow_haproxy_for_every_kind() {
+        assert_eq!(check_status("tcp", Some(true), Some("connected")), "L4OK");
+        assert_eq!(check_status("http", Some(true), Some("http 200")), "L7OK");
+        assert_eq!(check_status("http", Some(false), Some("http 503, expected 200")), "L7RSP");
+        assert_eq!(check_status("https", Some(false), Some("TLS handshake with https://192.0.2.21:15671: bad cert")), "L6RSP");
+        assert_eq!(check_status("amqps", Some(false), Some("TLS handshake: invalid peer certificate: UnknownIssuer")), "L6RSP");
+        assert_eq!(check_status("amqps", Some(true), Some("TLS, Connection.Start 0-9")), "L7OK");
+        assert_eq!(check_status("http", Some(false), Some("connect to http://192.0.2.21:15672: refused")), "L4CON");
+        assert_eq!(check_status("amqps", Some(false), Some("no answer within 1000 ms")), "L7TOUT");
+        assert_eq!(check_status("http", Some(false), Some("http://192.0.2.21:15672: no answer within 1s")), "L7TOUT");
+        assert_eq!(check_status("http", None, None), "");
     }
 
     #[test]

@@ -38,8 +38,9 @@ fn server_options_understood(options: &[&str]) -> bool {
     let mut i = 0;
     while i < options.len() {
         match options[i] {
-            "check" | "no-check" | "backup" | "send-proxy" | "send-proxy-v2" => i += 1,
+            "check" | "no-check" | "backup" | "send-proxy" | "send-proxy-v2" | "check-ssl" => i += 1,
             "inter" | "fastinter" | "downinter" | "rise" | "fall" | "weight" | "maxconn" => i += 2,
+            "port" | "addr" | "ca-file" | "check-sni" | "verify" => i += 2,
             "on-marked-down" if options.get(i + 1) == Some(&"shutdown-sessions") => i += 2,
             _ => return false,
         }
@@ -56,6 +57,10 @@ fn haproxy_understood(words: &[&str], in_global: bool) -> bool {
         | ["timeout", "connect" | "client" | "server" | "queue" | "check" | "tunnel", _]
         | ["retries", _]
         | ["option", "redispatch"]
+        | ["option", "httpchk"]
+        | ["option", "httpchk", _]
+        | ["option", "httpchk", "GET", _]
+        | ["http-check", "expect", "status", _]
         | ["no", "option", "redispatch"]
         | ["bind", _]
         | ["default_backend" | "use_backend", _]

@@ -2,10 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
+use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::*;
+
+/// A password file is one line; anything much longer is the wrong file.
+const PASSWORD_FILE_LIMIT: u64 = 4096;
 
 /// AMQP's default heartbeat: an idle timeout below it cuts idle, healthy clients.
 const AMQP_HEARTBEAT: Duration = Duration::from_secs(60);
@@ -181,30 +185,29 @@ impl Validator<'_> {
 
     fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
         let key = |field: &str| format!("{key}.{field}");
-        let interval_default = Duration::from_secs(2);
-        let Some(raw) = raw.map(S::get_ref) else {
-            return HealthCheck {
-                kind: CheckKind::Tcp,
-                interval: interval_default,
-                fastinter: interval_default,
-                downinter: interval_default,
-                timeout: interval_default,
-                rise: 2,
-                fall: 3,
-            };
-        };
+        let interval_default = HealthCheck::default().interval;
+        let Some(raw) = raw.map(S::get_ref) else { return HealthCheck::default() };
         let kind = match &raw.kind {
             Some(k) => match k.get_ref().as_str() {
                 "tcp" => CheckKind::Tcp,
                 "amqp" => CheckKind::Amqp,
+                "amqps" => CheckKind::Amqps,
+                "http" => CheckKind::Http,
+                "https" => CheckKind::Https,
                 other => {
-                    self.error(k.span(), &key("kind"), format!("{other:?} is not a check kind: use tcp or amqp"));
+                    self.error(
+                        k.span(),
+                        &key("kind"),
+                        format!("{other:?} is not a check kind: use tcp, amqp, amqps, http or https"),
+                    );
                     CheckKind::Tcp
                 }
             },
             None => CheckKind::Tcp,
         };
         let interval = self.duration(&raw.interval, &key("interval"), INTERVAL, interval_default);
+        let tls = self.check_tls(raw, kind, &key);
+        let http = self.http_check(raw, kind, &key);
         HealthCheck {
             kind,
             interval,
@@ -213,6 +216,155 @@ impl Validator<'_> {
             timeout: self.duration(&raw.timeout, &key("timeout"), TIMEOUT, interval),
             rise: self.opt_int(&raw.rise, &key("rise"), 1..=1000, 2),
             fall: self.opt_int(&raw.fall, &key("fall"), 1..=1000, 3),
+            port: raw.port.as_ref().and_then(|p| self.int(p, &key("port"), 1..=65535)),
+            addr: None,
+            tls,
+            http,
+        }
+    }
+
+    /// A setting that only some check kinds read: written for another, it is a mistake.
+    fn only_for<T>(&mut self, value: &Option<S<T>>, key: &str, kind: CheckKind, applies: bool, kinds: &str) {
+        if let Some(v) = value {
+            if !applies {
+                self.error(v.span(), key, format!("only a check of kind {kinds} reads this; this check is {kind}"));
+            }
+        }
+    }
+
+    fn check_tls(&mut self, raw: &RawCheck, kind: CheckKind, key: &dyn Fn(&str) -> String) -> CheckTls {
+        self.only_for(&raw.ca_file, &key("ca_file"), kind, kind.uses_tls(), "amqps or https");
+        self.only_for(&raw.sni, &key("sni"), kind, kind.uses_tls(), "amqps or https");
+        let ca_file = raw.ca_file.as_ref().map(|f| PathBuf::from(self.non_empty(f, &key("ca_file"))));
+        if let Some((file, written)) = ca_file.as_ref().zip(raw.ca_file.as_ref()) {
+            if !file.is_absolute() {
+                self.error(written.span(), &key("ca_file"), "must be an absolute path");
+            }
+        }
+        let sni = raw.sni.as_ref().map(|n| {
+            let name = n.get_ref();
+            let valid = !name.is_empty()
+                && name.len() <= 253
+                && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'));
+            if !valid {
+                self.error(n.span(), &key("sni"), format!("{name:?} is not a host name or IP address"));
+            }
+            name.clone()
+        });
+        CheckTls { ca_file, sni }
+    }
+
+    fn http_check(&mut self, raw: &RawCheck, kind: CheckKind, key: &dyn Fn(&str) -> String) -> Option<HttpCheck> {
+        for (field, value) in
+            [("path", &raw.path), ("user", &raw.user), ("password", &raw.password), ("password_file", &raw.password_file)]
+        {
+            self.only_for(value, &key(field), kind, kind.is_http(), "http or https");
+        }
+        self.only_for(&raw.expect_status, &key("expect_status"), kind, kind.is_http(), "http or https");
+        if !kind.is_http() {
+            return None;
+        }
+        let path = match &raw.path {
+            Some(p) => {
+                let path = p.get_ref();
+                // Sent as the request line's target: one token, no control characters.
+                if !path.starts_with('/') || path.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control()) {
+                    self.error(p.span(), &key("path"), format!("{path:?} is not a path starting with / without spaces"));
+                }
+                path.clone()
+            }
+            None => "/".to_owned(),
+        };
+        let expect_status = raw.expect_status.as_ref().and_then(|s| self.int(s, &key("expect_status"), 100..=599));
+        let user = raw.user.as_ref().map(|u| {
+            if u.get_ref().is_empty() || u.get_ref().contains(':') || u.get_ref().chars().any(|c| c.is_control()) {
+                self.error(u.span(), &key("user"), "must be a non-empty name without ':' or control characters");
+            }
+            u.get_ref().clone()
+        });
+        let mut password = raw.password.as_ref().map(|p| {
+            if p.get_ref().chars().any(|c| c.is_control()) {
+                // The value itself is never repeated in a message.
+                self.error(p.span(), &key("password"), "must not contain control characters");
+            }
+            Secret::new(p.get_ref().clone())
+        });
+        if let Some(file) = &raw.password_file {
+            if let Some(p) = &raw.password {
+                self.error(p.span(), &key("password"), "give password or password_file, not both");
+            }
+            password = self.password_file(file, &key("password_file"));
+        }
+        let given = raw.password.as_ref().or(raw.password_file.as_ref());
+        match (&raw.user, given) {
+            (Some(u), None) => self.error(u.span(), &key("user"), "a user needs a password (or password_file)"),
+            (None, Some(p)) => self.error(p.span(), &key("password"), "a password needs a user"),
+            _ => {}
+        }
+        Some(HttpCheck { path, expect_status, user, password })
+    }
+
+    /// The password in `file`: its first line. The file must be root's and no one else may
+    /// change it (the rule vrrpd applies to scripts it runs as root) or read it; it is read
+    /// at every load and reload. Messages name the file, never what it holds.
+    fn password_file(&mut self, file: &S<String>, key: &str) -> Option<Secret> {
+        let path = Path::new(file.get_ref());
+        let refuse = |v: &mut Self, why: String| {
+            v.error(file.span(), key, format!("{}: {why}", path.display()));
+            None
+        };
+        if !path.is_absolute() {
+            return refuse(self, "must be an absolute path".into());
+        }
+        if let Some(open) = crate::file_safety::modifiable_by_others(path) {
+            return refuse(
+                self,
+                format!("{} can be changed by a user other than root (owner, group write or world write): the password it holds could be swapped", open.display()),
+            );
+        }
+        let metadata = match std::fs::metadata(path) {
+            Ok(m) => m,
+            Err(e) => return refuse(self, e.to_string()),
+        };
+        if metadata.mode() & 0o004 != 0 {
+            return refuse(
+                self,
+                "every user can read it: chmod o-r (root:vrrpd 0640 lets a dropped-privilege vrrpd read it)".into(),
+            );
+        }
+        if !metadata.is_file() || metadata.len() > PASSWORD_FILE_LIMIT {
+            return refuse(self, format!("not a regular file of at most {PASSWORD_FILE_LIMIT} bytes"));
+        }
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) => return refuse(self, e.to_string()),
+        };
+        let password = text.lines().next().unwrap_or("").trim_end_matches('\r');
+        if password.is_empty() || password.chars().any(|c| c.is_control()) {
+            return refuse(self, "its first line must be the password, without control characters".into());
+        }
+        Some(Secret::new(password.to_owned()))
+    }
+
+    fn server_check(&mut self, raw: &RawServerCheckSettings, key: &dyn Fn(&str) -> String) -> ServerCheck {
+        let duration = |v: &mut Self, value: &Option<S<ConfigDuration>>, field: &str, bounds| {
+            value.as_ref().map(|_| v.duration(value, &key(field), bounds, Duration::from_secs(2)))
+        };
+        ServerCheck {
+            interval: duration(self, &raw.interval, "interval", INTERVAL),
+            fastinter: duration(self, &raw.fastinter, "fastinter", INTERVAL),
+            downinter: duration(self, &raw.downinter, "downinter", INTERVAL),
+            timeout: duration(self, &raw.timeout, "timeout", TIMEOUT),
+            rise: raw.rise.as_ref().and_then(|r| self.int(r, &key("rise"), 1..=1000)),
+            fall: raw.fall.as_ref().and_then(|f| self.int(f, &key("fall"), 1..=1000)),
+            port: raw.port.as_ref().and_then(|p| self.int(p, &key("port"), 1..=65535)),
+            addr: raw.addr.as_ref().and_then(|a| match a.get_ref().parse::<IpAddr>() {
+                Ok(ip) if !ip.is_unspecified() && !ip.is_multicast() => Some(ip),
+                _ => {
+                    self.error(a.span(), &key("addr"), format!("{:?} is not a unicast IP address", a.get_ref()));
+                    None
+                }
+            }),
         }
     }
 
@@ -228,13 +380,19 @@ impl Validator<'_> {
             let name = self.name(&s.name, &key("name"));
             self.unique(&mut names, &s.name, &key("name"), "server");
             let Some(address) = self.socket_addr(&s.address, &key("address"), "192.0.2.21:5672") else { continue };
+            let (check, check_settings) = match &s.check {
+                None => (true, ServerCheck::default()),
+                Some(RawServerCheck::Flag(on)) => (*on, ServerCheck::default()),
+                Some(RawServerCheck::Settings(settings)) => (true, self.server_check(settings, &|f| key(&format!("check.{f}")))),
+            };
             servers.push(Server {
                 name,
                 address,
                 weight: self.opt_int(&s.weight, &key("weight"), 0..=256, 1),
                 backup: s.backup.unwrap_or(false),
                 maxconn: s.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
-                check: s.check.unwrap_or(true),
+                check,
+                check_settings,
             });
         }
         servers
