@@ -59,8 +59,8 @@ pub fn open_files_limit() -> io::Result<u64> {
 /// and the health checks of its checked servers (dropping a guard stops them).
 struct Running {
     state: watch::Sender<Arc<ProxyState>>,
-    bind: SocketAddr,
-    listener: CancellationToken,
+    /// One listener per bind.
+    listeners: Vec<(SocketAddr, CancellationToken)>,
     checks: Vec<(Arc<ServerState>, DropGuard)>,
 }
 
@@ -118,9 +118,8 @@ impl Balancer {
     /// Binds, then starts the listener and the checks of a proxy.
     fn launch(&self, state: Arc<ProxyState>) -> Running {
         let (sender, _) = watch::channel(Arc::clone(&state));
-        let bind = state.config.bind;
-        let listener = self.start_listener(&sender, bind);
-        let mut running = Running { state: sender, bind, listener, checks: Vec::new() };
+        let listeners = state.config.binds.iter().map(|&bind| (bind, self.start_listener(&sender, bind))).collect();
+        let mut running = Running { state: sender, listeners, checks: Vec::new() };
         self.follow_check_flags(&mut running);
         running
     }
@@ -131,7 +130,7 @@ impl Balancer {
             Ok(listener) => Some(listener),
             Err(e) => {
                 warn!(proxy = %proxy.config.name, %bind, error = %e, "cannot listen yet; retrying every second");
-                proxy.shared.listener_ok.store(false, Relaxed);
+                proxy.shared.mark_unbound(bind);
                 proxy.update_availability();
                 None
             }
@@ -219,6 +218,10 @@ impl Balancer {
     pub fn set_admin(&self, proxy: &str, server: &str, admin: Admin) -> Result<String, AdminError> {
         let (state, target) = self.locate(proxy, server)?;
         let before = target.admin();
+        if before == Admin::Maint && admin != Admin::Maint {
+            // Back from maintenance with no sessions: ramp up as a server coming back UP does.
+            target.start_ramp(Instant::now());
+        }
         target.set_admin(admin);
         let closed = if admin == Admin::Maint { self.sessions.close_server(&target, CloseReason::Admin) } else { 0 };
         state.update_availability();
@@ -307,14 +310,21 @@ impl Balancer {
             let state = Arc::new(ProxyState::with(config.clone(), servers, semaphore, Arc::clone(&old.shared)));
             entry.state.send_replace(Arc::clone(&state));
             self.follow_check_flags(&mut entry);
-            if config.bind != entry.bind {
-                // The new address listens before the old one closes.
-                let listener = self.start_listener(&entry.state, config.bind);
-                entry.listener.cancel();
-                changes.push(format!("proxy {} now listens on {} instead of {}", config.name, config.bind, entry.bind));
-                entry.listener = listener;
-                entry.bind = config.bind;
+            // New addresses listen before the old ones close.
+            let new: Vec<SocketAddr> =
+                config.binds.iter().copied().filter(|b| !entry.listeners.iter().any(|(l, _)| l == b)).collect();
+            for bind in new {
+                entry.listeners.push((bind, self.start_listener(&entry.state, bind)));
+                changes.push(format!("proxy {} now listens on {bind}", config.name));
             }
+            entry.listeners.retain(|(bind, stop)| {
+                let kept = config.binds.contains(bind);
+                if !kept {
+                    stop.cancel();
+                    changes.push(format!("proxy {} no longer listens on {bind}", config.name));
+                }
+                kept
+            });
             state.update_availability();
             // A higher maxconn, a server ready again: queued sessions look again.
             state.shared.slot_freed.notify_waiters();
@@ -322,7 +332,9 @@ impl Balancer {
         }
         for gone in running {
             let name = gone.state.borrow().config.name.clone();
-            gone.listener.cancel();
+            for (_, stop) in &gone.listeners {
+                stop.cancel();
+            }
             let closed = self.sessions.close_proxy(&name, CloseReason::Admin);
             changes.push(format!("proxy {name} removed ({closed} sessions closed)"));
         }

@@ -243,6 +243,7 @@ mod tests {
                 backup: false,
                 maxconn: None,
                 check: true,
+                slowstart: std::time::Duration::ZERO,
             },
             crate::health::Health::new(
                 ha_common::config::HealthCheck {

@@ -69,9 +69,9 @@ impl ProxySnapshot {
     pub fn of(proxy: &ProxyState, now: Instant) -> Self {
         ProxySnapshot {
             name: proxy.config.name.clone(),
-            bind: proxy.config.bind.to_string(),
+            bind: proxy.config.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             balance: proxy.config.balance.to_string(),
-            listening: proxy.shared.listener_ok.load(Relaxed),
+            listening: proxy.shared.listening(),
             available: *proxy.shared.available.borrow(),
             sessions: SessionCounts {
                 current: proxy.shared.counters.current.load(Relaxed),

@@ -295,7 +295,7 @@ async fn send_proxy_tells_the_server_the_client_address_in_sessions_and_checks()
         let mut client = connect(&config).await;
         let client_port = client.local_addr().unwrap().port();
         assert_eq!(greeting(&mut client).await.as_deref(), Some("hi"));
-        let expected = proxy::proxy_protocol::header(version, client.local_addr().unwrap(), config.bind);
+        let expected = proxy::proxy_protocol::header(version, client.local_addr().unwrap(), config.binds[0]);
         let mut found = false;
         while let Ok(Some(h)) = tokio::time::timeout(Duration::from_secs(1), received.recv()).await {
             if h.starts_with(&expected) {

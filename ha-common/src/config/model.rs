@@ -236,7 +236,14 @@ pub enum ProxyProtocol {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proxy {
     pub name: String,
-    pub bind: SocketAddr,
+    /// Where it listens: one or more addresses (HAProxy's several `bind` lines), never empty.
+    pub binds: Vec<SocketAddr>,
+    /// Every client opens with a PROXY protocol header (v1 or v2), as HAProxy's `accept-proxy`:
+    /// the client address it carries is the one logged and passed on with `send_proxy`.
+    pub accept_proxy: bool,
+    /// With every primary DOWN, spread over all backups rather than using only the first UP
+    /// one (HAProxy's `option allbackups`).
+    pub allbackups: bool,
     pub balance: Balance,
     pub check: HealthCheck,
     pub timeout_connect: Duration,
@@ -263,6 +270,9 @@ pub struct Server {
     pub backup: bool,
     pub maxconn: Option<u32>,
     pub check: bool,
+    /// After coming back UP, the server's weight grows from almost nothing to `weight` over
+    /// this time (HAProxy's `slowstart`); zero for none.
+    pub slowstart: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]
