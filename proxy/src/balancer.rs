@@ -12,12 +12,14 @@ use ha_common::config::Proxy;
 use nix::sys::resource::{getrlimit, Resource};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch, Semaphore};
+use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
 use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
+use crate::rebalance::{self, RebalanceEvent};
 use crate::registry::{CloseReason, Release, Sessions};
 use crate::server::{Admin, ProxyState, ServerState};
 use crate::snapshot::ProxySnapshot;
@@ -30,6 +32,8 @@ pub enum AdminError {
     NoServer(String, String),
     #[error("weight {0} is outside 0..=256")]
     Weight(u32),
+    #[error("rate {0} is outside 1..={max} sessions per second", max = rebalance::MAX_RATE)]
+    Rate(u32),
 }
 
 /// Descriptors kept aside from sessions when `maxconn` is derived from the open files limit:
@@ -72,6 +76,10 @@ pub struct Balancer {
     sessions: Arc<Sessions>,
     /// Servers going UP or DOWN, for whoever keeps a timeline.
     events: broadcast::Sender<ServerEvent>,
+    /// Rebalances starting and ending, for the timeline.
+    rebalance_events: broadcast::Sender<RebalanceEvent>,
+    /// The running rebalance of each proxy; dropping its guard stops it.
+    rebalances: Mutex<Vec<(String, DropGuard, JoinHandle<()>)>>,
     stop: CancellationToken,
     global: Option<Arc<Semaphore>>,
     hard_stop_after: Duration,
@@ -98,6 +106,8 @@ impl Balancer {
             running: Mutex::new(Vec::new()),
             sessions: Arc::new(Sessions::default()),
             events: broadcast::channel(SERVER_EVENTS).0,
+            rebalance_events: broadcast::channel(SERVER_EVENTS).0,
+            rebalances: Mutex::new(Vec::new()),
             stop: CancellationToken::new(),
             global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
@@ -178,6 +188,47 @@ impl Balancer {
     /// events behind is told how many it missed ([`broadcast::error::RecvError::Lagged`]).
     pub fn server_events(&self) -> broadcast::Receiver<ServerEvent> {
         self.events.subscribe()
+    }
+
+    /// Rebalances starting and ending, from now on (lagging as [`Balancer::server_events`]).
+    pub fn rebalance_events(&self) -> broadcast::Receiver<RebalanceEvent> {
+        self.rebalance_events.subscribe()
+    }
+
+    /// Starts closing sessions of `proxy`'s servers above their fair share, `rate` per second
+    /// (default [`rebalance::DEFAULT_RATE`]), so their clients reconnect to the least loaded
+    /// servers. Replaces the proxy's running rebalance. Returns a sentence saying what starts.
+    pub fn rebalance(&self, proxy: &str, rate: Option<u32>) -> Result<String, AdminError> {
+        let rate = rate.unwrap_or(rebalance::DEFAULT_RATE);
+        if rate == 0 || rate > rebalance::MAX_RATE {
+            return Err(AdminError::Rate(rate));
+        }
+        let current = {
+            let running = self.lock();
+            let entry = running.iter().find(|r| r.state.borrow().config.name == proxy);
+            entry.map(|r| r.state.subscribe()).ok_or_else(|| AdminError::NoProxy(proxy.to_owned()))?
+        };
+        let state = Arc::clone(&current.borrow());
+        let held = state.servers.iter().map(|s| s.counters.current.load(Relaxed)).sum();
+        let excess: u32 = rebalance::excess(&state.candidates(), held, state.config.allbackups).iter().sum();
+        let stop = self.stop.child_token();
+        let task = self.runtime.spawn(rebalance::run(
+            current,
+            Arc::clone(&self.sessions),
+            rate,
+            self.rebalance_events.clone(),
+            stop.clone(),
+        ));
+        let replaced = {
+            let mut rebalances = self.rebalances.lock().unwrap_or_else(|p| p.into_inner());
+            let replaced = rebalances.iter().any(|(name, _, task)| name == proxy && !task.is_finished());
+            // Dropping the guard stops the running one; finished ones go too.
+            rebalances.retain(|(name, _, task)| name != proxy && !task.is_finished());
+            rebalances.push((proxy.to_owned(), stop.drop_guard(), task));
+            replaced
+        };
+        let replacing = if replaced { " (the running rebalance stops)" } else { "" };
+        Ok(format!("{proxy}: rebalancing {excess} sessions above the fair share at {rate}/s{replacing}"))
     }
 
     /// Watches whether proxy `name` can serve (listener bound, a server usable).
@@ -274,6 +325,12 @@ impl Balancer {
     pub fn reload(&self, proxies: &[Proxy]) -> Vec<String> {
         let mut changes = Vec::new();
         let now = Instant::now();
+        // A reload replaces running rebalances: the shares they aimed at may have changed.
+        let stopped = std::mem::take(&mut *self.rebalances.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, _, _) in stopped.iter().filter(|(_, _, task)| !task.is_finished()) {
+            changes.push(format!("proxy {name}: the running rebalance stopped"));
+        }
+        drop(stopped);
         let mut running = std::mem::take(&mut *self.lock());
         let mut kept = Vec::new();
         for config in proxies {

@@ -8,6 +8,7 @@ pub mod balancer;
 pub mod health;
 pub mod listener;
 pub mod proxy_protocol;
+pub mod rebalance;
 pub mod registry;
 pub mod select;
 pub mod server;

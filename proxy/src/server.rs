@@ -16,6 +16,7 @@ use ha_common::config::{HealthCheck, Proxy, Server};
 use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::health::Health;
+use crate::rebalance::Progress;
 use crate::select::{Candidate, Selector};
 
 /// Counters of sessions and bytes, shared by proxies and servers.
@@ -273,6 +274,10 @@ pub struct ProxyShared {
     pub panics: AtomicU64,
     /// Wakes queued sessions when a slot frees or a server comes UP.
     pub slot_freed: Notify,
+    /// Sessions closed by rebalances, all told.
+    pub rebalance_closed: AtomicU64,
+    /// The running rebalance, if one runs.
+    rebalance: Mutex<Option<Progress>>,
     /// Binds that cannot listen at the moment (each listener adds and removes its own).
     unbound: Mutex<Vec<SocketAddr>>,
     /// Whether the proxy can serve: its listener is bound and a server is usable.
@@ -288,6 +293,8 @@ impl Default for ProxyShared {
             denied: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             slot_freed: Notify::new(),
+            rebalance_closed: AtomicU64::new(0),
+            rebalance: Mutex::new(None),
             unbound: Mutex::new(Vec::new()),
             available: watch::channel(true).0,
         }
@@ -295,6 +302,31 @@ impl Default for ProxyShared {
 }
 
 impl ProxyShared {
+    /// The running rebalance's progress.
+    pub fn rebalance(&self) -> Option<Progress> {
+        self.rebalance.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn set_rebalance(&self, progress: Progress) {
+        *self.rebalance.lock().unwrap_or_else(|p| p.into_inner()) = Some(progress);
+    }
+
+    /// Updates the progress of a running rebalance, unless a newer one replaced it.
+    pub fn update_rebalance(&self, progress: Progress) {
+        let mut rebalance = self.rebalance.lock().unwrap_or_else(|p| p.into_inner());
+        if rebalance.as_ref().is_some_and(|p| p.id == progress.id) {
+            *rebalance = Some(progress);
+        }
+    }
+
+    /// Clears the progress of rebalance `id`, unless a newer one replaced it already.
+    pub fn clear_rebalance(&self, id: u64) {
+        let mut rebalance = self.rebalance.lock().unwrap_or_else(|p| p.into_inner());
+        if rebalance.as_ref().is_some_and(|p| p.id == id) {
+            *rebalance = None;
+        }
+    }
+
     /// Whether every bind of the proxy is listening.
     pub fn listening(&self) -> bool {
         self.unbound_lock().is_empty()

@@ -45,6 +45,9 @@ pub struct ServerSnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub failed_connects: u64,
+    /// During `slowstart`: the share of its weight the server has reached, in percent
+    /// (HAProxy's `throttle`).
+    pub throttle_percent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -63,6 +66,10 @@ pub struct ProxySnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub servers: Vec<ServerSnapshot>,
+    /// The running rebalance: sessions closed so far, the most it closes, its rate.
+    pub rebalancing: Option<String>,
+    /// Sessions closed by rebalances, all told.
+    pub rebalance_closed: u64,
 }
 
 impl ProxySnapshot {
@@ -86,6 +93,11 @@ impl ProxySnapshot {
             bytes_in: proxy.shared.counters.bytes_in.load(Relaxed),
             bytes_out: proxy.shared.counters.bytes_out.load(Relaxed),
             servers: proxy.servers.iter().map(|s| server_snapshot(proxy, s, now)).collect(),
+            rebalancing: proxy
+                .shared
+                .rebalance()
+                .map(|r| format!("{} of at most {} sessions closed, {}/s", r.closed, r.limit, r.rate)),
+            rebalance_closed: proxy.shared.rebalance_closed.load(Relaxed),
         }
     }
 }
@@ -127,5 +139,6 @@ fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> Se
         bytes_in: server.counters.bytes_in.load(Relaxed),
         bytes_out: server.counters.bytes_out.load(Relaxed),
         failed_connects: server.failed_connects.load(Relaxed),
+        throttle_percent: server.ramp(now).map(|progress| (progress * 100.0) as u32),
     }
 }

@@ -371,10 +371,7 @@ async fn every_bind_of_a_proxy_serves_and_a_reload_changes_one_without_the_other
     let third = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let reloaded = Proxy { binds: vec![config.binds[0], third], ..config.clone() };
     let changes = balancer.reload(std::slice::from_ref(&reloaded));
-    assert_eq!(
-        changes,
-        vec![format!("proxy amqp now listens on {third}"), format!("proxy amqp no longer listens on {second}")]
-    );
+    assert_eq!(changes, vec![format!("proxy amqp now listens on {third}"), format!("proxy amqp no longer listens on {second}")]);
     let mut third_client = loop {
         if let Ok(s) = TcpStream::connect(third).await {
             break s;

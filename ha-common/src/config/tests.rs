@@ -463,8 +463,9 @@ fn slowstart_is_set_per_proxy_and_per_server_and_allbackups_is_off_by_default() 
     let amqp = parse(EXAMPLE).unwrap().config.proxies.remove(0);
     assert!(!amqp.allbackups && !amqp.accept_proxy);
     assert!(amqp.servers.iter().all(|s| s.slowstart.is_zero()), "no slowstart unless asked");
-    let text = example_with("redispatch = true", "redispatch = true\nslowstart = \"60s\"\nallbackups = true\naccept_proxy = true")
-        .replace("backup = true", "backup = true\nslowstart = \"5s\"");
+    let text =
+        example_with("redispatch = true", "redispatch = true\nslowstart = \"60s\"\nallbackups = true\naccept_proxy = true")
+            .replace("backup = true", "backup = true\nslowstart = \"5s\"");
     let amqp = parse(&text).unwrap().config.proxies.remove(0);
     assert!(amqp.allbackups && amqp.accept_proxy);
     assert_eq!(amqp.servers[0].slowstart, Duration::from_secs(60), "the proxy's value is the servers' default");

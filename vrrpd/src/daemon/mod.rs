@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use self::plan::{needs_restart, plan, Plan};
-use self::seams::{record_server_events, serve_vip_events};
+use self::seams::{record_rebalance_events, record_server_events, serve_vip_events};
 use crate::config::{self, Overrides};
 use crate::control::command::ControlError;
 use crate::control::{self, ControlRequest};
@@ -186,6 +186,7 @@ impl Daemon {
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         if let Some(balancer) = &self.balancer {
             self.tasks.spawn(record_server_events(balancer.server_events(), self.context.board.clone(), cancel.clone()));
+            self.tasks.spawn(record_rebalance_events(balancer.rebalance_events(), self.context.board.clone(), cancel.clone()));
         }
         self.tasks.spawn(systemd::keep_informed(self.context.board.clone(), self.balancer.clone(), cancel));
 

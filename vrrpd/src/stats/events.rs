@@ -28,6 +28,8 @@ pub enum EventKind {
     Reload,
     /// Adverts dropped (rate-limited, as the log).
     Drop,
+    /// A rebalance started or ended, and the sessions it closed.
+    Rebalance,
 }
 
 impl EventKind {
@@ -39,6 +41,7 @@ impl EventKind {
             EventKind::Vip => "vip",
             EventKind::Reload => "reload",
             EventKind::Drop => "drop",
+            EventKind::Rebalance => "rebalance",
         }
     }
 }

@@ -22,7 +22,9 @@ impl Validator<'_> {
             let mut addresses = Vec::new();
             let written: Vec<(S<String>, String)> = match p.bind.get_ref() {
                 RawBinds::One(one) => vec![(S::new(p.bind.span(), one.clone()), key("bind"))],
-                RawBinds::Many(many) => many.iter().enumerate().map(|(n, b)| (b.clone(), format!("{}[{n}]", key("bind")))).collect(),
+                RawBinds::Many(many) => {
+                    many.iter().enumerate().map(|(n, b)| (b.clone(), format!("{}[{n}]", key("bind")))).collect()
+                }
             };
             if written.is_empty() {
                 self.error(p.bind.span(), &key("bind"), "a proxy needs at least one address to listen on");
