@@ -107,14 +107,16 @@ pub async fn run(
         }
         let proxy = Arc::clone(&current.borrow_and_update());
         proxy.shared.update_rebalance(Progress { id, closed, limit, rate });
-        if closed >= limit {
-            break "rebalance ended at its limit";
-        }
         let candidates = proxy.candidates();
         let excess = excess(&candidates, held(&proxy).max(total), proxy.config.allbackups);
         let Some(heaviest) = (0..excess.len()).filter(|&i| excess[i] > 0).max_by_key(|&i| excess[i]) else {
             break "rebalance done, every server within its fair share";
         };
+        // Clients that went elsewhere, or servers that changed meanwhile: never more than the
+        // excess there was.
+        if closed >= limit {
+            break "rebalance ended at its limit";
+        }
         if sessions.close_some(&proxy.servers[heaviest], 1, CloseReason::Rebalance) == 1 {
             closed += 1;
             proxy.shared.rebalance_closed.fetch_add(1, Relaxed);

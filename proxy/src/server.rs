@@ -274,6 +274,8 @@ pub struct ProxyShared {
     pub panics: AtomicU64,
     /// Wakes queued sessions when a slot frees or a server comes UP.
     pub slot_freed: Notify,
+    /// Clients of an `accept_proxy` bind refused for a missing, slow or malformed PROXY header.
+    pub bad_proxy_headers: AtomicU64,
     /// Sessions closed by rebalances, all told.
     pub rebalance_closed: AtomicU64,
     /// The running rebalance, if one runs.
@@ -293,6 +295,7 @@ impl Default for ProxyShared {
             denied: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             slot_freed: Notify::new(),
+            bad_proxy_headers: AtomicU64::new(0),
             rebalance_closed: AtomicU64::new(0),
             rebalance: Mutex::new(None),
             unbound: Mutex::new(Vec::new()),

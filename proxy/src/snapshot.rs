@@ -70,6 +70,8 @@ pub struct ProxySnapshot {
     pub rebalancing: Option<String>,
     /// Sessions closed by rebalances, all told.
     pub rebalance_closed: u64,
+    /// Clients refused for a missing, slow or malformed PROXY header (`accept_proxy`).
+    pub bad_proxy_headers: u64,
 }
 
 impl ProxySnapshot {
@@ -98,6 +100,7 @@ impl ProxySnapshot {
                 .rebalance()
                 .map(|r| format!("{} of at most {} sessions closed, {}/s", r.closed, r.limit, r.rate)),
             rebalance_closed: proxy.shared.rebalance_closed.load(Relaxed),
+            bad_proxy_headers: proxy.shared.bad_proxy_headers.load(Relaxed),
         }
     }
 }

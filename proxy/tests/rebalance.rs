@@ -82,7 +82,7 @@ async fn a_rebalance_moves_the_excess_to_a_returned_server_at_the_given_rate() {
     assert_eq!(shared.rebalance_closed.load(Relaxed), 20, "exactly the excess was closed");
     assert!(events.recv().await.unwrap().message.starts_with("rebalance started: 20 sessions"));
     let end = tokio::time::timeout(Duration::from_secs(5), events.recv()).await.unwrap().unwrap();
-    assert!(end.message.starts_with("rebalance") && end.message.contains("20 of at most 20"), "{end:?}");
+    assert!(end.message.starts_with("rebalance done") && end.message.contains("20 of at most 20"), "{end:?}");
     assert_eq!(shared.rebalance(), None, "no rebalance shows as running once done");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(spread(&balancer), vec![20, 20], "and it stays even");

@@ -388,6 +388,12 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
         "Sessions closed by rebalances (vrrpd ctl rebalance).",
         per_proxy(&|p| p.rebalance_closed.to_string()),
     );
+    metric(
+        "proxy_bad_proxy_headers_total",
+        "counter",
+        "Clients refused for a missing, slow or malformed PROXY header (accept_proxy).",
+        per_proxy(&|p| p.bad_proxy_headers.to_string()),
+    );
     metric("proxy_bytes_in_total", "counter", "Bytes from clients to servers.", per_proxy(&|p| p.bytes_in.to_string()));
     metric("proxy_bytes_out_total", "counter", "Bytes from servers to clients.", per_proxy(&|p| p.bytes_out.to_string()));
     let servers = |f: &dyn Fn(&ServerSnapshot) -> String| {
