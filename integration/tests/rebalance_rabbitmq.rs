@@ -187,11 +187,14 @@ fn slowstart_and_rebalance_spread_300_reconnecting_amqp_clients_and_lose_nothing
     let before = balancer.settled("rabbit1 back in service");
     let rebalancing = Instant::now();
     let said = balancer.ctl(&["rebalance", "amqp", "--rate", &REBALANCE_RATE.to_string()]);
-    assert!(wait_until(Duration::from_secs(60), || a.log().contains("rebalance done")), "{said}\n{}", a.log());
+    let ended = |log: &str| log.contains("rebalance done") || log.contains("rebalance ended");
+    assert!(wait_until(Duration::from_secs(60), || ended(&a.log())), "{said}\n{}", a.log());
+    let ending = a.log().lines().filter(|l| l.contains("proxy::rebalance")).map(str::to_owned).collect::<Vec<_>>();
     let after = balancer.settled("after the rebalance");
     let took = rebalancing.elapsed();
     let closed = a.log().lines().filter(|l| l.contains("reason=rebalanced")).count();
     eprintln!("rebalance at {REBALANCE_RATE}/s: {before:?} -> {after:?}, {closed} sessions closed, {took:.1?} ({said})");
+    eprintln!("{}", ending.join("\n"));
     let fair = CLIENTS as u64 / 3;
     assert!(after.iter().all(|&n| n.abs_diff(fair) <= 10), "the spread evens out: {after:?}");
     let metrics = balancer.ctl(&["status", "--json"]);

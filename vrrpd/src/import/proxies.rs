@@ -47,6 +47,10 @@ pub struct ProxyOut {
     pub name: String,
     pub line: usize,
     pub bind: SocketAddr,
+    /// HAProxy's further `bind` lines of the proxy.
+    pub more_binds: Vec<SocketAddr>,
+    pub accept_proxy: bool,
+    pub allbackups: bool,
     pub balance: &'static str,
     pub check: Option<Check>,
     pub timeout_connect: Option<String>,
@@ -67,6 +71,7 @@ pub struct ServerOut {
     pub weight: Option<i64>,
     pub maxconn: Option<i64>,
     pub check: bool,
+    pub slowstart: Option<String>,
 }
 
 pub struct StatsOut {
@@ -106,9 +111,9 @@ pub fn decide(h: &Haproxy, lookups: Lookups, notes: &mut Notes) -> Balancer {
         }
         let taken: Vec<SocketAddr> = sections
             .iter()
-            .filter_map(|s| match s {
-                Section::Proxy(p) => Some(p.bind),
-                Section::LeftOut { .. } => None,
+            .flat_map(|s| match s {
+                Section::Proxy(p) => std::iter::once(p.bind).chain(p.more_binds.iter().copied()).collect(),
+                Section::LeftOut { .. } => Vec::new(),
             })
             .collect();
         sections.push(proxy(p, &taken, lookups, notes));
@@ -137,6 +142,27 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
     };
     if taken.contains(&bind) {
         return left_out(p, format!("{bind} is already the bind of another proxy"), notes);
+    }
+    let mut more_binds = Vec::new();
+    for written in &p.more_binds {
+        match bind_address(&written.text) {
+            Some(address) if taken.contains(&address) || address == bind || more_binds.contains(&address) => notes.add(
+                written.line,
+                NoteKind::Dropped,
+                format!("`bind {}`: {address} is already a bind of this or another proxy", written.text),
+            ),
+            Some(address) => more_binds.push(address),
+            None => notes.add(written.line, NoteKind::Dropped, format!("`bind {}` is not one IP address and port", written.text)),
+        }
+    }
+    // vrrpd expects a PROXY header on every bind of a proxy, or on none.
+    let accept_proxy = p.accept_proxy.iter().any(|a| *a);
+    if accept_proxy && p.accept_proxy.iter().any(|a| !*a) {
+        notes.add(
+            p.line,
+            NoteKind::Changed,
+            format!("proxy {}: `accept-proxy` on some of its binds: vrrpd expects the PROXY header on all of them", p.name),
+        );
     }
     if p.settings.mode.as_deref() == Some("http") {
         notes.add(
@@ -176,6 +202,9 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
         name: values::name(&p.name, p.line, "proxy", notes),
         line: p.line,
         bind,
+        more_binds,
+        accept_proxy,
+        allbackups: s.allbackups.unwrap_or(false),
         balance: balance(p, notes),
         check,
         timeout_connect: timeout(&s.timeout_connect, "timeout connect", notes),
@@ -234,6 +263,9 @@ fn server(s: &haproxy::Server, bind_port: u16, lookups: Lookups, notes: &mut Not
             .filter(|m| m.as_str() != "0")
             .and_then(|m| values::integer(m, 1..=1_000_000, s.line, &format!("server {} maxconn", s.name), notes)),
         check: s.check,
+        slowstart: s.slowstart.as_ref().and_then(|v| {
+            values::duration(&haproxy::duration(v), values::DELAY, s.line, &format!("server {} slowstart", s.name), notes)
+        }),
     }
 }
 
