@@ -186,10 +186,10 @@ fn slowstart_and_rebalance_spread_300_reconnecting_amqp_clients_and_lose_nothing
     // reconnect to the least loaded brokers.
     let before = balancer.settled("rabbit1 back in service");
     let rebalancing = Instant::now();
-    let said = balancer.ctl(&["rebalance", "amqp", "--rate", &REBALANCE_RATE.to_string()]);
+    let said = balancer.ctl(&["rebalance", "amqp", "--rate", &REBALANCE_RATE.to_string()]).trim().to_owned();
     let ended = |log: &str| log.contains("rebalance done") || log.contains("rebalance ended");
     assert!(wait_until(Duration::from_secs(60), || ended(&a.log())), "{said}\n{}", a.log());
-    let ending = a.log().lines().filter(|l| l.contains("proxy::rebalance")).map(str::to_owned).collect::<Vec<_>>();
+    let ending = a.log().lines().filter(|l| l.contains("fair share:")).map(str::to_owned).collect::<Vec<_>>();
     let after = balancer.settled("after the rebalance");
     let took = rebalancing.elapsed();
     let closed = a.log().lines().filter(|l| l.contains("reason=rebalanced")).count();

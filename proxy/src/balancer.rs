@@ -12,14 +12,13 @@ use ha_common::config::Proxy;
 use nix::sys::resource::{getrlimit, Resource};
 use tokio::runtime::Handle;
 use tokio::sync::{broadcast, watch, Semaphore};
-use tokio::task::JoinHandle;
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
 use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
-use crate::rebalance::{self, RebalanceEvent};
+use crate::rebalance::{self, RebalanceEvent, Rebalances};
 use crate::registry::{CloseReason, Release, Sessions};
 use crate::server::{Admin, ProxyState, ServerState};
 use crate::snapshot::ProxySnapshot;
@@ -63,6 +62,8 @@ pub fn open_files_limit() -> io::Result<u64> {
 /// and the health checks of its checked servers (dropping a guard stops them).
 struct Running {
     state: watch::Sender<Arc<ProxyState>>,
+    /// The automatic rebalancing's watch (idle unless configured); dropping it stops it.
+    _rebalance_watch: DropGuard,
     /// One listener per bind.
     listeners: Vec<(SocketAddr, CancellationToken)>,
     checks: Vec<(Arc<ServerState>, DropGuard)>,
@@ -78,8 +79,8 @@ pub struct Balancer {
     events: broadcast::Sender<ServerEvent>,
     /// Rebalances starting and ending, for the timeline.
     rebalance_events: broadcast::Sender<RebalanceEvent>,
-    /// The running rebalance of each proxy; dropping its guard stops it.
-    rebalances: Mutex<Vec<(String, DropGuard, JoinHandle<()>)>>,
+    /// The running rebalance of each proxy.
+    rebalances: Arc<Rebalances>,
     stop: CancellationToken,
     global: Option<Arc<Semaphore>>,
     hard_stop_after: Duration,
@@ -107,7 +108,7 @@ impl Balancer {
             sessions: Arc::new(Sessions::default()),
             events: broadcast::channel(SERVER_EVENTS).0,
             rebalance_events: broadcast::channel(SERVER_EVENTS).0,
-            rebalances: Mutex::new(Vec::new()),
+            rebalances: Arc::default(),
             stop: CancellationToken::new(),
             global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
@@ -129,7 +130,15 @@ impl Balancer {
     fn launch(&self, state: Arc<ProxyState>) -> Running {
         let (sender, _) = watch::channel(Arc::clone(&state));
         let listeners = state.config.binds.iter().map(|&bind| (bind, self.start_listener(&sender, bind))).collect();
-        let mut running = Running { state: sender, listeners, checks: Vec::new() };
+        let watch_stop = self.stop.child_token();
+        self.runtime.spawn(rebalance::watch(
+            sender.subscribe(),
+            Arc::clone(&self.sessions),
+            Arc::clone(&self.rebalances),
+            self.rebalance_events.clone(),
+            watch_stop.clone(),
+        ));
+        let mut running = Running { state: sender, _rebalance_watch: watch_stop.drop_guard(), listeners, checks: Vec::new() };
         self.follow_check_flags(&mut running);
         running
     }
@@ -211,22 +220,10 @@ impl Balancer {
         let state = Arc::clone(&current.borrow());
         let held = state.servers.iter().map(|s| s.counters.current.load(Relaxed)).sum();
         let excess: u32 = rebalance::excess(&state.candidates(), held, state.config.allbackups).iter().sum();
-        let stop = self.stop.child_token();
-        let task = self.runtime.spawn(rebalance::run(
-            current,
-            Arc::clone(&self.sessions),
-            rate,
-            self.rebalance_events.clone(),
-            stop.clone(),
-        ));
-        let replaced = {
-            let mut rebalances = self.rebalances.lock().unwrap_or_else(|p| p.into_inner());
-            let replaced = rebalances.iter().any(|(name, _, task)| name == proxy && !task.is_finished());
-            // Dropping the guard stops the running one; finished ones go too.
-            rebalances.retain(|(name, _, task)| name != proxy && !task.is_finished());
-            rebalances.push((proxy.to_owned(), stop.drop_guard(), task));
-            replaced
-        };
+        let (sessions, events) = (Arc::clone(&self.sessions), self.rebalance_events.clone());
+        let replaced = self
+            .rebalances
+            .start(proxy, &self.stop, |stop| self.runtime.spawn(rebalance::run(current, sessions, rate, events, stop)));
         let replacing = if replaced { " (the running rebalance stops)" } else { "" };
         Ok(format!("{proxy}: rebalancing {excess} sessions above the fair share at {rate}/s{replacing}"))
     }
@@ -326,11 +323,9 @@ impl Balancer {
         let mut changes = Vec::new();
         let now = Instant::now();
         // A reload replaces running rebalances: the shares they aimed at may have changed.
-        let stopped = std::mem::take(&mut *self.rebalances.lock().unwrap_or_else(|p| p.into_inner()));
-        for (name, _, _) in stopped.iter().filter(|(_, _, task)| !task.is_finished()) {
+        for name in self.rebalances.stop_all() {
             changes.push(format!("proxy {name}: the running rebalance stopped"));
         }
-        drop(stopped);
         let mut running = std::mem::take(&mut *self.lock());
         let mut kept = Vec::new();
         for config in proxies {

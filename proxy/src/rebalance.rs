@@ -10,11 +10,12 @@
 //! the fair share does not shrink while clients are between two connections.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{broadcast, watch};
-use tokio_util::sync::CancellationToken;
+use tokio::task::JoinHandle;
+use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::info;
 
 use crate::registry::{CloseReason, Sessions};
@@ -33,9 +34,9 @@ pub struct RebalanceEvent {
     pub message: String,
 }
 
-/// Sessions each server holds beyond its fair share (0 for servers not taking new sessions),
-/// given `total`, the sessions to share out (at least those the servers hold).
-pub fn excess(servers: &[Candidate], total: u32, all_backups: bool) -> Vec<u32> {
+/// The servers that take new sessions, as selection picks them: usable primaries, or with none
+/// the first usable backup (all of them with `allbackups`).
+fn pool(servers: &[Candidate], all_backups: bool) -> Vec<usize> {
     let takes_new = |c: &Candidate| c.up && c.ready && c.weight > 0;
     let mut pool: Vec<usize> = (0..servers.len()).filter(|&i| takes_new(&servers[i]) && !servers[i].backup).collect();
     if pool.is_empty() {
@@ -44,17 +45,119 @@ pub fn excess(servers: &[Candidate], total: u32, all_backups: bool) -> Vec<u32> 
             pool.truncate(1);
         }
     }
+    pool
+}
+
+/// Each server's fair share of `total` sessions, 0 for servers not taking new ones (and for
+/// all when there is only one to move to).
+fn shares(servers: &[Candidate], total: u32, all_backups: bool) -> Vec<f64> {
+    let pool = pool(servers, all_backups);
     let weights: u64 = pool.iter().map(|&i| u64::from(servers[i].weight)).sum();
-    let mut excess = vec![0; servers.len()];
+    let mut shares = vec![0.0; servers.len()];
     if weights == 0 || pool.len() < 2 {
-        return excess;
+        return shares;
     }
     for &i in &pool {
-        // Rounded up: a server one session above an uneven share is not worth a reconnect.
-        let fair = (u64::from(total) * u64::from(servers[i].weight)).div_ceil(weights);
-        excess[i] = u32::try_from(u64::from(servers[i].current).saturating_sub(fair)).unwrap_or(u32::MAX);
+        shares[i] = f64::from(total) * f64::from(servers[i].weight) / weights as f64;
     }
-    excess
+    shares
+}
+
+/// Sessions each server holds beyond its fair share (0 for servers not taking new sessions,
+/// and everywhere when there is only one to move to), given `total`, the sessions to share out
+/// (at least those the servers hold). Shares are rounded up: a server one session above an
+/// uneven share is not worth a reconnect.
+pub fn excess(servers: &[Candidate], total: u32, all_backups: bool) -> Vec<u32> {
+    let shares = shares(servers, total, all_backups);
+    (0..servers.len())
+        .map(|i| if shares[i] > 0.0 { servers[i].current.saturating_sub(shares[i].ceil() as u32) } else { 0 })
+        .collect()
+}
+
+/// How much the most loaded server holds over its fair share (1.5: half as much again), among
+/// the servers that take new sessions; 0.0 when there is no share to compare with.
+pub fn imbalance(servers: &[Candidate], total: u32, all_backups: bool) -> f64 {
+    let shares = shares(servers, total, all_backups);
+    (0..servers.len()).filter(|&i| shares[i] > 0.0).map(|i| f64::from(servers[i].current) / shares[i]).fold(0.0, f64::max)
+}
+
+/// The running rebalance of each proxy, whoever started it (the operator or the automatic
+/// mode). Dropping an entry's guard stops that rebalance.
+#[derive(Default)]
+pub struct Rebalances {
+    running: Mutex<Vec<(String, DropGuard, JoinHandle<()>)>>,
+}
+
+impl Rebalances {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(String, DropGuard, JoinHandle<()>)>> {
+        self.running.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Registers the rebalance of `proxy` that `spawn` starts with the token it is given,
+    /// stopping the one running; true when one was running.
+    pub fn start(
+        &self,
+        proxy: &str,
+        parent: &CancellationToken,
+        spawn: impl FnOnce(CancellationToken) -> JoinHandle<()>,
+    ) -> bool {
+        let stop = parent.child_token();
+        let task = spawn(stop.clone());
+        let mut running = self.lock();
+        let replaced = running.iter().any(|(name, _, task)| name == proxy && !task.is_finished());
+        running.retain(|(name, _, task)| name != proxy && !task.is_finished());
+        running.push((proxy.to_owned(), stop.drop_guard(), task));
+        replaced
+    }
+
+    pub fn is_running(&self, proxy: &str) -> bool {
+        self.lock().iter().any(|(name, _, task)| name == proxy && !task.is_finished())
+    }
+
+    /// Stops every rebalance; returns the proxies whose rebalance was still running.
+    pub fn stop_all(&self) -> Vec<String> {
+        let stopped = std::mem::take(&mut *self.lock());
+        stopped.into_iter().filter(|(_, _, task)| !task.is_finished()).map(|(name, _, _)| name).collect()
+    }
+}
+
+/// How often the automatic mode looks at the spread.
+pub const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The automatic mode of one proxy, for as long as the proxy runs: with `rebalance` configured,
+/// starts a rebalance when no rebalance runs and the most loaded server holds more than
+/// `threshold` times its fair share (and at least two sessions too many).
+pub async fn watch(
+    current: watch::Receiver<Arc<ProxyState>>,
+    sessions: Arc<Sessions>,
+    rebalances: Arc<Rebalances>,
+    events: broadcast::Sender<RebalanceEvent>,
+    parent: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = parent.cancelled() => return,
+            () = tokio::time::sleep(WATCH_INTERVAL) => {}
+        }
+        let proxy = Arc::clone(&current.borrow());
+        let Some(auto) = proxy.config.rebalance else { continue };
+        let name = &proxy.config.name;
+        if rebalances.is_running(name) {
+            continue;
+        }
+        let candidates = proxy.candidates();
+        let total = candidates.iter().map(|c| c.current).sum();
+        let over: u32 = excess(&candidates, total, proxy.config.allbackups).iter().sum();
+        let ratio = imbalance(&candidates, total, proxy.config.allbackups);
+        if ratio <= auto.threshold || over < 2 {
+            continue;
+        }
+        let message = format!("a server holds {ratio:.2} times its fair share (threshold {}): rebalancing", auto.threshold);
+        info!(proxy = %name, "{message}");
+        let _ = events.send(RebalanceEvent { proxy: name.clone(), message });
+        let (current, sessions, events) = (current.clone(), Arc::clone(&sessions), events.clone());
+        rebalances.start(name, &parent, |stop| tokio::spawn(run(current, sessions, auto.rate, events, stop)));
+    }
 }
 
 /// What a running rebalance shows in `ctl status` and on the stats page.
@@ -159,6 +262,15 @@ mod tests {
         let backup = Candidate { backup: true, ..server(100) };
         assert_eq!(excess(&[server(200), server(0), drained, down, backup], 200, false), vec![100, 0, 0, 0, 0]);
         assert_eq!(excess(&[server(300)], 300, false), vec![0], "one server: nowhere to move to");
+    }
+
+    #[test]
+    fn imbalance_is_the_most_loaded_servers_load_over_its_share() {
+        assert_eq!(imbalance(&[server(150), server(150), server(0)], 300, false), 1.5);
+        assert_eq!(imbalance(&[server(100), server(100), server(100)], 300, false), 1.0, "even");
+        let heavy = Candidate { weight: 32, ..server(200) };
+        assert_eq!(imbalance(&[heavy, server(100)], 300, false), 1.0, "weighted shares are fair");
+        assert_eq!(imbalance(&[heavy, server(0)], 200, false), 1.5);
     }
 
     #[test]

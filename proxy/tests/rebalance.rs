@@ -153,3 +153,25 @@ async fn slowstart_holds_back_a_returning_server_under_a_reconnect_storm() {
     assert_eq!(landed_on_c[0], 30, "without slowstart the fresh server takes all: {landed_on_c:?}");
     assert!(landed_on_c[1] <= 5, "with slowstart it takes a few: {landed_on_c:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_automatic_mode_rebalances_once_a_server_holds_more_than_its_threshold() {
+    let mut config = proxy_config(vec![server("a", greeter("a").await.0), server("b", greeter("b").await.0)]);
+    config.servers.iter_mut().for_each(|s| s.check = false);
+    config.rebalance = Some(ha_common::config::AutoRebalance { threshold: 1.5, rate: 50 });
+    let balancer = start(&config);
+    let mut events = balancer.rebalance_events();
+    balancer.set_admin("amqp", "b", Admin::Maint).unwrap();
+    let (_clients, landed) = reconnecting_clients(&config, 40, Duration::from_millis(50)).await;
+    settle(&balancer, &landed, "every client on a", |s| s == [40, 0]).await;
+    // With b out, a's load is its fair share: nothing happens.
+    tokio::time::sleep(proxy::rebalance::WATCH_INTERVAL + Duration::from_millis(500)).await;
+    assert_eq!(spread(&balancer), vec![40, 0]);
+    assert!(events.try_recv().is_err(), "no rebalance while a is the only server");
+    let returned = Instant::now();
+    balancer.set_admin("amqp", "b", Admin::Ready).unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(7), events.recv()).await.unwrap().unwrap();
+    assert!(first.message.contains("2.00 times its fair share (threshold 1.5)"), "{first:?}");
+    let even = settle(&balancer, &landed, "an even spread", |s| s == [20, 20]).await;
+    println!("automatic rebalance: {even:?} {} ms after b returned", returned.elapsed().as_millis());
+}

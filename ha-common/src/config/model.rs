@@ -244,6 +244,8 @@ pub struct Proxy {
     /// With every primary DOWN, spread over all backups rather than using only the first UP
     /// one (HAProxy's `option allbackups`).
     pub allbackups: bool,
+    /// Rebalance on its own when a server holds more than `threshold` times its fair share.
+    pub rebalance: Option<AutoRebalance>,
     pub balance: Balance,
     pub check: HealthCheck,
     pub timeout_connect: Duration,
@@ -259,6 +261,16 @@ pub struct Proxy {
     /// Close a server's sessions when it is marked DOWN (`on-marked-down shutdown-sessions`).
     pub shutdown_sessions_on_down: bool,
     pub servers: Vec<Server>,
+}
+
+/// `rebalance = { threshold = 1.5, rate = 5 }`: what `vrrpd ctl rebalance` does, started by the
+/// balancer itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AutoRebalance {
+    /// Sessions of the most loaded server over its fair share, above which a rebalance starts.
+    pub threshold: f64,
+    /// Sessions closed per second.
+    pub rate: u32,
 }
 
 #[derive(Clone, Debug, PartialEq)]

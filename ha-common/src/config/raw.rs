@@ -106,6 +106,8 @@ pub struct RawProxy {
     pub allbackups: Option<bool>,
     /// The servers' default `slowstart`.
     pub slowstart: Option<S<ConfigDuration>>,
+    /// Automatic rebalancing (off without it).
+    pub rebalance: Option<S<RawRebalance>>,
     pub balance: Option<S<String>>,
     pub check: Option<S<RawCheck>>,
     pub timeout_connect: Option<S<ConfigDuration>>,
@@ -118,6 +120,13 @@ pub struct RawProxy {
     pub on_marked_down: Option<S<String>>,
     #[serde(default)]
     pub server: Vec<S<RawServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub threshold: Option<S<f64>>,
+    pub rate: Option<S<i64>>,
 }
 
 /// `bind = "0.0.0.0:5672"` or `bind = ["0.0.0.0:5672", "[::]:5672"]` (HAProxy's several

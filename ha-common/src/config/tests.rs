@@ -473,3 +473,17 @@ fn slowstart_is_set_per_proxy_and_per_server_and_allbackups_is_off_by_default() 
     let text = example_with("redispatch = true", "redispatch = true\nslowstart = \"2d\"");
     assert_eq!(single_problem(&text).key, "proxy[0].slowstart");
 }
+
+#[test]
+fn automatic_rebalancing_is_off_unless_configured_and_bounded() {
+    assert_eq!(parse(EXAMPLE).unwrap().config.proxies[0].rebalance, None);
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = {}");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 1.5, rate: 5 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 2.0, rate = 20 }");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 2.0, rate: 20 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 1.0 }");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("proxy[0].rebalance.threshold", line_of(&text, "rebalance")), "{p}");
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { rate = 0 }");
+    assert_eq!(single_problem(&text).key, "proxy[0].rebalance.rate");
+}

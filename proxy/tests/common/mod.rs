@@ -32,6 +32,7 @@ pub fn proxy_config(servers: Vec<Server>) -> Proxy {
         binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))],
         accept_proxy: false,
         allbackups: false,
+        rebalance: None,
         balance: Balance::LeastConn,
         check: fast_check(CheckKind::Tcp),
         timeout_connect: Duration::from_millis(500),

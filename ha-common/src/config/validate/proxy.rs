@@ -106,6 +106,7 @@ impl Validator<'_> {
                 binds: addresses,
                 accept_proxy: p.accept_proxy.unwrap_or(false),
                 allbackups: p.allbackups.unwrap_or(false),
+                rebalance: p.rebalance.as_ref().map(|r| self.auto_rebalance(r.get_ref(), &key("rebalance"))),
                 balance,
                 check,
                 timeout_connect,
@@ -120,6 +121,19 @@ impl Validator<'_> {
             });
         }
         proxies
+    }
+
+    fn auto_rebalance(&mut self, raw: &RawRebalance, key: &str) -> AutoRebalance {
+        let threshold = match &raw.threshold {
+            Some(t) if !(1.1..=10.0).contains(t.get_ref()) => {
+                let message = format!("{} is outside 1.1..=10 (times the fair share)", t.get_ref());
+                self.error(t.span(), &format!("{key}.threshold"), message);
+                1.5
+            }
+            Some(t) => *t.get_ref(),
+            None => 1.5,
+        };
+        AutoRebalance { threshold, rate: self.opt_int(&raw.rate, &format!("{key}.rate"), 1..=1000, 5) }
     }
 
     fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
