@@ -197,8 +197,11 @@ fn slowstart_and_rebalance_spread_300_reconnecting_amqp_clients_and_lose_nothing
     eprintln!("{}", ending.join("\n"));
     let fair = CLIENTS as u64 / 3;
     assert!(after.iter().all(|&n| n.abs_diff(fair) <= 10), "the spread evens out: {after:?}");
-    let metrics = balancer.ctl(&["status", "--json"]);
-    assert!(metrics.contains(&format!("\"rebalance_closed\": {closed}")), "counted: {closed}\n{metrics}");
+    let status = balancer.ctl(&["status", "--json"]);
+    assert!(status.contains(&format!("\"rebalance_closed\": {closed}")), "counted: {closed}\n{status}");
+    let timeline = balancer.ctl(&["events"]);
+    let on_timeline = |what: &str| timeline.lines().any(|l| l.contains("rebalance") && l.contains("amqp") && l.contains(what));
+    assert!(on_timeline("rebalance started") && on_timeline("sessions closed at"), "{timeline}");
 
     // The same rolling-restart step with slowstart: rabbit3 stops and comes back, and ramps.
     let slow = proxy.clone().with(format!("slowstart = \"{SLOWSTART}\""));
