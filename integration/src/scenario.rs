@@ -605,12 +605,12 @@ mod tests {
         assert_eq!((script.interval, script.timeout, script.weight), (Duration::from_secs(1), Duration::from_millis(300), -20));
 
         let amqp = config.proxy("amqp").expect("amqp");
-        assert_eq!(amqp.bind.to_string(), "0.0.0.0:5672");
+        assert_eq!(amqp.binds[0].to_string(), "0.0.0.0:5672");
         assert_eq!((amqp.check.interval, amqp.check.rise, amqp.check.fall), (Duration::from_millis(200), 1, 2));
         let servers: Vec<String> = amqp.servers.iter().map(|s| format!("{} {} {}", s.name, s.address, s.weight)).collect();
         assert_eq!(servers, ["rabbit1 192.0.2.21:5672 1", "rabbit2 192.0.2.22:5672 1"]);
         let other = config.proxy("other").expect("other");
-        assert_eq!(other.bind.to_string(), "0.0.0.0:5673");
+        assert_eq!(other.binds[0].to_string(), "0.0.0.0:5673");
         assert_eq!((other.servers[0].name.as_str(), other.servers[0].weight), ("rabbit3", 3));
 
         let stats = config.stats.expect("[stats]");

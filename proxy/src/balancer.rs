@@ -19,6 +19,7 @@ use crate::fence::{self, ApiError, FenceOutcome};
 use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
+use crate::rebalance::{self, RebalanceEvent, Rebalances};
 use crate::registry::{CloseReason, Release, Sessions};
 use crate::server::{Admin, ProxyState, ServerState};
 use crate::snapshot::ProxySnapshot;
@@ -31,6 +32,8 @@ pub enum AdminError {
     NoServer(String, String),
     #[error("weight {0} is outside 0..=256")]
     Weight(u32),
+    #[error("rate {0} is outside 1..={max} sessions per second", max = rebalance::MAX_RATE)]
+    Rate(u32),
 }
 
 /// Whose broker connections to close.
@@ -84,8 +87,10 @@ pub fn open_files_limit() -> io::Result<u64> {
 /// and the health checks of its checked servers (dropping a guard stops them).
 struct Running {
     state: watch::Sender<Arc<ProxyState>>,
-    bind: SocketAddr,
-    listener: CancellationToken,
+    /// The automatic rebalancing's watch (idle unless configured); dropping it stops it.
+    _rebalance_watch: DropGuard,
+    /// One listener per bind.
+    listeners: Vec<(SocketAddr, CancellationToken)>,
     checks: Vec<(Arc<ServerState>, DropGuard)>,
 }
 
@@ -97,6 +102,10 @@ pub struct Balancer {
     sessions: Arc<Sessions>,
     /// Servers going UP or DOWN, for whoever keeps a timeline.
     events: broadcast::Sender<ServerEvent>,
+    /// Rebalances starting and ending, for the timeline.
+    rebalance_events: broadcast::Sender<RebalanceEvent>,
+    /// The running rebalance of each proxy.
+    rebalances: Arc<Rebalances>,
     stop: CancellationToken,
     global: Option<Arc<Semaphore>>,
     hard_stop_after: Duration,
@@ -123,6 +132,8 @@ impl Balancer {
             running: Mutex::new(Vec::new()),
             sessions: Arc::new(Sessions::default()),
             events: broadcast::channel(SERVER_EVENTS).0,
+            rebalance_events: broadcast::channel(SERVER_EVENTS).0,
+            rebalances: Arc::default(),
             stop: CancellationToken::new(),
             global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
@@ -143,9 +154,16 @@ impl Balancer {
     /// Binds, then starts the listener and the checks of a proxy.
     fn launch(&self, state: Arc<ProxyState>) -> Running {
         let (sender, _) = watch::channel(Arc::clone(&state));
-        let bind = state.config.bind;
-        let listener = self.start_listener(&sender, bind);
-        let mut running = Running { state: sender, bind, listener, checks: Vec::new() };
+        let listeners = state.config.binds.iter().map(|&bind| (bind, self.start_listener(&sender, bind))).collect();
+        let watch_stop = self.stop.child_token();
+        self.runtime.spawn(rebalance::watch(
+            sender.subscribe(),
+            Arc::clone(&self.sessions),
+            Arc::clone(&self.rebalances),
+            self.rebalance_events.clone(),
+            watch_stop.clone(),
+        ));
+        let mut running = Running { state: sender, _rebalance_watch: watch_stop.drop_guard(), listeners, checks: Vec::new() };
         self.follow_check_flags(&mut running);
         running
     }
@@ -156,7 +174,7 @@ impl Balancer {
             Ok(listener) => Some(listener),
             Err(e) => {
                 warn!(proxy = %proxy.config.name, %bind, error = %e, "cannot listen yet; retrying every second");
-                proxy.shared.listener_ok.store(false, Relaxed);
+                proxy.shared.mark_unbound(bind);
                 proxy.update_availability();
                 None
             }
@@ -206,6 +224,35 @@ impl Balancer {
         self.events.subscribe()
     }
 
+    /// Rebalances starting and ending, from now on (lagging as [`Balancer::server_events`]).
+    pub fn rebalance_events(&self) -> broadcast::Receiver<RebalanceEvent> {
+        self.rebalance_events.subscribe()
+    }
+
+    /// Starts closing sessions of `proxy`'s servers above their fair share, `rate` per second
+    /// (default [`rebalance::DEFAULT_RATE`]), so their clients reconnect to the least loaded
+    /// servers. Replaces the proxy's running rebalance. Returns a sentence saying what starts.
+    pub fn rebalance(&self, proxy: &str, rate: Option<u32>) -> Result<String, AdminError> {
+        let rate = rate.unwrap_or(rebalance::DEFAULT_RATE);
+        if rate == 0 || rate > rebalance::MAX_RATE {
+            return Err(AdminError::Rate(rate));
+        }
+        let current = {
+            let running = self.lock();
+            let entry = running.iter().find(|r| r.state.borrow().config.name == proxy);
+            entry.map(|r| r.state.subscribe()).ok_or_else(|| AdminError::NoProxy(proxy.to_owned()))?
+        };
+        let state = Arc::clone(&current.borrow());
+        let held = state.servers.iter().map(|s| s.counters.current.load(Relaxed)).sum();
+        let excess: u32 = rebalance::excess(&state.candidates(), held, state.config.allbackups).iter().sum();
+        let (sessions, events) = (Arc::clone(&self.sessions), self.rebalance_events.clone());
+        let replaced = self
+            .rebalances
+            .start(proxy, &self.stop, |stop| self.runtime.spawn(rebalance::run(current, sessions, rate, events, stop)));
+        let replacing = if replaced { " (the running rebalance stops)" } else { "" };
+        Ok(format!("{proxy}: rebalancing {excess} sessions above the fair share at {rate}/s{replacing}"))
+    }
+
     /// Watches whether proxy `name` can serve (listener bound, a server usable).
     pub fn availability(&self, name: &str) -> Option<watch::Receiver<bool>> {
         self.proxy(name).map(|p| p.shared.available.subscribe())
@@ -227,12 +274,14 @@ impl Balancer {
     }
 
     /// The proxies that fence for `vips` (all that fence, for `None`): those with a
-    /// `rabbitmq_api` that serve one of the addresses (bound to it, or to every address).
+    /// `rabbitmq_api` that serve one of the addresses (a bind on it, or on every address).
     pub fn fencing_proxies(&self, vips: Option<&[IpAddr]>) -> Vec<Arc<ProxyState>> {
         self.proxies()
             .into_iter()
             .filter(|p| p.config.rabbitmq_api.is_some())
-            .filter(|p| vips.is_none_or(|vips| p.config.bind.ip().is_unspecified() || vips.contains(&p.config.bind.ip())))
+            .filter(|p| {
+                vips.is_none_or(|vips| p.config.binds.iter().any(|b| b.ip().is_unspecified() || vips.contains(&b.ip())))
+            })
             .collect()
     }
 
@@ -301,6 +350,10 @@ impl Balancer {
     pub fn set_admin(&self, proxy: &str, server: &str, admin: Admin) -> Result<String, AdminError> {
         let (state, target) = self.locate(proxy, server)?;
         let before = target.admin();
+        if before == Admin::Maint && admin != Admin::Maint {
+            // Back from maintenance with no sessions: ramp up as a server coming back UP does.
+            target.start_ramp(Instant::now());
+        }
         target.set_admin(admin);
         let closed = if admin == Admin::Maint { self.sessions.close_server(&target, CloseReason::Admin) } else { 0 };
         state.update_availability();
@@ -353,6 +406,10 @@ impl Balancer {
     pub fn reload(&self, proxies: &[Proxy]) -> Vec<String> {
         let mut changes = Vec::new();
         let now = Instant::now();
+        // A reload replaces running rebalances: the shares they aimed at may have changed.
+        for name in self.rebalances.stop_all() {
+            changes.push(format!("proxy {name}: the running rebalance stopped"));
+        }
         let mut running = std::mem::take(&mut *self.lock());
         let mut kept = Vec::new();
         for config in proxies {
@@ -390,14 +447,21 @@ impl Balancer {
             let state = Arc::new(ProxyState::with(config.clone(), servers, semaphore, Arc::clone(&old.shared)));
             entry.state.send_replace(Arc::clone(&state));
             self.follow_check_flags(&mut entry);
-            if config.bind != entry.bind {
-                // The new address listens before the old one closes.
-                let listener = self.start_listener(&entry.state, config.bind);
-                entry.listener.cancel();
-                changes.push(format!("proxy {} now listens on {} instead of {}", config.name, config.bind, entry.bind));
-                entry.listener = listener;
-                entry.bind = config.bind;
+            // New addresses listen before the old ones close.
+            let new: Vec<SocketAddr> =
+                config.binds.iter().copied().filter(|b| !entry.listeners.iter().any(|(l, _)| l == b)).collect();
+            for bind in new {
+                entry.listeners.push((bind, self.start_listener(&entry.state, bind)));
+                changes.push(format!("proxy {} now listens on {bind}", config.name));
             }
+            entry.listeners.retain(|(bind, stop)| {
+                let kept = config.binds.contains(bind);
+                if !kept {
+                    stop.cancel();
+                    changes.push(format!("proxy {} no longer listens on {bind}", config.name));
+                }
+                kept
+            });
             state.update_availability();
             // A higher maxconn, a server ready again: queued sessions look again.
             state.shared.slot_freed.notify_waiters();
@@ -405,7 +469,9 @@ impl Balancer {
         }
         for gone in running {
             let name = gone.state.borrow().config.name.clone();
-            gone.listener.cancel();
+            for (_, stop) in &gone.listeners {
+                stop.cancel();
+            }
             let closed = self.sessions.close_proxy(&name, CloseReason::Admin);
             changes.push(format!("proxy {name} removed ({closed} sessions closed)"));
         }

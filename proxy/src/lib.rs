@@ -10,6 +10,7 @@ pub mod health;
 pub mod http_client;
 pub mod listener;
 pub mod proxy_protocol;
+pub mod rebalance;
 pub mod registry;
 pub mod select;
 pub mod server;

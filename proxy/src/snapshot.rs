@@ -48,6 +48,9 @@ pub struct ServerSnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub failed_connects: u64,
+    /// During `slowstart`: the share of its weight the server has reached, in percent
+    /// (HAProxy's `throttle`).
+    pub throttle_percent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -68,6 +71,12 @@ pub struct ProxySnapshot {
     pub servers: Vec<ServerSnapshot>,
     /// Present when the proxy has a `rabbitmq_api`.
     pub fencing: Option<FenceSnapshot>,
+    /// The running rebalance: sessions closed so far, the most it closes, its rate.
+    pub rebalancing: Option<String>,
+    /// Sessions closed by rebalances, all told.
+    pub rebalance_closed: u64,
+    /// Clients refused for a missing, slow or malformed PROXY header (`accept_proxy`).
+    pub bad_proxy_headers: u64,
 }
 
 /// Fencing through the management API: runs, connections closed, failures, the last run. No
@@ -85,9 +94,9 @@ impl ProxySnapshot {
     pub fn of(proxy: &ProxyState, now: Instant) -> Self {
         ProxySnapshot {
             name: proxy.config.name.clone(),
-            bind: proxy.config.bind.to_string(),
+            bind: proxy.config.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             balance: proxy.config.balance.to_string(),
-            listening: proxy.shared.listener_ok.load(Relaxed),
+            listening: proxy.shared.listening(),
             available: *proxy.shared.available.borrow(),
             sessions: SessionCounts {
                 current: proxy.shared.counters.current.load(Relaxed),
@@ -112,6 +121,12 @@ impl ProxySnapshot {
                     last: f.last(),
                 }
             }),
+            rebalancing: proxy
+                .shared
+                .rebalance()
+                .map(|r| format!("{} of at most {} sessions closed, {}/s", r.closed, r.limit, r.rate)),
+            rebalance_closed: proxy.shared.rebalance_closed.load(Relaxed),
+            bad_proxy_headers: proxy.shared.bad_proxy_headers.load(Relaxed),
         }
     }
 }
@@ -156,5 +171,6 @@ fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> Se
         bytes_in: server.counters.bytes_in.load(Relaxed),
         bytes_out: server.counters.bytes_out.load(Relaxed),
         failed_connects: server.failed_connects.load(Relaxed),
+        throttle_percent: server.ramp(now).map(|progress| (progress * 100.0) as u32),
     }
 }

@@ -99,7 +99,7 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             out,
             "proxy {} on {}: balance {}, check {}{} every {} (timeout {}, rise {}, fall {})",
             p.name,
-            p.bind,
+            p.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             p.balance,
             p.check.kind,
             check_target(&p.check),

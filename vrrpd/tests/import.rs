@@ -220,3 +220,48 @@ fn bad_input_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_vrrpd")).args(["import"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn several_binds_accept_proxy_allbackups_and_slowstart_carry_over() {
+    let haproxy = "\
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 3h
+    timeout server 3h
+
+listen amqp
+    bind 192.0.2.100:5672 accept-proxy
+    bind 192.0.2.100:5682 accept-proxy
+    bind 192.0.2.100:5672
+    balance leastconn
+    option allbackups
+    option redispatch
+    server rabbit1 192.0.2.21:5672 check slowstart 60s
+    server rabbit2 192.0.2.22:5672 check slowstart 90000
+    server rabbit3 192.0.2.23:5672 check backup
+
+listen mixed
+    bind 192.0.2.100:5700 accept-proxy
+    bind 192.0.2.100:5701
+    balance leastconn
+    option redispatch
+    server rabbit1 192.0.2.21:5672 check
+";
+    let (toml, notes) = import_text(None, Some(haproxy));
+    let amqp = proxy_section(&toml, "amqp");
+    assert_contains(
+        amqp,
+        &[
+            "bind = [\"192.0.2.100:5672\", \"192.0.2.100:5682\"]\naccept_proxy = true\nallbackups = true",
+            "name = \"rabbit1\"\naddress = \"192.0.2.21:5672\"\nslowstart = \"60s\"",
+            "name = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\nslowstart = \"90000ms\"",
+        ],
+    );
+    assert!(!amqp.contains("name = \"rabbit3\"\naddress = \"192.0.2.23:5672\"\nbackup = true\nslowstart"), "{amqp}");
+    assert!(has_line(&notes, "haproxy.cfg", 10, "192.0.2.100:5672 is already a bind"), "{notes}");
+    let mixed = proxy_section(&toml, "mixed");
+    assert_contains(mixed, &["bind = [\"192.0.2.100:5700\", \"192.0.2.100:5701\"]\naccept_proxy = true"]);
+    assert!(!mixed.contains("allbackups"), "off unless the backend says so: {mixed}");
+    assert!(has_line(&notes, "haproxy.cfg", 18, "accept-proxy` on some of its binds"), "{notes}");
+}

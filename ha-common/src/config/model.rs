@@ -391,7 +391,16 @@ pub enum ProxyProtocol {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Proxy {
     pub name: String,
-    pub bind: SocketAddr,
+    /// Where it listens: one or more addresses (HAProxy's several `bind` lines), never empty.
+    pub binds: Vec<SocketAddr>,
+    /// Every client opens with a PROXY protocol header (v1 or v2), as HAProxy's `accept-proxy`:
+    /// the client address it carries is the one logged and passed on with `send_proxy`.
+    pub accept_proxy: bool,
+    /// With every primary DOWN, spread over all backups rather than using only the first UP
+    /// one (HAProxy's `option allbackups`).
+    pub allbackups: bool,
+    /// Rebalance on its own when a server holds more than `threshold` times its fair share.
+    pub rebalance: Option<AutoRebalance>,
     pub balance: Balance,
     pub check: HealthCheck,
     pub timeout_connect: Duration,
@@ -440,6 +449,16 @@ impl fmt::Debug for RabbitmqApi {
     }
 }
 
+/// `rebalance = { threshold = 1.5, rate = 5 }`: what `vrrpd ctl rebalance` does, started by the
+/// balancer itself.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AutoRebalance {
+    /// Sessions of the most loaded server over its fair share, above which a rebalance starts.
+    pub threshold: f64,
+    /// Sessions closed per second.
+    pub rate: u32,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Server {
     pub name: String,
@@ -451,6 +470,9 @@ pub struct Server {
     pub check: bool,
     /// Its own check settings, over the proxy's ([`HealthCheck::for_server`]).
     pub check_settings: ServerCheck,
+    /// After coming back UP, the server's weight grows from almost nothing to `weight` over
+    /// this time (HAProxy's `slowstart`); zero for none.
+    pub slowstart: Duration,
 }
 
 #[derive(Clone, Debug, PartialEq)]

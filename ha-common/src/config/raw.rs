@@ -112,7 +112,15 @@ pub struct RawTrack {
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     pub name: S<String>,
-    pub bind: S<String>,
+    pub bind: S<RawBinds>,
+    /// Expect a PROXY protocol header (v1 or v2) from every client on these binds.
+    pub accept_proxy: Option<bool>,
+    /// With every primary DOWN, use all the backups at once, not only the first.
+    pub allbackups: Option<bool>,
+    /// The servers' default `slowstart`.
+    pub slowstart: Option<S<ConfigDuration>>,
+    /// Automatic rebalancing (off without it).
+    pub rebalance: Option<S<RawRebalance>>,
     pub balance: Option<S<String>>,
     pub check: Option<S<RawCheck>>,
     pub timeout_connect: Option<S<ConfigDuration>>,
@@ -138,6 +146,44 @@ pub struct RawRabbitmqApi {
     /// Advert source address of a peer -> the addresses it connects to the brokers from.
     #[serde(default)]
     pub fence_addresses: std::collections::BTreeMap<String, S<Vec<S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub threshold: Option<S<f64>>,
+    pub rate: Option<S<i64>>,
+}
+
+/// `bind = "0.0.0.0:5672"` or `bind = ["0.0.0.0:5672", "[::]:5672"]` (HAProxy's several
+/// `bind` lines of one proxy). Each address of a list keeps its own span.
+#[derive(Debug)]
+pub enum RawBinds {
+    One(String),
+    Many(Vec<S<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawBinds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBinds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address and port, or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBinds, E> {
+                Ok(RawBinds::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawBinds, A::Error> {
+                let mut binds = Vec::new();
+                while let Some(bind) = seq.next_element()? {
+                    binds.push(bind);
+                }
+                Ok(RawBinds::Many(binds))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -212,6 +258,7 @@ pub struct RawServer {
     pub backup: Option<bool>,
     pub maxconn: Option<S<i64>>,
     pub check: Option<RawServerCheck>,
+    pub slowstart: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]

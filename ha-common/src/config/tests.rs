@@ -108,7 +108,7 @@ fn the_documented_example_means_what_it_says() {
     assert_eq!(vi.garp, GarpConfig::default());
 
     let amqp = config.proxy("amqp").unwrap();
-    assert_eq!(amqp.bind, "0.0.0.0:5670".parse().unwrap());
+    assert_eq!(amqp.binds, vec!["0.0.0.0:5670".parse().unwrap()]);
     assert_eq!(amqp.balance, Balance::LeastConn);
     assert_eq!(amqp.check.kind, CheckKind::Amqp);
     assert_eq!((amqp.check.interval, amqp.check.timeout), (Duration::from_secs(2), Duration::from_secs(1)));
@@ -742,4 +742,48 @@ fn a_password_file_is_read_when_only_root_can_change_it_and_others_cannot_read_i
     std::fs::write(&file, "\n").unwrap();
     assert!(single_problem(&text).message.contains("first line must be the password"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_proxy_listens_on_one_address_or_a_list_each_located() {
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\", \"[::]:5670\"]");
+    let amqp = parse(&text).unwrap().config.proxies.remove(0);
+    assert_eq!(amqp.binds, vec!["0.0.0.0:5670".parse().unwrap(), "[::]:5670".parse().unwrap()]);
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\",\n  \"0.0.0.0:0\"]");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "\"0.0.0.0:0\""), "proxy[0].bind[1]"), "{p}");
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\", \"0.0.0.0:5670\"]");
+    assert!(single_problem(&text).message.contains("listed twice"));
+    let p = single_problem(&example_with("bind = \"0.0.0.0:5670\"", "bind = []"));
+    assert!(p.message.contains("at least one address"), "{p}");
+}
+
+#[test]
+fn slowstart_is_set_per_proxy_and_per_server_and_allbackups_is_off_by_default() {
+    let amqp = parse(EXAMPLE).unwrap().config.proxies.remove(0);
+    assert!(!amqp.allbackups && !amqp.accept_proxy);
+    assert!(amqp.servers.iter().all(|s| s.slowstart.is_zero()), "no slowstart unless asked");
+    let text =
+        example_with("redispatch = true", "redispatch = true\nslowstart = \"60s\"\nallbackups = true\naccept_proxy = true")
+            .replace("backup = true", "backup = true\nslowstart = \"5s\"");
+    let amqp = parse(&text).unwrap().config.proxies.remove(0);
+    assert!(amqp.allbackups && amqp.accept_proxy);
+    assert_eq!(amqp.servers[0].slowstart, Duration::from_secs(60), "the proxy's value is the servers' default");
+    assert_eq!(amqp.servers[1].slowstart, Duration::from_secs(5), "a server's own value wins");
+    let text = example_with("redispatch = true", "redispatch = true\nslowstart = \"2d\"");
+    assert_eq!(single_problem(&text).key, "proxy[0].slowstart");
+}
+
+#[test]
+fn automatic_rebalancing_is_off_unless_configured_and_bounded() {
+    assert_eq!(parse(EXAMPLE).unwrap().config.proxies[0].rebalance, None);
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = {}");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 1.5, rate: 5 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 2.0, rate = 20 }");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 2.0, rate: 20 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 1.0 }");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("proxy[0].rebalance.threshold", line_of(&text, "rebalance")), "{p}");
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { rate = 0 }");
+    assert_eq!(single_problem(&text).key, "proxy[0].rebalance.rate");
 }

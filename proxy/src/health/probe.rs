@@ -218,8 +218,14 @@ pub async fn run_checks(
             if stop.is_cancelled() || !server.checked() {
                 return;
             }
-            let change = health.record(Instant::now(), result);
+            let now = Instant::now();
+            let change = health.record(now, result);
             if let Some(status) = change {
+                // Coming back UP: the weight ramps up over `slowstart` before the server counts
+                // fully, so leastconn does not hand it every reconnecting client at once.
+                if status == Status::Up {
+                    server.start_ramp(now);
+                }
                 server.up.store(status == Status::Up, Relaxed);
             }
             change

@@ -24,6 +24,7 @@ impl Daemon {
             }
             Command::SetAdmin { target, admin } => Ok(self.balancer()?.set_admin(&target.proxy, &target.server, admin)?),
             Command::SetWeight { target, weight } => Ok(self.balancer()?.set_weight(&target.proxy, &target.server, weight)?),
+            Command::Rebalance { proxy, rate } => Ok(self.balancer()?.rebalance(&proxy, rate)?),
             Command::ShutdownSessions { target } => Ok(self.balancer()?.shutdown_sessions(&target.proxy, &target.server)?),
             Command::Resign { instance, resign } => self.resign(instance, resign).await,
             Command::Reload => self.reload().await,

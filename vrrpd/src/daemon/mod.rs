@@ -33,7 +33,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use self::plan::{needs_restart, plan, Plan};
-use self::seams::{fence_run, record_server_events, serve_vip_events, Fencing};
+use self::seams::{fence_run, record_rebalance_events, record_server_events, serve_vip_events, Fencing};
 use crate::config::{self, Overrides};
 use crate::control::command::{Command, ControlError};
 use crate::control::{self, ControlRequest};
@@ -218,6 +218,7 @@ impl Daemon {
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         if let Some(balancer) = &self.balancer {
             self.tasks.spawn(record_server_events(balancer.server_events(), self.context.board.clone(), cancel.clone()));
+            self.tasks.spawn(record_rebalance_events(balancer.rebalance_events(), self.context.board.clone(), cancel.clone()));
         }
         self.tasks.spawn(systemd::keep_informed(self.context.board.clone(), self.balancer.clone(), cancel));
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use proxy::balancer::FenceTarget;
 use proxy::health::probe::ServerEvent;
+use proxy::rebalance::RebalanceEvent;
 use proxy::Balancer;
 use tokio::sync::{broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -127,6 +128,27 @@ pub async fn record_server_events(mut events: broadcast::Receiver<ServerEvent>, 
             }
             Err(broadcast::error::RecvError::Lagged(missed)) => {
                 board.record(EventKind::Server, "", format!("{missed} server events were not recorded (too many at once)"));
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}
+
+/// Puts rebalances starting and ending on the timeline.
+pub async fn record_rebalance_events(
+    mut events: broadcast::Receiver<RebalanceEvent>,
+    board: StatusBoard,
+    stop: CancellationToken,
+) {
+    loop {
+        let event = tokio::select! {
+            () = stop.cancelled() => return,
+            event = events.recv() => event,
+        };
+        match event {
+            Ok(e) => board.record(EventKind::Rebalance, e.proxy, e.message),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                board.record(EventKind::Rebalance, "", format!("{missed} rebalance events were not recorded"));
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }

@@ -147,7 +147,18 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
 
 fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
     let _ = writeln!(out, "\n# from {source}:{}: {}\n[[proxy]]\nname = {}", p.line, p.name, q(&p.name));
-    let _ = writeln!(out, "bind = {}", q(&p.bind.to_string()));
+    if p.more_binds.is_empty() {
+        let _ = writeln!(out, "bind = {}", q(&p.bind.to_string()));
+    } else {
+        let binds: Vec<String> = std::iter::once(&p.bind).chain(&p.more_binds).map(|b| q(&b.to_string())).collect();
+        let _ = writeln!(out, "bind = [{}]", binds.join(", "));
+    }
+    if p.accept_proxy {
+        out.push_str("accept_proxy = true\n");
+    }
+    if p.allbackups {
+        out.push_str("allbackups = true\n");
+    }
     let _ = writeln!(out, "balance = {}", q(p.balance));
     if let Some(check) = &p.check {
         let mut fields = vec![format!("kind = {}", q(check.kind))];
@@ -189,6 +200,9 @@ fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
                 } else if !srv.check_settings.is_empty() {
                     let fields: Vec<String> = srv.check_settings.iter().map(|(key, value)| format!("{key} = {value}")).collect();
                     let _ = writeln!(out, "check = {{ {} }}", fields.join(", "));
+                }
+                if let Some(slowstart) = &srv.slowstart {
+                    let _ = writeln!(out, "slowstart = {}", q(slowstart));
                 }
             }
             Err(written) => {

@@ -36,6 +36,7 @@ pub struct Server {
     pub maxconn: Option<String>,
     pub send_proxy: Option<&'static str>,
     pub shutdown_sessions: bool,
+    pub slowstart: Option<String>,
 }
 
 /// Settings a `defaults` section passes on, and that a proxy section may override.
@@ -59,6 +60,8 @@ pub struct Settings {
     pub httpchk: Option<(String, Written)>,
     /// `http-check expect status N`.
     pub http_expect: Option<Written>,
+    /// `option allbackups`.
+    pub allbackups: Option<bool>,
     pub default_server: Server,
 }
 
@@ -83,6 +86,10 @@ pub struct Proxy {
     pub name: String,
     pub line: usize,
     pub bind: Option<Written>,
+    /// The `bind` lines after the first: the same proxy listens there too.
+    pub more_binds: Vec<Written>,
+    /// Whether each `bind` (the first, then `more_binds`) has `accept-proxy`.
+    pub accept_proxy: Vec<bool>,
     pub settings: Settings,
     pub servers: Vec<Server>,
     /// Line of the first `stats` directive.
@@ -235,9 +242,16 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
     }
     let s = &mut proxy.settings;
     match (words[0], words.get(1).copied()) {
-        ("bind", Some(address)) if proxy.bind.is_none() => {
-            proxy.bind = Some(Written { text: address.to_owned(), line });
-            let options = words.get(2..).unwrap_or_default();
+        ("bind", Some(address)) => {
+            let address = Written { text: address.to_owned(), line };
+            if proxy.bind.is_none() {
+                proxy.bind = Some(address);
+            } else {
+                proxy.more_binds.push(address);
+            }
+            let all = words.get(2..).unwrap_or_default();
+            proxy.accept_proxy.push(all.contains(&"accept-proxy"));
+            let options: Vec<&str> = all.iter().copied().filter(|o| *o != "accept-proxy").collect();
             if options.contains(&"ssl") {
                 notes.add(
                     line,
@@ -251,7 +265,6 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
                 notes.add(line, NoteKind::Dropped, format!("bind options `{}`", options.join(" ")));
             }
         }
-        ("bind", _) => notes.add(line, NoteKind::Dropped, format!("`{whole}`: a vrrpd proxy listens on one address")),
         ("mode", Some(mode)) => s.mode = Some(mode.to_owned()),
         ("balance", Some(_)) => s.balance = Some(Written { text: words[1..].join(" "), line }),
         ("timeout", Some(which)) if words.len() == 3 => match which {
@@ -265,6 +278,8 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
         },
         ("retries", Some(_)) => s.retries = written(words, 1, line),
         ("option", Some("redispatch")) => s.redispatch = Some(true),
+        ("option", Some("allbackups")) => s.allbackups = Some(true),
+        ("no", Some("option")) if words.get(2) == Some(&"allbackups") => s.allbackups = Some(false),
         ("no", Some("option")) if words.get(2) == Some(&"redispatch") => s.redispatch = Some(false),
         ("maxconn", Some(_)) => s.maxconn = written(words, 1, line),
         ("option", Some("tcpka" | "clitcpka" | "srvtcpka")) => {
@@ -402,7 +417,6 @@ const VALUE_KEYWORDS: &[&str] = &[
     "resolve-prefer",
     "resolvers",
     "sigalgs",
-    "slowstart",
     "sni",
     "socks4",
     "source",
@@ -484,6 +498,7 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             "rise" => server.rise = value,
             "fall" => server.fall = value,
             "weight" => server.weight = value,
+            "slowstart" => server.slowstart = value,
             "maxconn" => server.maxconn = value,
             other => {
                 takes_value = VALUE_KEYWORDS.contains(&other);

@@ -30,6 +30,8 @@ pub enum EventKind {
     Drop,
     /// Broker connections of a silent master (or of this host's previous run) closed.
     Fence,
+    /// A rebalance started or ended, and the sessions it closed.
+    Rebalance,
 }
 
 impl EventKind {
@@ -42,6 +44,7 @@ impl EventKind {
             EventKind::Reload => "reload",
             EventKind::Drop => "drop",
             EventKind::Fence => "fence",
+            EventKind::Rebalance => "rebalance",
         }
     }
 }

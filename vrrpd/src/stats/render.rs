@@ -229,7 +229,7 @@ pub fn csv(snapshot: &Snapshot) -> String {
             let (check_status, check_duration) = check_columns(s, p);
             let _ = writeln!(
                 out,
-                "{},{},0,0,{},{},{},{},{},{},,,,{},,,,{},{},{},{},{},,{},{},,1,{iid},{},,{},,2,,,,{},,{},",
+                "{},{},0,0,{},{},{},{},{},{},,,,{},,,,{},{},{},{},{},,{},{},,1,{iid},{},{},{},,2,,,,{},,{},",
                 p.name,
                 s.name,
                 s.sessions.current,
@@ -247,6 +247,7 @@ pub fn csv(snapshot: &Snapshot) -> String {
                 s.since_last_change_s,
                 s.downtime_s,
                 sid + 1,
+                s.throttle_percent.map_or(String::new(), |t| t.to_string()),
                 s.sessions.total,
                 check_status,
                 check_duration,
@@ -388,6 +389,18 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
         "Sessions ended by a panic (a bug): closed and counted, the proxy went on.",
         per_proxy(&|p| p.panics.to_string()),
     );
+    metric(
+        "proxy_rebalance_closed_total",
+        "counter",
+        "Sessions closed by rebalances (vrrpd ctl rebalance).",
+        per_proxy(&|p| p.rebalance_closed.to_string()),
+    );
+    metric(
+        "proxy_bad_proxy_headers_total",
+        "counter",
+        "Clients refused for a missing, slow or malformed PROXY header (accept_proxy).",
+        per_proxy(&|p| p.bad_proxy_headers.to_string()),
+    );
     metric("proxy_bytes_in_total", "counter", "Bytes from clients to servers.", per_proxy(&|p| p.bytes_in.to_string()));
     metric("proxy_bytes_out_total", "counter", "Bytes from servers to clients.", per_proxy(&|p| p.bytes_out.to_string()));
     let servers = |f: &dyn Fn(&ServerSnapshot) -> String| {
@@ -509,6 +522,9 @@ pub fn text(snapshot: &Snapshot) -> String {
             p.sessions.total,
             p.queue_current
         );
+        if let Some(rebalancing) = &p.rebalancing {
+            let _ = writeln!(out, "  rebalancing: {rebalancing}");
+        }
         let _ = writeln!(
             out,
             "  {:<12} {:<21} {:<6} {:>6} {:>6} {:>8}  check",
@@ -532,7 +548,7 @@ pub fn text(snapshot: &Snapshot) -> String {
                 format!("{}{}", s.name, if s.backup { "*" } else { "" }),
                 s.address,
                 s.status,
-                s.weight,
+                s.throttle_percent.map_or_else(|| s.weight.to_string(), |t| format!("{}@{t}%", s.weight)),
                 s.sessions.current,
                 s.sessions.total,
                 s.check.last_detail.as_deref().unwrap_or(&s.check.health)

@@ -39,7 +39,7 @@ fn server_options_understood(options: &[&str]) -> bool {
     while i < options.len() {
         match options[i] {
             "check" | "no-check" | "backup" | "send-proxy" | "send-proxy-v2" | "check-ssl" => i += 1,
-            "inter" | "fastinter" | "downinter" | "rise" | "fall" | "weight" | "maxconn" => i += 2,
+            "inter" | "fastinter" | "downinter" | "rise" | "fall" | "weight" | "maxconn" | "slowstart" => i += 2,
             "port" | "addr" | "ca-file" | "check-sni" | "verify" => i += 2,
             "on-marked-down" if options.get(i + 1) == Some(&"shutdown-sessions") => i += 2,
             _ => return false,
@@ -62,7 +62,10 @@ fn haproxy_understood(words: &[&str], in_global: bool) -> bool {
         | ["option", "httpchk", "GET", _]
         | ["http-check", "expect", "status", _]
         | ["no", "option", "redispatch"]
+        | ["option", "allbackups"]
+        | ["no", "option", "allbackups"]
         | ["bind", _]
+        | ["bind", _, "accept-proxy"]
         | ["default_backend" | "use_backend", _]
         | ["stats", "enable"]
         | ["stats", "refresh", _]

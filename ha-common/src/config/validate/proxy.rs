@@ -24,10 +24,22 @@ impl Validator<'_> {
             let key = |field: &str| format!("proxy[{i}].{field}");
             let name = self.name(&p.name, &key("name"));
             self.unique(&mut names, &p.name, &key("name"), "proxy");
-            let bind = self.socket_addr(&p.bind, &key("bind"), "0.0.0.0:5672");
-            if let Some(bind) = bind {
-                if let Some(other) = binds.insert(bind, i) {
-                    self.error(p.bind.span(), &key("bind"), format!("{bind} is already the bind of proxy[{other}]"));
+            let mut addresses = Vec::new();
+            let written: Vec<(S<String>, String)> = match p.bind.get_ref() {
+                RawBinds::One(one) => vec![(S::new(p.bind.span(), one.clone()), key("bind"))],
+                RawBinds::Many(many) => {
+                    many.iter().enumerate().map(|(n, b)| (b.clone(), format!("{}[{n}]", key("bind")))).collect()
+                }
+            };
+            if written.is_empty() {
+                self.error(p.bind.span(), &key("bind"), "a proxy needs at least one address to listen on");
+            }
+            for (text, bind_key) in &written {
+                let Some(bind) = self.socket_addr(text, bind_key, "0.0.0.0:5672") else { continue };
+                match binds.insert(bind, i) {
+                    Some(other) if other == i => self.error(text.span(), bind_key, format!("{bind} is listed twice")),
+                    Some(other) => self.error(text.span(), bind_key, format!("{bind} is already a bind of proxy[{other}]")),
+                    None => addresses.push(bind),
                 }
             }
             let balance = match &p.balance {
@@ -103,10 +115,17 @@ impl Validator<'_> {
                     );
                 }
             }
-            let servers = self.servers(&p.server, &p.name, i);
+            let slowstart = self.duration(&p.slowstart, &key("slowstart"), DELAY, Duration::ZERO);
+            let servers = self.servers(&p.server, &p.name, i, slowstart);
+            if addresses.is_empty() {
+                addresses.push(SocketAddr::from(([0, 0, 0, 0], 1)));
+            }
             proxies.push(Proxy {
                 name,
-                bind: bind.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 1))),
+                binds: addresses,
+                accept_proxy: p.accept_proxy.unwrap_or(false),
+                allbackups: p.allbackups.unwrap_or(false),
+                rebalance: p.rebalance.as_ref().map(|r| self.auto_rebalance(r.get_ref(), &key("rebalance"))),
                 balance,
                 check,
                 timeout_connect,
@@ -181,6 +200,19 @@ impl Validator<'_> {
             ca_file,
             fence_addresses,
         })
+    }
+
+    fn auto_rebalance(&mut self, raw: &RawRebalance, key: &str) -> AutoRebalance {
+        let threshold = match &raw.threshold {
+            Some(t) if !(1.1..=10.0).contains(t.get_ref()) => {
+                let message = format!("{} is outside 1.1..=10 (times the fair share)", t.get_ref());
+                self.error(t.span(), &format!("{key}.threshold"), message);
+                1.5
+            }
+            Some(t) => *t.get_ref(),
+            None => 1.5,
+        };
+        AutoRebalance { threshold, rate: self.opt_int(&raw.rate, &format!("{key}.rate"), 1..=1000, 5) }
     }
 
     fn check(&mut self, raw: Option<&S<RawCheck>>, key: &str) -> HealthCheck {
@@ -368,7 +400,7 @@ impl Validator<'_> {
         }
     }
 
-    fn servers(&mut self, raw: &[S<RawServer>], proxy_name: &S<String>, i: usize) -> Vec<Server> {
+    fn servers(&mut self, raw: &[S<RawServer>], proxy_name: &S<String>, i: usize, slowstart: Duration) -> Vec<Server> {
         if raw.is_empty() {
             self.error(proxy_name.span(), &format!("proxy[{i}].server"), "a proxy needs at least one [[proxy.server]]");
         }
@@ -393,6 +425,7 @@ impl Validator<'_> {
                 maxconn: s.maxconn.as_ref().and_then(|m| self.int(m, &key("maxconn"), 1..=1_000_000)),
                 check,
                 check_settings,
+                slowstart: self.duration(&s.slowstart, &key("slowstart"), DELAY, slowstart),
             });
         }
         servers
