@@ -556,8 +556,8 @@ mod tests {
         assert_eq!(vi1.advert_int, Duration::from_secs(1));
         assert_eq!(vi1.authentication, Authentication::Pass(*b"s3cret\0\0"));
         assert_eq!(vi1.virtual_ipaddress, [prefix(VIP), prefix(vip3)]);
-        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20 }]);
-        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0 }]);
+        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20, reverse: false }]);
+        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0, reverse: false }]);
         assert_eq!((vi1.unicast_src_ip, vi1.unicast_peer.as_slice()), (Some(a_ip), &[b_ip][..]));
         assert_eq!(vi1.notify.any.as_deref(), Some("/bin/true"));
         let vi2 = config.instance("VI_2").expect("VI_2");

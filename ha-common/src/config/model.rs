@@ -11,6 +11,8 @@ use std::time::Duration;
 pub struct Config {
     pub global: Global,
     pub scripts: Vec<VrrpScript>,
+    pub track_processes: Vec<TrackProcess>,
+    pub track_files: Vec<TrackFile>,
     pub instances: Vec<VrrpInstance>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
@@ -52,6 +54,57 @@ pub struct VrrpScript {
     pub rise: u32,
     pub fall: u32,
     pub user: Option<String>,
+}
+
+/// How a `vrrp_track_process`'s `params` must match a process's arguments (keepalived's
+/// `param_match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// Exactly these arguments, no more.
+    Exact,
+    /// These arguments first; more may follow.
+    Partial,
+    /// As `Partial`, and the last one configured may be the start of the process's argument.
+    Initial,
+}
+
+/// A `vrrp_track_process`: up while the number of matching running processes is within
+/// `quorum..=quorum_max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackProcess {
+    pub name: String,
+    /// The process name (`/proc/PID/comm`), or with `params` or `full_command` the program as
+    /// the command line's first word.
+    pub process: String,
+    pub params: Vec<String>,
+    /// `None` when neither `params` nor `param_match` is written: the name alone matches.
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line (`argv[0]`), not the process name.
+    pub full_command: bool,
+    /// Default weight for instances tracking it (keepalived's default: 1).
+    pub weight: i32,
+    pub reverse: bool,
+    pub quorum: u32,
+    pub quorum_max: Option<u32>,
+    /// How long a gained quorum must hold before the tracker is up.
+    pub fork_delay: Duration,
+    /// How long a lost quorum must stay lost before the tracker is down.
+    pub terminate_delay: Duration,
+}
+
+/// A `vrrp_track_file`: a file holding a number, read when it changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: PathBuf,
+    /// Default weight for instances tracking it (keepalived's default: 1).
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file`: the value written at start when the file does not exist, or always with
+    /// `init_file_overwrite`.
+    pub init: Option<(i64, bool)>,
+    /// Read the file even when a non-root user could write it.
+    pub allow_unsafe: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,6 +170,8 @@ impl fmt::Display for Ipv4Prefix {
 pub struct Track {
     pub name: String,
     pub weight: i32,
+    /// The adjustment turned around (keepalived's `reverse`).
+    pub reverse: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -170,6 +225,8 @@ pub struct VrrpInstance {
     pub track_script: Vec<Track>,
     pub track_proxy: Vec<Track>,
     pub track_interface: Vec<Track>,
+    pub track_process: Vec<Track>,
+    pub track_file: Vec<Track>,
     pub notify: Notify,
     pub unicast_src_ip: Option<Ipv4Addr>,
     pub unicast_peer: Vec<Ipv4Addr>,

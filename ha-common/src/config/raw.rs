@@ -17,6 +17,10 @@ pub struct RawConfig {
     #[serde(default)]
     pub vrrp_script: Vec<S<RawScript>>,
     #[serde(default)]
+    pub vrrp_track_process: Vec<S<RawTrackProcess>>,
+    #[serde(default)]
+    pub vrrp_track_file: Vec<S<RawTrackFile>>,
+    #[serde(default)]
     pub vrrp_instance: Vec<S<RawInstance>>,
     #[serde(default)]
     pub proxy: Vec<S<RawProxy>>,
@@ -50,6 +54,35 @@ pub struct RawScript {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawTrackProcess {
+    pub name: S<String>,
+    pub process: S<String>,
+    pub params: Option<S<Vec<S<String>>>>,
+    pub param_match: Option<S<String>>,
+    pub full_command: Option<bool>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub quorum: Option<S<i64>>,
+    pub quorum_max: Option<S<i64>>,
+    pub delay: Option<S<ConfigDuration>>,
+    pub fork_delay: Option<S<ConfigDuration>>,
+    pub terminate_delay: Option<S<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrackFile {
+    pub name: S<String>,
+    pub file: S<String>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub init_file: Option<S<i64>>,
+    pub init_file_overwrite: Option<bool>,
+    pub allow_unsafe: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawInstance {
     pub name: S<String>,
     pub interface: S<String>,
@@ -67,6 +100,10 @@ pub struct RawInstance {
     pub track_proxy: Vec<S<RawTrack>>,
     #[serde(default)]
     pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
     pub notify: Option<S<String>>,
     pub notify_master: Option<S<String>>,
     pub notify_backup: Option<S<String>>,
@@ -93,6 +130,7 @@ pub struct RawAuthentication {
 pub struct RawTrack {
     pub name: S<String>,
     pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

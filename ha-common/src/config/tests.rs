@@ -102,8 +102,12 @@ fn the_documented_example_means_what_it_says() {
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
     assert_eq!(vi.virtual_ipaddress, vec![Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
-    assert_eq!(vi.track_script, vec![Track { name: "chk_extra".into(), weight: -20 }], "weight comes from the script");
-    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0 }]);
+    assert_eq!(
+        vi.track_script,
+        vec![Track { name: "chk_extra".into(), weight: -20, reverse: false }],
+        "weight comes from the script"
+    );
+    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0, reverse: false }]);
     assert_eq!(vi.notify.any.as_deref(), Some("/usr/local/bin/notify.sh"));
     assert_eq!(vi.garp, GarpConfig::default());
 
@@ -442,4 +446,71 @@ fn durations_at_their_bound_are_accepted_and_zero_where_it_means_off() {
     assert_eq!((garp.master_delay, garp.master_refresh), (day, Duration::ZERO));
     assert_eq!(config.instances[0].preempt_delay, Duration::from_secs(1000));
     assert_eq!(config.stats.unwrap().refresh, day);
+}
+
+const TRACKERS: &str = r#"
+[[vrrp_track_process]]
+name = "haproxy"
+process = "/usr/sbin/haproxy"
+params = ["-f", "/etc/haproxy"]
+param_match = "initial"
+weight = -30
+quorum = 1
+quorum_max = 4
+delay = "1.5s"
+terminate_delay = "3s"
+
+[[vrrp_track_process]]
+name = "sshd"
+process = "sshd"
+
+[[vrrp_track_file]]
+name = "prio"
+file = "/var/lib/vrrpd/prio"
+weight = 0
+reverse = true
+init_file = 0
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/24"]
+track_process = [{ name = "haproxy" }, { name = "sshd", weight = 0, reverse = true }]
+track_file = [{ name = "prio" }]
+"#;
+
+#[test]
+fn process_and_file_trackers_follow_keepalived() {
+    let config = parse(TRACKERS).unwrap().config;
+    let haproxy = &config.track_processes[0];
+    assert_eq!(haproxy.param_match, Some(ParamMatch::Initial));
+    assert_eq!((haproxy.quorum, haproxy.quorum_max), (1, Some(4)));
+    assert_eq!((haproxy.fork_delay, haproxy.terminate_delay), (Duration::from_millis(1500), Duration::from_secs(3)));
+    let sshd = &config.track_processes[1];
+    assert_eq!((sshd.weight, sshd.param_match, sshd.quorum, sshd.quorum_max), (1, None, 1, None), "keepalived's defaults");
+    assert_eq!(config.track_files[0].init, Some((0, false)));
+    let vi = &config.instances[0];
+    assert_eq!(
+        vi.track_process,
+        vec![
+            Track { name: "haproxy".into(), weight: -30, reverse: false },
+            Track { name: "sshd".into(), weight: 0, reverse: true }
+        ]
+    );
+    assert_eq!(vi.track_file, vec![Track { name: "prio".into(), weight: 0, reverse: true }], "weight and reverse from the file");
+}
+
+#[test]
+fn tracker_mistakes_are_located() {
+    let text = TRACKERS.replace("quorum_max = 4", "quorum_max = 0");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "quorum_max = 0"), "vrrp_track_process[0].quorum_max"));
+    let text = TRACKERS.replace("param_match = \"initial\"", "param_match = \"regex\"");
+    assert_eq!(single_problem(&text).key, "vrrp_track_process[0].param_match");
+    let text = TRACKERS.replace("track_file = [{ name = \"prio\" }]", "track_file = [{ name = \"nope\" }]");
+    let p = single_problem(&text);
+    assert!(p.message.contains("names no vrrp_track_file \"nope\""), "{p}");
+    let text = TRACKERS.replace("/var/lib/vrrpd/prio", "prio");
+    assert!(single_problem(&text).message.contains("not an absolute path"));
 }

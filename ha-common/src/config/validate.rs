@@ -13,6 +13,7 @@ use super::raw::*;
 use crate::duration::{self, ConfigDuration};
 
 mod proxy;
+mod trackers;
 
 /// keepalived's range for a tracker weight.
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
@@ -57,6 +58,14 @@ const PREEMPT_DELAY: Bounds =
 /// What `ip link` accepts in practice, and nothing any output format gives a meaning to.
 fn is_interface_name(name: &str) -> bool {
     name.len() <= IFNAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))
+}
+
+/// What instances may track, by name.
+struct Known<'a> {
+    scripts: &'a [VrrpScript],
+    processes: &'a [TrackProcess],
+    files: &'a [TrackFile],
+    proxies: &'a [Proxy],
 }
 
 pub(crate) struct Validator<'a> {
@@ -177,10 +186,13 @@ impl<'a> Validator<'a> {
     pub fn config(&mut self, raw: &RawConfig) -> Config {
         let global = self.global(&raw.global);
         let scripts = self.scripts(&raw.vrrp_script);
+        let track_processes = self.track_processes(&raw.vrrp_track_process);
+        let track_files = self.track_files(&raw.vrrp_track_file);
         let proxies = self.proxies(&raw.proxy);
-        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies);
+        let known = Known { scripts: &scripts, processes: &track_processes, files: &track_files, proxies: &proxies };
+        let instances = self.instances(&raw.vrrp_instance, &known);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
-        Config { global, scripts, instances, proxies, stats }
+        Config { global, scripts, track_processes, track_files, instances, proxies, stats }
     }
 
     fn global(&mut self, raw: &RawGlobal) -> Global {
@@ -225,7 +237,7 @@ impl<'a> Validator<'a> {
         scripts
     }
 
-    fn instances(&mut self, raw: &[S<RawInstance>], scripts: &[VrrpScript], proxies: &[Proxy]) -> Vec<VrrpInstance> {
+    fn instances(&mut self, raw: &[S<RawInstance>], known: &Known) -> Vec<VrrpInstance> {
         let mut names = HashSet::new();
         let mut vrids: HashMap<(String, u8), usize> = HashMap::new();
         let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
@@ -294,17 +306,31 @@ impl<'a> Validator<'a> {
             }
 
             let track_script = self.tracks(&r.track_script, &key("track_script"), |name| {
-                scripts.iter().find(|s| s.name == name).map(|s| s.weight).ok_or_else(|| format!("names no vrrp_script {name:?}"))
+                let script = known.scripts.iter().find(|s| s.name == name);
+                script.map(|s| (s.weight, false)).ok_or_else(|| format!("names no vrrp_script {name:?}"))
             });
             let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| {
-                proxies.iter().any(|p| p.name == name).then_some(0).ok_or_else(|| format!("names no proxy {name:?}"))
+                known
+                    .proxies
+                    .iter()
+                    .any(|p| p.name == name)
+                    .then_some((0, false))
+                    .ok_or_else(|| format!("names no proxy {name:?}"))
             });
             let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
                 if !is_interface_name(name) {
                     Err(format!("{name:?} cannot be a Linux interface name"))
                 } else {
-                    Ok(0)
+                    Ok((0, false))
                 }
+            });
+            let track_process = self.tracks(&r.track_process, &key("track_process"), |name| {
+                let process = known.processes.iter().find(|p| p.name == name);
+                process.map(|p| (p.weight, p.reverse)).ok_or_else(|| format!("names no vrrp_track_process {name:?}"))
+            });
+            let track_file = self.tracks(&r.track_file, &key("track_file"), |name| {
+                let file = known.files.iter().find(|f| f.name == name);
+                file.map(|f| (f.weight, f.reverse)).ok_or_else(|| format!("names no vrrp_track_file {name:?}"))
             });
 
             let notify_key = key("notify");
@@ -359,6 +385,8 @@ impl<'a> Validator<'a> {
                 track_script,
                 track_proxy,
                 track_interface,
+                track_process,
+                track_file,
                 notify,
                 unicast_src_ip,
                 unicast_peer,
@@ -468,8 +496,9 @@ impl<'a> Validator<'a> {
         Some(Ipv4Prefix { addr, len })
     }
 
-    /// Resolves track entries; `lookup` gives the default weight or why the name is unknown.
-    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<i32, String>) -> Vec<Track> {
+    /// Resolves track entries; `lookup` gives the default weight and reverse, or why the name is
+    /// unknown.
+    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<(i32, bool), String>) -> Vec<Track> {
         let mut seen = HashSet::new();
         let mut tracks = Vec::new();
         for (j, t) in raw.iter().enumerate() {
@@ -477,15 +506,15 @@ impl<'a> Validator<'a> {
             let name_key = format!("{key}[{j}].name");
             let name = self.name(&t.name, &name_key);
             self.unique(&mut seen, &t.name, &name_key, "tracked object");
-            let default_weight = match lookup(&name) {
-                Ok(weight) => weight,
+            let (default_weight, default_reverse) = match lookup(&name) {
+                Ok(defaults) => defaults,
                 Err(why) => {
                     self.error(t.name.span(), &name_key, why);
                     continue;
                 }
             };
             let weight = self.opt_int(&t.weight, &format!("{key}[{j}].weight"), WEIGHT_RANGE, default_weight);
-            tracks.push(Track { name, weight });
+            tracks.push(Track { name, weight, reverse: t.reverse.unwrap_or(default_reverse) });
         }
         tracks
     }

@@ -176,7 +176,7 @@ fn holds_capabilities() -> bool {
 /// sticky directory such as /tmp excepted: others cannot replace root's entries in it). Every
 /// component is checked as written and every symlink's target after it, so what is checked is
 /// what runs. A path that cannot be read counts as unsafe.
-fn modifiable_by_others(path: &Path) -> Option<PathBuf> {
+pub(crate) fn modifiable_by_others(path: &Path) -> Option<PathBuf> {
     modifiable_along(path, 0)
 }
 
