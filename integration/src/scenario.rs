@@ -321,6 +321,8 @@ pub struct HostConfig {
     pub scripts: Vec<Script>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
+    /// Raw TOML sections for what has no builder (`[[vrrp_track_process]]`...), at the end.
+    pub sections: Vec<String>,
 }
 
 impl HostConfig {
@@ -334,7 +336,14 @@ impl HostConfig {
             scripts: Vec::new(),
             proxies: Vec::new(),
             stats: None,
+            sections: Vec::new(),
         }
+    }
+
+    /// A raw TOML section, written after everything else.
+    pub fn section(mut self, text: impl Into<String>) -> HostConfig {
+        self.sections.push(text.into());
+        self
     }
 
     /// What most tests run: VI_1 ([`Instance::vi1`]) and nothing else.
@@ -392,6 +401,11 @@ impl HostConfig {
         }
         if let Some(stats) = &self.stats {
             stats.render(&mut out);
+        }
+        for section in &self.sections {
+            out.push('\n');
+            out.push_str(section.trim_end());
+            out.push('\n');
         }
         out
     }
