@@ -34,9 +34,7 @@ fn a_tracked_process_stopping_faults_the_master_and_its_return_takes_back() {
     let name = format!("trk{}", std::process::id());
     let mut process = tracked_process(&lab, &name);
     let tracker = format!("[[vrrp_track_process]]\nname = \"broker\"\nprocess = \"{name}\"\nweight = 0\n");
-    let a = HostConfig::new("a")
-        .instance(Instance::vi1(101).with("track_process = [{ name = \"broker\" }]"))
-        .section(tracker);
+    let a = HostConfig::new("a").instance(Instance::vi1(101).with("track_process = [{ name = \"broker\" }]")).section(tracker);
     let (a, b) = Pair { a, ..Pair::default() }.start(&lab);
 
     process.kill().unwrap();

@@ -20,6 +20,9 @@ pub enum TrackerKind {
     Process,
     /// `vrrp_track_file`: the number a file holds.
     File,
+    /// Another member of the instance's sync group: down while it is in FAULT by its own
+    /// trackers.
+    SyncPeer,
 }
 
 impl TrackerKind {
@@ -30,6 +33,7 @@ impl TrackerKind {
             TrackerKind::Interface => "interface",
             TrackerKind::Process => "process",
             TrackerKind::File => "file",
+            TrackerKind::SyncPeer => "sync_peer",
         }
     }
 }
@@ -162,6 +166,12 @@ impl Trackers {
 
     pub fn in_fault(&self) -> bool {
         self.faults().next().is_some()
+    }
+
+    /// In FAULT by the instance's own trackers, not by a sync group peer's: what a sync group
+    /// passes on to the other members (a peer's FAULT is not passed back).
+    pub fn in_own_fault(&self) -> bool {
+        self.faults().any(|t| t.kind != TrackerKind::SyncPeer)
     }
 }
 

@@ -14,6 +14,7 @@ pub struct Config {
     pub track_processes: Vec<TrackProcess>,
     pub track_files: Vec<TrackFile>,
     pub instances: Vec<VrrpInstance>,
+    pub sync_groups: Vec<SyncGroup>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
 }
@@ -105,6 +106,14 @@ pub struct TrackFile {
     pub init: Option<(i64, bool)>,
     /// Read the file even when a non-root user could write it.
     pub allow_unsafe: bool,
+}
+
+/// A `vrrp_sync_group`: instances that fail over together. A member in FAULT (by its own
+/// trackers) puts the others in FAULT; the group's own trackers are added to every member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncGroup {
+    pub name: String,
+    pub members: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,6 +236,9 @@ pub struct VrrpInstance {
     pub track_interface: Vec<Track>,
     pub track_process: Vec<Track>,
     pub track_file: Vec<Track>,
+    /// The other members of this instance's `vrrp_sync_group`: while one of them is in FAULT by
+    /// its own trackers, so is this one.
+    pub sync_peers: Vec<String>,
     pub notify: Notify,
     pub unicast_src_ip: Option<Ipv4Addr>,
     pub unicast_peer: Vec<Ipv4Addr>,

@@ -23,6 +23,8 @@ pub struct RawConfig {
     #[serde(default)]
     pub vrrp_instance: Vec<S<RawInstance>>,
     #[serde(default)]
+    pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
+    #[serde(default)]
     pub proxy: Vec<S<RawProxy>>,
     pub stats: Option<S<RawStats>>,
 }
@@ -116,6 +118,22 @@ pub struct RawInstance {
     pub garp_master_repeat: Option<S<i64>>,
     pub garp_master_refresh: Option<S<ConfigDuration>>,
     pub garp_master_refresh_repeat: Option<S<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncGroup {
+    pub name: S<String>,
+    pub group: S<Vec<S<String>>>,
+    #[serde(default)]
+    pub track_script: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
+    pub sync_group_tracking_weight: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

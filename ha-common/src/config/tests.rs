@@ -514,3 +514,33 @@ fn tracker_mistakes_are_located() {
     let text = TRACKERS.replace("/var/lib/vrrpd/prio", "prio");
     assert!(single_problem(&text).message.contains("not an absolute path"));
 }
+
+#[test]
+fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [\"192.0.2.101/24\"]\n\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n\
+         track_interface = [{{ name = \"eth1\" }}]\n"
+    );
+    let Loaded { config, warnings } = parse(&text).unwrap();
+    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()] }]);
+    let (vi1, vi2) = (&config.instances[0], &config.instances[1]);
+    assert_eq!((vi1.sync_peers.as_slice(), vi2.sync_peers.as_slice()), (&["VI_2".to_owned()][..], &["VI_1".to_owned()][..]));
+    assert_eq!(vi1.track_script[0].weight, 0, "the script's -20 becomes 0 in a group");
+    assert_eq!(vi2.track_interface, vec![Track { name: "eth1".into(), weight: 0, reverse: false }], "the group's tracker");
+    assert!(warnings.iter().any(|w| w.message.contains("sync_group_tracking_weight")), "{warnings:?}");
+    let kept = text.replace("name = \"G1\"\n", "name = \"G1\"\nsync_group_tracking_weight = true\n");
+    assert_eq!(parse(&kept).unwrap().config.instances[0].track_script[0].weight, -20);
+}
+
+#[test]
+fn sync_group_members_must_exist_and_belong_to_one_group() {
+    let text = format!("{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_9\"]\n");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("vrrp_sync_group[0].group[1]", line_of(&text, "\"VI_9\"")));
+    assert!(p.message.contains("names no vrrp_instance \"VI_9\""), "{p}");
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\n[[vrrp_sync_group]]\nname = \"G2\"\ngroup = [\"VI_1\"]\n"
+    );
+    assert!(single_problem(&text).message.contains("already a member of vrrp_sync_group[0]"));
+}

@@ -13,6 +13,7 @@ use super::raw::*;
 use crate::duration::{self, ConfigDuration};
 
 mod proxy;
+mod sync_group;
 mod trackers;
 
 /// keepalived's range for a tracker weight.
@@ -66,6 +67,36 @@ struct Known<'a> {
     processes: &'a [TrackProcess],
     files: &'a [TrackFile],
     proxies: &'a [Proxy],
+}
+
+/// Each lookup gives a tracked object's default weight and reverse, or why the name is unknown.
+impl Known<'_> {
+    fn script(&self, name: &str) -> Result<(i32, bool), String> {
+        let script = self.scripts.iter().find(|s| s.name == name);
+        script.map(|s| (s.weight, false)).ok_or_else(|| format!("names no vrrp_script {name:?}"))
+    }
+
+    fn proxy(&self, name: &str) -> Result<(i32, bool), String> {
+        self.proxies.iter().any(|p| p.name == name).then_some((0, false)).ok_or_else(|| format!("names no proxy {name:?}"))
+    }
+
+    fn interface(name: &str) -> Result<(i32, bool), String> {
+        if is_interface_name(name) {
+            Ok((0, false))
+        } else {
+            Err(format!("{name:?} cannot be a Linux interface name"))
+        }
+    }
+
+    fn process(&self, name: &str) -> Result<(i32, bool), String> {
+        let process = self.processes.iter().find(|p| p.name == name);
+        process.map(|p| (p.weight, p.reverse)).ok_or_else(|| format!("names no vrrp_track_process {name:?}"))
+    }
+
+    fn file(&self, name: &str) -> Result<(i32, bool), String> {
+        let file = self.files.iter().find(|f| f.name == name);
+        file.map(|f| (f.weight, f.reverse)).ok_or_else(|| format!("names no vrrp_track_file {name:?}"))
+    }
 }
 
 pub(crate) struct Validator<'a> {
@@ -190,9 +221,10 @@ impl<'a> Validator<'a> {
         let track_files = self.track_files(&raw.vrrp_track_file);
         let proxies = self.proxies(&raw.proxy);
         let known = Known { scripts: &scripts, processes: &track_processes, files: &track_files, proxies: &proxies };
-        let instances = self.instances(&raw.vrrp_instance, &known);
+        let mut instances = self.instances(&raw.vrrp_instance, &known);
+        let sync_groups = self.sync_groups(&raw.vrrp_sync_group, &mut instances, &known);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
-        Config { global, scripts, track_processes, track_files, instances, proxies, stats }
+        Config { global, scripts, track_processes, track_files, instances, sync_groups, proxies, stats }
     }
 
     fn global(&mut self, raw: &RawGlobal) -> Global {
@@ -305,33 +337,11 @@ impl<'a> Validator<'a> {
                 instance_vips.push(vip);
             }
 
-            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| {
-                let script = known.scripts.iter().find(|s| s.name == name);
-                script.map(|s| (s.weight, false)).ok_or_else(|| format!("names no vrrp_script {name:?}"))
-            });
-            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| {
-                known
-                    .proxies
-                    .iter()
-                    .any(|p| p.name == name)
-                    .then_some((0, false))
-                    .ok_or_else(|| format!("names no proxy {name:?}"))
-            });
-            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
-                if !is_interface_name(name) {
-                    Err(format!("{name:?} cannot be a Linux interface name"))
-                } else {
-                    Ok((0, false))
-                }
-            });
-            let track_process = self.tracks(&r.track_process, &key("track_process"), |name| {
-                let process = known.processes.iter().find(|p| p.name == name);
-                process.map(|p| (p.weight, p.reverse)).ok_or_else(|| format!("names no vrrp_track_process {name:?}"))
-            });
-            let track_file = self.tracks(&r.track_file, &key("track_file"), |name| {
-                let file = known.files.iter().find(|f| f.name == name);
-                file.map(|f| (f.weight, f.reverse)).ok_or_else(|| format!("names no vrrp_track_file {name:?}"))
-            });
+            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| known.script(name));
+            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| known.proxy(name));
+            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), Known::interface);
+            let track_process = self.tracks(&r.track_process, &key("track_process"), |name| known.process(name));
+            let track_file = self.tracks(&r.track_file, &key("track_file"), |name| known.file(name));
 
             let notify_key = key("notify");
             let mut notify_field = |value: &Option<S<String>>, field: &str| {
@@ -387,6 +397,7 @@ impl<'a> Validator<'a> {
                 track_interface,
                 track_process,
                 track_file,
+                sync_peers: Vec::new(),
                 notify,
                 unicast_src_ip,
                 unicast_peer,

@@ -140,6 +140,7 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             board,
             vip_events,
             trackers: trackers.subscribe(),
+            sync_reports: trackers.reporter(),
         };
         let daemon = Daemon {
             panics: mpsc::unbounded_channel(),

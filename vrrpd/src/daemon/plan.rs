@@ -71,6 +71,10 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         trackers.interfaces.insert(instance.interface.clone());
         trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
         trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
+        if !instance.sync_peers.is_empty() {
+            trackers.sync_members.insert(instance.name.clone());
+            trackers.sync_members.extend(instance.sync_peers.iter().cloned());
+        }
         for t in &instance.track_process {
             if let Some(p) = config.track_processes.iter().find(|p| p.name == t.name && !trackers.processes.contains(p)) {
                 trackers.processes.push(p.clone());

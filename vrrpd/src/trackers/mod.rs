@@ -48,6 +48,9 @@ pub struct Wanted {
     pub processes: Vec<TrackProcess>,
     /// File trackers some instance uses, checked and initialised.
     pub files: Vec<TrackFile>,
+    /// Instances in a sync group: their drivers report whether each is in FAULT by its own
+    /// trackers.
+    pub sync_members: BTreeSet<String>,
 }
 
 struct ScriptRunner {
@@ -83,6 +86,11 @@ impl Trackers {
 
     pub fn subscribe(&self) -> watch::Receiver<TrackerStatus> {
         self.status.subscribe()
+    }
+
+    /// Where drivers report their sync group members' own FAULT ([`report_sync_member`]).
+    pub fn reporter(&self) -> watch::Sender<TrackerStatus> {
+        self.status.clone()
     }
 
     /// Starts following kernel link changes. When the kernel had to drop notifications (the
@@ -174,6 +182,12 @@ impl Trackers {
             };
             next.insert((TrackerKind::Proxy, name.clone()), Reading::Up(*availability.borrow_and_update()));
             watch.push((name, availability));
+        }
+        // Sync group members: what their drivers last reported (up until they do).
+        for name in wanted.sync_members {
+            let key = (TrackerKind::SyncPeer, name);
+            let reading = current.get(&key).copied().unwrap_or(Reading::Up(true));
+            next.insert(key, reading);
         }
         // Processes: one scanner for all, restarted from a fresh scan when the set changed.
         let mut scanner = None;
@@ -376,6 +390,13 @@ async fn resync_links(status: &watch::Sender<TrackerStatus>, netlink: &Netlink) 
         let up = netlink.interface(&name).await.is_ok_and(|interface| interface.up);
         set(status, (TrackerKind::Interface, name), Reading::Up(up));
     }
+}
+
+/// A driver's report on a sync group member: `in_own_fault` is whether its own trackers hold
+/// it in FAULT (a peer's FAULT is not passed back). Never blocks: a driver that stops
+/// reporting leaves its last report, and no driver waits on another.
+pub fn report_sync_member(status: &watch::Sender<TrackerStatus>, instance: &str, in_own_fault: bool) {
+    set(status, (TrackerKind::SyncPeer, instance.to_owned()), Reading::Up(!in_own_fault));
 }
 
 /// Records a tracked object's status; objects nobody tracks are ignored, and only a change

@@ -46,6 +46,8 @@ pub struct DriverContext {
     /// Where VIP claims and releases go; `None` when no balancer serves sessions.
     pub vip_events: Option<VipEvents>,
     pub trackers: watch::Receiver<TrackerStatus>,
+    /// Where this driver reports its sync group members' own FAULT.
+    pub sync_reports: watch::Sender<TrackerStatus>,
 }
 
 /// What one instance runs: its validated configuration and its notify scripts.
@@ -199,6 +201,7 @@ impl Driver {
 
     /// Tells the status board where every instance stands.
     fn publish(&mut self) {
+        self.report_sync_members();
         self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
@@ -247,6 +250,11 @@ impl Driver {
                 tracker
             }));
         }
+        // Sync group peers: FAULT while one of them is in FAULT by its own trackers.
+        trackers.extend(config.sync_peers.iter().map(|peer| Tracker {
+            up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
+            ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
+        }));
         let source = self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source);
         convert::instance_config(config, config.unicast_src_ip.unwrap_or(source), trackers)
     }
@@ -372,6 +380,18 @@ impl Driver {
         }
         if self.port.is_none() {
             self.set_tracker(TrackerKind::Interface, &self.name.clone(), Reading::Up(false));
+        }
+        self.report_sync_members();
+    }
+
+    /// Tells the other drivers whether each sync group member here is in FAULT by its own
+    /// trackers (they hold their members in FAULT meanwhile).
+    fn report_sync_members(&self) {
+        for (spec, instance) in self.specs.iter().zip(&self.instances) {
+            if !spec.config.sync_peers.is_empty() {
+                let own_fault = instance.state() == State::Fault && instance.trackers().in_own_fault();
+                crate::trackers::report_sync_member(&self.context.sync_reports, instance.name(), own_fault);
+            }
         }
     }
 
