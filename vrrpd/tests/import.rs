@@ -292,3 +292,12 @@ vrrp_instance VI_2 {
     assert!(has_line(&notes, file, 33, "nosuch names no track_file"), "{notes}");
     assert!(has_line(&notes, file, 9, "non-root user could write the file"), "{notes}");
 }
+
+#[test]
+fn vrrp_garp_interval_becomes_the_global_garp_interval() {
+    let (toml, _) = import_text(
+        Some("global_defs {\n    vrrp_garp_interval 0.05\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.100/24\n    }\n}\n"),
+        None,
+    );
+    assert_contains(&toml, &["[global]\n", "garp_interval = \"50ms\"\n"]);
+}

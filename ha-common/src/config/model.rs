@@ -36,6 +36,9 @@ pub struct Global {
     pub hard_stop_after: Duration,
     /// Started as root, vrrpd drops to this user (keeping only its network capabilities).
     pub user: Option<String>,
+    /// Every instance's `garp_interval` unless it sets its own (keepalived's
+    /// `vrrp_garp_interval`).
+    pub garp_interval: Duration,
 }
 
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vrrpd/vrrpd.sock";
@@ -204,6 +207,9 @@ pub struct GarpConfig {
     pub master_refresh: Duration,
     /// ARPs per refresh (`garp_master_refresh_repeat`, 1).
     pub master_refresh_repeat: u32,
+    /// Least gap between two gratuitous ARPs on the interface (`garp_interval`, keepalived's
+    /// `vrrp_garp_interval`; 0: none). The interface uses the longest of its instances'.
+    pub interval: Duration,
 }
 
 impl Default for GarpConfig {
@@ -213,6 +219,7 @@ impl Default for GarpConfig {
             master_repeat: 5,
             master_refresh: Duration::ZERO,
             master_refresh_repeat: 1,
+            interval: Duration::ZERO,
         }
     }
 }

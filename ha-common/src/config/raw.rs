@@ -39,6 +39,7 @@ pub struct RawGlobal {
     pub maxconn: Option<S<i64>>,
     pub hard_stop_after: Option<S<ConfigDuration>>,
     pub user: Option<S<String>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +119,7 @@ pub struct RawInstance {
     pub garp_master_repeat: Option<S<i64>>,
     pub garp_master_refresh: Option<S<ConfigDuration>>,
     pub garp_master_refresh_repeat: Option<S<i64>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]

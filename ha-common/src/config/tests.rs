@@ -544,3 +544,14 @@ fn sync_group_members_must_exist_and_belong_to_one_group() {
     );
     assert!(single_problem(&text).message.contains("already a member of vrrp_sync_group[0]"));
 }
+
+#[test]
+fn garp_interval_is_global_unless_an_instance_sets_its_own() {
+    let text = example_with("[global]\n", "[global]\ngarp_interval = \"20ms\"\n");
+    assert_eq!(parse(&text).unwrap().config.instances[0].garp.interval, Duration::from_millis(20));
+    let own = text.replace("notify = ", "garp_interval = \"5ms\"\nnotify = ");
+    assert_eq!(parse(&own).unwrap().config.instances[0].garp.interval, Duration::from_millis(5));
+    assert_eq!(parse(EXAMPLE).unwrap().config.instances[0].garp.interval, Duration::ZERO, "keepalived's default: none");
+    let long = example_with("[global]\n", "[global]\ngarp_interval = \"2s\"\n");
+    assert_eq!(single_problem(&long).key, "global.garp_interval");
+}

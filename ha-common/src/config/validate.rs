@@ -53,6 +53,10 @@ const IDLE: Bounds = Bounds {
     said: "30 days",
     what: "the longest idle timeout (the default is 3h)",
 };
+/// keepalived's resolution is microseconds; longer than a second would delay a takeover's
+/// announcement by seconds per VIP.
+const GARP_INTERVAL: Bounds =
+    Bounds { zero: true, longest: Duration::from_secs(1), said: "1s", what: "the longest gap between gratuitous ARPs" };
 const PREEMPT_DELAY: Bounds =
     Bounds { zero: true, longest: Duration::from_secs(1000), said: "1000s", what: "keepalived's limit" };
 
@@ -221,7 +225,7 @@ impl<'a> Validator<'a> {
         let track_files = self.track_files(&raw.vrrp_track_file);
         let proxies = self.proxies(&raw.proxy);
         let known = Known { scripts: &scripts, processes: &track_processes, files: &track_files, proxies: &proxies };
-        let mut instances = self.instances(&raw.vrrp_instance, &known);
+        let mut instances = self.instances(&raw.vrrp_instance, &known, global.garp_interval);
         let sync_groups = self.sync_groups(&raw.vrrp_sync_group, &mut instances, &known);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
         Config { global, scripts, track_processes, track_files, instances, sync_groups, proxies, stats }
@@ -243,6 +247,7 @@ impl<'a> Validator<'a> {
             maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
             hard_stop_after: self.duration(&raw.hard_stop_after, "global.hard_stop_after", DELAY, Duration::from_secs(10)),
             user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
+            garp_interval: self.duration(&raw.garp_interval, "global.garp_interval", GARP_INTERVAL, Duration::ZERO),
         }
     }
 
@@ -269,7 +274,7 @@ impl<'a> Validator<'a> {
         scripts
     }
 
-    fn instances(&mut self, raw: &[S<RawInstance>], known: &Known) -> Vec<VrrpInstance> {
+    fn instances(&mut self, raw: &[S<RawInstance>], known: &Known, global_garp_interval: Duration) -> Vec<VrrpInstance> {
         let mut names = HashSet::new();
         let mut vrids: HashMap<(String, u8), usize> = HashMap::new();
         let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
@@ -379,6 +384,7 @@ impl<'a> Validator<'a> {
                     1..=255,
                     defaults.master_refresh_repeat,
                 ),
+                interval: self.duration(&r.garp_interval, &key("garp_interval"), GARP_INTERVAL, global_garp_interval),
             };
 
             instances.push(VrrpInstance {

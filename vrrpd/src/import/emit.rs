@@ -26,6 +26,9 @@ pub fn toml(vrrp: Option<&Vrrp>, balancer: Option<&Balancer>, sources: &Sources)
         if let Some(user) = &k.script_user {
             let _ = writeln!(out, "script_user = {}", q(user));
         }
+        if let Some(interval) = &k.garp_interval {
+            let _ = writeln!(out, "garp_interval = {}", q(interval));
+        }
     }
     if let Some(maxconn) = balancer.and_then(|b| b.maxconn) {
         let _ = writeln!(out, "maxconn = {maxconn}");

@@ -16,6 +16,7 @@ const WEIGHT: std::ops::RangeInclusive<i64> = -253..=253;
 
 pub struct Vrrp {
     pub router_id: Option<String>,
+    pub garp_interval: Option<String>,
     pub script_user: Option<String>,
     pub scripts: Vec<ScriptOut>,
     pub instances: Vec<InstanceOut>,
@@ -123,6 +124,9 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
         sections.push(tracked::sync_group(node, &imported, notes));
     }
     Vrrp {
+        garp_interval: k.garp_interval.as_ref().and_then(|g| {
+            values::duration(&values::seconds(&g.text), values::GARP_INTERVAL, g.line, "vrrp_garp_interval", notes)
+        }),
         router_id: k.router_id.as_ref().map(|r| values::name(&r.text, r.line, "router_id", notes)),
         script_user: k.script_user.as_ref().map(|u| u.text.clone()),
         scripts: scripts.kept,

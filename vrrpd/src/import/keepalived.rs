@@ -175,6 +175,8 @@ pub struct Keepalived {
     pub router_id: Option<Written>,
     pub script_user: Option<Written>,
     pub enable_script_security: bool,
+    /// `vrrp_garp_interval`, seconds.
+    pub garp_interval: Option<Written>,
     pub scripts: Vec<Script>,
     pub instances: Vec<Instance>,
     pub track_processes: Vec<Section>,
@@ -238,6 +240,7 @@ fn global(node: &Node, out: &mut Keepalived, notes: &mut Notes) {
                 note_extra(item, 2, "script_user's group (vrrpd runs scripts with the user's own group)", notes);
             }
             ("enable_script_security", _) => out.enable_script_security = true,
+            ("vrrp_garp_interval", Some(_)) => out.garp_interval = written(item, 1),
             ("vrrp_version", Some(v)) if v != "2" => notes.add(
                 item.line,
                 NoteKind::Changed,

@@ -29,6 +29,7 @@ use vrrp_core::receive::{receive, Dropped};
 use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
 use super::convert;
+use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
@@ -117,6 +118,8 @@ pub struct Driver {
     releases: FuturesUnordered<PendingRelease>,
     published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
+    /// Paces gratuitous ARPs when an instance here sets `garp_interval`.
+    garp_pacer: Option<GarpPacer>,
 }
 
 impl Driver {
@@ -135,6 +138,7 @@ impl Driver {
             releases: FuturesUnordered::new(),
             published_at: Instant::now(),
             drop_log: HashMap::new(),
+            garp_pacer: None,
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
         let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
@@ -597,9 +601,23 @@ impl Driver {
             Action::GratuitousArp { count } => {
                 let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
                 let Some(port) = &self.port else { return };
-                match port.garp.send(&vips, count) {
-                    Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
-                    Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                // keepalived's garp_interval applies to the interface: the longest of its instances'.
+                let interval = self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default();
+                if interval.is_zero() {
+                    self.garp_pacer = None;
+                    match port.garp.send(&vips, count) {
+                        Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
+                        Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                    }
+                    return;
+                }
+                if !self.garp_pacer.as_ref().is_some_and(|p| p.interval == interval && p.serves(&port.garp)) {
+                    self.garp_pacer = Some(GarpPacer::start(Arc::clone(&port.garp), interval));
+                }
+                if self.garp_pacer.as_ref().is_some_and(|p| p.send(vips, count)) {
+                    debug!(instance = %config.name, count, ?interval, "gratuitous ARP queued");
+                } else {
+                    warn!(instance = %config.name, count, "gratuitous ARP dropped: bursts are queued faster than garp_interval lets them leave");
                 }
             }
             Action::Transition(t) => {

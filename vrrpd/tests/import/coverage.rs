@@ -134,6 +134,7 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
             true
         }
         ["group" | "track_process" | "track_file" | "full_command" | "sync_group_tracking_weight"] => true,
+        ["vrrp_garp_interval", _] => true,
         ["quorum" | "quorum_max" | "delay" | "fork_delay" | "terminate_delay" | "file", _] => true,
         ["process" | "init_file", ..] => true,
         ["param_match"] | ["param_match", "initial" | "partial"] => true,
