@@ -91,6 +91,10 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             writeln!(out, "  unicast peers {}", peers.join(", "))?;
         }
     }
+    for g in &config.sync_groups {
+        writeln!(out)?;
+        writeln!(out, "vrrp_sync_group {}: {} fail over together", g.name, g.members.join(", "))?;
+    }
     for p in &config.track_processes {
         writeln!(out)?;
         let params = if p.params.is_empty() { String::new() } else { format!(" {}", p.params.join(" ")) };
