@@ -8,7 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use integration::lab::{wait_until, Lab, VIP};
+use integration::lab::{wait_until, Daemon, Lab, VIP};
 use integration::netns_available;
 use integration::scenario::{HostConfig, Instance, Pair, TAKEOVER};
 
@@ -74,6 +74,16 @@ fn a_tracked_file_value_times_its_weight_moves_the_vip() {
     std::fs::write(&path, "1\n").unwrap();
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     assert!(a.wait_for_log("priority=71", Duration::from_secs(1)), "{}", a.log());
+
+    // The status (and the stats JSON, the same snapshot) shows the tracker and its number.
+    let status = Daemon::ctl(&lab, "a", &["status", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    let tracker = json["instances"][0]["trackers"].as_array().unwrap().iter().find(|t| t["kind"] == "file").cloned();
+    let tracker = tracker.unwrap_or_else(|| panic!("no file tracker in {json}"));
+    assert_eq!(
+        (tracker["name"].as_str(), tracker["value"].as_i64(), tracker["weight"].as_i64()),
+        (Some("prio"), Some(1), Some(-30))
+    );
 
     // Garbage reads as 0 (keepalived's rule), said in the log: back to 101.
     std::fs::write(&path, "not a number\n").unwrap();
