@@ -335,6 +335,8 @@ pub struct HostConfig {
     pub scripts: Vec<Script>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
+    /// Raw TOML sections for what has no builder (`[[vrrp_track_process]]`...), at the end.
+    pub sections: Vec<String>,
 }
 
 impl HostConfig {
@@ -348,7 +350,14 @@ impl HostConfig {
             scripts: Vec::new(),
             proxies: Vec::new(),
             stats: None,
+            sections: Vec::new(),
         }
+    }
+
+    /// A raw TOML section, written after everything else.
+    pub fn section(mut self, text: impl Into<String>) -> HostConfig {
+        self.sections.push(text.into());
+        self
     }
 
     /// What most tests run: VI_1 ([`Instance::vi1`]) and nothing else.
@@ -406,6 +415,11 @@ impl HostConfig {
         }
         if let Some(stats) = &self.stats {
             stats.render(&mut out);
+        }
+        for section in &self.sections {
+            out.push('\n');
+            out.push_str(section.trim_end());
+            out.push('\n');
         }
         out
     }
@@ -592,8 +606,8 @@ mod tests {
         assert_eq!(vi1.advert_int, Duration::from_secs(1));
         assert_eq!(vi1.authentication, Authentication::Pass(*b"s3cret\0\0"));
         assert_eq!(vi1.virtual_ipaddress, [prefix(VIP), prefix(vip3)]);
-        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20 }]);
-        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0 }]);
+        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20, reverse: false }]);
+        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0, reverse: false }]);
         assert_eq!((vi1.unicast_src_ip, vi1.unicast_peer.as_slice()), (Some(a_ip), &[b_ip][..]));
         assert_eq!(vi1.notify.any.as_deref(), Some("/bin/true"));
         let vi2 = config.instance("VI_2").expect("VI_2");

@@ -51,17 +51,30 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         let vips: Vec<_> = vi.virtual_ipaddress.iter().map(ToString::to_string).collect();
         writeln!(out, "  VIPs {}", vips.join(", "))?;
         writeln!(out, "  Skew_Time {:?}, Master_Down_Interval {:?}", timers.skew_time(), timers.master_down_interval())?;
-        for (kind, tracks) in
-            [("track_script", &vi.track_script), ("track_proxy", &vi.track_proxy), ("track_interface", &vi.track_interface)]
-        {
+        for (kind, tracks) in [
+            ("track_script", &vi.track_script),
+            ("track_proxy", &vi.track_proxy),
+            ("track_interface", &vi.track_interface),
+            ("track_process", &vi.track_process),
+        ] {
             for t in tracks {
+                let down = if t.reverse { "up" } else { "down" };
+                let sign = if t.reverse { -1 } else { 1 };
                 let effect = match t.weight {
-                    0 => "FAULT while down".to_owned(),
-                    w if w < 0 => format!("priority {w} while down"),
-                    w => format!("priority +{w} while up"),
+                    0 => format!("FAULT while {down}"),
+                    w if w < 0 => format!("priority {:+} while down", w * sign),
+                    w => format!("priority {:+} while up", w * sign),
                 };
                 writeln!(out, "  {kind} {} ({effect})", t.name)?;
             }
+        }
+        for t in &vi.track_file {
+            let effect = match (t.weight, t.reverse) {
+                (0, false) => "FAULT while the value is not 0".to_owned(),
+                (0, true) => "FAULT while the value is 0".to_owned(),
+                (w, reverse) => format!("priority + value x {}, FAULT below -253", if reverse { -w } else { w }),
+            };
+            writeln!(out, "  track_file {} ({effect})", t.name)?;
         }
         for (kind, script) in [
             ("notify", &vi.notify.any),
@@ -78,6 +91,36 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             let peers: Vec<_> = vi.unicast_peer.iter().map(ToString::to_string).collect();
             writeln!(out, "  unicast peers {}", peers.join(", "))?;
         }
+    }
+    for g in &config.sync_groups {
+        writeln!(out)?;
+        writeln!(out, "vrrp_sync_group {}: {} fail over together", g.name, g.members.join(", "))?;
+    }
+    for p in &config.track_processes {
+        writeln!(out)?;
+        let params = if p.params.is_empty() { String::new() } else { format!(" {}", p.params.join(" ")) };
+        let quorum = match p.quorum_max {
+            Some(max) => format!("{}..={max}", p.quorum),
+            None => format!("at least {}", p.quorum),
+        };
+        writeln!(
+            out,
+            "vrrp_track_process {}: {}{params} ({}), {quorum} running, weight {}, delays {} up / {} down",
+            p.name,
+            p.process,
+            match (p.full_command, p.param_match) {
+                (_, Some(m)) => format!("command line, {m:?} parameters"),
+                (true, None) => "command line".to_owned(),
+                (false, None) => "process name".to_owned(),
+            },
+            p.weight,
+            fmt_duration(p.fork_delay),
+            fmt_duration(p.terminate_delay)
+        )?;
+    }
+    for f in &config.track_files {
+        writeln!(out)?;
+        writeln!(out, "vrrp_track_file {}: {}, weight {}", f.name, f.path.display(), f.weight)?;
     }
     for s in &config.scripts {
         writeln!(out)?;

@@ -265,3 +265,84 @@ listen mixed
     assert!(!mixed.contains("allbackups"), "off unless the backend says so: {mixed}");
     assert!(has_line(&notes, "haproxy.cfg", 18, "accept-proxy` on some of its binds"), "{notes}");
 }
+
+#[test]
+fn track_process_track_file_and_sync_groups_carry_over_as_keepalived_meant_them() {
+    let (toml, notes) = import_text(
+        Some(
+            "\
+vrrp_track_process chk_haproxy {
+    process /usr/sbin/haproxy -f /etc/haproxy
+    param_match initial
+    weight -10 reverse
+    quorum 2
+    quorum_max 4
+    delay 1.5
+}
+track_file maint {
+    file /var/run/keepalived/maint
+    weight 0
+    init_file 0 overwrite
+}
+vrrp_sync_group G1 {
+    group {
+        VI_1
+        VI_2
+        VI_GONE
+    }
+    track_process {
+        chk_haproxy weight 0
+    }
+    notify_master /etc/keepalived/master.sh
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_file {
+        maint
+        nosuch
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+    track_process {
+        chk_haproxy weight 5 reverse
+    }
+}
+",
+        ),
+        None,
+    );
+    assert_contains(
+        &toml,
+        &[
+            "[[vrrp_track_process]]\nname = \"chk_haproxy\"\nprocess = \"/usr/sbin/haproxy\"\nparams = [\"-f\", \"/etc/haproxy\"]\n\
+             param_match = \"initial\"\nweight = -10\nreverse = true\nquorum = 2\nquorum_max = 4\ndelay = \"1500ms\"\n",
+            "[[vrrp_track_file]]\nname = \"maint\"\nfile = \"/var/run/keepalived/maint\"\nweight = 0\ninit_file = 0\ninit_file_overwrite = true\n",
+            "[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_process = [{ name = \"chk_haproxy\", weight = 0 }]\n",
+            "track_file = [{ name = \"maint\" }]",
+            "track_process = [{ name = \"chk_haproxy\", weight = 5, reverse = true }]",
+        ],
+    );
+    let file = "keepalived.conf";
+    assert!(has_line(&notes, file, 18, "VI_GONE is not an imported vrrp_instance"), "{notes}");
+    assert!(has_line(&notes, file, 23, "`notify_master`"), "{notes}");
+    assert!(has_line(&notes, file, 33, "nosuch names no track_file"), "{notes}");
+    assert!(has_line(&notes, file, 9, "non-root user could write the file"), "{notes}");
+}
+
+#[test]
+fn vrrp_garp_interval_becomes_the_global_garp_interval() {
+    let (toml, _) = import_text(
+        Some("global_defs {\n    vrrp_garp_interval 0.05\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.100/24\n    }\n}\n"),
+        None,
+    );
+    assert_contains(&toml, &["[global]\n", "garp_interval = \"50ms\"\n"]);
+}

@@ -12,7 +12,10 @@ use std::time::Duration;
 pub struct Config {
     pub global: Global,
     pub scripts: Vec<VrrpScript>,
+    pub track_processes: Vec<TrackProcess>,
+    pub track_files: Vec<TrackFile>,
     pub instances: Vec<VrrpInstance>,
+    pub sync_groups: Vec<SyncGroup>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
 }
@@ -36,6 +39,9 @@ pub struct Global {
     pub user: Option<String>,
     /// The version of instances that do not say (`vrrp_version`, 2 by default as keepalived).
     pub vrrp_version: VrrpVersion,
+    /// Every instance's `garp_interval` unless it sets its own (keepalived's
+    /// `vrrp_garp_interval`).
+    pub garp_interval: Duration,
 }
 
 /// The VRRP an instance speaks.
@@ -74,6 +80,65 @@ pub struct VrrpScript {
     pub rise: u32,
     pub fall: u32,
     pub user: Option<String>,
+}
+
+/// How a `vrrp_track_process`'s `params` must match a process's arguments (keepalived's
+/// `param_match`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamMatch {
+    /// Exactly these arguments, no more.
+    Exact,
+    /// These arguments first; more may follow.
+    Partial,
+    /// As `Partial`, and the last one configured may be the start of the process's argument.
+    Initial,
+}
+
+/// A `vrrp_track_process`: up while the number of matching running processes is within
+/// `quorum..=quorum_max`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackProcess {
+    pub name: String,
+    /// The process name (`/proc/PID/comm`), or with `params` or `full_command` the program as
+    /// the command line's first word.
+    pub process: String,
+    pub params: Vec<String>,
+    /// `None` when neither `params` nor `param_match` is written: the name alone matches.
+    pub param_match: Option<ParamMatch>,
+    /// Match the command line (`argv[0]`), not the process name.
+    pub full_command: bool,
+    /// Default weight for instances tracking it (keepalived's default: 1).
+    pub weight: i32,
+    pub reverse: bool,
+    pub quorum: u32,
+    pub quorum_max: Option<u32>,
+    /// How long a gained quorum must hold before the tracker is up.
+    pub fork_delay: Duration,
+    /// How long a lost quorum must stay lost before the tracker is down.
+    pub terminate_delay: Duration,
+}
+
+/// A `vrrp_track_file`: a file holding a number, read when it changes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrackFile {
+    pub name: String,
+    pub path: PathBuf,
+    /// Default weight for instances tracking it (keepalived's default: 1).
+    pub weight: i32,
+    pub reverse: bool,
+    /// `init_file`: the value written at start when the file does not exist, or always with
+    /// `init_file_overwrite`.
+    pub init: Option<(i64, bool)>,
+    /// Read the file even when a non-root user could write it.
+    pub allow_unsafe: bool,
+}
+
+/// A `vrrp_sync_group`: instances that fail over together. A member in FAULT (by its own
+/// trackers) puts the others in FAULT; the group's own trackers are added to every member.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncGroup {
+    pub name: String,
+    pub members: Vec<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,6 +204,8 @@ impl fmt::Display for Ipv4Prefix {
 pub struct Track {
     pub name: String,
     pub weight: i32,
+    /// The adjustment turned around (keepalived's `reverse`).
+    pub reverse: bool,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -162,6 +229,9 @@ pub struct GarpConfig {
     pub master_refresh: Duration,
     /// ARPs per refresh (`garp_master_refresh_repeat`, 1).
     pub master_refresh_repeat: u32,
+    /// Least gap between two gratuitous ARPs on the interface (`garp_interval`, keepalived's
+    /// `vrrp_garp_interval`; 0: none). The interface uses the longest of its instances'.
+    pub interval: Duration,
 }
 
 impl Default for GarpConfig {
@@ -171,6 +241,7 @@ impl Default for GarpConfig {
             master_repeat: 5,
             master_refresh: Duration::ZERO,
             master_refresh_repeat: 1,
+            interval: Duration::ZERO,
         }
     }
 }
@@ -194,6 +265,11 @@ pub struct VrrpInstance {
     pub track_script: Vec<Track>,
     pub track_proxy: Vec<Track>,
     pub track_interface: Vec<Track>,
+    pub track_process: Vec<Track>,
+    pub track_file: Vec<Track>,
+    /// The other members of this instance's `vrrp_sync_group`: while one of them is in FAULT by
+    /// its own trackers, so is this one.
+    pub sync_peers: Vec<String>,
     pub notify: Notify,
     pub unicast_src_ip: Option<Ipv4Addr>,
     pub unicast_peer: Vec<Ipv4Addr>,

@@ -17,7 +17,13 @@ pub struct RawConfig {
     #[serde(default)]
     pub vrrp_script: Vec<S<RawScript>>,
     #[serde(default)]
+    pub vrrp_track_process: Vec<S<RawTrackProcess>>,
+    #[serde(default)]
+    pub vrrp_track_file: Vec<S<RawTrackFile>>,
+    #[serde(default)]
     pub vrrp_instance: Vec<S<RawInstance>>,
+    #[serde(default)]
+    pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
     #[serde(default)]
     pub proxy: Vec<S<RawProxy>>,
     pub stats: Option<S<RawStats>>,
@@ -35,6 +41,7 @@ pub struct RawGlobal {
     pub user: Option<S<String>>,
     /// The default of every instance's `version` (keepalived's `vrrp_version`).
     pub vrrp_version: Option<S<i64>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,6 +55,35 @@ pub struct RawScript {
     pub rise: Option<S<i64>>,
     pub fall: Option<S<i64>>,
     pub user: Option<S<String>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrackProcess {
+    pub name: S<String>,
+    pub process: S<String>,
+    pub params: Option<S<Vec<S<String>>>>,
+    pub param_match: Option<S<String>>,
+    pub full_command: Option<bool>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub quorum: Option<S<i64>>,
+    pub quorum_max: Option<S<i64>>,
+    pub delay: Option<S<ConfigDuration>>,
+    pub fork_delay: Option<S<ConfigDuration>>,
+    pub terminate_delay: Option<S<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrackFile {
+    pub name: S<String>,
+    pub file: S<String>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub init_file: Option<S<i64>>,
+    pub init_file_overwrite: Option<bool>,
+    pub allow_unsafe: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,6 +107,10 @@ pub struct RawInstance {
     pub track_proxy: Vec<S<RawTrack>>,
     #[serde(default)]
     pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
     pub notify: Option<S<String>>,
     pub notify_master: Option<S<String>>,
     pub notify_backup: Option<S<String>>,
@@ -83,6 +123,23 @@ pub struct RawInstance {
     pub garp_master_repeat: Option<S<i64>>,
     pub garp_master_refresh: Option<S<ConfigDuration>>,
     pub garp_master_refresh_repeat: Option<S<i64>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncGroup {
+    pub name: S<String>,
+    pub group: S<Vec<S<String>>>,
+    #[serde(default)]
+    pub track_script: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
+    pub sync_group_tracking_weight: Option<bool>,
 }
 
 /// `advert_int` as written: seconds as a number (`1`, `0.1` as keepalived writes it), or a
@@ -106,6 +163,7 @@ pub struct RawAuthentication {
 pub struct RawTrack {
     pub name: S<String>,
     pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -102,8 +102,12 @@ fn the_documented_example_means_what_it_says() {
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
     assert_eq!(vi.virtual_ipaddress, vec![Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
-    assert_eq!(vi.track_script, vec![Track { name: "chk_extra".into(), weight: -20 }], "weight comes from the script");
-    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0 }]);
+    assert_eq!(
+        vi.track_script,
+        vec![Track { name: "chk_extra".into(), weight: -20, reverse: false }],
+        "weight comes from the script"
+    );
+    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0, reverse: false }]);
     assert_eq!(vi.notify.any.as_deref(), Some("/usr/local/bin/notify.sh"));
     assert_eq!(vi.garp, GarpConfig::default());
 
@@ -786,4 +790,112 @@ fn automatic_rebalancing_is_off_unless_configured_and_bounded() {
     assert_eq!((p.key.as_str(), p.line), ("proxy[0].rebalance.threshold", line_of(&text, "rebalance")), "{p}");
     let text = example_with("redispatch = true", "redispatch = true\nrebalance = { rate = 0 }");
     assert_eq!(single_problem(&text).key, "proxy[0].rebalance.rate");
+}
+
+const TRACKERS: &str = r#"
+[[vrrp_track_process]]
+name = "haproxy"
+process = "/usr/sbin/haproxy"
+params = ["-f", "/etc/haproxy"]
+param_match = "initial"
+weight = -30
+quorum = 1
+quorum_max = 4
+delay = "1.5s"
+terminate_delay = "3s"
+
+[[vrrp_track_process]]
+name = "sshd"
+process = "sshd"
+
+[[vrrp_track_file]]
+name = "prio"
+file = "/var/lib/vrrpd/prio"
+weight = 0
+reverse = true
+init_file = 0
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/24"]
+track_process = [{ name = "haproxy" }, { name = "sshd", weight = 0, reverse = true }]
+track_file = [{ name = "prio" }]
+"#;
+
+#[test]
+fn process_and_file_trackers_follow_keepalived() {
+    let config = parse(TRACKERS).unwrap().config;
+    let haproxy = &config.track_processes[0];
+    assert_eq!(haproxy.param_match, Some(ParamMatch::Initial));
+    assert_eq!((haproxy.quorum, haproxy.quorum_max), (1, Some(4)));
+    assert_eq!((haproxy.fork_delay, haproxy.terminate_delay), (Duration::from_millis(1500), Duration::from_secs(3)));
+    let sshd = &config.track_processes[1];
+    assert_eq!((sshd.weight, sshd.param_match, sshd.quorum, sshd.quorum_max), (1, None, 1, None), "keepalived's defaults");
+    assert_eq!(config.track_files[0].init, Some((0, false)));
+    let vi = &config.instances[0];
+    assert_eq!(
+        vi.track_process,
+        vec![
+            Track { name: "haproxy".into(), weight: -30, reverse: false },
+            Track { name: "sshd".into(), weight: 0, reverse: true }
+        ]
+    );
+    assert_eq!(vi.track_file, vec![Track { name: "prio".into(), weight: 0, reverse: true }], "weight and reverse from the file");
+}
+
+#[test]
+fn tracker_mistakes_are_located() {
+    let text = TRACKERS.replace("quorum_max = 4", "quorum_max = 0");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "quorum_max = 0"), "vrrp_track_process[0].quorum_max"));
+    let text = TRACKERS.replace("param_match = \"initial\"", "param_match = \"regex\"");
+    assert_eq!(single_problem(&text).key, "vrrp_track_process[0].param_match");
+    let text = TRACKERS.replace("track_file = [{ name = \"prio\" }]", "track_file = [{ name = \"nope\" }]");
+    let p = single_problem(&text);
+    assert!(p.message.contains("names no vrrp_track_file \"nope\""), "{p}");
+    let text = TRACKERS.replace("/var/lib/vrrpd/prio", "prio");
+    assert!(single_problem(&text).message.contains("not an absolute path"));
+}
+
+#[test]
+fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [\"192.0.2.101/24\"]\n\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n\
+         track_interface = [{{ name = \"eth1\" }}]\n"
+    );
+    let Loaded { config, warnings } = parse(&text).unwrap();
+    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()] }]);
+    let (vi1, vi2) = (&config.instances[0], &config.instances[1]);
+    assert_eq!((vi1.sync_peers.as_slice(), vi2.sync_peers.as_slice()), (&["VI_2".to_owned()][..], &["VI_1".to_owned()][..]));
+    assert_eq!(vi1.track_script[0].weight, 0, "the script's -20 becomes 0 in a group");
+    assert_eq!(vi2.track_interface, vec![Track { name: "eth1".into(), weight: 0, reverse: false }], "the group's tracker");
+    assert!(warnings.iter().any(|w| w.message.contains("sync_group_tracking_weight")), "{warnings:?}");
+    let kept = text.replace("name = \"G1\"\n", "name = \"G1\"\nsync_group_tracking_weight = true\n");
+    assert_eq!(parse(&kept).unwrap().config.instances[0].track_script[0].weight, -20);
+}
+
+#[test]
+fn sync_group_members_must_exist_and_belong_to_one_group() {
+    let text = format!("{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_9\"]\n");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("vrrp_sync_group[0].group[1]", line_of(&text, "\"VI_9\"")));
+    assert!(p.message.contains("names no vrrp_instance \"VI_9\""), "{p}");
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\n[[vrrp_sync_group]]\nname = \"G2\"\ngroup = [\"VI_1\"]\n"
+    );
+    assert!(single_problem(&text).message.contains("already a member of vrrp_sync_group[0]"));
+}
+
+#[test]
+fn garp_interval_is_global_unless_an_instance_sets_its_own() {
+    let text = example_with("[global]\n", "[global]\ngarp_interval = \"20ms\"\n");
+    assert_eq!(parse(&text).unwrap().config.instances[0].garp.interval, Duration::from_millis(20));
+    let own = text.replace("notify = ", "garp_interval = \"5ms\"\nnotify = ");
+    assert_eq!(parse(&own).unwrap().config.instances[0].garp.interval, Duration::from_millis(5));
+    assert_eq!(parse(EXAMPLE).unwrap().config.instances[0].garp.interval, Duration::ZERO, "keepalived's default: none");
+    let long = example_with("[global]\n", "[global]\ngarp_interval = \"2s\"\n");
+    assert_eq!(single_problem(&long).key, "global.garp_interval");
 }

@@ -13,6 +13,8 @@ use super::raw::*;
 use crate::duration::{self, ConfigDuration};
 
 mod proxy;
+mod sync_group;
+mod trackers;
 
 /// keepalived's range for a tracker weight.
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
@@ -51,12 +53,54 @@ const IDLE: Bounds = Bounds {
     said: "30 days",
     what: "the longest idle timeout (the default is 3h)",
 };
+/// keepalived's resolution is microseconds; longer than a second would delay a takeover's
+/// announcement by seconds per VIP.
+const GARP_INTERVAL: Bounds =
+    Bounds { zero: true, longest: Duration::from_secs(1), said: "1s", what: "the longest gap between gratuitous ARPs" };
 const PREEMPT_DELAY: Bounds =
     Bounds { zero: true, longest: Duration::from_secs(1000), said: "1000s", what: "keepalived's limit" };
 
 /// What `ip link` accepts in practice, and nothing any output format gives a meaning to.
 fn is_interface_name(name: &str) -> bool {
     name.len() <= IFNAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))
+}
+
+/// What instances may track, by name.
+struct Known<'a> {
+    scripts: &'a [VrrpScript],
+    processes: &'a [TrackProcess],
+    files: &'a [TrackFile],
+    proxies: &'a [Proxy],
+}
+
+/// Each lookup gives a tracked object's default weight and reverse, or why the name is unknown.
+impl Known<'_> {
+    fn script(&self, name: &str) -> Result<(i32, bool), String> {
+        let script = self.scripts.iter().find(|s| s.name == name);
+        script.map(|s| (s.weight, false)).ok_or_else(|| format!("names no vrrp_script {name:?}"))
+    }
+
+    fn proxy(&self, name: &str) -> Result<(i32, bool), String> {
+        self.proxies.iter().any(|p| p.name == name).then_some((0, false)).ok_or_else(|| format!("names no proxy {name:?}"))
+    }
+
+    fn interface(name: &str) -> Result<(i32, bool), String> {
+        if is_interface_name(name) {
+            Ok((0, false))
+        } else {
+            Err(format!("{name:?} cannot be a Linux interface name"))
+        }
+    }
+
+    fn process(&self, name: &str) -> Result<(i32, bool), String> {
+        let process = self.processes.iter().find(|p| p.name == name);
+        process.map(|p| (p.weight, p.reverse)).ok_or_else(|| format!("names no vrrp_track_process {name:?}"))
+    }
+
+    fn file(&self, name: &str) -> Result<(i32, bool), String> {
+        let file = self.files.iter().find(|f| f.name == name);
+        file.map(|f| (f.weight, f.reverse)).ok_or_else(|| format!("names no vrrp_track_file {name:?}"))
+    }
 }
 
 pub(crate) struct Validator<'a> {
@@ -177,10 +221,14 @@ impl<'a> Validator<'a> {
     pub fn config(&mut self, raw: &RawConfig) -> Config {
         let global = self.global(&raw.global);
         let scripts = self.scripts(&raw.vrrp_script);
+        let track_processes = self.track_processes(&raw.vrrp_track_process);
+        let track_files = self.track_files(&raw.vrrp_track_file);
         let proxies = self.proxies(&raw.proxy);
-        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies, global.vrrp_version);
+        let known = Known { scripts: &scripts, processes: &track_processes, files: &track_files, proxies: &proxies };
+        let mut instances = self.instances(&raw.vrrp_instance, &known, global.garp_interval, global.vrrp_version);
+        let sync_groups = self.sync_groups(&raw.vrrp_sync_group, &mut instances, &known);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
-        Config { global, scripts, instances, proxies, stats }
+        Config { global, scripts, track_processes, track_files, instances, sync_groups, proxies, stats }
     }
 
     fn global(&mut self, raw: &RawGlobal) -> Global {
@@ -200,6 +248,7 @@ impl<'a> Validator<'a> {
             hard_stop_after: self.duration(&raw.hard_stop_after, "global.hard_stop_after", DELAY, Duration::from_secs(10)),
             user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
             vrrp_version: self.version(&raw.vrrp_version, "global.vrrp_version", VrrpVersion::V2),
+            garp_interval: self.duration(&raw.garp_interval, "global.garp_interval", GARP_INTERVAL, Duration::ZERO),
         }
     }
 
@@ -242,8 +291,8 @@ impl<'a> Validator<'a> {
     fn instances(
         &mut self,
         raw: &[S<RawInstance>],
-        scripts: &[VrrpScript],
-        proxies: &[Proxy],
+        known: &Known,
+        global_garp_interval: Duration,
         default_version: VrrpVersion,
     ) -> Vec<VrrpInstance> {
         let mut names = HashSet::new();
@@ -333,19 +382,11 @@ impl<'a> Validator<'a> {
                 instance_vips.push(vip);
             }
 
-            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| {
-                scripts.iter().find(|s| s.name == name).map(|s| s.weight).ok_or_else(|| format!("names no vrrp_script {name:?}"))
-            });
-            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| {
-                proxies.iter().any(|p| p.name == name).then_some(0).ok_or_else(|| format!("names no proxy {name:?}"))
-            });
-            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
-                if !is_interface_name(name) {
-                    Err(format!("{name:?} cannot be a Linux interface name"))
-                } else {
-                    Ok(0)
-                }
-            });
+            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| known.script(name));
+            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| known.proxy(name));
+            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), Known::interface);
+            let track_process = self.tracks(&r.track_process, &key("track_process"), |name| known.process(name));
+            let track_file = self.tracks(&r.track_file, &key("track_file"), |name| known.file(name));
 
             let notify_key = key("notify");
             let mut notify_field = |value: &Option<S<String>>, field: &str| {
@@ -383,6 +424,7 @@ impl<'a> Validator<'a> {
                     1..=255,
                     defaults.master_refresh_repeat,
                 ),
+                interval: self.duration(&r.garp_interval, &key("garp_interval"), GARP_INTERVAL, global_garp_interval),
             };
 
             instances.push(VrrpInstance {
@@ -400,6 +442,9 @@ impl<'a> Validator<'a> {
                 track_script,
                 track_proxy,
                 track_interface,
+                track_process,
+                track_file,
+                sync_peers: Vec::new(),
                 notify,
                 unicast_src_ip,
                 unicast_peer,
@@ -536,8 +581,9 @@ impl<'a> Validator<'a> {
         Some(Ipv4Prefix { addr, len })
     }
 
-    /// Resolves track entries; `lookup` gives the default weight or why the name is unknown.
-    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<i32, String>) -> Vec<Track> {
+    /// Resolves track entries; `lookup` gives the default weight and reverse, or why the name is
+    /// unknown.
+    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<(i32, bool), String>) -> Vec<Track> {
         let mut seen = HashSet::new();
         let mut tracks = Vec::new();
         for (j, t) in raw.iter().enumerate() {
@@ -545,15 +591,15 @@ impl<'a> Validator<'a> {
             let name_key = format!("{key}[{j}].name");
             let name = self.name(&t.name, &name_key);
             self.unique(&mut seen, &t.name, &name_key, "tracked object");
-            let default_weight = match lookup(&name) {
-                Ok(weight) => weight,
+            let (default_weight, default_reverse) = match lookup(&name) {
+                Ok(defaults) => defaults,
                 Err(why) => {
                     self.error(t.name.span(), &name_key, why);
                     continue;
                 }
             };
             let weight = self.opt_int(&t.weight, &format!("{key}[{j}].weight"), WEIGHT_RANGE, default_weight);
-            tracks.push(Track { name, weight });
+            tracks.push(Track { name, weight, reverse: t.reverse.unwrap_or(default_reverse) });
         }
         tracks
     }

@@ -18,7 +18,7 @@ pub use self::model::{
 use crate::counters::DropReason;
 use crate::packet::v3::MAX_ADVERT_INT;
 use crate::packet::{Advert, Advertisement, AdvertisementV3, AuthData, TTL};
-use crate::track::{Tracker, Trackers};
+use crate::track::{Reading, Tracker, TrackerKind, Trackers};
 
 /// The pending gratuitous ARP burst after becoming master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -156,8 +156,13 @@ impl Instance {
         let trackers: Vec<Tracker> = std::mem::take(&mut config.trackers)
             .into_iter()
             .map(|t| {
-                let up = self.trackers.find(t.kind, &t.name).and_then(|i| self.trackers.iter().nth(i)).map_or(t.up, |old| old.up);
-                Tracker { up, ..t }
+                let old = self.trackers.find(t.kind, &t.name).and_then(|i| self.trackers.iter().nth(i));
+                let mut tracker = Tracker { up: old.map_or(t.up, |old| old.up), ..t };
+                if let Some(old) = old.filter(|old| old.kind == TrackerKind::File) {
+                    // Weight or reverse may have changed: judge the kept number again.
+                    tracker.apply_reading(Reading::Value(old.value));
+                }
+                tracker
             })
             .collect();
         let vips_changed = config.vips != self.config.vips;
@@ -330,7 +335,12 @@ impl Instance {
     /// FAULT happens here; a weight change only changes the priority adverts carry and the
     /// preemption decisions that follow: a master never demotes itself over its own priority.
     pub fn set_tracker(&mut self, now: Instant, index: usize, up: bool) {
-        if !self.trackers.set(index, up) {
+        self.apply_tracker_reading(now, index, Reading::Up(up));
+    }
+
+    /// [`Instance::set_tracker`] for any reading, a file's number included.
+    pub fn apply_tracker_reading(&mut self, now: Instant, index: usize, reading: Reading) {
+        if !self.trackers.apply(index, reading) {
             return;
         }
         match (self.state, self.trackers.in_fault()) {

@@ -38,7 +38,6 @@ use crate::config::{self, Overrides};
 use crate::control::command::{Command, ControlError};
 use crate::control::{self, ControlRequest};
 use crate::hooks::notify::Notifier;
-use crate::hooks::script::ScriptError;
 use crate::stats::events::EventKind;
 use crate::stats::{self, StatusBoard};
 use crate::systemd;
@@ -55,7 +54,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Scripts(Vec<ScriptError>),
+    Scripts(Vec<plan::PlanError>),
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("cannot start the VRRP runtime: {0}")]
@@ -171,6 +170,7 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             board,
             vip_events,
             trackers: trackers.subscribe(),
+            sync_reports: trackers.reporter(),
         };
         let daemon = Daemon {
             panics: mpsc::unbounded_channel(),

@@ -26,6 +26,9 @@ pub fn toml(vrrp: Option<&Vrrp>, balancer: Option<&Balancer>, sources: &Sources)
         if let Some(user) = &k.script_user {
             let _ = writeln!(out, "script_user = {}", q(user));
         }
+        if let Some(interval) = &k.garp_interval {
+            let _ = writeln!(out, "garp_interval = {}", q(interval));
+        }
     }
     if let Some(maxconn) = balancer.and_then(|b| b.maxconn) {
         let _ = writeln!(out, "maxconn = {maxconn}");
@@ -36,6 +39,9 @@ pub fn toml(vrrp: Option<&Vrrp>, balancer: Option<&Balancer>, sources: &Sources)
         }
         for i in &k.instances {
             instance(&mut out, i, &sources.keepalived);
+        }
+        for section in &k.sections {
+            let _ = write!(out, "\n# from {}:{}\n{}", sources.keepalived, section.line, section.text);
         }
         for (name, line, why) in &k.left_out {
             let _ = writeln!(out, "\n# from {}:{line}: vrrp_instance {name} left out: {why}.", sources.keepalived);
@@ -84,9 +90,10 @@ fn script(out: &mut String, s: &ScriptOut, source: &str) {
 
 fn tracks(list: &[TrackOut]) -> String {
     list.iter()
-        .map(|t| match t.weight {
-            Some(w) => format!("{{ name = {}, weight = {w} }}", q(&t.name)),
-            None => format!("{{ name = {} }}", q(&t.name)),
+        .map(|t| {
+            let weight = t.weight.map_or(String::new(), |w| format!(", weight = {w}"));
+            let reverse = if t.reverse { ", reverse = true" } else { "" };
+            format!("{{ name = {}{weight}{reverse} }}", q(&t.name))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -124,6 +131,12 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     }
     if !i.track_interface.is_empty() {
         let _ = writeln!(out, "track_interface = [{}]", tracks(&i.track_interface));
+    }
+    if !i.track_process.is_empty() {
+        let _ = writeln!(out, "track_process = [{}]", tracks(&i.track_process));
+    }
+    if !i.track_file.is_empty() {
+        let _ = writeln!(out, "track_file = [{}]", tracks(&i.track_file));
     }
     if !i.track_proxy.is_empty() {
         let _ = writeln!(out, "# vrrpd knows its own proxies' health: no script needed to watch them.");

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::keepalived::{Instance, Keepalived, Script, Track};
 use super::proxies::Balancer;
+use super::tracked;
 use super::values;
 use super::watchers::{self, Listening, Verdict};
 use super::{Lookups, NoteKind, Notes, Written};
@@ -15,9 +16,12 @@ const WEIGHT: std::ops::RangeInclusive<i64> = -253..=253;
 
 pub struct Vrrp {
     pub router_id: Option<String>,
+    pub garp_interval: Option<String>,
     pub script_user: Option<String>,
     pub scripts: Vec<ScriptOut>,
     pub instances: Vec<InstanceOut>,
+    /// `[[vrrp_track_process]]`, `[[vrrp_track_file]]` and `[[vrrp_sync_group]]` sections.
+    pub sections: Vec<tracked::Section>,
     /// Instances not written, with why: (name, line, why).
     pub left_out: Vec<(String, usize, String)>,
 }
@@ -37,6 +41,7 @@ pub struct ScriptOut {
 pub struct TrackOut {
     pub name: String,
     pub weight: Option<i64>,
+    pub reverse: bool,
 }
 
 pub struct InstanceOut {
@@ -56,6 +61,8 @@ pub struct InstanceOut {
     pub vips: Vec<String>,
     pub track_script: Vec<TrackOut>,
     pub track_interface: Vec<TrackOut>,
+    pub track_process: Vec<TrackOut>,
+    pub track_file: Vec<TrackOut>,
     pub track_proxy: Vec<String>,
     pub notify: Vec<(&'static str, String)>,
     pub unicast_src_ip: Option<String>,
@@ -99,7 +106,7 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
     let mut left_out = Vec::new();
     let default_version = version(k.vrrp_version.as_ref(), 2, "global_defs vrrp_version", notes);
     for i in &k.instances {
-        match instance(i, &scripts, default_version, &mut seen_vips, notes) {
+        match instance(i, &scripts, (&k.track_processes, &k.track_files), default_version, &mut seen_vips, notes) {
             Ok(out) => instances.push(out),
             Err(why) => {
                 notes.add(i.line, NoteKind::Dropped, format!("vrrp_instance {}: {why}; left out, written as a comment", i.name));
@@ -110,11 +117,25 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
     track_proxies(&mut instances, balancer, notes);
     shared_sources(&instances, notes);
     weight_notes(k, &scripts, notes);
+    let mut sections: Vec<tracked::Section> = k
+        .track_processes
+        .iter()
+        .chain(&k.track_files)
+        .map(|s| tracked::Section { name: s.name.clone(), line: s.line, text: s.text.clone() })
+        .collect();
+    let imported = |name: &str| instances.iter().any(|i| i.name == values::clean_name(name));
+    for node in &k.sync_group_nodes {
+        sections.push(tracked::sync_group(node, &imported, notes));
+    }
     Vrrp {
+        garp_interval: k.garp_interval.as_ref().and_then(|g| {
+            values::duration(&values::seconds(&g.text), values::GARP_INTERVAL, g.line, "vrrp_garp_interval", notes)
+        }),
         router_id: k.router_id.as_ref().map(|r| values::name(&r.text, r.line, "router_id", notes)),
         script_user: k.script_user.as_ref().map(|u| u.text.clone()),
         scripts: scripts.kept,
         instances,
+        sections,
         left_out,
     }
 }
@@ -216,6 +237,7 @@ fn interface_name(name: &str) -> bool {
 fn instance(
     i: &Instance,
     scripts: &Scripts,
+    (processes, files): (&[tracked::Section], &[tracked::Section]),
     default_version: i64,
     seen_vips: &mut HashSet<Ipv4Addr>,
     notes: &mut Notes,
@@ -309,6 +331,8 @@ fn instance(
             },
             notes,
         ),
+        track_process: tracks(&i.track_process, "track_process", known_in(processes, "vrrp_track_process"), notes),
+        track_file: tracks(&i.track_file, "track_file", known_in(files, "track_file"), notes),
         track_proxy: Vec::new(),
         notify: i.notify.iter().filter(|(_, w)| !w.text.trim().is_empty()).map(|(key, w)| (*key, w.text.clone())).collect(),
         unicast_src_ip: source_address(i, notes),
@@ -354,6 +378,18 @@ fn advert_int_v3(a: &Written, instance: &str, notes: &mut Notes) -> Option<Strin
         );
     }
     Some(format!("\"{}ms\"", centis as i64 * 10))
+}
+
+/// Keeps a track entry naming one of `sections`; keepalived ignores the others, and so does
+/// the import, with a note.
+fn known_in<'a>(sections: &'a [tracked::Section], what: &'a str) -> impl Fn(&Track, &mut Notes) -> bool + 'a {
+    move |t, notes| {
+        let known = sections.iter().any(|s| s.name == values::clean_name(&t.name));
+        if !known {
+            notes.add(t.line, NoteKind::Dropped, format!("track entry {} names no {what} (keepalived ignores it too)", t.name));
+        }
+        known
+    }
 }
 
 /// VRRPv2 advertises whole seconds, 1 to 255. keepalived's VRRPv3 allows fractions.
@@ -435,7 +471,7 @@ fn tracks(list: &[Track], what: &str, keep: impl Fn(&Track, &mut Notes) -> bool,
         }
         let weight =
             t.weight.as_ref().and_then(|w| values::integer(w, WEIGHT, t.line, &format!("{what} {} weight", t.name), notes));
-        out.push(TrackOut { name: values::clean_name(&t.name), weight });
+        out.push(TrackOut { name: values::clean_name(&t.name), weight, reverse: t.reverse });
     }
     out
 }

@@ -29,6 +29,12 @@ pub struct TrackerSnapshot {
     pub name: String,
     pub weight: i32,
     pub up: bool,
+    /// keepalived's `reverse`: the adjustment turned around.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// A tracked file's number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -149,6 +155,8 @@ impl StatusBoard {
                         name: t.name.clone(),
                         weight: t.weight,
                         up: t.up,
+                        reverse: t.reverse,
+                        value: (t.kind == vrrp_core::track::TrackerKind::File).then_some(t.value),
                     })
                     .collect(),
             };

@@ -108,7 +108,15 @@ fn instance_row(out: &mut String, i: &InstanceSnapshot) {
         .trackers
         .iter()
         .map(|t| {
-            format!("<span class=\"{}\">{} {} ({})</span>", if t.up { "good" } else { "bad" }, t.kind, escape(&t.name), t.weight)
+            let value = t.value.map_or(String::new(), |v| format!(" = {v}"));
+            let reverse = if t.reverse { " reverse" } else { "" };
+            format!(
+                "<span class=\"{}\">{} {}{value} ({}{reverse})</span>",
+                if t.up { "good" } else { "bad" },
+                t.kind,
+                escape(&t.name),
+                t.weight
+            )
         })
         .collect();
     let _ = write!(

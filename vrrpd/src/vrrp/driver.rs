@@ -26,9 +26,10 @@ use vrrp_core::counters::{DropCounters, DropReason};
 use vrrp_core::instance::{Action, Instance, InstanceConfig, Reason, State};
 use vrrp_core::packet::MULTICAST_GROUP;
 use vrrp_core::receive::{receive, Dropped};
-use vrrp_core::track::{Tracker, TrackerKind};
+use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
 use super::convert;
+use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
@@ -46,6 +47,8 @@ pub struct DriverContext {
     /// Where VIP claims and releases go; `None` when no balancer serves sessions.
     pub vip_events: Option<VipEvents>,
     pub trackers: watch::Receiver<TrackerStatus>,
+    /// Where this driver reports its sync group members' own FAULT.
+    pub sync_reports: watch::Sender<TrackerStatus>,
 }
 
 /// What one instance runs: its validated configuration and its notify scripts.
@@ -115,6 +118,8 @@ pub struct Driver {
     releases: FuturesUnordered<PendingRelease>,
     published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
+    /// Paces gratuitous ARPs when an instance here sets `garp_interval`.
+    garp_pacer: Option<GarpPacer>,
 }
 
 impl Driver {
@@ -133,6 +138,7 @@ impl Driver {
             releases: FuturesUnordered::new(),
             published_at: Instant::now(),
             drop_log: HashMap::new(),
+            garp_pacer: None,
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
         let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
@@ -149,7 +155,7 @@ impl Driver {
             Err(e) => driver.trouble.report(&driver.name, &e),
         }
         let status = driver.context.trackers.borrow_and_update().clone();
-        driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())).copied().unwrap_or(true);
+        driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())) != Some(&Reading::Up(false));
         for spec in spec.instances {
             driver.add_instance(spec, &status);
         }
@@ -199,6 +205,7 @@ impl Driver {
 
     /// Tells the status board where every instance stands.
     fn publish(&mut self) {
+        self.report_sync_members();
         self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
@@ -224,19 +231,34 @@ impl Driver {
     /// known status.
     fn instance_config(&self, spec: &InstanceSpec, status: &TrackerStatus) -> InstanceConfig {
         let config = &spec.config;
-        let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
+        let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(Reading::Up(true));
         // The instance's own interface is always tracked: no carrier (or no usable interface at
         // all), no VRRP (FAULT).
         let own = &self.name;
-        let up = self.port.is_some() && known(TrackerKind::Interface, own);
+        let up = self.port.is_some() && known(TrackerKind::Interface, own) != Reading::Up(false);
         let mut trackers = vec![Tracker { up, ..Tracker::new(TrackerKind::Interface, own, 0) }];
         for (kind, tracks) in [
             (TrackerKind::Interface, &config.track_interface),
             (TrackerKind::Script, &config.track_script),
             (TrackerKind::Proxy, &config.track_proxy),
+            (TrackerKind::Process, &config.track_process),
+            (TrackerKind::File, &config.track_file),
         ] {
-            trackers.extend(tracks.iter().map(|t| Tracker { up: known(kind, &t.name), ..Tracker::new(kind, &t.name, t.weight) }));
+            trackers.extend(tracks.iter().map(|t| {
+                let mut tracker = Tracker { reverse: t.reverse, ..Tracker::new(kind, &t.name, t.weight) };
+                let reading = match (kind, known(kind, &t.name)) {
+                    (TrackerKind::File, Reading::Up(_)) => Reading::Value(0),
+                    (_, reading) => reading,
+                };
+                tracker.apply_reading(reading);
+                tracker
+            }));
         }
+        // Sync group peers: FAULT while one of them is in FAULT by its own trackers.
+        trackers.extend(config.sync_peers.iter().map(|peer| Tracker {
+            up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
+            ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
+        }));
         let source = self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source);
         convert::instance_config(config, config.unicast_src_ip.unwrap_or(source), trackers)
     }
@@ -340,7 +362,7 @@ impl Driver {
     /// same name (deleted and created again), so the port is checked first.
     async fn trackers_changed(&mut self) {
         let status = self.context.trackers.borrow_and_update().clone();
-        let link_up = status.get(&(TrackerKind::Interface, self.name.clone())).copied().unwrap_or(true);
+        let link_up = status.get(&(TrackerKind::Interface, self.name.clone())) != Some(&Reading::Up(false));
         let came_up = link_up && !self.link_up;
         self.link_up = link_up;
         if came_up || self.port.is_none() {
@@ -351,30 +373,55 @@ impl Driver {
 
     /// Brings every instance's trackers in line with the tracker map (and the port).
     fn sync_trackers(&mut self, status: &crate::trackers::TrackerStatus) {
-        for ((kind, name), up) in status {
-            let up = *up && (*kind != TrackerKind::Interface || *name != self.name || self.port.is_some());
-            self.set_tracker(*kind, name, up);
+        for ((kind, name), reading) in status {
+            let reading = match reading {
+                Reading::Up(up) => {
+                    Reading::Up(*up && (*kind != TrackerKind::Interface || *name != self.name || self.port.is_some()))
+                }
+                value => *value,
+            };
+            self.set_tracker(*kind, name, reading);
         }
         if self.port.is_none() {
-            self.set_tracker(TrackerKind::Interface, &self.name.clone(), false);
+            self.set_tracker(TrackerKind::Interface, &self.name.clone(), Reading::Up(false));
+        }
+        self.report_sync_members();
+    }
+
+    /// Tells the other drivers whether each sync group member here is in FAULT by its own
+    /// trackers (they hold their members in FAULT meanwhile).
+    fn report_sync_members(&self) {
+        for (spec, instance) in self.specs.iter().zip(&self.instances) {
+            if !spec.config.sync_peers.is_empty() {
+                let own_fault = instance.state() == State::Fault && instance.trackers().in_own_fault();
+                crate::trackers::report_sync_member(&self.context.sync_reports, instance.name(), own_fault);
+            }
         }
     }
 
-    fn set_tracker(&mut self, kind: TrackerKind, name: &str, up: bool) {
+    fn set_tracker(&mut self, kind: TrackerKind, name: &str, reading: Reading) {
         let now = Instant::now();
         for instance in &mut self.instances {
             let Some(index) = instance.trackers().find(kind, name) else { continue };
-            if instance.trackers().iter().nth(index).is_some_and(|tracker| tracker.up != up) {
+            let changes = instance.trackers().iter().nth(index).is_some_and(|tracker| match reading {
+                Reading::Up(up) => tracker.up != up,
+                Reading::Value(value) => tracker.value != value,
+            });
+            if changes {
                 let before = instance.priority();
-                instance.set_tracker(now, index, up);
+                instance.apply_tracker_reading(now, index, reading);
+                let said = match reading {
+                    Reading::Up(true) => "up".to_owned(),
+                    Reading::Up(false) => "down".to_owned(),
+                    Reading::Value(value) => format!("value {value}"),
+                };
                 info!(
-                    instance = %instance.name(), tracker = %format!("{} {name}", kind.as_str()), up,
+                    instance = %instance.name(), tracker = %format!("{} {name}", kind.as_str()), reading = %said,
                     priority = instance.priority(), was = before, state = %instance.state(), "tracked object changed"
                 );
                 let message = format!(
-                    "{} {name} {}: priority {before} -> {}, {}",
+                    "{} {name} {said}: priority {before} -> {}, {}",
                     kind.as_str(),
-                    if up { "up" } else { "down" },
                     instance.priority(),
                     instance.state()
                 );
@@ -558,9 +605,23 @@ impl Driver {
             Action::GratuitousArp { count } => {
                 let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
                 let Some(port) = &self.port else { return };
-                match port.garp.send(&vips, count) {
-                    Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
-                    Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                // keepalived's garp_interval applies to the interface: the longest of its instances'.
+                let interval = self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default();
+                if interval.is_zero() {
+                    self.garp_pacer = None;
+                    match port.garp.send(&vips, count) {
+                        Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
+                        Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                    }
+                    return;
+                }
+                if !self.garp_pacer.as_ref().is_some_and(|p| p.interval == interval && p.serves(&port.garp)) {
+                    self.garp_pacer = Some(GarpPacer::start(Arc::clone(&port.garp), interval));
+                }
+                if self.garp_pacer.as_ref().is_some_and(|p| p.send(vips, count)) {
+                    debug!(instance = %config.name, count, ?interval, "gratuitous ARP queued");
+                } else {
+                    warn!(instance = %config.name, count, "gratuitous ARP dropped: bursts are queued faster than garp_interval lets them leave");
                 }
             }
             Action::Transition(t) => {

@@ -5,6 +5,7 @@
 //! with a new index, and the port is opened anew on it.
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use ha_common::config::Ipv4Prefix;
 use tracing::{info, warn};
@@ -17,7 +18,7 @@ use super::net::NetError;
 pub struct Port {
     pub interface: Interface,
     pub socket: AdvertSocket,
-    pub garp: GarpSender,
+    pub garp: Arc<GarpSender>,
     /// The address adverts leave from (and the election's tie-breaker).
     pub source: Ipv4Addr,
 }
@@ -37,7 +38,7 @@ impl Port {
             .or_else(|| interface.primary_ipv4(&vip_addrs))
             .ok_or_else(|| NetError::NoIpv4Address(interface.name.clone()))?;
         let socket = AdvertSocket::open(&interface, source)?;
-        let garp = GarpSender::open(&interface)?;
+        let garp = Arc::new(GarpSender::open(&interface)?);
         info!(interface = %interface.name, index = interface.index, %source, up = interface.up, "interface ready");
         Ok(Port { interface, socket, garp, source })
     }

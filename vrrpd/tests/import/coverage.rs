@@ -130,13 +130,23 @@ fn keepalived_words(raw: &str) -> Vec<String> {
 
 fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
-        "virtual_ipaddress" | "unicast_peer" => return words.len() == 1,
-        "track_script" | "track_interface" => return matches!(words, [_] | [_, "weight", _]),
+        "virtual_ipaddress" | "unicast_peer" | "group" => return words.len() == 1,
+        "track_script" | "track_interface" | "track_process" | "track_file" => {
+            return matches!(words, [_] | [_, "weight", _] | [_, "weight", _, "reverse" | "noreverse" | "no_reverse"])
+        }
         _ => {}
     }
     match words {
         ["global_defs" | "authentication" | "virtual_ipaddress" | "track_script" | "track_interface" | "unicast_peer"] => true,
-        ["vrrp_script" | "vrrp_instance", _] => true,
+        ["vrrp_script" | "vrrp_instance" | "vrrp_sync_group" | "vrrp_track_process" | "track_file" | "vrrp_track_file", _] => {
+            true
+        }
+        ["group" | "track_process" | "track_file" | "full_command" | "sync_group_tracking_weight"] => true,
+        ["vrrp_garp_interval", _] => true,
+        ["quorum" | "quorum_max" | "delay" | "fork_delay" | "terminate_delay" | "file", _] => true,
+        ["process" | "init_file", ..] => true,
+        ["param_match"] | ["param_match", "initial" | "partial"] => true,
+        ["weight", _, "reverse"] => true,
         ["router_id" | "script_user" | "user" | "weight" | "rise" | "fall" | "interval" | "timeout", _] => true,
         ["enable_script_security" | "nopreempt"] => true,
         ["state" | "interface" | "virtual_router_id" | "priority" | "preempt_delay" | "auth_type" | "auth_pass", _] => true,
