@@ -203,12 +203,14 @@ pub struct Server {
     pub address: String,
     pub weight: Option<u32>,
     pub maxconn: Option<u32>,
+    /// The inside of the server's own `check = { ... }` table.
+    pub check: Option<String>,
 }
 
 impl Server {
     /// The lab's broker `n` (1 to 3): rabbit`n` on 192.0.2.2`n`:5672.
     pub fn rabbit(n: usize) -> Server {
-        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None, maxconn: None }
+        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None, maxconn: None, check: None }
     }
 
     pub fn maxconn(mut self, maxconn: u32) -> Server {
@@ -218,6 +220,12 @@ impl Server {
 
     pub fn weight(mut self, weight: u32) -> Server {
         self.weight = Some(weight);
+        self
+    }
+
+    /// Its own check settings, e.g. `port = 15672, fall = 1`.
+    pub fn check(mut self, settings: &str) -> Server {
+        self.check = Some(settings.into());
         self
     }
 }
@@ -280,6 +288,9 @@ impl Proxy {
             }
             if let Some(weight) = server.weight {
                 line(out, "weight", weight);
+            }
+            if let Some(check) = &server.check {
+                line(out, "check", format!("{{ {check} }}"));
             }
         }
     }

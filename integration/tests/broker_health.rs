@@ -3,9 +3,11 @@
 //! - AMQPS passthrough: clients' TLS goes through the VIP untouched to the brokers (vrrpd holds
 //!   no certificate), while vrrpd's `amqps` check completes a verified handshake with each
 //!   broker and reads its Connection.Start inside TLS.
-//! - The `http` check on the management port: a node in a memory alarm (publishers blocked)
-//!   answers 503 on `/api/health/checks/local-alarms` and leaves the rotation for new
-//!   sessions; it comes back once the alarm clears. The check's password never shows.
+//! - The `http` check on the management port (each server's own `check = { port = 15672 }`,
+//!   as `vrrpd import` writes HAProxy's `server ... check port 15672`): a node in a memory
+//!   alarm (publishers blocked) answers 503 on `/api/health/checks/local-alarms` and leaves the
+//!   rotation for new sessions; it comes back once the alarm clears. The check's password,
+//!   read from a `password_file`, never shows.
 //! - The management UI balanced through a second proxy on 15672.
 //!
 //! One cluster run serves all three (a cluster takes ~45 s to start).
@@ -214,12 +216,17 @@ fn brokers_are_checked_past_the_port_and_amqps_passes_through() {
     cluster.ctl(1, &["set_user_tags", MONITOR_USER, "monitoring"]);
 
     let fast = r#"interval = "500ms", rise = 1, fall = 1, timeout = "2s""#;
+    let password_file = lab.file("monitor.pw");
+    std::fs::write(&password_file, format!("{MONITOR_PASSWORD}\n")).unwrap();
+    std::fs::set_permissions(&password_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let amqp = Proxy::amqp(
         &format!(
-            r#"kind = "http", path = "/api/health/checks/local-alarms", port = 15672, expect_status = 200, user = "{MONITOR_USER}", password = "{MONITOR_PASSWORD}", {fast}"#
+            r#"kind = "http", path = "/api/health/checks/local-alarms", expect_status = 200, user = "{MONITOR_USER}", password_file = "{}", {fast}"#,
+            password_file.display()
         ),
         3,
-    );
+    )
+    .servers((1..=3).map(|n| Server::rabbit(n).check("port = 15672")).collect());
     let amqps = Proxy::amqp(&format!(r#"kind = "amqps", ca_file = "{}", {fast}"#, ca_file.display()), 3)
         .port(5671)
         .servers((1..=3).map(|n| Server { address: format!("192.0.2.2{n}:5671"), ..Server::rabbit(n) }).collect());
@@ -250,6 +257,10 @@ fn brokers_are_checked_past_the_port_and_amqps_passes_through() {
         a.log()
     );
     assert_eq!(servers(&lab, "amqps")[0].2, "amqps");
+    let status = status_json(&lab);
+    let amqp_proxy = status["proxies"].as_array().unwrap().iter().find(|p| p["name"] == "amqp").unwrap().clone();
+    assert_eq!(amqp_proxy["servers"][0]["check"]["kind"], "http");
+    assert_eq!(amqp_proxy["servers"][0]["check"]["target"], "192.0.2.21:15672", "each server's own check port");
 
     // AMQPS through the VIP: the handshake is the broker's own (vrrpd holds no certificate),
     // verified by the client against the test's CA, and the broker greets inside it.

@@ -166,6 +166,12 @@ impl ServerState {
             self.up.store(true, Relaxed);
             changes.push(if config.check { "is checked again" } else { "is no longer checked" }.to_owned());
         } else {
+            let (before, after) = (health.check().target(self.address), check.target(self.address));
+            if before != after {
+                changes.push(format!("is now checked at {after} instead of {before}"));
+            } else if *health.check() != check {
+                changes.push("has new check settings".to_owned());
+            }
             health.reconfigure(check);
         }
         changes

@@ -336,6 +336,10 @@ async fn a_servers_own_rise_fall_and_interval_apply_to_it_alone_and_reload_in_pl
     reloaded.servers[0].check_settings = ServerCheck { port: Some(dead.port()), fall: Some(1), ..ServerCheck::default() };
     let changes = balancer.reload(std::slice::from_ref(&reloaded));
     println!("reload: {changes:?}");
+    assert!(
+        changes.contains(&format!("amqp/r1 is now checked at {dead} instead of {r1}")),
+        "the reload says where r1 is checked now: {changes:?}"
+    );
     let r1_state = balancer.proxy("amqp").unwrap().servers[0].clone();
     assert!(Arc::ptr_eq(&r1_state, &proxy.servers[0]), "r1 kept across the reload");
     wait_for("r1 DOWN on its new check port", || !r1_state.up.load(Relaxed)).await;

@@ -126,6 +126,11 @@ impl Health {
         }
     }
 
+    /// The settings checks run with now.
+    pub fn check(&self) -> &HealthCheck {
+        &self.check
+    }
+
     pub fn last_change(&self) -> Instant {
         self.last_change
     }

@@ -59,6 +59,18 @@ impl Checker {
         Checker { check, tls }
     }
 
+    /// [`Checker::new`] on the blocking pool when it reads files (a CA bundle, the system's
+    /// roots), so a reload does not stall the runtime's other tasks.
+    pub async fn off_the_runtime(check: HealthCheck) -> Checker {
+        if !check.kind.uses_tls() {
+            return Checker::new(check);
+        }
+        let kept = check.clone();
+        tokio::task::spawn_blocking(move || Checker::new(check))
+            .await
+            .unwrap_or_else(|_| Checker { check: kept, tls: Err("TLS setup failed unexpectedly".to_owned()) })
+    }
+
     pub fn check(&self) -> &HealthCheck {
         &self.check
     }
@@ -205,7 +217,7 @@ pub async fn run_checks(
         // Built again only when a reload changed this server's check settings.
         let checker = match checker.take() {
             Some(c) if *c.check() == check => checker.insert(c),
-            _ => checker.insert(Checker::new(check)),
+            _ => checker.insert(Checker::off_the_runtime(check).await),
         };
         let result = tokio::select! {
             () = stop.cancelled() => return,
