@@ -53,6 +53,10 @@ fn a_client_behind_haproxy_send_proxy_v2_is_known_by_its_own_address() {
     let _haproxy = Haproxy(haproxy);
 
     let front: SocketAddr = "192.0.2.12:5680".parse().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || integration::netns::connect_from(&lab.ns("client"), front).is_ok()),
+        "HAProxy listens"
+    );
     let mut greeting = String::new();
     assert!(
         wait_until(Duration::from_secs(5), || {

@@ -160,6 +160,18 @@ pub async fn watch(
     }
 }
 
+/// Clears a rebalance's progress when dropped (unless a newer one replaced it).
+struct ShownAsRunning {
+    shared: Arc<crate::server::ProxyShared>,
+    id: u64,
+}
+
+impl Drop for ShownAsRunning {
+    fn drop(&mut self) {
+        self.shared.clear_rebalance(self.id);
+    }
+}
+
 /// What a running rebalance shows in `ctl status` and on the stats page.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Progress {
@@ -198,8 +210,10 @@ pub async fn run(
     }
     static IDS: AtomicU64 = AtomicU64::new(0);
     let id = IDS.fetch_add(1, Relaxed);
-    // Shown as running before it is said to have started.
+    // Shown as running before it is said to have started, and no longer once this task ends,
+    // however it ends (a panic included).
     proxy.shared.set_rebalance(Progress { id, closed: 0, limit, rate });
+    let shown = ShownAsRunning { shared: Arc::clone(&proxy.shared), id };
     publish(format!("rebalance started: {limit} sessions above the fair share, closing {rate}/s"));
     let period = Duration::from_secs_f64(1.0 / f64::from(rate.clamp(1, MAX_RATE)));
     let mut next = Instant::now();
@@ -230,7 +244,7 @@ pub async fn run(
             () = tokio::time::sleep_until(next.into()) => {}
         }
     };
-    current.borrow().shared.clear_rebalance(id);
+    drop(shown);
     publish(said(closed, ending));
 }
 

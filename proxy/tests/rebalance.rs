@@ -141,17 +141,19 @@ async fn slowstart_holds_back_a_returning_server_under_a_reconnect_storm() {
         let balancer = start(&config);
         balancer.set_admin("amqp", "c", Admin::Maint).unwrap();
         let (_clients, landed) = reconnecting_clients(&config, 60, Duration::from_millis(20)).await;
-        settle(&balancer, &landed, "a and b share", |s| s == [30, 30, 0]).await;
+        // About 30 each: clients connecting at the same instant may both see the same counts.
+        let shared = settle(&balancer, &landed, "a and b share", |s| s[2] == 0 && s[0] + s[1] == 60).await;
         balancer.set_admin("amqp", "c", Admin::Ready).unwrap();
         balancer.set_admin("amqp", "a", Admin::Maint).unwrap();
         let proxy = Arc::clone(&balancer.proxies()[0]);
         let reconnected = || proxy.servers.iter().map(|s| s.counters.total.load(Relaxed)).sum::<u64>() >= 90;
         let after = settle(&balancer, &landed, "every client back", |s| reconnected() && s.iter().sum::<u32>() == 60).await;
-        println!("slowstart {slowstart:?}: a's 30 clients reconnecting landed as {after:?}");
-        landed_on_c.push(after[2]);
+        println!("slowstart {slowstart:?}: a's {} clients reconnecting landed as {after:?}", shared[0]);
+        landed_on_c.push((after[2], shared[0]));
     }
-    assert_eq!(landed_on_c[0], 30, "without slowstart the fresh server takes all: {landed_on_c:?}");
-    assert!(landed_on_c[1] <= 5, "with slowstart it takes a few: {landed_on_c:?}");
+    let ((plain, moved), (slow, _)) = (landed_on_c[0], landed_on_c[1]);
+    assert!(plain + 3 >= moved, "without slowstart the fresh server takes (nearly) all {moved}: {landed_on_c:?}");
+    assert!(slow <= 5, "with slowstart it takes a few: {landed_on_c:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
