@@ -97,6 +97,7 @@ pub async fn fence_run(
 ) -> Result<String, String> {
     let result = balancer.fence(&proxy, target, &fencing.whoami).await;
     let whose = match target {
+        FenceTarget::SilentPeer(peer) if subject == "ctl" => format!("{peer} (by hand)"),
         FenceTarget::SilentPeer(peer) => format!("silent master {peer}"),
         FenceTarget::Leftovers => "this host's previous run".to_owned(),
     };
