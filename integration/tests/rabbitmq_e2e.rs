@@ -474,7 +474,10 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
             o.cut_at = None;
             control.hold_generation.store(o.consumer_connections, SeqCst);
         }
-        assert!(wait_until(Duration::from_secs(10), || observe(&|o| o.held.len() >= 10)), "{what}: the consumer holds deliveries");
+        assert!(
+            wait_until(Duration::from_secs(10), || observe(&|o| o.held.len() >= 10)),
+            "{what}: the consumer holds deliveries"
+        );
         std::thread::sleep(Duration::from_millis(300));
         let held = {
             let mut o = observed.lock().unwrap();

@@ -52,7 +52,8 @@ impl Daemon {
                 let mut lines = Vec::new();
                 let mut ok = true;
                 for proxy in proxies {
-                    let run = fence_run(Arc::clone(&balancer), proxy, FenceTarget::SilentPeer(address), "ctl".into(), fencing.clone());
+                    let run =
+                        fence_run(Arc::clone(&balancer), proxy, FenceTarget::SilentPeer(address), "ctl".into(), fencing.clone());
                     match run.await {
                         Ok(line) => lines.push(line),
                         Err(line) => {

@@ -70,7 +70,13 @@ pub async fn serve_vip_events(
             Some(VipEvent::TakenFromSilentMaster { instance, addresses, master }) => {
                 let cancel = stop.child_token();
                 for proxy in balancer.fencing_proxies(Some(&addresses)) {
-                    let run = fence_run(Arc::clone(&balancer), proxy, FenceTarget::SilentPeer(master), instance.clone(), fencing.clone());
+                    let run = fence_run(
+                        Arc::clone(&balancer),
+                        proxy,
+                        FenceTarget::SilentPeer(master),
+                        instance.clone(),
+                        fencing.clone(),
+                    );
                     let (cancel, instance) = (cancel.clone(), instance.clone());
                     fencing.tasks.spawn(async move {
                         tokio::select! {
