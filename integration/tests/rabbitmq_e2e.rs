@@ -474,7 +474,10 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
             o.cut_at = None;
             control.hold_generation.store(o.consumer_connections, SeqCst);
         }
-        assert!(wait_until(Duration::from_secs(10), || observe(&|o| o.held.len() >= 10)), "{what}: the consumer holds deliveries");
+        assert!(
+            wait_until(Duration::from_secs(10), || observe(&|o| o.held.len() >= 10)),
+            "{what}: the consumer holds deliveries"
+        );
         std::thread::sleep(Duration::from_millis(300));
         let held = {
             let mut o = observed.lock().unwrap();
@@ -527,6 +530,50 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
     assert!(status.contains("fencing: 1 runs (0 failed)"), "{status}");
     assert!(!status.contains("guest"), "no credential in ctl status: {status}");
     heal();
+
+    // By hand: the rescuer's connection (straight from the client, 192.0.2.31) is closed, and
+    // it reconnects; this host's own address is refused.
+    let out = integration::lab::Daemon::ctl(&lab, "b", &["fence", "192.0.2.31"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("vrrpd ctl fence 192.0.2.31: {said}");
+    assert!(out.status.success() && said.contains("closed 1 of 1 matching connections"), "{said}");
+    let out = integration::lab::Daemon::ctl(&lab, "b", &["fence", "192.0.2.12"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("one of this host's own addresses"), "{said}");
+    assert!(!observe(&|o| o.bystander_lost), "refused: B's own connection stays");
+
+    // At start, A closes the connections a previous run of A left: here one opened straight
+    // from A's address, as the broker would list a session of a host that lost power.
+    let leftover_closed = Arc::new(AtomicBool::new(false));
+    let leftover = {
+        let (a_ns, closed) = (lab.ns("a"), Arc::clone(&leftover_closed));
+        std::thread::spawn(move || {
+            let namespace = std::fs::File::open(format!("/run/netns/{a_ns}")).unwrap();
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let connection = connect_to("192.0.2.21", 10).await;
+                let channel = connection.open_channel(None).await.unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    if !connection.is_open() || !declare(&channel).await {
+                        closed.store(true, SeqCst);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!leftover_closed.load(SeqCst), "the leftover connection is open before the restart");
+    let mut a = a;
+    assert_eq!(a.stop(), Some(0));
+    let a = host("a", 101, true).start(&lab, &[]);
+    assert!(wait_until(Duration::from_secs(10), || leftover_closed.load(SeqCst)), "A's start closed its leftover\n{}", a.log());
+    assert!(a.wait_for_log("fenced broker connections", Duration::from_secs(5)), "{}", a.log());
+    leftover.join().unwrap();
+    lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
 
     control.stop_publishing.store(true, SeqCst);
     let drained = wait_until(Duration::from_secs(60), || observe(&|o| o.confirmed.is_subset(&o.consumed)));

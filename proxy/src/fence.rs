@@ -189,20 +189,31 @@ impl ManagementApi {
         let path = format!("/api/connections/{}", percent_encode(name));
         let reason: String = reason.chars().filter(|c| !c.is_control()).take(REASON_MAX).collect();
         let headers = [("x-reason", reason)];
-        let (status, _) = self.request(Method::DELETE, &path, &headers, CLOSE_LIMIT, |s| (200..300).contains(&s) || s == 404).await?;
+        let (status, _) =
+            self.request(Method::DELETE, &path, &headers, CLOSE_LIMIT, |s| (200..300).contains(&s) || s == 404).await?;
         Ok(status != 404)
     }
 
     /// Closes every connection whose peer is one of `peers`, except those `own` names (this
     /// host's sessions: the broker's `peer` is their local end). Bounded by [`FENCE_DEADLINE`].
-    pub async fn fence(self: &Arc<Self>, peers: &[IpAddr], own: &HashSet<SocketAddr>, reason: &str) -> Result<FenceOutcome, ApiError> {
+    pub async fn fence(
+        self: &Arc<Self>,
+        peers: &[IpAddr],
+        own: &HashSet<SocketAddr>,
+        reason: &str,
+    ) -> Result<FenceOutcome, ApiError> {
         match tokio::time::timeout(FENCE_DEADLINE, self.fence_inner(peers, own, reason)).await {
             Ok(result) => result,
             Err(_) => Err(ApiError::Deadline(FENCE_DEADLINE)),
         }
     }
 
-    async fn fence_inner(self: &Arc<Self>, peers: &[IpAddr], own: &HashSet<SocketAddr>, reason: &str) -> Result<FenceOutcome, ApiError> {
+    async fn fence_inner(
+        self: &Arc<Self>,
+        peers: &[IpAddr],
+        own: &HashSet<SocketAddr>,
+        reason: &str,
+    ) -> Result<FenceOutcome, ApiError> {
         let listed = self.connections().await?;
         let mut outcome = FenceOutcome { listed: listed.len(), ..FenceOutcome::default() };
         let mut doomed = Vec::new();
@@ -243,7 +254,8 @@ impl ManagementApi {
 pub fn source_addresses(servers: impl Iterator<Item = SocketAddr>) -> HashSet<IpAddr> {
     servers
         .filter_map(|server| {
-            let any: SocketAddr = if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+            let any: SocketAddr =
+                if server.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
             let socket = std::net::UdpSocket::bind(any).ok()?;
             socket.connect(server).ok()?;
             Some(socket.local_addr().ok()?.ip().to_canonical())
@@ -507,7 +519,10 @@ mod tests {
         let started = Instant::now();
         let error = api(vec![url]).connections().await.unwrap_err();
         let took = started.elapsed();
-        assert!(matches!(&error, ApiError::Exhausted { last, .. } if matches!(**last, ApiError::Http(HttpError::Timeout(..)))), "{error}");
+        assert!(
+            matches!(&error, ApiError::Exhausted { last, .. } if matches!(**last, ApiError::Http(HttpError::Timeout(..)))),
+            "{error}"
+        );
         let most = ROUNDS * REQUEST_TIMEOUT + ROUNDS * ROUND_PAUSE + Duration::from_secs(1);
         assert!(took < most, "{took:?}");
         eprintln!("a silent API node: given up after {took:?}");

@@ -174,7 +174,8 @@ impl Sessions {
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        let entry = Entry { local, proxy: Arc::clone(proxy), server: None, upstream: None, closer: closer.clone(), releases: Vec::new() };
+        let entry =
+            Entry { local, proxy: Arc::clone(proxy), server: None, upstream: None, closer: closer.clone(), releases: Vec::new() };
         entries.insert(id, entry);
         Some(Ticket { id, closer, sessions: Arc::clone(self) })
     }

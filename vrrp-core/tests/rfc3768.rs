@@ -551,3 +551,18 @@ fn a_handoff_a_start_or_a_preemption_names_no_silent_master() {
     assert_eq!(lan.state(1), State::Master);
     assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
 }
+
+#[test]
+fn preempting_a_master_that_dropped_below_us_names_no_silent_master() {
+    // B followed A (101); A's script fails (-20): A advertises 81, B (100, preempt) discards
+    // those adverts and takes over when its timer fires. A was heard to the end: it steps down
+    // and closes its own sessions, nothing to fence.
+    let tracked = InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", -20)], ..a() };
+    let mut lan = elected_pair(tracked, b());
+    assert_eq!(lan.state(0), State::Master);
+    lan.set_tracker(0, 0, 0, false);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(lan.state(0), State::Backup);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
+}

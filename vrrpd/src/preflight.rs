@@ -159,6 +159,14 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             p.retries,
             if p.redispatch { ", redispatch" } else { "" }
         )?;
+        if let Some(api) = &p.rabbitmq_api {
+            // URLs as written (credentials are refused in them), the user, never the password.
+            writeln!(out, "  fences silent masters through {} as {}", api.urls.join(", "), api.user)?;
+            for (peer, extra) in &api.fence_addresses {
+                let extra: Vec<String> = extra.iter().map(ToString::to_string).collect();
+                writeln!(out, "    with {peer}, also {}", extra.join(", "))?;
+            }
+        }
         for s in &p.servers {
             writeln!(
                 out,
@@ -323,6 +331,16 @@ fn same_subnet(network: Ipv4Prefix, address: Ipv4Addr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_summary_names_the_api_but_never_its_password() {
+        let text = "[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5672\"\nrabbitmq_api = { urls = [\"http://192.0.2.21:15672\"], user = \"fence\", password = \"hunter2\", fence_addresses = { \"192.0.2.12\" = [\"198.51.100.12\"] } }\n[[proxy.server]]\nname = \"r1\"\naddress = \"192.0.2.21:5672\"\n";
+        let config = Config::parse(text, std::path::Path::new("a.toml")).unwrap().config;
+        let out = summary(&config);
+        assert!(out.contains("fences silent masters through http://192.0.2.21:15672 as fence"), "{out}");
+        assert!(out.contains("with 192.0.2.12, also 198.51.100.12"), "{out}");
+        assert!(!out.contains("hunter2"), "{out}");
+    }
 
     #[test]
     fn subnets_are_compared_under_the_prefix() {

@@ -1,8 +1,8 @@
 //! The validated configuration: every value typed, every default filled in, every cross reference
 //! (track_script, track_proxy) known to resolve. Code past `Config::load` never re-checks these.
 
-use std::fmt;
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;

@@ -526,7 +526,8 @@ fn bad_api_settings_are_located() {
         ("http://192.0.2.21:99999", "is not a port"),
         ("http://192.0.2.21:15672/?x=1", "nothing else"),
     ] {
-        let text = example_with("redispatch = true", &format!("redispatch = true\n{}", API.replace("http://192.0.2.21:15672", url)));
+        let text =
+            example_with("redispatch = true", &format!("redispatch = true\n{}", API.replace("http://192.0.2.21:15672", url)));
         let problem = single_problem(&text);
         assert_eq!(problem.key, "proxy[0].rabbitmq_api.urls[0]", "{url}");
         assert!(problem.message.contains(says), "{url}: {problem}");

@@ -138,9 +138,9 @@ impl Command {
             }
             ["reload"] => Command::Reload,
             ["events"] => Command::Events,
-            ["fence", address] => Command::Fence {
-                address: address.parse().map_err(|_| ControlError::NotAnAddress((*address).to_owned()))?,
-            },
+            ["fence", address] => {
+                Command::Fence { address: address.parse().map_err(|_| ControlError::NotAnAddress((*address).to_owned()))? }
+            }
             [] | ["help"] => Command::Help,
             _ => return Err(ControlError::Unknown(words.join(" "))),
         })

@@ -50,18 +50,29 @@ impl Daemon {
         let fencing = self.fencing.clone();
         self.tasks.spawn_on(
             async move {
+                // All proxies at once: the answer comes within one run's deadline (15 s), well
+                // inside the 30 s `vrrpd ctl` waits.
+                let mut runs = tokio::task::JoinSet::new();
+                for proxy in proxies {
+                    let target = FenceTarget::SilentPeer(address);
+                    runs.spawn(fence_run(Arc::clone(&balancer), proxy, target, "ctl".into(), fencing.clone()));
+                }
                 let mut lines = Vec::new();
                 let mut ok = true;
-                for proxy in proxies {
-                    let run = fence_run(Arc::clone(&balancer), proxy, FenceTarget::SilentPeer(address), "ctl".into(), fencing.clone());
-                    match run.await {
-                        Ok(line) => lines.push(line),
-                        Err(line) => {
+                while let Some(joined) = runs.join_next().await {
+                    match joined {
+                        Ok(Ok(line)) => lines.push(line),
+                        Ok(Err(line)) => {
                             ok = false;
                             lines.push(line);
                         }
+                        Err(e) => {
+                            ok = false;
+                            lines.push(format!("a fencing run ended: {e}"));
+                        }
                     }
                 }
+                lines.sort();
                 let text = lines.join("\n");
                 let _ = reply.send(if ok { Ok(text) } else { Err(ControlError::Fence(text)) });
             },

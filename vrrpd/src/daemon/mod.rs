@@ -149,7 +149,8 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
         // Connections a previous run of this host left on the brokers (a crash, a kill -9)
         // hold their consumers' unacknowledged messages until the broker's heartbeat timeout.
         for proxy in balancer.fencing_proxies(None) {
-            let run = fence_run(Arc::clone(balancer), proxy, proxy::balancer::FenceTarget::Leftovers, "start".into(), fencing.clone());
+            let run =
+                fence_run(Arc::clone(balancer), proxy, proxy::balancer::FenceTarget::Leftovers, "start".into(), fencing.clone());
             let stop = cancel.clone();
             tasks.spawn_on(
                 async move {

@@ -71,7 +71,13 @@ pub async fn serve_vip_events(
             Some(VipEvent::TakenFromSilentMaster { instance, addresses, master }) => {
                 let cancel = stop.child_token();
                 for proxy in balancer.fencing_proxies(Some(&addresses)) {
-                    let run = fence_run(Arc::clone(&balancer), proxy, FenceTarget::SilentPeer(master), instance.clone(), fencing.clone());
+                    let run = fence_run(
+                        Arc::clone(&balancer),
+                        proxy,
+                        FenceTarget::SilentPeer(master),
+                        instance.clone(),
+                        fencing.clone(),
+                    );
                     let (cancel, instance) = (cancel.clone(), instance.clone());
                     fencing.tasks.spawn(async move {
                         tokio::select! {
@@ -98,6 +104,7 @@ pub async fn fence_run(
 ) -> Result<String, String> {
     let result = balancer.fence(&proxy, target, &fencing.whoami).await;
     let whose = match target {
+        FenceTarget::SilentPeer(peer) if subject == "ctl" => format!("{peer} (by hand)"),
         FenceTarget::SilentPeer(peer) => format!("silent master {peer}"),
         FenceTarget::Leftovers => "this host's previous run".to_owned(),
     };
@@ -152,5 +159,86 @@ pub async fn record_rebalance_events(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ha_common::config::Config;
+    use tokio::sync::oneshot;
+
+    /// A balancer with one fencing proxy on 127.0.0.1, whose management API accepts and never
+    /// answers; returns how many connections the API received.
+    async fn stalled_fencing() -> (Arc<Balancer>, Arc<std::sync::atomic::AtomicUsize>) {
+        let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let api_port = api.local_addr().unwrap().port();
+        let asked = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = Arc::clone(&asked);
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = api.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                held.push(socket);
+            }
+        });
+        let bind_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let text = format!(
+            "[[proxy]]\nname = \"amqp\"\nbind = \"127.0.0.1:{bind_port}\"\n\
+             rabbitmq_api = {{ urls = [\"http://127.0.0.1:{api_port}\"], user = \"u\", password = \"p\" }}\n\
+             [[proxy.server]]\nname = \"r1\"\naddress = \"127.0.0.1:9\"\ncheck = false\n"
+        );
+        let config = Config::parse(&text, std::path::Path::new("t.toml")).unwrap().config;
+        let balancer = Balancer::start(&config.proxies, Some(100), Duration::from_secs(1), &tokio::runtime::Handle::current());
+        (balancer, asked)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn giving_the_vips_up_again_abandons_the_fencing_run() {
+        let (balancer, asked) = stalled_fencing().await;
+        let tasks = TaskTracker::new();
+        let board = StatusBoard::new("t");
+        let fencing = Fencing { tasks: tasks.clone(), board: board.clone(), whoami: "t".into() };
+        let (events, queue) = mpsc::unbounded_channel();
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(serve_vip_events(Arc::clone(&balancer), queue, fencing, stop.clone()));
+        let vip: IpAddr = "127.0.0.1".parse().unwrap();
+        let master: IpAddr = "192.0.2.11".parse().unwrap();
+        events.send(VipEvent::TakenFromSilentMaster { instance: "VI_1".into(), addresses: vec![vip], master }).unwrap();
+        let started = Instant::now();
+        while asked.load(std::sync::atomic::Ordering::SeqCst) == 0 && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "the run asked the API");
+        // The old master came back: this host gives the VIP up.
+        let (drained, closed) = oneshot::channel();
+        events.send(VipEvent::Releasing { addresses: vec![vip], drained }).unwrap();
+        assert_eq!(closed.await.unwrap(), 0);
+        tasks.close();
+        tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await.expect("the run ended at once, not after its 15 s");
+        assert!(board.events(10).iter().all(|e| e.kind != EventKind::Fence), "an abandoned run records no outcome");
+        stop.cancel();
+        serving.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_fencing_run_that_fails_says_why_on_the_timeline() {
+        let (balancer, _) = stalled_fencing().await;
+        let proxy = balancer.fencing_proxies(None).pop().unwrap();
+        let fencing = Fencing { tasks: TaskTracker::new(), board: StatusBoard::new("t"), whoami: "t".into() };
+        // This host's own address is refused before any API call.
+        let own = fence_run(
+            Arc::clone(&balancer),
+            Arc::clone(&proxy),
+            FenceTarget::SilentPeer("127.0.0.1".parse().unwrap()),
+            "ctl".into(),
+            fencing.clone(),
+        )
+        .await;
+        let said = own.unwrap_err();
+        assert!(said.contains("one of this host's own addresses"), "{said}");
+        let events = fencing.board.events(10);
+        assert_eq!(events.last().map(|e| e.kind), Some(EventKind::Fence));
+        assert!(!events.iter().any(|e| e.message.contains("\"p\"") || e.message.contains("u:p")), "no credential");
     }
 }

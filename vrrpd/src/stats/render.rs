@@ -541,7 +541,9 @@ pub fn text(snapshot: &Snapshot) -> String {
         if let Some(f) = &p.fencing {
             let last = f.last.as_ref().map_or_else(
                 || "none yet".to_owned(),
-                |l| format!("{} ({}, {} ms): {}", l.hosts.join(", "), if l.ok { "ok" } else { "FAILED" }, l.duration_ms, l.result),
+                |l| {
+                    format!("{} ({}, {} ms): {}", l.hosts.join(", "), if l.ok { "ok" } else { "FAILED" }, l.duration_ms, l.result)
+                },
             );
             let _ = writeln!(
                 out,

@@ -640,7 +640,11 @@ impl Driver {
                     (t.to, &t.reason, &self.context.vip_events)
                 {
                     let addresses = addresses(&config.virtual_ipaddress);
-                    let _ = events.send(VipEvent::TakenFromSilentMaster { instance: config.name.clone(), addresses, master: *master });
+                    let _ = events.send(VipEvent::TakenFromSilentMaster {
+                        instance: config.name.clone(),
+                        addresses,
+                        master: *master,
+                    });
                 }
             }
         }
