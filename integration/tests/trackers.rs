@@ -52,6 +52,14 @@ fn a_tracked_process_stopping_faults_the_master_and_its_return_takes_back() {
     let mut process = tracked_process(&lab, &name);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     assert!(a.log().contains("tracked process quorum gained"), "{}", a.log());
+
+    // A reload that tracks another name: the scanner restarts from a fresh scan, and nothing
+    // by that name runs, so A goes to FAULT although `name` still runs.
+    let other = format!("[[vrrp_track_process]]\nname = \"broker\"\nprocess = \"{name}x\"\nweight = 0\n");
+    let reloaded = HostConfig::new("a").instance(Instance::vi1(101).with("track_process = [{ name = \"broker\" }]"));
+    reloaded.section(other).write(&lab);
+    a.signal(nix::sys::signal::Signal::SIGHUP);
+    lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
     process.kill().unwrap();
     process.wait().unwrap();
 }

@@ -224,3 +224,25 @@ fn check_shows_what_a_health_check_asks_but_never_its_password() {
     assert!(stderr.contains("proxy[0].check.expect_status"), "{stderr}");
     assert!(!stderr.contains("pa55-w0rd"), "{stderr}");
 }
+
+#[test]
+fn check_refuses_a_track_file_others_could_write_and_does_not_create_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let open = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = open.path().join("prio");
+    let text = example("proxy-a.toml").replace(
+        "[[vrrp_instance]]",
+        &format!("[[vrrp_track_file]]\nname = \"prio\"\nfile = \"{}\"\ninit_file = 0\n\n[[vrrp_instance]]", file.display()),
+    );
+    let text = text.replacen("virtual_router_id", "track_file = [{ name = \"prio\" }]\nvirtual_router_id", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("vrrp_track_file \"prio\""), "{stderr}");
+    assert!(stderr.contains("could be written by a non-root user"), "{stderr}");
+    assert!(!file.exists(), "check never writes init_file");
+}

@@ -277,6 +277,42 @@ mod tests {
         assert_eq!(scan(Path::new("/proc"), &[t]).unwrap(), vec![0]);
     }
 
+    fn fake_process(root: &Path, pid: u32, comm: &str, cmdline: &str) {
+        let dir = root.join(pid.to_string());
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("stat"), format!("{pid} ({comm}) S 1 1 1")).unwrap();
+        std::fs::write(dir.join("cmdline"), cmdline).unwrap();
+    }
+
+    #[test]
+    fn a_command_line_that_changes_is_seen_at_the_next_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        fake_process(dir.path(), 7, "worker", "worker\0--role\0primary\0");
+        let t = tracker("worker", &["--role", "primary"], Some(ParamMatch::Exact));
+        assert_eq!(scan(dir.path(), std::slice::from_ref(&t)).unwrap(), vec![1]);
+        // As systemd or nginx do: the process rewrites its argv.
+        fake_process(dir.path(), 7, "worker", "worker\0--role\0standby\0");
+        assert_eq!(scan(dir.path(), &[t]).unwrap(), vec![0]);
+    }
+
+    #[test]
+    fn many_processes_scan_in_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        for pid in 1..=3000 {
+            fake_process(dir.path(), pid, if pid % 100 == 0 { "haproxy" } else { "other" }, "x\0");
+        }
+        let trackers = [tracker("haproxy", &[], None), tracker("x", &[], Some(ParamMatch::Exact))];
+        let started = Instant::now();
+        let counts = scan(dir.path(), &trackers).unwrap();
+        let took = started.elapsed();
+        println!("3000 processes, name and command line: {took:?}");
+        assert_eq!(counts, vec![30, 3000]);
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        let started = Instant::now();
+        scan(Path::new("/proc"), &trackers[..1]).unwrap();
+        println!("this host's /proc, names only: {:?}", started.elapsed());
+    }
+
     #[test]
     fn odd_proc_entries_are_skipped() {
         let dir = tempfile::tempdir().unwrap();

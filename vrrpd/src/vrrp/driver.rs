@@ -471,6 +471,10 @@ impl Driver {
         for new in added {
             self.add_instance(new, &status);
         }
+        // The map was read (and marked seen) above, after the reload replaced its readings (a
+        // process tracker that now names another program, a proxy replaced): kept instances
+        // must take them now, or they would wait for the next change.
+        self.sync_trackers(&status);
     }
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
