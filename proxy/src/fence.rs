@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use ha_common::config::RabbitmqApi;
+use ha_common::config::{RabbitmqApi, Secret};
 use hyper::Method;
 use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
@@ -97,7 +97,7 @@ impl FenceOutcome {
 pub struct ManagementApi {
     endpoints: Vec<Endpoint>,
     user: String,
-    password: String,
+    password: Secret,
     /// The endpoint that answered last: tried first next time.
     preferred: AtomicUsize,
 }
@@ -105,7 +105,7 @@ pub struct ManagementApi {
 impl std::fmt::Debug for ManagementApi {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let urls: Vec<String> = self.endpoints.iter().map(Endpoint::display).collect();
-        f.debug_struct("ManagementApi").field("urls", &urls).field("user", &self.user).field("password", &"<hidden>").finish()
+        f.debug_struct("ManagementApi").field("urls", &urls).field("user", &self.user).field("password", &self.password).finish()
     }
 }
 
@@ -150,7 +150,7 @@ impl ManagementApi {
                 let call = Call {
                     method: method.clone(),
                     path,
-                    basic_auth: Some((&self.user, &self.password)),
+                    basic_auth: Some((&self.user, self.password.expose())),
                     headers,
                     timeout: REQUEST_TIMEOUT,
                     max_body,
@@ -425,7 +425,7 @@ mod tests {
         let config = RabbitmqApi {
             urls,
             user: "fence".into(),
-            password: "hunter2".into(),
+            password: Secret::new("hunter2".into()),
             ca_file: None,
             fence_addresses: Default::default(),
         };

@@ -499,30 +499,17 @@ pub struct Proxy {
 
 /// RabbitMQ's management API (`rabbitmq_api = { urls, user, password }`): any node answers for
 /// the whole cluster, the next URL is tried when one fails.
-#[derive(Clone, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RabbitmqApi {
     /// `http://host:port` or `https://...`, each checked (scheme, host, no credentials).
     pub urls: Vec<String>,
     pub user: String,
-    pub password: String,
+    pub password: Secret,
     /// Trusted for https; the system's roots without it.
     pub ca_file: Option<PathBuf>,
     /// A peer's advert source address -> the other addresses it connects to the brokers from
     /// (a backend network of its own): fenced with it.
     pub fence_addresses: BTreeMap<IpAddr, Vec<IpAddr>>,
-}
-
-impl fmt::Debug for RabbitmqApi {
-    // The password never reaches a log line through Debug.
-    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.debug_struct("RabbitmqApi")
-            .field("urls", &self.urls)
-            .field("user", &self.user)
-            .field("password", &"<hidden>")
-            .field("ca_file", &self.ca_file)
-            .field("fence_addresses", &self.fence_addresses)
-            .finish()
-    }
 }
 
 /// `rebalance = { threshold = 1.5, rate = 5 }`: what `vrrpd ctl rebalance` does, started by the

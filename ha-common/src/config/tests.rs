@@ -509,7 +509,7 @@ fn a_proxy_may_name_its_clusters_management_api() {
     assert!(warnings.is_empty(), "{warnings:?}");
     let api = config.proxies[0].rabbitmq_api.as_ref().unwrap();
     assert_eq!(api.urls, ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt"]);
-    assert_eq!((api.user.as_str(), api.password.as_str()), ("fence", "hunter2"));
+    assert_eq!((api.user.as_str(), api.password.expose()), ("fence", "hunter2"));
     let peer: std::net::IpAddr = "192.0.2.12".parse().unwrap();
     assert_eq!(api.fence_addresses[&peer], ["198.51.100.12".parse::<std::net::IpAddr>().unwrap()]);
     let debug = format!("{config:?}");

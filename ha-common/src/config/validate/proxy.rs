@@ -196,7 +196,7 @@ impl Validator<'_> {
         (self.problems.len() == before).then(|| RabbitmqApi {
             urls,
             user,
-            password: raw.password.get_ref().clone(),
+            password: Secret::new(raw.password.get_ref().clone()),
             ca_file,
             fence_addresses,
         })
