@@ -101,7 +101,7 @@ fn the_documented_example_means_what_it_says() {
     assert_eq!(vi.advert_int, Duration::from_secs(1));
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
-    assert_eq!(vi.virtual_ipaddress, vec![IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
+    assert_eq!(vi.virtual_ipaddress, vec![IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100).into(), len: 24 }]);
     assert_eq!(vi.track_script, vec![Track { name: "chk_extra".into(), weight: -20 }], "weight comes from the script");
     assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0 }]);
     assert_eq!(vi.notify.any.as_deref(), Some("/usr/local/bin/notify.sh"));

@@ -570,7 +570,7 @@ impl Driver {
                     return;
                 };
                 let Some(port) = &self.port else { return };
-                if let IpAddr::V6(_) = source {
+                if source.is_ipv6() {
                     let Some(v6) = &port.v6 else { return };
                     let message = advert.encode(source, MULTICAST_GROUP_V6.into());
                     if let Err(e) = v6.socket.send(&message, MULTICAST_GROUP_V6) {
