@@ -379,6 +379,21 @@ impl<'a> Validator<'a> {
                 .filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]"))))
                 .collect();
 
+            if instance_vips.first().is_some_and(|v: &IpPrefix| v.addr.is_ipv6()) {
+                for (field, span) in [
+                    ("unicast_src_ip", r.unicast_src_ip.as_ref().map(|s| s.span())),
+                    ("unicast_peer", r.unicast_peer.first().map(|s| s.span())),
+                ] {
+                    if let Some(span) = span {
+                        self.error(
+                            span,
+                            &key(field),
+                            "IPv6 virtual routers advertise to ff02::12 from the link-local address: unicast is IPv4 only",
+                        );
+                    }
+                }
+            }
+
             let defaults = GarpConfig::default();
             let garp = GarpConfig {
                 master_delay: self.duration(&r.garp_master_delay, &key("garp_master_delay"), DELAY, defaults.master_delay),
