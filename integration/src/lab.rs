@@ -82,6 +82,22 @@ impl Lab {
         }
     }
 
+    /// Which of the proxy hosts hold `vip`, of either family.
+    pub fn holders_of(&self, vip: IpAddr) -> Vec<&'static str> {
+        match vip {
+            IpAddr::V4(v4) => self.holders(v4),
+            IpAddr::V6(v6) => self.holders6(v6),
+        }
+    }
+
+    /// [`Lab::expect_holder`] for a VIP of either family.
+    pub fn expect_holder_of(&self, vip: IpAddr, host: &str, within: Duration, context: &[&Daemon]) {
+        match vip {
+            IpAddr::V4(v4) => self.expect_holder(v4, host, within, context),
+            IpAddr::V6(v6) => self.expect_holder6(v6, host, within, context),
+        }
+    }
+
     /// Which of the proxy hosts hold `vip`, as `ip -br a` shows it.
     pub fn holders(&self, vip: Ipv4Addr) -> Vec<&'static str> {
         ["a", "b"].into_iter().filter(|h| self.addresses(h).contains(&vip)).collect()
@@ -140,8 +156,10 @@ impl Lab {
 
     /// Waits for the next VRRP advert seen on `host`'s eth0 (to time an action right after one).
     pub fn wait_for_advert(&self, host: &str) {
-        let out =
-            self.exec(host, &["timeout", "5", "tcpdump", "--immediate-mode", "-c", "1", "-n", "-i", "eth0", "ip proto 112"]);
+        let out = self.exec(
+            host,
+            &["timeout", "5", "tcpdump", "--immediate-mode", "-c", "1", "-n", "-i", "eth0", "ip proto 112 or ip6 proto 112"],
+        );
         assert!(out.status.success(), "no advert on {host} within 5 s");
     }
 
