@@ -7,9 +7,11 @@
 
 use std::time::{Duration, Instant};
 
-use integration::lab::{Daemon, Lab, Probe, VIP6};
+use std::net::SocketAddr;
+
+use integration::lab::{vrrpd_binary, Daemon, Greeters, Lab, LineClient, Probe, VIP6};
 use integration::netns_available;
-use integration::scenario::{keepalived_v6_config, HostConfig, Instance, TAKEOVER};
+use integration::scenario::{keepalived_v6_config, HostConfig, Instance, Proxy, TAKEOVER};
 
 fn vrrpd_v6(host: &str, priority: u8) -> HostConfig {
     HostConfig::new(host).instance(Instance::vi1(priority).ipv6(VIP6, "100ms"))
@@ -92,4 +94,66 @@ fn keepalived_and_vrrpd_elect_one_ipv6_master_both_ways() {
     assert!(!keepalived.log().contains("Entering MASTER STATE"), "{}", keepalived.log());
     lab.cut_link("a");
     lab.expect_holder6(VIP6, "b", Duration::from_secs(2), &[&vrrpd, &keepalived]);
+}
+
+#[test]
+fn the_balancer_serves_clients_on_the_ipv6_vip_before_and_after_a_failover() {
+    if !netns_available("the_balancer_serves_clients_on_the_ipv6_vip_before_and_after_a_failover", &["ip"]) {
+        return;
+    }
+    let lab = Lab::up("v6proxy");
+    let _backends = Greeters::start(&lab);
+    let check = r#"kind = "tcp", interval = "200ms", rise = 1, fall = 1, timeout = "200ms""#;
+    // IPv4 brokers behind a listener on every address, the IPv6 VIP included.
+    let host = |name: &str, priority| {
+        HostConfig::new(name)
+            .instance(Instance::vi1(priority).ipv6(VIP6, "100ms"))
+            .proxy(Proxy { bind: "[::]:5672".into(), ..Proxy::amqp(check, 2) })
+    };
+    let mut a = host("a", 101).start(&lab, &["--state", "MASTER"]);
+    let b = host("b", 100).start(&lab, &[]);
+    lab.expect_holder6(VIP6, "a", TAKEOVER, &[&a, &b]);
+    std::thread::sleep(Duration::from_millis(500));
+    let to = SocketAddr::from((VIP6, 5672));
+    let mut before = LineClient::connect(&lab, to);
+    assert!(before.greeting.starts_with("rabbit"), "greeted through A on [{VIP6}]:5672: {:?}", before.greeting);
+    assert!(before.alive());
+    assert_eq!(a.stop(), Some(0));
+    lab.expect_holder6(VIP6, "b", Duration::from_secs(2), &[&a, &b]);
+    let mut after = LineClient::connect(&lab, to);
+    assert!(after.greeting.starts_with("rabbit"), "greeted through B: {:?}", after.greeting);
+    assert!(after.alive());
+}
+
+#[test]
+fn ipv6_adverts_with_a_hop_limit_below_255_or_a_bad_checksum_are_dropped_and_counted() {
+    if !netns_available("ipv6_adverts_with_a_hop_limit_below_255_or_a_bad_checksum_are_dropped_and_counted", &["ip"]) {
+        return;
+    }
+    // RFC 5798 section 7.1: "MUST verify that the IPv6 Hop Limit is 255"; the hop limit comes
+    // from the socket's ancillary data, the checksum covers the pseudo-header.
+    let lab = Lab::up("v6hop");
+    let a = vrrpd_v6("a", 101).start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder6(VIP6, "a", TAKEOVER, &[&a]);
+    let inject = vrrpd_binary().with_file_name("vrrp-inject");
+    // The client's link-local address (EUI-64 of 02:00:00:00:00:31).
+    let client = "fe80::ff:fe00:31";
+    for extra in [&["--ttl", "64"][..], &["--bad-checksum"][..]] {
+        let mut args =
+            vec![inject.to_str().unwrap(), "--ipv6-from", client, "--priority", "254", "--count", "10", "--interval-ms", "5"];
+        args.extend_from_slice(extra);
+        let out = lab.exec("client", &args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(lab.holders6(VIP6), ["a"], "A stays master: {}", a.log());
+    assert!(a.log().contains("reason=ttl"), "{}", a.log());
+    assert!(a.log().contains("reason=checksum"), "{}", a.log());
+    // A well-formed advert with a higher priority is obeyed: the checks above were the reason.
+    let out = lab.exec(
+        "client",
+        &[inject.to_str().unwrap(), "--ipv6-from", client, "--priority", "254", "--count", "5", "--interval-ms", "50"],
+    );
+    assert!(out.status.success());
+    assert!(a.wait_for_log("from=MASTER to=BACKUP", Duration::from_secs(2)), "{}", a.log());
 }
