@@ -157,3 +157,22 @@ fn ipv6_adverts_with_a_hop_limit_below_255_or_a_bad_checksum_are_dropped_and_cou
     assert!(out.status.success());
     assert!(a.wait_for_log("from=MASTER to=BACKUP", Duration::from_secs(2)), "{}", a.log());
 }
+
+#[test]
+fn a_reload_that_adds_an_ipv6_router_opens_the_ipv6_sockets() {
+    if !netns_available("a_reload_that_adds_an_ipv6_router_opens_the_ipv6_sockets", &["ip"]) {
+        return;
+    }
+    // The port was opened for IPv4 only; the reload must give the new router its link-local
+    // source and sockets, or it would be a silent master.
+    let lab = Lab::up("v6reload");
+    let ipv4_only = HostConfig::new("a").instance(Instance::vi1(101).v3("100ms"));
+    let a = ipv4_only.start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(integration::lab::VIP, "a", TAKEOVER, &[&a]);
+    ipv4_only.clone().instance(Instance { name: "VI_6".into(), vrid: 61, ..Instance::vi1(101).ipv6(VIP6, "100ms") }).write(&lab);
+    a.signal(nix::sys::signal::Signal::SIGHUP);
+    lab.expect_holder6(VIP6, "a", TAKEOVER, &[&a]);
+    let out = lab.exec("b", &["timeout", "3", "tcpdump", "-c", "1", "-n", "-i", "eth0", "ip6 proto 112"]);
+    let seen = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(seen.contains("fe80::ff:fe00:11 > ff02::12"), "an IPv6 advert from A's link-local address: {seen:?}\n{}", a.log());
+}

@@ -450,6 +450,12 @@ impl Driver {
         for new in added {
             self.add_instance(new, &status);
         }
+        // An IPv6 virtual router on a port opened without IPv6 sockets: open it again, which
+        // also gives the instance its link-local source address.
+        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6()));
+        if wants_v6 && self.port.as_ref().is_some_and(|p| p.v6.is_none()) {
+            self.reattach(true).await;
+        }
     }
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
