@@ -14,7 +14,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,6 +33,8 @@ pub struct Instance {
     pub priority: u8,
     /// Each a /24.
     pub vips: Vec<Ipv4Addr>,
+    /// Each a /64; when set, the instance carries these instead of `vips` (one family).
+    pub vips6: Vec<Ipv6Addr>,
     /// 2 or 3; vrrpd's default (2, or `[global] vrrp_version`) when unset.
     pub version: Option<u8>,
     /// As written in TOML (`1`, `"100ms"`); vrrpd's default (1 s) when unset.
@@ -57,6 +59,7 @@ impl Instance {
             vrid: 51,
             priority,
             vips: vec![VIP],
+            vips6: Vec::new(),
             version: None,
             advert_int: Some("1".into()),
             auth_pass: Some("s3cret".into()),
@@ -78,6 +81,11 @@ impl Instance {
         self.advert_int = Some(quote(advert_int));
         self.auth_pass = None;
         self
+    }
+
+    /// An IPv6 virtual router (VRRPv3, `advert_int`) carrying `vip` alone.
+    pub fn ipv6(self, vip: Ipv6Addr, advert_int: &str) -> Instance {
+        Instance { vips6: vec![vip], ..self.v3(advert_int) }
     }
 
     /// On another interface, as another virtual router, with only `vip`.
@@ -131,7 +139,11 @@ impl Instance {
         if let Some(pass) = &self.auth_pass {
             line(out, "authentication", format!("{{ auth_type = \"PASS\", auth_pass = {} }}", quote(pass)));
         }
-        line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+        if self.vips6.is_empty() {
+            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+        } else {
+            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64")))));
+        }
         if !self.track_scripts.is_empty() {
             line(out, "track_script", list(self.track_scripts.iter().map(|name| format!("{{ name = {} }}", quote(name)))));
         }
@@ -520,6 +532,11 @@ vrrp_instance VI_1 {{
     )
 }
 
+/// The keepalived.conf equivalent of [`Instance::ipv6`] on VI_1: VRRPv3 over IPv6 with `vip`.
+pub fn keepalived_v6_config(host: &str, priority: u8, state: &str, advert_int: &str, vip: Ipv6Addr) -> String {
+    keepalived_v3_config(host, priority, state, advert_int).replace(&format!("{VIP}/24"), &format!("{vip}/64"))
+}
+
 /// The keepalived.conf equivalent of [`HostConfig::vi1`] (keepalived's own format).
 pub fn keepalived_config(host: &str, priority: u8, state: &str) -> String {
     format!(
@@ -568,7 +585,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 mod tests {
     use std::path::Path;
 
-    use ha_common::config::{Authentication, Config, Ipv4Prefix, Track};
+    use ha_common::config::{Authentication, Config, IpPrefix, Track};
 
     use super::*;
 
@@ -580,8 +597,8 @@ mod tests {
         Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", config.render())).config
     }
 
-    fn prefix(addr: Ipv4Addr) -> Ipv4Prefix {
-        Ipv4Prefix { addr, len: 24 }
+    fn prefix(addr: Ipv4Addr) -> IpPrefix {
+        IpPrefix { addr: addr.into(), len: 24 }
     }
 
     #[test]

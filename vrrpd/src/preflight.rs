@@ -2,9 +2,9 @@
 //! the host as the start would (interfaces, addresses, users).
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ha_common::config::{Authentication, Config, Ipv4Prefix, Place};
+use ha_common::config::{Authentication, Config, IpPrefix, Place};
 use ha_common::duration::format as fmt_duration;
 
 use vrrp_core::instance::Instance;
@@ -23,7 +23,7 @@ pub fn summary(config: &Config) -> String {
 fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
     writeln!(out, "router_id {}", config.global.router_id)?;
     for vi in &config.instances {
-        let timers = Instance::new(convert::instance_config(vi, Ipv4Addr::UNSPECIFIED, Vec::new()));
+        let timers = Instance::new(convert::instance_config(vi, Ipv4Addr::UNSPECIFIED.into(), Vec::new()));
         writeln!(out)?;
         writeln!(out, "vrrp_instance {}", vi.name)?;
         writeln!(
@@ -229,9 +229,9 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                 .warnings
                 .push((Place::Instance(i, "interface"), format!("{name} is down or has no carrier: FAULT until it is up")));
         }
-        let vips: Vec<Ipv4Addr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
+        let vips: Vec<IpAddr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
         match instance.unicast_src_ip {
-            Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == source) => found.warnings.push((
+            Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == IpAddr::V4(source)) => found.warnings.push((
                 Place::Instance(i, "unicast_src_ip"),
                 format!("{source} is not an address of {name}: adverts cannot leave from it (FAULT)"),
             )),
@@ -323,9 +323,10 @@ fn own_check(proxy: &ha_common::config::HealthCheck, server: &ha_common::config:
     }
 }
 
-fn same_subnet(network: Ipv4Prefix, address: Ipv4Addr) -> bool {
+fn same_subnet(network: IpPrefix, address: Ipv4Addr) -> bool {
+    let IpAddr::V4(net) = network.addr else { return false };
     let mask = if network.len == 0 { 0 } else { u32::MAX << (32 - u32::from(network.len.min(32))) };
-    u32::from(network.addr) & mask == u32::from(address) & mask
+    u32::from(net) & mask == u32::from(address) & mask
 }
 
 #[cfg(test)]
@@ -344,10 +345,10 @@ mod tests {
 
     #[test]
     fn subnets_are_compared_under_the_prefix() {
-        let net = Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 11), len: 24 };
+        let net = IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 11).into(), len: 24 };
         assert!(same_subnet(net, Ipv4Addr::new(192, 0, 2, 12)));
         assert!(!same_subnet(net, Ipv4Addr::new(198, 51, 100, 12)));
-        assert!(!same_subnet(Ipv4Prefix { len: 32, ..net }, Ipv4Addr::new(192, 0, 2, 12)));
-        assert!(same_subnet(Ipv4Prefix { len: 0, ..net }, Ipv4Addr::new(203, 0, 113, 1)));
+        assert!(!same_subnet(IpPrefix { len: 32, ..net }, Ipv4Addr::new(192, 0, 2, 12)));
+        assert!(same_subnet(IpPrefix { len: 0, ..net }, Ipv4Addr::new(203, 0, 113, 1)));
     }
 }

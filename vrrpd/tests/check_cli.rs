@@ -101,7 +101,7 @@ fn each_bad_input_is_rejected_at_its_line() {
         ("virtual_router_id = 51", "virtual_router_id = 256", "virtual_router_id: 256 is outside 1..=255"),
         ("priority = 101", "priority = 0", "priority: 0 is outside 1..=255"),
         ("auth_pass = \"s3cret\"", "auth_pass = \"123456789\"", "auth_pass: is 9 bytes"),
-        ("[\"192.0.2.100/24\"]", "[\"2001:db8::100/64\"]", "is not IPv4"),
+        ("[\"192.0.2.100/24\"]", "[\"2001:db8::100/64\"]", "VRRPv2 carries IPv4 addresses only"),
         ("name = \"rabbit2\"", "name = \"rabbit1\"", "server \"rabbit1\" is defined twice"),
         (
             "track_proxy = [{ name = \"amqp\", weight = 0 }]",

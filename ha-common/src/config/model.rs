@@ -186,14 +186,14 @@ impl fmt::Debug for Authentication {
     }
 }
 
-/// An IPv4 address with the prefix length it is added with (`192.0.2.100/24`).
+/// An address with the prefix length it is added with (`192.0.2.100/24`, `2001:db8::100/64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Ipv4Prefix {
-    pub addr: Ipv4Addr,
+pub struct IpPrefix {
+    pub addr: IpAddr,
     pub len: u8,
 }
 
-impl fmt::Display for Ipv4Prefix {
+impl fmt::Display for IpPrefix {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
     }
@@ -261,7 +261,7 @@ pub struct VrrpInstance {
     pub preempt: bool,
     pub preempt_delay: Duration,
     pub authentication: Authentication,
-    pub virtual_ipaddress: Vec<Ipv4Prefix>,
+    pub virtual_ipaddress: Vec<IpPrefix>,
     pub track_script: Vec<Track>,
     pub track_proxy: Vec<Track>,
     pub track_interface: Vec<Track>,

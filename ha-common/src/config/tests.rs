@@ -101,7 +101,7 @@ fn the_documented_example_means_what_it_says() {
     assert_eq!(vi.advert_int, Duration::from_secs(1));
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
-    assert_eq!(vi.virtual_ipaddress, vec![Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
+    assert_eq!(vi.virtual_ipaddress, vec![IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100).into(), len: 24 }]);
     assert_eq!(
         vi.track_script,
         vec![Track { name: "chk_extra".into(), weight: -20, reverse: false }],
@@ -226,7 +226,24 @@ fn vip_that_is_not_ipv4() {
         );
     }
     let p = single_problem(&example_with("\"192.0.2.100/24\"", "\"2001:db8::1\""));
-    assert!(p.message.contains("not IPv4"), "{p}");
+    assert!(p.message.contains("VRRPv2 carries IPv4 addresses only"), "{p}");
+}
+
+#[test]
+fn version_3_carries_ipv6_vips_one_family_per_instance() {
+    let v6 = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"2001:db8::100/64\"");
+    let config = parse(&v6).unwrap_or_else(|e| panic!("{e}")).config;
+    assert_eq!(config.instances[0].virtual_ipaddress, vec![IpPrefix { addr: "2001:db8::100".parse().unwrap(), len: 64 }]);
+    let mixed = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"192.0.2.100/24\", \"2001:db8::100/64\"");
+    let p = single_problem(&mixed);
+    assert_eq!(p.key, "vrrp_instance[0].virtual_ipaddress[1]");
+    assert!(p.message.contains("IPv4 or IPv6 addresses, not both"), "{p}");
+    for bad in ["fe80::100/64", "ff02::12", "::1"] {
+        let p = single_problem(&v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", &format!("{bad:?}")));
+        assert!(p.message.contains("cannot be a virtual address") || p.message.contains("prefix"), "{bad}: {p}");
+    }
+    let unicast = v6.replace("preempt = true", "preempt = true\nunicast_peer = [\"192.0.2.12\"]");
+    assert_eq!(single_problem(&unicast).key, "vrrp_instance[0].unicast_peer");
 }
 
 #[test]

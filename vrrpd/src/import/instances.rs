@@ -204,17 +204,24 @@ fn script(s: &Script, command: &str, notes: &mut Notes) -> ScriptOut {
 }
 
 /// An IPv4 VIP with an optional prefix, as vrrpd accepts it.
-fn vip(text: &str) -> Result<Ipv4Addr, &'static str> {
+fn vip(text: &str, version: i64) -> Result<IpAddr, &'static str> {
     let (addr, len) = text.split_once('/').map_or((text, None), |(a, l)| (a, Some(l)));
     let addr = match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V4(addr)) => addr,
-        Ok(IpAddr::V6(_)) => return Err("is IPv6: vrrpd runs IPv4 virtual routers only (VRRPv2 or VRRPv3)"),
-        Err(_) => return Err("is not an IPv4 address"),
+        Ok(IpAddr::V6(_)) if version != 3 => {
+            return Err("is IPv6: VRRPv2 carries IPv4 addresses only (IPv6 virtual routers need vrrp_version 3)")
+        }
+        Ok(addr) => addr,
+        Err(_) => return Err("is not an IP address"),
     };
-    if len.is_some_and(|l| l.parse::<u8>().map_or(true, |l| l > 32)) {
-        return Err("has a prefix length outside 0..=32");
+    let longest = if addr.is_ipv4() { 32 } else { 128 };
+    if len.is_some_and(|l| l.parse::<u8>().map_or(true, |l| l > longest)) {
+        return Err("has a prefix length out of range");
     }
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+    let unusable = match addr {
+        IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback(),
+        IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if unusable {
         return Err("cannot be a virtual address");
     }
     Ok(addr)
@@ -239,7 +246,7 @@ fn instance(
     scripts: &Scripts,
     (processes, files): (&[tracked::Section], &[tracked::Section]),
     default_version: i64,
-    seen_vips: &mut HashSet<Ipv4Addr>,
+    seen_vips: &mut HashSet<IpAddr>,
     notes: &mut Notes,
 ) -> Result<InstanceOut, String> {
     let version = version(i.version.as_ref(), default_version, &format!("vrrp_instance {} version", i.name), notes);
@@ -261,8 +268,17 @@ fn instance(
         None => return Err("no virtual_router_id (keepalived refuses it too)".to_owned()),
     };
     let mut vips = Vec::new();
+    let mut family: Option<bool> = None;
     for v in &i.vips {
-        match vip(&v.text) {
+        match vip(&v.text, version) {
+            Ok(addr) if *family.get_or_insert(addr.is_ipv4()) != addr.is_ipv4() => notes.add(
+                v.line,
+                NoteKind::Dropped,
+                format!(
+                    "VIP {}: a virtual router carries one address family (RFC 5798); the instance's first VIP decides",
+                    v.text
+                ),
+            ),
             Ok(addr) if !seen_vips.insert(addr) => {
                 notes.add(v.line, NoteKind::Dropped, format!("VIP {}: already a VIP of an instance above", v.text))
             }
@@ -271,7 +287,7 @@ fn instance(
         }
     }
     if vips.is_empty() {
-        return Err("no IPv4 virtual address left to carry".to_owned());
+        return Err("no virtual address left to carry".to_owned());
     }
     let state = i.state.as_ref().and_then(|s| match s.text.to_ascii_uppercase().as_str() {
         "MASTER" => Some("MASTER"),

@@ -248,4 +248,21 @@ mod tests {
         board.retain_drivers(&["eth1".to_owned()]);
         assert!(board.stalled(Duration::from_millis(10)).is_empty());
     }
+
+    #[test]
+    fn a_vrrpv3_instance_shows_its_sub_second_intervals() {
+        use std::net::Ipv4Addr;
+        use vrrp_core::instance::{InstanceConfig, Version};
+
+        let board = StatusBoard::new("a");
+        let config = InstanceConfig {
+            version: Version::V3,
+            advert_interval: Duration::from_millis(100),
+            ..InstanceConfig::new("VI_1", 51, Ipv4Addr::new(192, 0, 2, 11), [Ipv4Addr::new(192, 0, 2, 100)])
+        };
+        board.publish("eth0", &[Instance::new(config)], &[vec!["192.0.2.100/24".into()]], &DropCounters::default());
+        let snapshot = board.snapshot(None);
+        let vi = &snapshot.instances[0];
+        assert_eq!((vi.vrrp_version, vi.advert_int_ms, vi.master_adver_interval_ms), (3, 100, 100));
+    }
 }

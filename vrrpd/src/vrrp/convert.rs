@@ -1,7 +1,7 @@
 //! From the validated configuration to the core's types. The core knows no configuration crate;
 //! this is the one place the two meet.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use ha_common::config::{Authentication, GarpConfig as GarpSettings, InitialState as StartState, VrrpInstance, VrrpVersion};
 use vrrp_core::instance::{GarpConfig, InitialState, InstanceConfig, Version};
@@ -9,7 +9,7 @@ use vrrp_core::packet::AuthData;
 use vrrp_core::track::Tracker;
 
 /// What the core runs for `config`, advertising from `primary_ip`, with `trackers`.
-pub fn instance_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Vec<Tracker>) -> InstanceConfig {
+pub fn instance_config(config: &VrrpInstance, primary_ip: IpAddr, trackers: Vec<Tracker>) -> InstanceConfig {
     InstanceConfig {
         name: config.name.clone(),
         vrid: config.vrid,
@@ -21,8 +21,8 @@ pub fn instance_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Ve
         preempt: config.preempt,
         preempt_delay: config.preempt_delay,
         auth: auth_data(config.authentication),
-        vips: config.virtual_ipaddress.iter().map(|p| p.addr.into()).collect(),
-        primary_ip: primary_ip.into(),
+        vips: config.virtual_ipaddress.iter().map(|p| p.addr).collect(),
+        primary_ip,
         initial_state: initial_state(config.initial_state),
         garp: garp(config.garp),
         trackers,

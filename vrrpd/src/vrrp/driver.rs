@@ -12,20 +12,20 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use ha_common::config::{Ipv4Prefix, VrrpInstance};
+use ha_common::config::{IpPrefix, VrrpInstance};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_core::counters::{DropCounters, DropReason};
 use vrrp_core::instance::{Action, Instance, InstanceConfig, Reason, State};
-use vrrp_core::packet::MULTICAST_GROUP;
-use vrrp_core::receive::{receive, Dropped};
+use vrrp_core::packet::{MULTICAST_GROUP, MULTICAST_GROUP_V6};
+use vrrp_core::receive::{receive, receive_message, Dropped, Received};
 use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
 use super::convert;
@@ -100,7 +100,7 @@ type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
 /// A VIP release whose sessions are gone (`closed`), or whose wait ran out (`None`).
 struct Released {
     instance: String,
-    vips: Vec<Ipv4Prefix>,
+    vips: Vec<IpPrefix>,
     closed: Option<usize>,
 }
 
@@ -141,7 +141,7 @@ impl Driver {
             garp_pacer: None,
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        let vips: Vec<IpPrefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &vips).await {
             Ok(port) => {
                 match driver.context.netlink.remove_stale_vips(&port.interface, &vips).await {
@@ -170,7 +170,7 @@ impl Driver {
     async fn reattach(&mut self, reopen: bool) {
         let index = self.port.as_ref().map(|p| p.interface.index);
         let unicast_src_ip = self.specs.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<Ipv4Prefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        let vips: Vec<IpPrefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         if let Some(port) = self.port.as_ref().filter(|_| !reopen) {
             match self.context.netlink.interface(&self.name).await {
                 Ok(now) if now.index == port.interface.index => return,
@@ -259,8 +259,14 @@ impl Driver {
             up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
             ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
         }));
-        let source = self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source);
-        convert::instance_config(config, config.unicast_src_ip.unwrap_or(source), trackers)
+        let ipv6 = config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6());
+        let source: IpAddr = if ipv6 {
+            // RFC 5798 section 5.1.2.1: IPv6 adverts leave from the link-local address.
+            self.port.as_ref().and_then(|p| p.v6.as_ref()).map_or(Ipv6Addr::UNSPECIFIED, |p| p.link_local).into()
+        } else {
+            config.unicast_src_ip.unwrap_or(self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source)).into()
+        };
+        convert::instance_config(config, source, trackers)
     }
 
     fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
@@ -276,6 +282,7 @@ impl Driver {
 
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let mut buf6 = vec![0u8; RECEIVE_BUFFER];
         let mut tick = tokio::time::interval(TICK);
         let mut ticks: u32 = 0;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -341,6 +348,25 @@ impl Driver {
                         // The interface went away under the socket (ENODEV and the like): let
                         // the port go; the tick opens it again once the interface is back.
                         error!(interface = %self.name, error = %e, "receiving adverts failed; reopening the interface");
+                        self.reattach(true).await;
+                    }
+                },
+                received = receive_v6_on(self.port.as_ref(), &mut buf6) => match received {
+                    Ok(r) => {
+                        let now = Instant::now();
+                        let message = Received {
+                            source: r.source.into(),
+                            destination: r.destination.into(),
+                            ttl: r.hop_limit,
+                            payload: &buf6[..r.len.min(buf6.len())],
+                        };
+                        match receive_message(now, message, &mut self.instances, &mut self.unattributed) {
+                            Ok(_) => accepted = true,
+                            Err(dropped) => self.log_drop(now, dropped),
+                        }
+                    }
+                    Err(e) => {
+                        error!(interface = %self.name, error = %e, "receiving IPv6 adverts failed; reopening the interface");
                         self.reattach(true).await;
                     }
                 },
@@ -475,15 +501,20 @@ impl Driver {
         // process tracker that now names another program, a proxy replaced): kept instances
         // must take them now, or they would wait for the next change.
         self.sync_trackers(&status);
+        // An IPv6 virtual router on a port opened without IPv6 sockets: open it again, which
+        // also gives the instance its link-local source address.
+        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6()));
+        if wants_v6 && self.port.as_ref().is_some_and(|p| p.v6.is_none()) {
+            self.reattach(true).await;
+        }
     }
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
     /// addresses); new ones are added (the core re-announces them).
     async fn change_vips(&mut self, old: &VrrpInstance, new: &VrrpInstance) {
-        let removed: Vec<Ipv4Prefix> =
+        let removed: Vec<IpPrefix> =
             old.virtual_ipaddress.iter().filter(|v| !new.virtual_ipaddress.contains(v)).copied().collect();
-        let added: Vec<Ipv4Prefix> =
-            new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
+        let added: Vec<IpPrefix> = new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
         if !removed.is_empty() {
             self.release(&new.name, removed);
         }
@@ -505,7 +536,7 @@ impl Driver {
     }
 
     /// Adds `vips` to the interface; sessions accepted on them are served again.
-    async fn claim(&self, config: &VrrpInstance, vips: &[Ipv4Prefix]) {
+    async fn claim(&self, config: &VrrpInstance, vips: &[IpPrefix]) {
         if let Some(events) = &self.context.vip_events {
             let _ = events.send(VipEvent::Claimed(addresses(vips)));
         }
@@ -525,7 +556,7 @@ impl Driver {
     /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
     /// host still holds the VIPs, so the addresses go when the sessions are gone, or after
     /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
-    fn release(&mut self, instance: &str, vips: Vec<Ipv4Prefix>) {
+    fn release(&mut self, instance: &str, vips: Vec<IpPrefix>) {
         let Some(events) = &self.context.vip_events else {
             self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
             return;
@@ -556,7 +587,7 @@ impl Driver {
         };
         let list: Vec<String> = vips.iter().map(ToString::to_string).collect();
         self.context.board.record(EventKind::Vip, instance, format!("VIPs {} released; {sessions}", list.join(", ")));
-        let held: HashSet<Ipv4Prefix> = self
+        let held: HashSet<IpPrefix> = self
             .specs
             .iter()
             .zip(&self.instances)
@@ -590,14 +621,23 @@ impl Driver {
         let config = &spec.config;
         match action {
             Action::SendAdvert(advert) => {
-                let single = [MULTICAST_GROUP];
-                let destinations = if config.unicast_peer.is_empty() { &single[..] } else { &config.unicast_peer[..] };
                 // The socket is bound to the instance's source address, which VRRPv3's
                 // checksum covers along with each destination.
-                let source = self.instances.iter().find(|i| i.name() == config.name).map(|i| i.config().primary_ip);
+                let Some(source) = self.instances.iter().find(|i| i.name() == config.name).map(|i| i.config().primary_ip) else {
+                    return;
+                };
+                let Some(port) = &self.port else { return };
+                if source.is_ipv6() {
+                    let Some(v6) = &port.v6 else { return };
+                    let message = advert.encode(source, MULTICAST_GROUP_V6.into());
+                    if let Err(e) = v6.socket.send(&message, MULTICAST_GROUP_V6) {
+                        warn!(instance = %config.name, destination = %MULTICAST_GROUP_V6, error = %e, "sending an advert failed");
+                    }
+                    return;
+                }
+                let single = [MULTICAST_GROUP];
+                let destinations = if config.unicast_peer.is_empty() { &single[..] } else { &config.unicast_peer[..] };
                 for &destination in destinations {
-                    let Some(port) = &self.port else { break };
-                    let Some(source) = source else { break };
                     let message = advert.encode(source, destination.into());
                     if let Err(e) = port.socket.send(&message, destination) {
                         warn!(instance = %config.name, %destination, error = %e, "sending an advert failed");
@@ -607,8 +647,22 @@ impl Driver {
             Action::AddVips => self.claim(config, &config.virtual_ipaddress).await,
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
-                let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
                 let Some(port) = &self.port else { return };
+                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
+                    config.virtual_ipaddress.iter().map(|v| v.addr).partition(IpAddr::is_ipv4);
+                let vips: Vec<Ipv4Addr> =
+                    v4.into_iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect();
+                let v6: Vec<Ipv6Addr> =
+                    v6.into_iter().filter_map(|a| if let IpAddr::V6(a) = a { Some(a) } else { None }).collect();
+                if let (false, Some(port6)) = (v6.is_empty(), &port.v6) {
+                    match port6.na.send(&v6, count) {
+                        Ok(()) => debug!(instance = %config.name, count, "unsolicited neighbour advertisements sent"),
+                        Err(e) => warn!(instance = %config.name, error = %e, "sending neighbour advertisements failed"),
+                    }
+                }
+                if vips.is_empty() {
+                    return;
+                }
                 // keepalived's garp_interval applies to the interface: the longest of its instances'.
                 let interval = self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default();
                 if interval.is_zero() {
@@ -674,14 +728,22 @@ impl Driver {
     }
 }
 
-fn addresses(vips: &[Ipv4Prefix]) -> Vec<IpAddr> {
-    vips.iter().map(|v| IpAddr::V4(v.addr)).collect()
+fn addresses(vips: &[IpPrefix]) -> Vec<IpAddr> {
+    vips.iter().map(|v| v.addr).collect()
 }
 
 /// Receives on the port's socket; without a port, waits forever (the tick opens one).
 async fn receive_on(port: Option<&Port>, buf: &mut [u8]) -> std::io::Result<usize> {
     match port {
         Some(port) => port.socket.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next IPv6 advert, or never when the port has no IPv6 side.
+async fn receive_v6_on(port: Option<&Port>, buf: &mut [u8]) -> std::io::Result<super::net::socket6::Received6> {
+    match port.and_then(|p| p.v6.as_ref()) {
+        Some(v6) => v6.socket.recv(buf).await,
         None => std::future::pending().await,
     }
 }

@@ -367,6 +367,35 @@ vrrp_instance VI_3 {
 }
 
 #[test]
+fn ipv6_vips_carry_over_with_vrrp_version_3_one_family_per_instance() {
+    // Before IPv6 support every IPv6 VIP was dropped, and an IPv6-only instance left out.
+    let (toml, notes) = import_text(
+        Some(
+            "\
+global_defs {
+    vrrp_version 3
+}
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 61
+    advert_int 0.25
+    virtual_ipaddress {
+        2001:db8::71/64
+        192.0.2.71/24
+    }
+}
+",
+        ),
+        None,
+    );
+    assert!(toml.contains("virtual_ipaddress = [\"2001:db8::71/64\"]"), "{toml}");
+    assert!(toml.contains("version = 3\nadvert_int = \"250ms\""), "{toml}");
+    assert!(has_line(&notes, "keepalived.conf", 10, "one address family"), "{notes}");
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert!(config.config.instances[0].virtual_ipaddress[0].addr.is_ipv6());
+}
+
+#[test]
 fn tls_servers_only_connected_to_get_a_tcp_check_and_a_note() {
     let (toml, notes) = import_text(
         None,

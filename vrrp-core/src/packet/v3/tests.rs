@@ -1,4 +1,5 @@
-//! Byte vectors both ways. The keepalived vectors are whole datagrams captured with tcpdump from
+//! Byte vectors both ways. The keepalived vectors are whole datagrams captured with tcpdump
+//! (`scripts/capture-keepalived.sh 3 v3` prints such captures; `keepalived_wire.rs` checks them live) from
 //! keepalived 2.2.7 (Debian package) with `vrrp_version 3`, sent from 192.0.2.11 / the
 //! link-local fe80::ff:fe00:160a (MAC 02:00:00:00:16:0a):
 //! - IPv4: VRID 51, priority 101, `advert_int 0.1`, VIPs 192.0.2.100 and 192.0.2.101;
