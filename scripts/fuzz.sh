@@ -15,7 +15,7 @@ export RUSTC_BOOTSTRAP=1
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(vrrp_decode config_load import_keepalived import_haproxy amqp_start)
+[ ${#targets[@]} -gt 0 ] || targets=(vrrp_decode vrrp_v3_decode config_load import_keepalived import_haproxy amqp_start proxy_header)
 
 cargo fuzz build -O >/dev/null 2>&1 || cargo fuzz build -O
 printf '%-18s %14s %10s %8s\n' target executions seconds result

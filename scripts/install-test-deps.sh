@@ -9,7 +9,7 @@ packages=(
     keepalived      # the peer vrrpd must interoperate with
     tcpdump         # wire captures
     iputils-ping    # probes in the lab
-    procps          # pkill, ps
+    procps          # pkill, ps, sysctl (IPv6 in the lab)
     python3         # pcap parsing in capture-keepalived.sh
     rabbitmq-server # the brokers of the end-to-end tests (3.10 in Debian 12)
     chromium        # the stats page as a person sees it (headless)
@@ -18,6 +18,8 @@ packages=(
     haproxy         # benchmark: the proxy vrrpd is compared with
     util-linux      # taskset, prlimit, setpriv
     prometheus      # promtool: /metrics parsed by Prometheus's own parser
+    openssl         # a CA and broker certificates for the AMQPS tests
+    curl            # the management UI through a proxy
 )
 
 missing=()

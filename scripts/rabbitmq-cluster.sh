@@ -3,8 +3,11 @@
 # rabbit1..3@localhost listening on 192.0.2.21..23:5672, quorum queues replicated over all
 # three, and the management API (plugin rabbitmq_management) on 192.0.2.21..23:15672, user
 # guest/guest. Data and logs under $RABBIT_DIR (default /tmp/vrrpd-rabbit-$LAB).
+# With RABBIT_TLS_DIR=dir holding ca.pem, server.pem and key.pem, each node also listens for
+# AMQPS on 192.0.2.2N:5671 with that certificate (no client certificate asked).
 #
 #   LAB=vrrpd scripts/rabbitmq-cluster.sh start | stop | stop-node N | start-node N | status
+#   LAB=vrrpd scripts/rabbitmq-cluster.sh ctl N rabbitmqctl-arguments...
 set -euo pipefail
 
 lab=${LAB:-vrrpd}
@@ -32,8 +35,12 @@ start_node() {
     local n=$1 dir="$base/rabbit$1"
     mkdir -p "$dir/mnesia" "$dir/log"
     # Each node's own management listener: the nodes share one namespace, not one address.
-    { cat "$base/rabbitmq.conf"; echo "management.tcp.ip = 192.0.2.2$n"; echo "management.tcp.port = 15672"; } \
-        > "$dir/rabbitmq.conf"
+    {
+        cat "$base/rabbitmq.conf"
+        echo "management.tcp.ip = 192.0.2.2$n"
+        echo "management.tcp.port = 15672"
+        [ -d "$base/tls" ] && echo "listeners.ssl.default = 192.0.2.2$n:5671"
+    } > "$dir/rabbitmq.conf"
     chown -R rabbitmq:rabbitmq "$base"
     ip netns exec "$ns" env $(node_env "$n") setsid rabbitmq-server > "$dir/server.out" 2>&1 < /dev/null &
     # `wait` follows the pid file the node writes, then waits for the app to boot.
@@ -52,6 +59,21 @@ loopback_users = none
 log.console = false
 log.file.level = info
 CONF
+    if [ -n "${RABBIT_TLS_DIR:-}" ]; then
+        # Copied so that the rabbitmq user can read them wherever the originals are.
+        mkdir -p "$base/tls"
+        for file in ca.pem server.pem key.pem; do
+            cp "$RABBIT_TLS_DIR/$file" "$base/tls/$file"
+        done
+        chmod 0600 "$base/tls/key.pem"
+        cat >> "$base/rabbitmq.conf" <<CONF
+ssl_options.cacertfile = $base/tls/ca.pem
+ssl_options.certfile = $base/tls/server.pem
+ssl_options.keyfile = $base/tls/key.pem
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+CONF
+    fi
     echo '[rabbitmq_management].' > "$base/enabled_plugins"
     echo '[].' > "$base/advanced.config"
     start_node 1
@@ -86,5 +108,6 @@ case "${1:-}" in
     stop-node) stop_node "${2:?node number}" ;;
     start-node) start_node "${2:?node number}" ;;
     status) ctl 1 cluster_status ;;
-    *) echo "usage: scripts/rabbitmq-cluster.sh start|stop|stop-node N|start-node N|status" >&2; exit 2 ;;
+    ctl) shift; ctl "${1:?node number}" "${@:2}" ;;
+    *) echo "usage: scripts/rabbitmq-cluster.sh start|stop|stop-node N|start-node N|status|ctl N ARGS..." >&2; exit 2 ;;
 esac

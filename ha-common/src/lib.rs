@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod duration;
+pub mod file_safety;
 pub mod logging;
 pub mod rise_fall;
 

@@ -2,7 +2,7 @@
 //! keepalived, a ping probe on the client. Used by the namespace tests and by the drill.
 
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -15,6 +15,8 @@ use crate::repo_root;
 
 pub const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 100);
 pub const VIP2: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 101);
+/// The IPv6 VIP of VRRPv3 tests (a /64 of the lab's 2001:db8::/64).
+pub const VIP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x100);
 
 /// One lab; deleted (with everything running in it) when dropped.
 pub struct Lab {
@@ -52,6 +54,48 @@ impl Lab {
             .skip(2)
             .filter_map(|a| a.split('/').next()?.parse().ok())
             .collect()
+    }
+
+    /// The IPv6 addresses on a host's eth0.
+    pub fn addresses6(&self, host: &str) -> Vec<Ipv6Addr> {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(host), "-br", "-6", "addr", "show", "dev", "eth0"])
+            .output()
+            .expect("ip addr");
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .skip(2)
+            .filter_map(|a| a.split('/').next()?.parse().ok())
+            .collect()
+    }
+
+    /// Which of the proxy hosts hold the IPv6 `vip`.
+    pub fn holders6(&self, vip: Ipv6Addr) -> Vec<&'static str> {
+        ["a", "b"].into_iter().filter(|h| self.addresses6(h).contains(&vip)).collect()
+    }
+
+    /// Waits until exactly `host` holds the IPv6 `vip`; panics with the logs otherwise.
+    pub fn expect_holder6(&self, vip: Ipv6Addr, host: &str, within: Duration, context: &[&Daemon]) {
+        if !wait_until(within, || self.holders6(vip) == [host]) {
+            let logs: Vec<String> = context.iter().map(|d| format!("--- {}:\n{}", d.name, d.log())).collect();
+            panic!("{vip} should be on {host} alone, `ip -br -6 a` shows it on {:?}\n{}", self.holders6(vip), logs.join("\n"));
+        }
+    }
+
+    /// Which of the proxy hosts hold `vip`, of either family.
+    pub fn holders_of(&self, vip: IpAddr) -> Vec<&'static str> {
+        match vip {
+            IpAddr::V4(v4) => self.holders(v4),
+            IpAddr::V6(v6) => self.holders6(v6),
+        }
+    }
+
+    /// [`Lab::expect_holder`] for a VIP of either family.
+    pub fn expect_holder_of(&self, vip: IpAddr, host: &str, within: Duration, context: &[&Daemon]) {
+        match vip {
+            IpAddr::V4(v4) => self.expect_holder(v4, host, within, context),
+            IpAddr::V6(v6) => self.expect_holder6(v6, host, within, context),
+        }
     }
 
     /// Which of the proxy hosts hold `vip`, as `ip -br a` shows it.
@@ -112,8 +156,10 @@ impl Lab {
 
     /// Waits for the next VRRP advert seen on `host`'s eth0 (to time an action right after one).
     pub fn wait_for_advert(&self, host: &str) {
-        let out =
-            self.exec(host, &["timeout", "5", "tcpdump", "--immediate-mode", "-c", "1", "-n", "-i", "eth0", "ip proto 112"]);
+        let out = self.exec(
+            host,
+            &["timeout", "5", "tcpdump", "--immediate-mode", "-c", "1", "-n", "-i", "eth0", "ip proto 112 or ip6 proto 112"],
+        );
         assert!(out.status.success(), "no advert on {host} within 5 s");
     }
 
@@ -332,7 +378,8 @@ pub struct ProbeReport {
 }
 
 impl Probe {
-    pub fn start(lab: &Lab, target: Ipv4Addr) -> Probe {
+    pub fn start(lab: &Lab, target: impl Into<IpAddr>) -> Probe {
+        let target = target.into();
         let output = lab.file(&format!("probe-{}.log", Instant::now().elapsed().as_nanos()));
         let out = File::create(&output).expect("probe log");
         let child = Command::new("ip")

@@ -14,7 +14,7 @@
 //! ```
 
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -33,8 +33,12 @@ pub struct Instance {
     pub priority: u8,
     /// Each a /24.
     pub vips: Vec<Ipv4Addr>,
-    /// Seconds; vrrpd's default (1) when unset.
-    pub advert_int: Option<u8>,
+    /// Each a /64; when set, the instance carries these instead of `vips` (one family).
+    pub vips6: Vec<Ipv6Addr>,
+    /// 2 or 3; vrrpd's default (2, or `[global] vrrp_version`) when unset.
+    pub version: Option<u8>,
+    /// As written in TOML (`1`, `"100ms"`); vrrpd's default (1 s) when unset.
+    pub advert_int: Option<String>,
     /// PASS authentication with this password; none when unset.
     pub auth_pass: Option<String>,
     pub track_scripts: Vec<String>,
@@ -55,7 +59,9 @@ impl Instance {
             vrid: 51,
             priority,
             vips: vec![VIP],
-            advert_int: Some(1),
+            vips6: Vec::new(),
+            version: None,
+            advert_int: Some("1".into()),
             auth_pass: Some("s3cret".into()),
             track_scripts: Vec::new(),
             track_proxies: Vec::new(),
@@ -67,6 +73,19 @@ impl Instance {
     /// VI_2: VRID 52, the lab's second VIP, default advert_int, no authentication.
     pub fn vi2(priority: u8) -> Instance {
         Instance { name: "VI_2".into(), vrid: 52, vips: vec![VIP2], advert_int: None, auth_pass: None, ..Instance::vi1(priority) }
+    }
+
+    /// VRRPv3 (no authentication) advertising every `advert_int` ("100ms").
+    pub fn v3(mut self, advert_int: &str) -> Instance {
+        self.version = Some(3);
+        self.advert_int = Some(quote(advert_int));
+        self.auth_pass = None;
+        self
+    }
+
+    /// An IPv6 virtual router (VRRPv3, `advert_int`) carrying `vip` alone.
+    pub fn ipv6(self, vip: Ipv6Addr, advert_int: &str) -> Instance {
+        Instance { vips6: vec![vip], ..self.v3(advert_int) }
     }
 
     /// On another interface, as another virtual router, with only `vip`.
@@ -111,13 +130,20 @@ impl Instance {
         line(out, "interface", quote(&self.interface));
         line(out, "virtual_router_id", self.vrid);
         line(out, "priority", self.priority);
-        if let Some(advert_int) = self.advert_int {
+        if let Some(version) = self.version {
+            line(out, "version", version);
+        }
+        if let Some(advert_int) = &self.advert_int {
             line(out, "advert_int", advert_int);
         }
         if let Some(pass) = &self.auth_pass {
             line(out, "authentication", format!("{{ auth_type = \"PASS\", auth_pass = {} }}", quote(pass)));
         }
-        line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+        if self.vips6.is_empty() {
+            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+        } else {
+            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64")))));
+        }
         if !self.track_scripts.is_empty() {
             line(out, "track_script", list(self.track_scripts.iter().map(|name| format!("{{ name = {} }}", quote(name)))));
         }
@@ -189,12 +215,14 @@ pub struct Server {
     pub address: String,
     pub weight: Option<u32>,
     pub maxconn: Option<u32>,
+    /// The inside of the server's own `check = { ... }` table.
+    pub check: Option<String>,
 }
 
 impl Server {
     /// The lab's broker `n` (1 to 3): rabbit`n` on 192.0.2.2`n`:5672.
     pub fn rabbit(n: usize) -> Server {
-        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None, maxconn: None }
+        Server { name: format!("rabbit{n}"), address: format!("192.0.2.2{n}:5672"), weight: None, maxconn: None, check: None }
     }
 
     pub fn maxconn(mut self, maxconn: u32) -> Server {
@@ -204,6 +232,12 @@ impl Server {
 
     pub fn weight(mut self, weight: u32) -> Server {
         self.weight = Some(weight);
+        self
+    }
+
+    /// Its own check settings, e.g. `port = 15672, fall = 1`.
+    pub fn check(mut self, settings: &str) -> Server {
+        self.check = Some(settings.into());
         self
     }
 }
@@ -267,6 +301,9 @@ impl Proxy {
             if let Some(weight) = server.weight {
                 line(out, "weight", weight);
             }
+            if let Some(check) = &server.check {
+                line(out, "check", format!("{{ {check} }}"));
+            }
         }
     }
 }
@@ -321,6 +358,8 @@ pub struct HostConfig {
     pub scripts: Vec<Script>,
     pub proxies: Vec<Proxy>,
     pub stats: Option<Stats>,
+    /// Raw TOML sections for what has no builder (`[[vrrp_track_process]]`...), at the end.
+    pub sections: Vec<String>,
 }
 
 impl HostConfig {
@@ -334,7 +373,14 @@ impl HostConfig {
             scripts: Vec::new(),
             proxies: Vec::new(),
             stats: None,
+            sections: Vec::new(),
         }
+    }
+
+    /// A raw TOML section, written after everything else.
+    pub fn section(mut self, text: impl Into<String>) -> HostConfig {
+        self.sections.push(text.into());
+        self
     }
 
     /// What most tests run: VI_1 ([`Instance::vi1`]) and nothing else.
@@ -392,6 +438,11 @@ impl HostConfig {
         }
         if let Some(stats) = &self.stats {
             stats.render(&mut out);
+        }
+        for section in &self.sections {
+            out.push('\n');
+            out.push_str(section.trim_end());
+            out.push('\n');
         }
         out
     }
@@ -459,6 +510,33 @@ impl Pair {
     }
 }
 
+/// The keepalived.conf equivalent of [`Instance::v3`] on VI_1: `vrrp_version 3`, no
+/// authentication, `advert_int` in keepalived's seconds ("0.1").
+pub fn keepalived_v3_config(host: &str, priority: u8, state: &str, advert_int: &str) -> String {
+    format!(
+        r#"global_defs {{
+    router_id proxy-{host}
+    vrrp_version 3
+}}
+vrrp_instance VI_1 {{
+    state {state}
+    interface eth0
+    virtual_router_id 51
+    priority {priority}
+    advert_int {advert_int}
+    virtual_ipaddress {{
+        {VIP}/24
+    }}
+}}
+"#
+    )
+}
+
+/// The keepalived.conf equivalent of [`Instance::ipv6`] on VI_1: VRRPv3 over IPv6 with `vip`.
+pub fn keepalived_v6_config(host: &str, priority: u8, state: &str, advert_int: &str, vip: Ipv6Addr) -> String {
+    keepalived_v3_config(host, priority, state, advert_int).replace(&format!("{VIP}/24"), &format!("{vip}/64"))
+}
+
 /// The keepalived.conf equivalent of [`HostConfig::vi1`] (keepalived's own format).
 pub fn keepalived_config(host: &str, priority: u8, state: &str) -> String {
     format!(
@@ -507,7 +585,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 mod tests {
     use std::path::Path;
 
-    use ha_common::config::{Authentication, Config, Ipv4Prefix, Track};
+    use ha_common::config::{Authentication, Config, IpPrefix, Track};
 
     use super::*;
 
@@ -519,8 +597,8 @@ mod tests {
         Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", config.render())).config
     }
 
-    fn prefix(addr: Ipv4Addr) -> Ipv4Prefix {
-        Ipv4Prefix { addr, len: 24 }
+    fn prefix(addr: Ipv4Addr) -> IpPrefix {
+        IpPrefix { addr: addr.into(), len: 24 }
     }
 
     #[test]
@@ -556,8 +634,8 @@ mod tests {
         assert_eq!(vi1.advert_int, Duration::from_secs(1));
         assert_eq!(vi1.authentication, Authentication::Pass(*b"s3cret\0\0"));
         assert_eq!(vi1.virtual_ipaddress, [prefix(VIP), prefix(vip3)]);
-        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20 }]);
-        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0 }]);
+        assert_eq!(vi1.track_script, [Track { name: "chk".into(), weight: -20, reverse: false }]);
+        assert_eq!(vi1.track_proxy, [Track { name: "amqp".into(), weight: 0, reverse: false }]);
         assert_eq!((vi1.unicast_src_ip, vi1.unicast_peer.as_slice()), (Some(a_ip), &[b_ip][..]));
         assert_eq!(vi1.notify.any.as_deref(), Some("/bin/true"));
         let vi2 = config.instance("VI_2").expect("VI_2");
@@ -569,12 +647,12 @@ mod tests {
         assert_eq!((script.interval, script.timeout, script.weight), (Duration::from_secs(1), Duration::from_millis(300), -20));
 
         let amqp = config.proxy("amqp").expect("amqp");
-        assert_eq!(amqp.bind.to_string(), "0.0.0.0:5672");
+        assert_eq!(amqp.binds[0].to_string(), "0.0.0.0:5672");
         assert_eq!((amqp.check.interval, amqp.check.rise, amqp.check.fall), (Duration::from_millis(200), 1, 2));
         let servers: Vec<String> = amqp.servers.iter().map(|s| format!("{} {} {}", s.name, s.address, s.weight)).collect();
         assert_eq!(servers, ["rabbit1 192.0.2.21:5672 1", "rabbit2 192.0.2.22:5672 1"]);
         let other = config.proxy("other").expect("other");
-        assert_eq!(other.bind.to_string(), "0.0.0.0:5673");
+        assert_eq!(other.binds[0].to_string(), "0.0.0.0:5673");
         assert_eq!((other.servers[0].name.as_str(), other.servers[0].weight), ("rabbit3", 3));
 
         let stats = config.stats.expect("[stats]");

@@ -46,7 +46,7 @@ fn hostile_adverts_change_nothing_and_are_counted_by_reason() {
     let cases: [(&str, &[&str], &str, bool); 9] = [
         ("TTL 254", &["--password", "s3cret", "--ttl", "254"], "ttl", true),
         ("bad checksum", &["--password", "s3cret", "--bad-checksum"], "checksum", false),
-        ("version 3", &["--password", "s3cret", "--version", "3"], "version", false),
+        ("version 4", &["--password", "s3cret", "--version", "4"], "version", false),
         ("type 2", &["--password", "s3cret", "--type", "2"], "type", false),
         ("truncated", &["--password", "s3cret", "--truncate", "12"], "too_short", false),
         ("2 addresses claimed, 1 sent", &["--password", "s3cret", "--claim-count", "2"], "length", false),

@@ -213,8 +213,14 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
 /// Opens a connection through the VIP, retrying with a short connect timeout: a client that
 /// waits out a full SYN retransmission after a failover loses a second for nothing.
 async fn connect() -> Connection {
+    connect_to(&VIP.to_string(), 60).await
+}
+
+/// [`connect`] to `address` with an AMQP heartbeat of `heartbeat` seconds.
+async fn connect_to(address: &str, heartbeat: u16) -> Connection {
     loop {
-        let args = OpenConnectionArguments::new(&VIP.to_string(), 5672, "guest", "guest");
+        let mut args = OpenConnectionArguments::new(address, 5672, "guest", "guest");
+        args.heartbeat(heartbeat);
         if let Ok(Ok(connection)) = tokio::time::timeout(Duration::from_millis(300), Connection::open(&args)).await {
             return connection;
         }
@@ -361,5 +367,377 @@ async fn consume(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
                 break;
             }
         }
+    }
+}
+
+/// What the clients of the link-cut drill saw, shared with the test thread.
+#[derive(Default)]
+struct CutObserved {
+    confirmed: BTreeSet<u64>,
+    consumed: BTreeSet<u64>,
+    /// Deliveries the consumer holds unacknowledged on the connection told to hold.
+    held: BTreeSet<u64>,
+    /// When the master's link was cut, and when each held id was delivered again (to either
+    /// consumer) after it.
+    cut_at: Option<Instant>,
+    returned: BTreeMap<u64, Instant>,
+    publisher_connections: u32,
+    consumer_connections: u32,
+    /// The bystander's connection through B's own address closed.
+    bystander_lost: bool,
+    bystander_checks: u32,
+}
+
+impl CutObserved {
+    /// How long the held messages stayed stranded: until the last of them came back.
+    fn stranded(&self) -> Option<Duration> {
+        let cut = self.cut_at?;
+        (self.returned.len() >= self.held.len() && !self.held.is_empty())
+            .then(|| self.returned.values().max().map(|last| *last - cut))
+            .flatten()
+    }
+
+    /// A delivery of `id`, redelivered or not, by either consumer.
+    fn delivered(&mut self, id: u64, redelivered: bool) {
+        self.consumed.insert(id);
+        if redelivered && self.cut_at.is_some() && self.held.contains(&id) {
+            self.returned.entry(id).or_insert_with(Instant::now);
+        }
+    }
+}
+
+#[derive(Default)]
+struct CutControl {
+    /// The consumer holds its deliveries unacked while its connection number is this one.
+    hold_generation: std::sync::atomic::AtomicU32,
+    stop_publishing: AtomicBool,
+    done: AtomicBool,
+}
+
+/// The drill of issue 18: the master's link is cut while the consumer holds unacknowledged
+/// messages. Without `rabbitmq_api` the broker keeps them on the dead master's connection until
+/// its heartbeat timeout; with it, the new master closes that connection through the management
+/// API when it takes over, and the messages come back within Master_Down_Interval + 1 s. The
+/// new master's own connections stay open, and no confirmed message is lost.
+#[test]
+fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
+    if !netns_available("a_cut_masters_unacked_messages_come_back_within_master_down_interval", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("rcut");
+    let _cluster = Cluster::start(&lab);
+    let proxy = Proxy::amqp(r#"kind = "amqp", interval = "500ms", rise = 2, fall = 2, timeout = "1s""#, 3);
+    let api = r#"rabbitmq_api = { urls = ["http://192.0.2.21:15672", "http://192.0.2.22:15672", "http://192.0.2.23:15672"], user = "guest", password = "guest" }"#;
+    let host = |name: &str, priority, fencing: bool| {
+        let proxy = if fencing { proxy.clone().with(api) } else { proxy.clone() };
+        HostConfig::new(name).instance(Instance::vi1(priority)).proxy(proxy)
+    };
+    let (a, b) = Pair::with(|name, priority| host(name, priority, false)).start(&lab);
+
+    let observed = Arc::new(Mutex::new(CutObserved::default()));
+    let control = Arc::new(CutControl::default());
+    let client_ns = lab.ns("client");
+    let workload = {
+        let (observed, control) = (Arc::clone(&observed), Arc::clone(&control));
+        std::thread::spawn(move || {
+            let namespace = std::fs::File::open(format!("/run/netns/{client_ns}")).unwrap();
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let publisher = tokio::spawn(publish_cut(Arc::clone(&observed), Arc::clone(&control)));
+                let consumer = tokio::spawn(consume_cut(Arc::clone(&observed), Arc::clone(&control), VIP.to_string(), true));
+                // Straight to a broker: takes the held messages once the broker lets them go.
+                let rescuer = tokio::spawn(consume_cut(Arc::clone(&observed), Arc::clone(&control), "192.0.2.21".into(), false));
+                let bystander = tokio::spawn(bystander(Arc::clone(&observed)));
+                let _ = publisher.await;
+                while !control.done.load(SeqCst) {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                consumer.abort();
+                rescuer.abort();
+                bystander.abort();
+            });
+        })
+    };
+    let observe = |f: &dyn Fn(&CutObserved) -> bool| f(&observed.lock().unwrap());
+    assert!(wait_until(Duration::from_secs(30), || observe(&|o| o.consumed.len() > 100)), "traffic flows\n{}", a.log());
+    assert!(wait_until(Duration::from_secs(10), || observe(&|o| o.bystander_checks > 0)), "the bystander is connected through B");
+
+    // Holds, cuts A's link, and returns how long the held messages stayed stranded.
+    let cut = |what: &str| -> Duration {
+        let settled = settle(&observed);
+        assert!(settled, "{what}: the clients settle");
+        {
+            let mut o = observed.lock().unwrap();
+            o.held.clear();
+            o.returned.clear();
+            o.cut_at = None;
+            control.hold_generation.store(o.consumer_connections, SeqCst);
+        }
+        assert!(
+            wait_until(Duration::from_secs(10), || observe(&|o| o.held.len() >= 10)),
+            "{what}: the consumer holds deliveries"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+        let held = {
+            let mut o = observed.lock().unwrap();
+            o.cut_at = Some(Instant::now());
+            o.held.len()
+        };
+        lab.cut_link("a");
+        lab.expect_holder(VIP, "b", Duration::from_secs(8), &[&b]);
+        let back = wait_until(Duration::from_secs(60), || observe(&|o| o.stranded().is_some()));
+        let o = observed.lock().unwrap();
+        assert!(back, "{what}: the {held} held messages came back (returned {})\n{}", o.returned.len(), b.log());
+        let stranded = o.stranded().unwrap();
+        eprintln!("{what}: {held} unacked messages of the cut master stranded for {:.3} s", stranded.as_secs_f64());
+        stranded
+    };
+    let heal = || {
+        lab.heal_link("a");
+        // A has the higher priority: it preempts B back, and B closes its VIP sessions.
+        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+    };
+
+    // Without rabbitmq_api: the broker waits for the heartbeat (10 s, two missed).
+    let without = cut("without rabbitmq_api");
+    assert!(without > Duration::from_secs(8), "without fencing, the broker's heartbeat decides: {without:?}");
+    heal();
+
+    // With rabbitmq_api on both hosts (a reload).
+    for (name, priority) in [("a", 101), ("b", 100)] {
+        host(name, priority, true).write(&lab);
+        let out = integration::lab::Daemon::ctl(&lab, name, &["reload"]);
+        assert!(out.status.success(), "reload {name}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let checks_before = observed.lock().unwrap().bystander_checks;
+    let with = cut("with rabbitmq_api");
+    // B's Master_Down_Interval (priority 100): 3 x 1 s + 156/256 s.
+    let mdi = Duration::from_secs(3) + Duration::from_nanos(156 * 3_906_250);
+    assert!(with <= mdi + Duration::from_secs(1), "stranded {with:?}, more than Master_Down_Interval + 1 s\n{}", b.log());
+    assert!(b.wait_for_log("fenced broker connections", Duration::from_secs(5)), "{}", b.log());
+    let log = b.log();
+    let fenced: Vec<&str> = log.lines().filter(|l| l.contains("fenc")).collect();
+    eprintln!("B's fencing lines:\n{}", fenced.join("\n"));
+    // The new master's own connection (the bystander through B's address) stayed open.
+    assert!(
+        wait_until(Duration::from_secs(5), || observe(&|o| o.bystander_checks > checks_before + 2)),
+        "the bystander keeps working"
+    );
+    assert!(!observe(&|o| o.bystander_lost), "fencing closed none of the new master's connections");
+    let status = integration::lab::Daemon::ctl(&lab, "b", &["status"]);
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("fencing: 1 runs (0 failed)"), "{status}");
+    assert!(!status.contains("guest"), "no credential in ctl status: {status}");
+    heal();
+
+    // By hand: the rescuer's connection (straight from the client, 192.0.2.31) is closed, and
+    // it reconnects; this host's own address is refused.
+    let out = integration::lab::Daemon::ctl(&lab, "b", &["fence", "192.0.2.31"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    eprintln!("vrrpd ctl fence 192.0.2.31: {said}");
+    assert!(out.status.success() && said.contains("closed 1 of 1 matching connections"), "{said}");
+    let out = integration::lab::Daemon::ctl(&lab, "b", &["fence", "192.0.2.12"]);
+    let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && said.contains("one of this host's own addresses"), "{said}");
+    assert!(!observe(&|o| o.bystander_lost), "refused: B's own connection stays");
+
+    // At start, A closes the connections a previous run of A left: here one opened straight
+    // from A's address, as the broker would list a session of a host that lost power.
+    let leftover_closed = Arc::new(AtomicBool::new(false));
+    let leftover = {
+        let (a_ns, closed) = (lab.ns("a"), Arc::clone(&leftover_closed));
+        std::thread::spawn(move || {
+            let namespace = std::fs::File::open(format!("/run/netns/{a_ns}")).unwrap();
+            nix::sched::setns(&namespace, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async move {
+                let connection = connect_to("192.0.2.21", 10).await;
+                let channel = connection.open_channel(None).await.unwrap();
+                let deadline = Instant::now() + Duration::from_secs(60);
+                while Instant::now() < deadline {
+                    if !connection.is_open() || !declare(&channel).await {
+                        closed.store(true, SeqCst);
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            });
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(!leftover_closed.load(SeqCst), "the leftover connection is open before the restart");
+    let mut a = a;
+    assert_eq!(a.stop(), Some(0));
+    let a = host("a", 101, true).start(&lab, &[]);
+    assert!(wait_until(Duration::from_secs(10), || leftover_closed.load(SeqCst)), "A's start closed its leftover\n{}", a.log());
+    assert!(a.wait_for_log("fenced broker connections", Duration::from_secs(5)), "{}", a.log());
+    leftover.join().unwrap();
+    lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+
+    control.stop_publishing.store(true, SeqCst);
+    let drained = wait_until(Duration::from_secs(60), || observe(&|o| o.confirmed.is_subset(&o.consumed)));
+    control.done.store(true, SeqCst);
+    workload.join().unwrap();
+    let o = observed.lock().unwrap();
+    let lost: Vec<_> = o.confirmed.difference(&o.consumed).take(10).collect();
+    eprintln!(
+        "confirmed {}, consumed {}, publisher connections {}, consumer connections {}; stranded {:.3} s without rabbitmq_api, {:.3} s with (Master_Down_Interval {:.3} s)",
+        o.confirmed.len(),
+        o.consumed.len(),
+        o.publisher_connections,
+        o.consumer_connections,
+        without.as_secs_f64(),
+        with.as_secs_f64(),
+        mdi.as_secs_f64()
+    );
+    assert!(drained && lost.is_empty(), "confirmed but never consumed: {lost:?}");
+    drop((a, b));
+}
+
+/// Waits until the clients have not (re)connected for three seconds.
+fn settle(observed: &Mutex<CutObserved>) -> bool {
+    let count = |o: &CutObserved| o.publisher_connections + o.consumer_connections;
+    let mut settled = (count(&observed.lock().unwrap()), Instant::now());
+    wait_until(Duration::from_secs(60), || {
+        let now = count(&observed.lock().unwrap());
+        if now != settled.0 {
+            settled = (now, Instant::now());
+        }
+        settled.1.elapsed() >= Duration::from_secs(3)
+    })
+}
+
+/// [`publish`]'s at-least-once loop, through the VIP with a 10 s heartbeat.
+async fn publish_cut(observed: Arc<Mutex<CutObserved>>, control: Arc<CutControl>) {
+    let mut next_id = 0u64;
+    let mut unconfirmed: BTreeSet<u64> = BTreeSet::new();
+    'connection: loop {
+        let connection = connect_to(&VIP.to_string(), 10).await;
+        observed.lock().unwrap().publisher_connections += 1;
+        let Ok(channel) = connection.open_channel(None).await else { continue };
+        let (confirms, mut acks) = mpsc::unbounded_channel();
+        if channel.register_callback(Confirms(confirms)).await.is_err()
+            || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
+            || !declare(&channel).await
+        {
+            continue;
+        }
+        let mut tags: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut next_tag = 1u64;
+        let mut backlog: Vec<u64> = unconfirmed.iter().copied().collect();
+        loop {
+            while let Ok((tag, multiple)) = acks.try_recv() {
+                let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
+                let mut o = observed.lock().unwrap();
+                for t in done {
+                    if let Some(id) = tags.remove(&t) {
+                        unconfirmed.remove(&id);
+                        o.confirmed.insert(id);
+                    }
+                }
+            }
+            let stopping = control.stop_publishing.load(SeqCst);
+            if stopping && unconfirmed.is_empty() {
+                return;
+            }
+            if !connection.is_open() || !channel.is_open() {
+                continue 'connection;
+            }
+            let id = match backlog.pop() {
+                Some(id) => id,
+                None if !stopping => {
+                    next_id += 1;
+                    unconfirmed.insert(next_id - 1);
+                    next_id - 1
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            };
+            let mut properties = BasicProperties::default();
+            properties.with_delivery_mode(amqprs::DELIVERY_MODE_PERSISTENT).with_message_id(&id.to_string());
+            if channel
+                .basic_publish(properties.finish(), id.to_be_bytes().to_vec(), BasicPublishArguments::new("", QUEUE))
+                .await
+                .is_err()
+            {
+                continue 'connection;
+            }
+            tags.insert(next_tag, id);
+            next_tag += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Consumes from `address` with manual acks and a 10 s heartbeat. The consumer through the VIP
+/// (`counted`) holds its deliveries unacked while its connection is the one told to hold.
+async fn consume_cut(observed: Arc<Mutex<CutObserved>>, control: Arc<CutControl>, address: String, counted: bool) {
+    loop {
+        let connection = connect_to(&address, 10).await;
+        let generation = if counted {
+            let mut o = observed.lock().unwrap();
+            o.consumer_connections += 1;
+            o.consumer_connections
+        } else {
+            0
+        };
+        let Ok(channel) = connection.open_channel(None).await else { continue };
+        let prefetch = if counted { 20 } else { 200 };
+        if !declare(&channel).await || channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await.is_err() {
+            continue;
+        }
+        let Ok((_, mut deliveries)) =
+            channel.basic_consume_rx(BasicConsumeArguments::new(QUEUE, "").manual_ack(true).finish()).await
+        else {
+            continue;
+        };
+        let lost = connection.listen_network_io_failure();
+        tokio::pin!(lost);
+        loop {
+            let message = tokio::select! {
+                message = deliveries.recv() => message,
+                _ = &mut lost => None,
+            };
+            let Some(message) = message else { break };
+            let (Some(deliver), Some(content)) = (message.deliver, message.content) else { continue };
+            let id = u64::from_be_bytes(content.as_slice().try_into().unwrap_or([0xff; 8]));
+            let hold = counted && control.hold_generation.load(SeqCst) == generation;
+            {
+                let mut o = observed.lock().unwrap();
+                o.delivered(id, deliver.redelivered());
+                if hold && o.cut_at.is_none() {
+                    o.held.insert(id);
+                }
+            }
+            if hold {
+                continue;
+            }
+            if channel.basic_ack(BasicAckArguments::new(deliver.delivery_tag(), false)).await.is_err() {
+                break;
+            }
+        }
+    }
+}
+
+/// A client of B's own address (192.0.2.12:5672, not the VIP): B's broker connection for it
+/// has B as its peer, and must survive B fencing A. Declares the queue every 500 ms.
+async fn bystander(observed: Arc<Mutex<CutObserved>>) {
+    let connection = connect_to("192.0.2.12", 10).await;
+    let channel = connection.open_channel(None).await.unwrap();
+    loop {
+        let alive = connection.is_open() && declare(&channel).await;
+        {
+            let mut o = observed.lock().unwrap();
+            if alive {
+                o.bystander_checks += 1;
+            } else {
+                o.bystander_lost = true;
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

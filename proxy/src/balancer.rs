@@ -15,9 +15,11 @@ use tokio::sync::{broadcast, watch, Semaphore};
 use tokio_util::sync::{CancellationToken, DropGuard};
 use tracing::{info, warn};
 
+use crate::fence::{self, ApiError, FenceOutcome};
 use crate::health::probe::{self, ServerEvent};
 use crate::health::Health;
 use crate::listener;
+use crate::rebalance::{self, RebalanceEvent, Rebalances};
 use crate::registry::{CloseReason, Release, Sessions};
 use crate::server::{Admin, ProxyState, ServerState};
 use crate::snapshot::ProxySnapshot;
@@ -30,6 +32,32 @@ pub enum AdminError {
     NoServer(String, String),
     #[error("weight {0} is outside 0..=256")]
     Weight(u32),
+    #[error("rate {0} is outside 1..={max} sessions per second", max = rebalance::MAX_RATE)]
+    Rate(u32),
+}
+
+/// Whose broker connections to close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FenceTarget {
+    /// A master that fell silent, by its adverts' source address (plus the `fence_addresses`
+    /// configured for it).
+    SilentPeer(IpAddr),
+    /// This host's own, left by a previous run (a crash, a kill -9): every connection whose
+    /// peer is one of this host's source addresses towards the servers, except the live
+    /// sessions' own.
+    Leftovers,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("proxy {0:?} has no rabbitmq_api")]
+    NoApi(String),
+    #[error("{0} is one of this host's own addresses towards the brokers: its sessions are not fenced")]
+    OwnAddress(IpAddr),
+    #[error("proxy {0:?}: no route to its servers, so no address of this host to look for")]
+    NoSourceAddress(String),
+    #[error(transparent)]
+    Api(#[from] ApiError),
 }
 
 /// Descriptors kept aside from sessions when `maxconn` is derived from the open files limit:
@@ -59,8 +87,10 @@ pub fn open_files_limit() -> io::Result<u64> {
 /// and the health checks of its checked servers (dropping a guard stops them).
 struct Running {
     state: watch::Sender<Arc<ProxyState>>,
-    bind: SocketAddr,
-    listener: CancellationToken,
+    /// The automatic rebalancing's watch (idle unless configured); dropping it stops it.
+    _rebalance_watch: DropGuard,
+    /// One listener per bind.
+    listeners: Vec<(SocketAddr, CancellationToken)>,
     checks: Vec<(Arc<ServerState>, DropGuard)>,
 }
 
@@ -72,6 +102,10 @@ pub struct Balancer {
     sessions: Arc<Sessions>,
     /// Servers going UP or DOWN, for whoever keeps a timeline.
     events: broadcast::Sender<ServerEvent>,
+    /// Rebalances starting and ending, for the timeline.
+    rebalance_events: broadcast::Sender<RebalanceEvent>,
+    /// The running rebalance of each proxy.
+    rebalances: Arc<Rebalances>,
     stop: CancellationToken,
     global: Option<Arc<Semaphore>>,
     hard_stop_after: Duration,
@@ -98,6 +132,8 @@ impl Balancer {
             running: Mutex::new(Vec::new()),
             sessions: Arc::new(Sessions::default()),
             events: broadcast::channel(SERVER_EVENTS).0,
+            rebalance_events: broadcast::channel(SERVER_EVENTS).0,
+            rebalances: Arc::default(),
             stop: CancellationToken::new(),
             global: global.map(|m| Arc::new(Semaphore::new(m as usize))),
             hard_stop_after,
@@ -118,9 +154,16 @@ impl Balancer {
     /// Binds, then starts the listener and the checks of a proxy.
     fn launch(&self, state: Arc<ProxyState>) -> Running {
         let (sender, _) = watch::channel(Arc::clone(&state));
-        let bind = state.config.bind;
-        let listener = self.start_listener(&sender, bind);
-        let mut running = Running { state: sender, bind, listener, checks: Vec::new() };
+        let listeners = state.config.binds.iter().map(|&bind| (bind, self.start_listener(&sender, bind))).collect();
+        let watch_stop = self.stop.child_token();
+        self.runtime.spawn(rebalance::watch(
+            sender.subscribe(),
+            Arc::clone(&self.sessions),
+            Arc::clone(&self.rebalances),
+            self.rebalance_events.clone(),
+            watch_stop.clone(),
+        ));
+        let mut running = Running { state: sender, _rebalance_watch: watch_stop.drop_guard(), listeners, checks: Vec::new() };
         self.follow_check_flags(&mut running);
         running
     }
@@ -131,7 +174,7 @@ impl Balancer {
             Ok(listener) => Some(listener),
             Err(e) => {
                 warn!(proxy = %proxy.config.name, %bind, error = %e, "cannot listen yet; retrying every second");
-                proxy.shared.listener_ok.store(false, Relaxed);
+                proxy.shared.mark_unbound(bind);
                 proxy.update_availability();
                 None
             }
@@ -181,6 +224,35 @@ impl Balancer {
         self.events.subscribe()
     }
 
+    /// Rebalances starting and ending, from now on (lagging as [`Balancer::server_events`]).
+    pub fn rebalance_events(&self) -> broadcast::Receiver<RebalanceEvent> {
+        self.rebalance_events.subscribe()
+    }
+
+    /// Starts closing sessions of `proxy`'s servers above their fair share, `rate` per second
+    /// (default [`rebalance::DEFAULT_RATE`]), so their clients reconnect to the least loaded
+    /// servers. Replaces the proxy's running rebalance. Returns a sentence saying what starts.
+    pub fn rebalance(&self, proxy: &str, rate: Option<u32>) -> Result<String, AdminError> {
+        let rate = rate.unwrap_or(rebalance::DEFAULT_RATE);
+        if rate == 0 || rate > rebalance::MAX_RATE {
+            return Err(AdminError::Rate(rate));
+        }
+        let current = {
+            let running = self.lock();
+            let entry = running.iter().find(|r| r.state.borrow().config.name == proxy);
+            entry.map(|r| r.state.subscribe()).ok_or_else(|| AdminError::NoProxy(proxy.to_owned()))?
+        };
+        let state = Arc::clone(&current.borrow());
+        let held = state.servers.iter().map(|s| s.counters.current.load(Relaxed)).sum();
+        let excess: u32 = rebalance::excess(&state.candidates(), held, state.config.allbackups).iter().sum();
+        let (sessions, events) = (Arc::clone(&self.sessions), self.rebalance_events.clone());
+        let replaced = self
+            .rebalances
+            .start(proxy, &self.stop, |stop| self.runtime.spawn(rebalance::run(current, sessions, rate, events, stop)));
+        let replacing = if replaced { " (the running rebalance stops)" } else { "" };
+        Ok(format!("{proxy}: rebalancing {excess} sessions above the fair share at {rate}/s{replacing}"))
+    }
+
     /// Watches whether proxy `name` can serve (listener bound, a server usable).
     pub fn availability(&self, name: &str) -> Option<watch::Receiver<bool>> {
         self.proxy(name).map(|p| p.shared.available.subscribe())
@@ -201,6 +273,65 @@ impl Balancer {
         self.sessions.claim(addresses);
     }
 
+    /// The proxies that fence for `vips` (all that fence, for `None`): those with a
+    /// `rabbitmq_api` that serve one of the addresses (a bind on it, or on every address).
+    pub fn fencing_proxies(&self, vips: Option<&[IpAddr]>) -> Vec<Arc<ProxyState>> {
+        self.proxies()
+            .into_iter()
+            .filter(|p| p.config.rabbitmq_api.is_some())
+            .filter(|p| {
+                vips.is_none_or(|vips| p.config.binds.iter().any(|b| b.ip().is_unspecified() || vips.contains(&b.ip())))
+            })
+            .collect()
+    }
+
+    /// Closes the broker connections of `target` through `proxy`'s management API, and
+    /// counts and logs the outcome. `whoami` names this host in the reason the broker logs.
+    /// Bounded by [`fence::FENCE_DEADLINE`].
+    pub async fn fence(&self, proxy: &ProxyState, target: FenceTarget, whoami: &str) -> Result<FenceOutcome, FenceError> {
+        let config = proxy.config.rabbitmq_api.as_ref().ok_or_else(|| FenceError::NoApi(proxy.config.name.clone()))?;
+        let sources = fence::source_addresses(proxy.servers.iter().map(|s| s.address));
+        let (hosts, reason) = match target {
+            FenceTarget::SilentPeer(peer) => {
+                let mut hosts = vec![peer.to_canonical()];
+                hosts.extend(config.fence_addresses.get(&peer).into_iter().flatten().copied());
+                // Never this host's own sessions: a peer address that is ours is a mistake.
+                if let Some(own) = hosts.iter().find(|h| sources.contains(h)) {
+                    return Err(FenceError::OwnAddress(*own));
+                }
+                let list: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+                (hosts, format!("vrrpd {whoami} took over from {}, which fell silent", list.join(", ")))
+            }
+            FenceTarget::Leftovers => {
+                let hosts: Vec<IpAddr> = sources.iter().copied().collect();
+                (hosts, format!("vrrpd {whoami} restarted: a connection its previous run left open"))
+            }
+        };
+        if hosts.is_empty() {
+            return Err(FenceError::NoSourceAddress(proxy.config.name.clone()));
+        }
+        let api = Arc::new(fence::ManagementApi::new(config)?);
+        let started = Instant::now();
+        let own = self.sessions.upstream_locals();
+        let result = api.fence(&hosts, &own, &reason).await;
+        proxy.shared.fencing.record(&hosts, started, &result);
+        let hosts_text: Vec<String> = hosts.iter().map(ToString::to_string).collect();
+        let hosts_text = hosts_text.join(", ");
+        match &result {
+            Ok(outcome) if outcome.failed.is_empty() => info!(
+                proxy = %proxy.config.name, hosts = %hosts_text, api = %api.describe(), closed = outcome.closed,
+                matched = outcome.matched, kept = outcome.kept, duration_ms = started.elapsed().as_millis() as u64,
+                "fenced broker connections"
+            ),
+            Ok(outcome) => warn!(
+                proxy = %proxy.config.name, hosts = %hosts_text, closed = outcome.closed, failed = outcome.failed.len(),
+                first_failure = %outcome.failed.first().map(String::as_str).unwrap_or_default(), "fencing left connections open"
+            ),
+            Err(e) => warn!(proxy = %proxy.config.name, hosts = %hosts_text, error = %e, "fencing failed"),
+        }
+        Ok(result?)
+    }
+
     /// The current state of every proxy and server.
     pub fn snapshot(&self) -> Vec<ProxySnapshot> {
         let now = Instant::now();
@@ -219,6 +350,10 @@ impl Balancer {
     pub fn set_admin(&self, proxy: &str, server: &str, admin: Admin) -> Result<String, AdminError> {
         let (state, target) = self.locate(proxy, server)?;
         let before = target.admin();
+        if before == Admin::Maint && admin != Admin::Maint {
+            // Back from maintenance with no sessions: ramp up as a server coming back UP does.
+            target.start_ramp(Instant::now());
+        }
         target.set_admin(admin);
         let closed = if admin == Admin::Maint { self.sessions.close_server(&target, CloseReason::Admin) } else { 0 };
         state.update_availability();
@@ -271,6 +406,10 @@ impl Balancer {
     pub fn reload(&self, proxies: &[Proxy]) -> Vec<String> {
         let mut changes = Vec::new();
         let now = Instant::now();
+        // A reload replaces running rebalances: the shares they aimed at may have changed.
+        for name in self.rebalances.stop_all() {
+            changes.push(format!("proxy {name}: the running rebalance stopped"));
+        }
         let mut running = std::mem::take(&mut *self.lock());
         let mut kept = Vec::new();
         for config in proxies {
@@ -288,14 +427,15 @@ impl Balancer {
             for server in &config.servers {
                 match old.server(&server.name).filter(|s| s.address == server.address) {
                     Some(existing) => {
-                        for change in existing.reconfigure(server, config.check, now) {
+                        for change in existing.reconfigure(server, config.check.for_server(server), now) {
                             changes.push(format!("{}/{} {change}", config.name, server.name));
                         }
                         servers.push(Arc::clone(existing));
                     }
                     None => {
                         changes.push(format!("{}/{} added", config.name, server.name));
-                        servers.push(Arc::new(ServerState::new(server.clone(), Health::new(config.check, now))));
+                        servers
+                            .push(Arc::new(ServerState::new(server.clone(), Health::new(config.check.for_server(server), now))));
                     }
                 }
             }
@@ -307,14 +447,21 @@ impl Balancer {
             let state = Arc::new(ProxyState::with(config.clone(), servers, semaphore, Arc::clone(&old.shared)));
             entry.state.send_replace(Arc::clone(&state));
             self.follow_check_flags(&mut entry);
-            if config.bind != entry.bind {
-                // The new address listens before the old one closes.
-                let listener = self.start_listener(&entry.state, config.bind);
-                entry.listener.cancel();
-                changes.push(format!("proxy {} now listens on {} instead of {}", config.name, config.bind, entry.bind));
-                entry.listener = listener;
-                entry.bind = config.bind;
+            // New addresses listen before the old ones close.
+            let new: Vec<SocketAddr> =
+                config.binds.iter().copied().filter(|b| !entry.listeners.iter().any(|(l, _)| l == b)).collect();
+            for bind in new {
+                entry.listeners.push((bind, self.start_listener(&entry.state, bind)));
+                changes.push(format!("proxy {} now listens on {bind}", config.name));
             }
+            entry.listeners.retain(|(bind, stop)| {
+                let kept = config.binds.contains(bind);
+                if !kept {
+                    stop.cancel();
+                    changes.push(format!("proxy {} no longer listens on {bind}", config.name));
+                }
+                kept
+            });
             state.update_availability();
             // A higher maxconn, a server ready again: queued sessions look again.
             state.shared.slot_freed.notify_waiters();
@@ -322,7 +469,9 @@ impl Balancer {
         }
         for gone in running {
             let name = gone.state.borrow().config.name.clone();
-            gone.listener.cancel();
+            for (_, stop) in &gone.listeners {
+                stop.cancel();
+            }
             let closed = self.sessions.close_proxy(&name, CloseReason::Admin);
             changes.push(format!("proxy {name} removed ({closed} sessions closed)"));
         }

@@ -43,6 +43,8 @@ pub struct Endpoint {
     port: u16,
     base: String,
     tls: Option<TlsClient>,
+    /// The name TLS sends as SNI and verifies, when it is not the host connected to.
+    server_name: Option<String>,
 }
 
 /// What came back. The body is whole (never more than the request's limit).
@@ -78,13 +80,20 @@ impl Endpoint {
         let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
         let port = uri.port_u16().unwrap_or(if tls.is_some() { 443 } else { 80 });
         let base = uri.path().trim_end_matches('/').to_owned();
-        Ok(Endpoint { host, port, base, tls })
+        Ok(Endpoint { host, port, base, tls, server_name: None })
     }
 
     /// The same scheme and verification, towards another host and port (a health check that
     /// asks each server on its own port).
     pub fn plain(host: String, port: u16, tls: Option<TlsClient>) -> Endpoint {
-        Endpoint { host, port, base: String::new(), tls }
+        Endpoint { host, port, base: String::new(), tls, server_name: None }
+    }
+
+    /// Verifies the certificate for `name` (and sends it as SNI) instead of the host: a check
+    /// that connects to an IP address of a server whose certificate names it.
+    pub fn with_server_name(mut self, name: String) -> Endpoint {
+        self.server_name = Some(name);
+        self
     }
 
     /// `scheme://host:port`, for logs: never carries credentials.
@@ -113,7 +122,8 @@ impl Endpoint {
         match &self.tls {
             None => self.over(tcp, call).await,
             Some(tls) => {
-                let stream = tls.connect(tcp, &self.host).await.map_err(|e| HttpError::Handshake(self.display(), e))?;
+                let name = self.server_name.as_deref().unwrap_or(&self.host);
+                let stream = tls.connect(tcp, name).await.map_err(|e| HttpError::Handshake(self.display(), e))?;
                 self.over(stream, call).await
             }
         }

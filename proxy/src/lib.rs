@@ -5,10 +5,12 @@
 //! in `ha_common::config::Proxy`.
 
 pub mod balancer;
+pub mod fence;
 pub mod health;
 pub mod http_client;
 pub mod listener;
 pub mod proxy_protocol;
+pub mod rebalance;
 pub mod registry;
 pub mod select;
 pub mod server;

@@ -64,13 +64,16 @@ pub async fn serve(
     let proxy = Arc::clone(&current.borrow());
     let name = proxy.config.name.clone();
     let shared = Arc::clone(&proxy.shared);
+    // However this task ends (stopped by a reload that dropped the bind, or by shutdown), the
+    // bind no longer counts as failing.
+    let _forget = BindGuard { shared: Arc::clone(&shared), address };
     let mut last_warning: Option<Instant> = None;
     let mut bound = bound;
     let listener = loop {
         match bound.take().map_or_else(|| bind(address), Ok).and_then(TcpListener::from_std) {
             Ok(listener) => break listener,
             Err(e) => {
-                if shared.listener_ok.swap(false, Relaxed) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
+                if shared.mark_unbound(address) || last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
                     error!(proxy = %name, bind = %address, error = %e, "cannot listen; retrying every second");
                     last_warning = Some(Instant::now());
                 }
@@ -82,7 +85,7 @@ pub async fn serve(
             }
         }
     };
-    shared.listener_ok.store(true, Relaxed);
+    shared.mark_bound(address);
     current.borrow().update_availability();
     info!(proxy = %name, bind = %address, "listening");
 
@@ -133,6 +136,18 @@ pub async fn serve(
             // A client that gave up between SYN and accept, and the like: nothing to wait for.
             Err(_) => {}
         }
+    }
+}
+
+/// Forgets a bind's failure when its listener task ends.
+struct BindGuard {
+    shared: Arc<crate::server::ProxyShared>,
+    address: SocketAddr,
+}
+
+impl Drop for BindGuard {
+    fn drop(&mut self) {
+        self.shared.mark_bound(self.address);
     }
 }
 

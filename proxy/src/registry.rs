@@ -30,12 +30,14 @@ pub enum CloseReason {
     Shutdown,
     /// An operator closed it (shutdown-sessions).
     Admin,
+    /// A rebalance closed it: its server was above its fair share.
+    Rebalance,
 }
 
 impl CloseReason {
     fn from_u8(value: u8) -> Option<Self> {
         use CloseReason::*;
-        [Done, ClientError, ServerError, IdleTimeout, NoServer, QueueTimeout, ServerDown, VipLost, Shutdown, Admin]
+        [Done, ClientError, ServerError, IdleTimeout, NoServer, QueueTimeout, ServerDown, VipLost, Shutdown, Admin, Rebalance]
             .into_iter()
             .find(|r| *r as u8 == value)
     }
@@ -52,6 +54,7 @@ impl CloseReason {
             CloseReason::VipLost => "VIP lost",
             CloseReason::Shutdown => "shutdown",
             CloseReason::Admin => "closed by operator",
+            CloseReason::Rebalance => "rebalanced",
         }
     }
 }
@@ -103,6 +106,14 @@ impl Ticket {
             entry.server = Some(Arc::clone(server));
         }
     }
+
+    /// Records this host's end of the connection to the server: what the broker lists as the
+    /// connection's peer, so fencing this host's own address keeps its live sessions.
+    pub fn set_upstream(&self, local: SocketAddr) {
+        if let Some(entry) = self.sessions.lock().get_mut(&self.id) {
+            entry.upstream = Some(local);
+        }
+    }
 }
 
 impl Drop for Ticket {
@@ -132,6 +143,8 @@ struct Entry {
     /// Shared with the proxy's state: one allocation per proxy, not per session.
     proxy: Arc<str>,
     server: Option<Arc<ServerState>>,
+    /// This host's end of the server connection, recorded for proxies that fence.
+    upstream: Option<SocketAddr>,
     closer: Closer,
     /// Held while a [`Release`] waits for this session to be gone.
     releases: Vec<mpsc::Sender<()>>,
@@ -161,7 +174,8 @@ impl Sessions {
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        let entry = Entry { local, proxy: Arc::clone(proxy), server: None, closer: closer.clone(), releases: Vec::new() };
+        let entry =
+            Entry { local, proxy: Arc::clone(proxy), server: None, upstream: None, closer: closer.clone(), releases: Vec::new() };
         entries.insert(id, entry);
         Some(Ticket { id, closer, sessions: Arc::clone(self) })
     }
@@ -202,6 +216,21 @@ impl Sessions {
         self.close_where(|e| e.server.as_ref().is_some_and(|s| Arc::ptr_eq(s, server)), reason)
     }
 
+    /// Closes up to `n` of the sessions sent to `server` that are not closing already; returns
+    /// how many it closed.
+    pub fn close_some(&self, server: &Arc<ServerState>, n: usize, reason: CloseReason) -> usize {
+        let entries = self.lock();
+        let open = entries
+            .values()
+            .filter(|e| e.server.as_ref().is_some_and(|s| Arc::ptr_eq(s, server)) && !e.closer.cancel.is_cancelled());
+        let mut closed = 0;
+        for entry in open.take(n) {
+            entry.closer.close(reason);
+            closed += 1;
+        }
+        closed
+    }
+
     /// Closes the sessions of proxy `proxy`.
     pub fn close_proxy(&self, proxy: &str, reason: CloseReason) -> usize {
         self.close_where(|e| &*e.proxy == proxy, reason)
@@ -213,6 +242,11 @@ impl Sessions {
 
     pub fn len(&self) -> usize {
         self.lock().len()
+    }
+
+    /// This host's ends of its live server connections (those recorded).
+    pub fn upstream_locals(&self) -> std::collections::HashSet<SocketAddr> {
+        self.lock().values().filter_map(|e| e.upstream).collect()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -243,6 +277,8 @@ mod tests {
                 backup: false,
                 maxconn: None,
                 check: true,
+                check_settings: Default::default(),
+                slowstart: std::time::Duration::ZERO,
             },
             crate::health::Health::new(
                 ha_common::config::HealthCheck {
@@ -253,6 +289,7 @@ mod tests {
                     timeout: std::time::Duration::from_secs(1),
                     rise: 1,
                     fall: 1,
+                    ..Default::default()
                 },
                 std::time::Instant::now(),
             ),
@@ -272,9 +309,11 @@ mod tests {
         assert_eq!(sessions.release(&[vip.ip()], CloseReason::VipLost).closed, 1);
         assert!(on_vip.closer.cancel.is_cancelled() && !on_host.closer.cancel.is_cancelled());
         assert_eq!(on_vip.reason(), Some(CloseReason::VipLost));
+        assert_eq!(sessions.close_some(&server, 5, CloseReason::Rebalance), 1, "one session on the server");
+        assert_eq!(sessions.close_some(&server, 5, CloseReason::Rebalance), 0, "a closing session is not closed twice");
         assert_eq!(sessions.close_server(&server, CloseReason::ServerDown), 1);
         assert_eq!(sessions.close_all(CloseReason::Shutdown), 2);
-        assert_eq!(on_host.reason(), Some(CloseReason::ServerDown), "the first reason stays");
+        assert_eq!(on_host.reason(), Some(CloseReason::Rebalance), "the first reason stays");
         drop(on_vip);
         assert_eq!(sessions.len(), 1, "a dropped ticket leaves the registry");
     }

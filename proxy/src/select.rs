@@ -1,5 +1,7 @@
 //! Choosing a server for a new session: among UP servers with weight and a free slot, primaries
-//! first and backups only when no primary is UP, by `leastconn`, `roundrobin` or `first`.
+//! first and backups only when no primary is UP (the first usable one, or all of them with
+//! `allbackups`), by `leastconn`, `roundrobin` or `first`. Weights are effective weights: a
+//! server in its `slowstart` ramp counts for less.
 //! Selection reads a snapshot of each server; it never decides health.
 
 use std::sync::Mutex;
@@ -14,6 +16,8 @@ pub struct Candidate {
     /// Takes new sessions (not drained or in maintenance by the operator).
     pub ready: bool,
     pub backup: bool,
+    /// The effective weight, in any unit shared by all candidates (see
+    /// [`crate::server::WEIGHT_SCALE`]); 0 takes nothing.
     pub weight: u32,
     pub current: u32,
     pub maxconn: Option<u32>,
@@ -41,13 +45,21 @@ pub enum Choice {
 /// Selection state of one proxy (the round-robin position).
 pub struct Selector {
     algorithm: Balance,
+    /// With no primary usable, use every usable backup, not only the first.
+    all_backups: bool,
     /// Smooth weighted round robin: each server's running credit.
     credits: Mutex<Vec<i64>>,
 }
 
 impl Selector {
     pub fn new(algorithm: Balance, servers: usize) -> Self {
-        Selector { algorithm, credits: Mutex::new(vec![0; servers]) }
+        Selector { algorithm, all_backups: false, credits: Mutex::new(vec![0; servers]) }
+    }
+
+    /// HAProxy's `option allbackups`: with no primary usable, spread over every usable backup.
+    pub fn with_all_backups(mut self, all_backups: bool) -> Self {
+        self.all_backups = all_backups;
+        self
     }
 
     /// Chooses among `servers`, skipping the indices in `exclude` (servers a retry already
@@ -59,6 +71,11 @@ impl Selector {
         let mut pool = eligible(false);
         if pool.is_empty() {
             pool = eligible(true);
+            // As HAProxy: the first backup in configuration order takes everything, unless
+            // `allbackups` spreads the load over them all.
+            if !self.all_backups {
+                pool.truncate(1);
+            }
         }
         if pool.is_empty() {
             return Choice::Unavailable;
@@ -180,6 +197,35 @@ mod tests {
         assert_eq!(s.choose(&[server(100), backup], &[]), Choice::Server(0));
         let down = Candidate { up: false, ..server(0) };
         assert_eq!(s.choose(&[down, backup], &[]), Choice::Server(1));
+    }
+
+    #[test]
+    fn only_the_first_usable_backup_serves_unless_allbackups() {
+        let down = Candidate { up: false, ..server(0) };
+        let backup = Candidate { backup: true, ..server(0) };
+        let backup_down = Candidate { up: false, ..backup };
+        let servers = [down, backup_down, backup, backup];
+        let first = Selector::new(Balance::RoundRobin, 4);
+        assert_eq!(picks(&first, &servers, 4), vec![2, 2, 2, 2], "the first UP backup takes everything");
+        let all = Selector::new(Balance::RoundRobin, 4).with_all_backups(true);
+        let mut spread = picks(&all, &servers, 4);
+        spread.sort_unstable();
+        assert_eq!(spread, vec![2, 2, 3, 3], "allbackups: every UP backup shares");
+        let primary_up = [server(50), backup, backup];
+        assert_eq!(all.choose(&primary_up, &[]), Choice::Server(0), "backups still wait for every primary to be down");
+    }
+
+    #[test]
+    fn leastconn_sends_a_ramping_server_its_share_of_the_effective_weight() {
+        // Two servers at full weight (16 each, WEIGHT_SCALE) with 10 sessions, one fresh server
+        // a quarter into its slowstart (weight 4): it takes a session only while it holds
+        // fewer than a quarter of what the others hold.
+        let s = Selector::new(Balance::LeastConn, 3);
+        let full = Candidate { weight: 16, ..server(10) };
+        let ramping = |current| Candidate { weight: 4, ..server(current) };
+        assert_eq!(s.choose(&[full, full, ramping(0)], &[]), Choice::Server(2));
+        assert_eq!(s.choose(&[full, full, ramping(1)], &[]), Choice::Server(2), "2/4 < 11/16");
+        assert_ne!(s.choose(&[full, full, ramping(2)], &[]), Choice::Server(2), "3/4 > 11/16");
     }
 
     #[test]

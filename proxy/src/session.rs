@@ -54,11 +54,37 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
     let started = Instant::now();
     set_nodelay(&client);
     let _counted = proxy.shared.counters.count_session();
+    // With accept_proxy the client's first bytes say who the client really is; `local` stays
+    // the address it reached here (VIP fencing goes by it).
+    let (peer, destination, early) = if proxy.config.accept_proxy {
+        let header = tokio::select! {
+            biased;
+            () = ticket.cancelled() => Err(HeaderError::Closed(ticket.reason().unwrap_or(CloseReason::Shutdown))),
+            header = read_proxy_header(&client) => header,
+        };
+        match header {
+            Ok((decoded, early)) => {
+                let (source, destination) = decoded.addresses.unwrap_or((peer, local));
+                debug!(proxy = %proxy.config.name, client = %source, via = %peer, "PROXY header accepted");
+                (source, destination, early)
+            }
+            Err(error) => {
+                proxy.shared.denied.fetch_add(1, Relaxed);
+                if !matches!(error, HeaderError::Closed(_)) {
+                    proxy.shared.bad_proxy_headers.fetch_add(1, Relaxed);
+                }
+                info!(proxy = %proxy.config.name, client = %peer, %local, reason = %error, "session refused");
+                return;
+            }
+        }
+    } else {
+        (peer, local, Vec::new())
+    };
     let outcome = tokio::select! {
         biased;
         () = ticket.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
         // Boxed: the connect phase (selection, retries, queueing) is over once the session runs.
-        connected = Box::pin(connect(&proxy, &client, peer, local)) => connected,
+        connected = Box::pin(connect(&proxy, &client, peer, destination)) => connected,
     };
     let (slot, upstream, connect_time) = match outcome {
         Ok(connected) => connected,
@@ -70,6 +96,18 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
     };
     let server = slot.server();
     ticket.set_server(server);
+    if proxy.config.rabbitmq_api.is_some() {
+        // Before a byte is copied: the broker cannot list the connection before its handshake.
+        if let Ok(local) = upstream.local_addr() {
+            ticket.set_upstream(local);
+        }
+    }
+    let mut upstream = upstream;
+    // What the client sent behind its PROXY header goes first.
+    if !early.is_empty() && upstream.write_all(&early).await.is_err() {
+        info!(proxy = %proxy.config.name, client = %peer, %local, server = %server.name, reason = %CloseReason::ServerError, "session closed");
+        return;
+    }
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
     let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
@@ -82,6 +120,53 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
     );
 }
 
+/// How long a client of an `accept_proxy` bind may take to send its PROXY header. The header
+/// comes first and in one piece from any real sender; a client that dribbles it is refused.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why a PROXY header was not had.
+#[derive(Debug, thiserror::Error)]
+enum HeaderError {
+    #[error("bad PROXY header: {0}")]
+    Invalid(#[from] proxy_protocol::DecodeError),
+    #[error("no complete PROXY header within {} s", PROXY_HEADER_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("client closed before its PROXY header ended")]
+    Eof,
+    #[error("client error reading its PROXY header: {0}")]
+    Io(#[from] io::Error),
+    #[error("{0}")]
+    Closed(CloseReason),
+}
+
+/// Reads the client's PROXY header (bounded by [`proxy_protocol::V2_MAX`] bytes and
+/// [`PROXY_HEADER_TIMEOUT`]); returns it and the bytes that came behind it.
+async fn read_proxy_header(client: &TcpStream) -> Result<(proxy_protocol::Decoded, Vec<u8>), HeaderError> {
+    let read = async {
+        let mut buf = Vec::with_capacity(256);
+        let mut chunk = [0u8; 512];
+        loop {
+            client.readable().await?;
+            let n = match client.try_read(&mut chunk) {
+                Ok(0) => return Err(HeaderError::Eof),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Err(e.into()),
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(decoded) = proxy_protocol::decode(&buf)? {
+                let early = buf.split_off(decoded.length);
+                return Ok((decoded, early));
+            }
+            // decode asks for more only below its bounds; this holds whatever it says.
+            if buf.len() > proxy_protocol::V2_MAX {
+                return Err(proxy_protocol::DecodeError::V2TooLong(buf.len()).into());
+            }
+        }
+    };
+    tokio::time::timeout(PROXY_HEADER_TIMEOUT, read).await.unwrap_or(Err(HeaderError::Timeout))
+}
+
 /// Chooses and connects a server, holding a place on it from the choice on. Each failed
 /// attempt excludes the server it tried when `redispatch` is on, so the client is refused only
 /// when no UP server accepts; without it the same server is tried again, its place kept.
@@ -89,7 +174,7 @@ async fn connect<'p>(
     proxy: &'p ProxyState,
     client: &TcpStream,
     peer: SocketAddr,
-    local: SocketAddr,
+    destination: SocketAddr,
 ) -> Result<(ServerSlot<'p>, TcpStream, Duration), CloseReason> {
     let config = &proxy.config;
     let started = Instant::now();
@@ -108,7 +193,7 @@ async fn connect<'p>(
             Ok(mut upstream) => {
                 set_nodelay(&upstream);
                 if let Some(version) = config.send_proxy {
-                    let header = proxy_protocol::header(version, peer, local);
+                    let header = proxy_protocol::header(version, peer, destination);
                     upstream.write_all(&header).await.map_err(|_| CloseReason::ServerError)?;
                 }
                 return Ok((slot, upstream, started.elapsed()));

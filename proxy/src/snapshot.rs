@@ -19,7 +19,10 @@ pub struct SessionCounts {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckSnapshot {
+    /// tcp, amqp, amqps, http or https.
     pub kind: String,
+    /// Where the check goes: the server's address, or the port and address it names.
+    pub target: String,
     /// "UP", "DOWN", "UP, going down 1/3"...
     pub health: String,
     pub last_ok: Option<bool>,
@@ -45,6 +48,9 @@ pub struct ServerSnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub failed_connects: u64,
+    /// During `slowstart`: the share of its weight the server has reached, in percent
+    /// (HAProxy's `throttle`).
+    pub throttle_percent: Option<u32>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -63,15 +69,34 @@ pub struct ProxySnapshot {
     pub bytes_in: u64,
     pub bytes_out: u64,
     pub servers: Vec<ServerSnapshot>,
+    /// Present when the proxy has a `rabbitmq_api`.
+    pub fencing: Option<FenceSnapshot>,
+    /// The running rebalance: sessions closed so far, the most it closes, its rate.
+    pub rebalancing: Option<String>,
+    /// Sessions closed by rebalances, all told.
+    pub rebalance_closed: u64,
+    /// Clients refused for a missing, slow or malformed PROXY header (`accept_proxy`).
+    pub bad_proxy_headers: u64,
+}
+
+/// Fencing through the management API: runs, connections closed, failures, the last run. No
+/// URL or credential: those stay in the configuration.
+#[derive(Clone, Debug, Serialize)]
+pub struct FenceSnapshot {
+    pub runs: u64,
+    pub failed_runs: u64,
+    pub closed: u64,
+    pub close_failures: u64,
+    pub last: Option<crate::fence::LastFence>,
 }
 
 impl ProxySnapshot {
     pub fn of(proxy: &ProxyState, now: Instant) -> Self {
         ProxySnapshot {
             name: proxy.config.name.clone(),
-            bind: proxy.config.bind.to_string(),
+            bind: proxy.config.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             balance: proxy.config.balance.to_string(),
-            listening: proxy.shared.listener_ok.load(Relaxed),
+            listening: proxy.shared.listening(),
             available: *proxy.shared.available.borrow(),
             sessions: SessionCounts {
                 current: proxy.shared.counters.current.load(Relaxed),
@@ -86,6 +111,22 @@ impl ProxySnapshot {
             bytes_in: proxy.shared.counters.bytes_in.load(Relaxed),
             bytes_out: proxy.shared.counters.bytes_out.load(Relaxed),
             servers: proxy.servers.iter().map(|s| server_snapshot(proxy, s, now)).collect(),
+            fencing: proxy.config.rabbitmq_api.as_ref().map(|_| {
+                let f = &proxy.shared.fencing;
+                FenceSnapshot {
+                    runs: f.runs.load(Relaxed),
+                    failed_runs: f.failed_runs.load(Relaxed),
+                    closed: f.closed.load(Relaxed),
+                    close_failures: f.close_failures.load(Relaxed),
+                    last: f.last(),
+                }
+            }),
+            rebalancing: proxy
+                .shared
+                .rebalance()
+                .map(|r| format!("{} of at most {} sessions closed, {}/s", r.closed, r.limit, r.rate)),
+            rebalance_closed: proxy.shared.rebalance_closed.load(Relaxed),
+            bad_proxy_headers: proxy.shared.bad_proxy_headers.load(Relaxed),
         }
     }
 }
@@ -93,6 +134,8 @@ impl ProxySnapshot {
 fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> ServerSnapshot {
     let health = server.health();
     let last = health.last_result();
+    let own = proxy.config.servers.iter().find(|s| s.name == server.name);
+    let target = own.map_or(server.address, |own| proxy.config.check.for_server(own).target(server.address));
     let (checks, failed) = health.counts();
     let status = match server.admin() {
         Admin::Maint => "MAINT".to_owned(),
@@ -109,6 +152,7 @@ fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> Se
         checked: server.checked(),
         check: CheckSnapshot {
             kind: proxy.config.check.kind.to_string(),
+            target: target.to_string(),
             health: if server.checked() { health.describe() } else { "not checked".to_owned() },
             last_ok: last.map(|r| r.ok),
             last_detail: last.map(|r| r.detail.clone()),
@@ -127,5 +171,6 @@ fn server_snapshot(proxy: &ProxyState, server: &ServerState, now: Instant) -> Se
         bytes_in: server.counters.bytes_in.load(Relaxed),
         bytes_out: server.counters.bytes_out.load(Relaxed),
         failed_connects: server.failed_connects.load(Relaxed),
+        throttle_percent: server.ramp(now).map(|progress| (progress * 100.0) as u32),
     }
 }

@@ -335,7 +335,7 @@ async fn send_proxy_tells_the_server_the_client_address_in_sessions_and_checks()
         let mut client = connect(&config).await;
         let client_port = client.local_addr().unwrap().port();
         assert_eq!(greeting(&mut client).await.as_deref(), Some("hi"));
-        let expected = proxy::proxy_protocol::header(version, client.local_addr().unwrap(), config.bind);
+        let expected = proxy::proxy_protocol::header(version, client.local_addr().unwrap(), config.binds[0]);
         let mut found = false;
         while let Ok(Some(h)) = tokio::time::timeout(Duration::from_secs(1), received.recv()).await {
             if h.starts_with(&expected) {
@@ -345,4 +345,85 @@ async fn send_proxy_tells_the_server_the_client_address_in_sessions_and_checks()
         }
         assert!(found, "{version:?}: no header for client port {client_port}");
     }
+}
+
+/// A backend that sends everything it receives on a connection (its first 512 bytes) to the
+/// test, and greets.
+async fn recorder() -> (SocketAddr, mpsc::UnboundedReceiver<Vec<u8>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (sender, received) = mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                let _ = stream.write_all(b"hi\n").await;
+                let mut got = Vec::new();
+                let mut buf = [0u8; 512];
+                while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(300), stream.read(&mut buf)).await {
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                let _ = sender.send(got);
+            });
+        }
+    });
+    (address, received)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_proxy_carries_the_client_address_from_its_header_to_the_servers() {
+    let (address, mut received) = recorder().await;
+    let mut config = proxy_config(vec![server("r", address)]);
+    config.servers[0].check = false;
+    config.accept_proxy = true;
+    config.send_proxy = Some(ProxyProtocol::V1);
+    let _balancer = start(&config);
+    let (claimed, original): (SocketAddr, SocketAddr) =
+        ("192.0.2.31:40000".parse().unwrap(), "192.0.2.100:5672".parse().unwrap());
+    // A v2 header and the client's first bytes in one segment, as a load balancer sends them.
+    let mut client = connect(&config).await;
+    let mut first = proxy::proxy_protocol::header(ProxyProtocol::V2, claimed, original);
+    first.extend_from_slice(b"AMQP\0\0\x09\x01");
+    client.write_all(&first).await.unwrap();
+    assert_eq!(greeting(&mut client).await.as_deref(), Some("hi"));
+    let got = tokio::time::timeout(Duration::from_secs(3), received.recv()).await.unwrap().unwrap();
+    let expected = [proxy::proxy_protocol::header(ProxyProtocol::V1, claimed, original), b"AMQP\0\0\x09\x01".to_vec()].concat();
+    assert_eq!(String::from_utf8_lossy(&got), String::from_utf8_lossy(&expected), "the server hears of the real client");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_proxy_refuses_and_counts_garbage_and_headers_that_never_end() {
+    let (address, mut received) = recorder().await;
+    let mut config = proxy_config(vec![server("r", address)]);
+    config.servers[0].check = false;
+    config.accept_proxy = true;
+    let balancer = start(&config);
+    let shared = Arc::clone(&balancer.proxies()[0].shared);
+
+    // An AMQP client that does not know it must send a header: refused at once.
+    let mut plain = connect(&config).await;
+    plain.write_all(b"AMQP\0\0\x09\x01").await.unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(1)).await);
+
+    // A header sent a byte at a time, and never finished: refused at the timeout, not held.
+    let mut slow = connect(&config).await;
+    let started = Instant::now();
+    for byte in b"PROXY TCP4 192.0.2.31" {
+        slow.write_all(&[*byte]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed_within(&mut slow, Duration::from_secs(5)).await);
+    let waited = started.elapsed();
+    println!("a dribbled header was refused after {} ms", waited.as_millis());
+    assert!(waited >= Duration::from_secs(2) && waited < Duration::from_secs(5), "{waited:?}");
+
+    // A client that says nothing at all.
+    let mut silent = connect(&config).await;
+    assert!(closed_within(&mut silent, Duration::from_secs(5)).await);
+
+    assert_eq!(shared.bad_proxy_headers.load(Relaxed), 3);
+    assert!(tokio::time::timeout(Duration::from_millis(200), received.recv()).await.is_err(), "no server was bothered");
 }

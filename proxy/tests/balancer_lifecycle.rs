@@ -36,11 +36,11 @@ async fn sessions_accepted_on_a_given_address_are_closed_on_request_backend_side
     });
     let mut config = proxy_config(vec![server("r", address)]);
     config.servers[0].check = false;
-    config.bind = SocketAddr::from(([0, 0, 0, 0], free_port()));
+    config.binds = vec![SocketAddr::from(([0, 0, 0, 0], free_port()))];
     let balancer = start(&config);
     // One client comes in on 127.0.0.1 (the host's address), one on 127.0.0.2 (standing in for
     // the VIP).
-    let on = |ip: [u8; 4]| SocketAddr::from((ip, config.bind.port()));
+    let on = |ip: [u8; 4]| SocketAddr::from((ip, config.binds[0].port()));
     let mut host_client = loop {
         if let Ok(s) = TcpStream::connect(on([127, 0, 0, 1])).await {
             break s;
@@ -62,17 +62,17 @@ async fn sessions_accepted_on_a_given_address_are_closed_on_request_backend_side
 async fn listens_on_an_address_the_host_does_not_hold_yet() {
     // 192.0.2.200 is on no interface here: IP_FREEBIND lets a BACKUP listen on its future VIP.
     let mut config = proxy_config(vec![server("r", greeter("r").await.0)]);
-    config.bind = SocketAddr::from(([192, 0, 2, 200], free_port()));
+    config.binds = vec![SocketAddr::from(([192, 0, 2, 200], free_port()))];
     let balancer = start(&config);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(balancer.proxies()[0].shared.listener_ok.load(Relaxed));
+    assert!(balancer.proxies()[0].shared.listening());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn availability_follows_the_listener() {
     let config = proxy_config(vec![server("r", greeter("r").await.0)]);
     // Someone else holds the port: the proxy cannot listen and says so.
-    let squatter = std::net::TcpListener::bind(config.bind).unwrap();
+    let squatter = std::net::TcpListener::bind(config.binds[0]).unwrap();
     let balancer = start(&config);
     let mut available = balancer.availability("amqp").unwrap();
     tokio::time::timeout(Duration::from_secs(2), available.wait_for(|a| !*a)).await.unwrap().unwrap();
@@ -92,7 +92,7 @@ async fn shutdown_drains_then_closes_at_the_hard_deadline() {
     balancer.shutdown().await;
     assert!(started.elapsed() >= Duration::from_millis(250), "sessions had hard_stop_after to finish");
     assert!(closed_within(&mut client, Duration::from_secs(1)).await);
-    assert!(TcpStream::connect(config.bind).await.is_err(), "no longer accepting");
+    assert!(TcpStream::connect(config.binds[0]).await.is_err(), "no longer accepting");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,7 +103,7 @@ async fn proxy_maxconn_holds_clients_in_the_backlog_instead_of_refusing_them() {
     let mut first = connect(&config).await;
     assert_eq!(greeting(&mut first).await.as_deref(), Some("r"));
     // The kernel completes the handshake; the proxy does not accept until a slot frees.
-    let mut second = TcpStream::connect(config.bind).await.unwrap();
+    let mut second = TcpStream::connect(config.binds[0]).await.unwrap();
     let mut byte = [0u8; 1];
     assert!(tokio::time::timeout(Duration::from_millis(300), second.read(&mut byte)).await.is_err(), "served beyond maxconn");
     drop(first);
@@ -114,7 +114,7 @@ async fn proxy_maxconn_holds_clients_in_the_backlog_instead_of_refusing_them() {
 async fn global_maxconn_spans_proxies() {
     let backend = greeter("r").await.0;
     let one = proxy_config(vec![server("r", backend)]);
-    let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+    let two = Proxy { name: "other".into(), binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))], ..one.clone() };
     let _balancer =
         Balancer::start(&[one.clone(), two.clone()], Some(1), Duration::from_millis(300), &tokio::runtime::Handle::current());
     let mut first = connect(&one).await;
@@ -274,7 +274,7 @@ async fn reload_moves_a_listener_new_address_first() {
     let balancer = start(&config);
     let mut old_session = connect(&config).await;
     assert_eq!(greeting(&mut old_session).await.as_deref(), Some("r"));
-    let moved = Proxy { bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..config.clone() };
+    let moved = Proxy { binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))], ..config.clone() };
     let changes = balancer.reload(std::slice::from_ref(&moved));
     assert!(changes.iter().any(|c| c.contains("now listens on")), "{changes:?}");
     let mut new_session = connect(&moved).await;
@@ -282,14 +282,14 @@ async fn reload_moves_a_listener_new_address_first() {
     old_session.write_all(b"ok\n").await.unwrap();
     assert_eq!(greeting(&mut old_session).await.as_deref(), Some("ok"), "sessions accepted on the old address stay");
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(TcpStream::connect(config.bind).await.is_err(), "the old address stopped listening");
+    assert!(TcpStream::connect(config.binds[0]).await.is_err(), "the old address stopped listening");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_and_removes_proxies() {
     let one = proxy_config(vec![server("r", greeter("r").await.0)]);
     let balancer = start(&one);
-    let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+    let two = Proxy { name: "other".into(), binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))], ..one.clone() };
     let changes = balancer.reload(std::slice::from_ref(&two));
     assert!(
         changes.contains(&"proxy other added".to_owned()) && changes.iter().any(|c| c.starts_with("proxy amqp removed")),
@@ -298,7 +298,7 @@ async fn reload_adds_and_removes_proxies() {
     let mut client = connect(&two).await;
     assert_eq!(greeting(&mut client).await.as_deref(), Some("r"));
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert!(TcpStream::connect(one.bind).await.is_err());
+    assert!(TcpStream::connect(one.binds[0]).await.is_err());
     assert_eq!(balancer.proxies().len(), 1);
 }
 
@@ -314,7 +314,7 @@ async fn sessions_that_last_get_tcp_keepalive_on_both_sides() {
     let out = std::process::Command::new("ss").args(["-tnoH", "state", "established"]).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     let with_keepalive = |local: SocketAddr| text.lines().any(|l| l.contains(&format!(" {local} ")) && l.contains("keepalive"));
-    assert!(with_keepalive(config.bind), "client side:\n{text}");
+    assert!(with_keepalive(config.binds[0]), "client side:\n{text}");
     let upstream = text.lines().filter(|l| l.contains(&format!(" {backend}")) && l.contains("keepalive")).count();
     assert!(upstream >= 1, "server side:\n{text}");
 }
@@ -342,7 +342,7 @@ async fn global_maxconn_is_never_held_by_a_proxy_without_clients() {
     let backend = greeter("r").await.0;
     for round in 0..6 {
         let one = proxy_config(vec![server("r", backend)]);
-        let two = Proxy { name: "other".into(), bind: SocketAddr::from(([127, 0, 0, 1], free_port())), ..one.clone() };
+        let two = Proxy { name: "other".into(), binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))], ..one.clone() };
         let balancer =
             Balancer::start(&[one.clone(), two.clone()], Some(1), Duration::from_millis(300), &tokio::runtime::Handle::current());
         // Give both listeners time to wait for their first client.
@@ -353,4 +353,49 @@ async fn global_maxconn_is_never_held_by_a_proxy_without_clients() {
         drop(client);
         balancer.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_bind_of_a_proxy_serves_and_a_reload_changes_one_without_the_others() {
+    let mut config = proxy_config(vec![server("r", greeter("r").await.0)]);
+    let second = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    config.binds.push(second);
+    let balancer = start(&config);
+    let mut first_client = connect(&config).await;
+    assert_eq!(greeting(&mut first_client).await.as_deref(), Some("r"));
+    let mut second_client = TcpStream::connect(second).await.unwrap();
+    assert_eq!(greeting(&mut second_client).await.as_deref(), Some("r"));
+    assert_eq!(balancer.proxies()[0].shared.counters.current.load(Relaxed), 2, "one proxy counts both");
+
+    // One bind taken, another added: the remaining one keeps its sessions and listener.
+    let third = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let reloaded = Proxy { binds: vec![config.binds[0], third], ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&reloaded));
+    assert_eq!(changes, vec![format!("proxy amqp now listens on {third}"), format!("proxy amqp no longer listens on {second}")]);
+    let mut third_client = loop {
+        if let Ok(s) = TcpStream::connect(third).await {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(greeting(&mut third_client).await.as_deref(), Some("r"));
+    first_client.write_all(b"still\n").await.unwrap();
+    assert_eq!(greeting(&mut first_client).await.as_deref(), Some("still"));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(TcpStream::connect(second).await.is_err(), "the dropped bind stopped listening");
+    assert!(balancer.proxies()[0].shared.listening());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_bind_that_cannot_listen_makes_the_proxy_unavailable() {
+    let mut config = proxy_config(vec![server("r", greeter("r").await.0)]);
+    config.servers[0].check = false;
+    let squatted = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let squatter = std::net::TcpListener::bind(squatted).unwrap();
+    config.binds.push(squatted);
+    let balancer = start(&config);
+    let mut available = balancer.availability("amqp").unwrap();
+    tokio::time::timeout(Duration::from_secs(2), available.wait_for(|a| !*a)).await.unwrap().unwrap();
+    drop(squatter);
+    tokio::time::timeout(Duration::from_secs(3), available.wait_for(|a| *a)).await.unwrap().unwrap();
 }

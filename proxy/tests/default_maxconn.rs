@@ -34,7 +34,7 @@ async fn without_maxconn_sessions_are_limited_by_the_open_files_limit() {
         served.push(client);
     }
     // One more waits in the kernel's backlog until a session ends.
-    let mut waiting = TcpStream::connect(config.bind).await.unwrap();
+    let mut waiting = TcpStream::connect(config.binds[0]).await.unwrap();
     let mut byte = [0u8; 1];
     assert!(tokio::time::timeout(Duration::from_millis(300), waiting.read(&mut byte)).await.is_err(), "served beyond maxconn");
     served.pop();

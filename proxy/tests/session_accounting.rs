@@ -40,7 +40,7 @@ const CHUNK: usize = 100;
 
 /// Connects `n` clients to `proxy` on `ip`, each chunk accepted before the next.
 async fn clients(proxy: &ProxyState, ip: [u8; 4], n: usize) -> Vec<TcpStream> {
-    let address = SocketAddr::from((ip, proxy.config.bind.port()));
+    let address = SocketAddr::from((ip, proxy.config.binds[0].port()));
     let before = proxy.shared.counters.total.load(Relaxed);
     let mut clients = Vec::with_capacity(n);
     while clients.len() < n {
@@ -56,7 +56,7 @@ async fn clients(proxy: &ProxyState, ip: [u8; 4], n: usize) -> Vec<TcpStream> {
 /// Connects `n` clients to `proxy` on `ip`, each served (greeted by `expected`) before the
 /// next chunk connects; all of them hold a session at the end.
 async fn served(proxy: &ProxyState, ip: [u8; 4], n: usize, expected: &str) -> Vec<TcpStream> {
-    let address = SocketAddr::from((ip, proxy.config.bind.port()));
+    let address = SocketAddr::from((ip, proxy.config.binds[0].port()));
     let mut clients = Vec::with_capacity(n);
     while clients.len() < n {
         let from = clients.len();
@@ -92,7 +92,7 @@ fn assert_nothing_counted(proxy: &ProxyState, phase: &str) {
 fn proxy_for(name: &str, server_address: SocketAddr, maxconn: usize) -> Proxy {
     let mut config = proxy_config(vec![server(name, server_address)]);
     config.name = name.into();
-    config.bind = SocketAddr::from(([0, 0, 0, 0], free_port()));
+    config.binds[0] = SocketAddr::from(([0, 0, 0, 0], free_port()));
     config.servers[0].check = false;
     config.servers[0].maxconn = Some(u32::try_from(maxconn).unwrap());
     config

@@ -1,4 +1,5 @@
-//! The VRRPv2 advertisement on the wire (RFC 3768 section 5) and the IPv4 datagram carrying it.
+//! The VRRPv2 advertisement on the wire (RFC 3768 section 5) and the IPv4 datagram carrying it;
+//! [`v3`] is VRRPv3 (RFC 5798) over IPv4 and IPv6.
 //!
 //! Decoding never panics: every malformed input is a [`DecodeError`] whose variant names the
 //! reason, so the receive path can count it (see [`crate::counters::DropReason`]).
@@ -9,6 +10,10 @@ use std::net::Ipv4Addr;
 use pnet_packet::ip::IpNextHeaderProtocol;
 use pnet_packet::ipv4::{self, Ipv4Packet, MutableIpv4Packet};
 use pnet_packet::util::checksum;
+
+pub mod v3;
+
+pub use self::v3::{Advert, AdvertisementV3, MULTICAST_GROUP_V6};
 
 /// IP protocol number assigned to VRRP (RFC 3768 section 5.2.4).
 pub const IP_PROTOCOL: u8 = 112;
@@ -103,7 +108,7 @@ pub struct Advertisement {
 pub enum DecodeError {
     #[error("{len} bytes is shorter than the {MIN_LEN}-byte VRRP header")]
     TooShort { len: usize },
-    #[error("version {0} is not VRRPv2")]
+    #[error("version {0} is not the VRRP version expected")]
     Version(u8),
     #[error("type {0} is not ADVERTISEMENT (1)")]
     Type(u8),

@@ -8,7 +8,7 @@
 
 mod sim;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use sim::pair::*;
@@ -51,7 +51,7 @@ fn owner_with_priority_255_becomes_master_at_startup() {
     lan.add_host("A", A_IP, vec![config(A_IP, 255)]);
     lan.start(0);
     assert_eq!(lan.history(0), vec![(Duration::ZERO, State::Master)]);
-    assert_eq!(lan.hosts[0].adverts_sent[0].2.priority, 255);
+    assert_eq!(lan.hosts[0].adverts_sent[0].2.priority(), 255);
 }
 
 #[test]
@@ -73,7 +73,7 @@ fn election_the_higher_priority_wins_and_the_backup_keeps_resetting_its_timer() 
     lan.run_to(120.0);
     assert_eq!(lan.history(1).len(), 1, "B never left BACKUP");
     assert_one_master(&lan, "A");
-    assert_eq!(lan.hosts[1].instances[0].master().map(|m| (m.address, m.priority)), Some((A_IP, 101)));
+    assert_eq!(lan.hosts[1].instances[0].master().map(|m| (m.address, m.priority)), Some((A_IP.into(), 101)));
 }
 
 #[test]
@@ -85,7 +85,7 @@ fn master_sends_an_advert_every_advert_interval() {
     lan.run_to(5.5);
     let times: Vec<_> = lan.hosts[0].adverts_sent.iter().map(|(t, _, _)| *t).collect();
     assert_eq!(times, (0..=5).map(Duration::from_secs).collect::<Vec<_>>());
-    assert!(lan.hosts[0].adverts_sent.iter().all(|(_, _, a)| a.priority == 255 && a.addresses == vec![VIP]));
+    assert!(lan.hosts[0].adverts_sent.iter().all(|(_, _, a)| a.priority() == 255 && a.addresses() == vec![IpAddr::from(VIP)]));
 }
 
 #[test]
@@ -105,7 +105,7 @@ fn graceful_stop_sends_priority_zero_and_the_backup_waits_only_skew_time() {
     let mut lan = elected_pair(a(), b());
     lan.stop(0);
     let last = lan.hosts[0].adverts_sent.last().unwrap();
-    assert_eq!((last.0, last.2.priority), (secs(10.2), 0));
+    assert_eq!((last.0, last.2.priority()), (secs(10.2), 0));
     assert!(!lan.hosts[0].vips_held[0], "the stopping master drops its VIP");
     lan.run_to(20.0);
     assert_eq!(lan.entered(1, State::Master), Some(secs(10.2 + SKEW_B)));
@@ -124,7 +124,7 @@ fn preemption_back_when_the_higher_priority_router_returns() {
     assert_eq!(lan.entered(0, State::Master), Some(secs(20.0 + MDI_A)));
     assert_eq!(lan.entered(1, State::Backup), Some(secs(20.0 + MDI_A)));
     let step_down = lan.hosts[1].transitions.last().unwrap();
-    assert_eq!(step_down.2.reason, Reason::Preempted { by: A_IP, priority: 101 });
+    assert_eq!(step_down.2.reason, Reason::Preempted { by: A_IP.into(), priority: 101 });
     assert_one_master(&lan, "A");
 }
 
@@ -212,7 +212,7 @@ fn master_never_demotes_itself_over_its_own_priority() {
     lan.set_tracker(0, 0, 0, false);
     lan.run_to(30.0);
     assert_eq!(lan.state(0), State::Master);
-    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 1, "adverts carry the lowered priority");
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority(), 1, "adverts carry the lowered priority");
 }
 
 #[test]
@@ -256,7 +256,7 @@ fn weight_zero_tracker_failure_is_fault_with_a_priority_zero_handoff() {
     let mut lan = elected_pair(tracked, b());
     lan.set_tracker(0, 0, 0, false);
     assert_eq!(lan.state(0), State::Fault);
-    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 0);
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority(), 0);
     assert!(!lan.hosts[0].vips_held[0]);
     assert_eq!(lan.hosts[0].transitions.last().unwrap().2.reason, Reason::Fault(vec!["proxy amqp".into()]));
     lan.run_to(20.0);
@@ -393,7 +393,7 @@ fn resign_hands_the_vip_over_within_skew_time_and_stays_backup() {
     let mut lan = elected_pair(a(), b());
     lan.resign(0);
     assert_eq!(lan.state(0), State::Backup);
-    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 0);
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority(), 0);
     assert_eq!(lan.hosts[0].transitions.last().unwrap().2.reason, Reason::Resigned);
     lan.run_to(60.0);
     assert_eq!(lan.entered(1, State::Master), Some(secs(10.2 + SKEW_B)));
@@ -426,14 +426,14 @@ fn resume_rejoins_the_election() {
 #[test]
 fn reconfiguring_a_master_keeps_it_master_and_announces_the_change() {
     // A reload that adds a VIP on both hosts: no election, no flap.
-    let two = vec![VIP, Ipv4Addr::new(192, 0, 2, 101)];
+    let two: Vec<IpAddr> = vec![VIP.into(), Ipv4Addr::new(192, 0, 2, 101).into()];
     let mut lan = elected_pair(a(), b());
     let transitions = lan.hosts[0].transitions.len();
     lan.reconfigure(1, InstanceConfig { vips: two.clone(), ..b() });
     lan.reconfigure(0, InstanceConfig { vips: two.clone(), ..a() });
     assert_eq!(lan.hosts[0].transitions.len(), transitions, "no transition");
     let last = lan.hosts[0].adverts_sent.last().unwrap();
-    assert_eq!((last.0, last.2.addresses.clone()), (secs(10.2), two), "the new VIP list goes out at once");
+    assert_eq!((last.0, last.2.addresses()), (secs(10.2), two.clone()), "the new VIP list goes out at once");
     assert_eq!(lan.hosts[0].garps.last().unwrap().0, secs(10.2), "and is announced");
     lan.run_to(30.0);
     assert_one_master(&lan, "A");
@@ -449,7 +449,7 @@ fn reconfiguring_keeps_tracker_status_and_applies_new_weights() {
     // The new weight applies to the status the tracker already had (down).
     lan.reconfigure(0, tracked(-5));
     assert_eq!(lan.hosts[0].instances[0].priority(), 96);
-    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority, 96);
+    assert_eq!(lan.hosts[0].adverts_sent.last().unwrap().2.priority(), 96);
     assert_eq!(lan.state(0), State::Master, "a master never demotes itself");
 }
 
@@ -503,4 +503,66 @@ fn a_lone_master_stopped_and_resumed_is_back_within_an_advert_interval_and_skew(
     lan.run_to(MDI_A + 14.0);
     let back = lan.entered(0, State::Master).unwrap() - thawed;
     assert_eq!(back, secs(1.0 + 155.0 / 256.0), "advert interval + Skew_Time, not {MDI_A} s");
+}
+
+/// The reason B gave for its last transition to MASTER.
+fn takeover_reason(lan: &Lan, h: usize) -> Reason {
+    lan.hosts[h].transitions.iter().rev().find(|t| t.2.to == State::Master).map(|t| t.2.reason.clone()).unwrap()
+}
+
+#[test]
+fn a_master_that_falls_silent_is_named_by_the_takeover() {
+    // Section 6.4.2: Master_Down_Timer fires. The master whose adverts stopped is the one whose
+    // broker sessions the new master fences.
+    let mut lan = elected_pair(a(), b());
+    lan.cut_link(0);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: Some(std::net::IpAddr::V4(A_IP)) });
+    assert_eq!(takeover_reason(&lan, 1).to_string(), "master down timer expired (192.0.2.11 fell silent)");
+}
+
+#[test]
+fn a_handoff_a_start_or_a_preemption_names_no_silent_master() {
+    // Priority 0 (section 6.4.2, "If the Priority is zero"): the master resigned and closed its
+    // sessions itself.
+    let mut lan = elected_pair(a(), b());
+    lan.stop(0);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
+
+    // Nobody heard before the timer fired: no master to name.
+    let mut lan = Lan::new();
+    lan.add_host("B", B_IP, vec![b()]);
+    lan.start(0);
+    lan.run_to(MDI_B + 0.1);
+    assert_eq!(takeover_reason(&lan, 0), Reason::MasterDown { silent: None });
+
+    // A higher-priority router preempting a live lower master: the lower one is heard to the
+    // end and steps down (closing its sessions) when it hears the new master.
+    let mut lan = Lan::new();
+    lan.add_host("B", B_IP, vec![b()]);
+    lan.start(0);
+    lan.run_to(MDI_B + 1.0);
+    lan.add_host("A", A_IP, vec![a()]);
+    lan.start(1);
+    lan.run_to(MDI_B + 10.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
+}
+
+#[test]
+fn preempting_a_master_that_dropped_below_us_names_no_silent_master() {
+    // B followed A (101); A's script fails (-20): A advertises 81, B (100, preempt) discards
+    // those adverts and takes over when its timer fires. A was heard to the end: it steps down
+    // and closes its own sessions, nothing to fence.
+    let tracked = InstanceConfig { trackers: vec![Tracker::new(TrackerKind::Script, "chk", -20)], ..a() };
+    let mut lan = elected_pair(tracked, b());
+    assert_eq!(lan.state(0), State::Master);
+    lan.set_tracker(0, 0, 0, false);
+    lan.run_to(20.0);
+    assert_eq!(lan.state(1), State::Master);
+    assert_eq!(lan.state(0), State::Backup);
+    assert_eq!(takeover_reason(&lan, 1), Reason::MasterDown { silent: None });
 }

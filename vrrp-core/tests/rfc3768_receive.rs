@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use vrrp_core::counters::DropReason;
 use vrrp_core::instance::{InstanceConfig, State};
-use vrrp_core::packet::AuthData;
+use vrrp_core::packet::{AdvertisementV3, AuthData, MULTICAST_GROUP};
 
 use sim::pair::*;
 use sim::{secs, Lan};
@@ -37,14 +37,28 @@ fn receive_checks_discard_and_count_by_reason() {
             true,
         ),
         (
-            "version 3",
+            "version 4",
             datagram(A_IP, 254, |a, _| {
                 let mut b = a.encode();
-                b[0] = 0x31;
+                b[0] = 0x41;
                 Some(b)
             }),
             DropReason::Version,
             true,
+        ),
+        (
+            "a VRRPv3 advert to a VRRPv2 instance",
+            datagram(A_IP, 254, |a, _| {
+                let v3 = AdvertisementV3 {
+                    vrid: a.vrid,
+                    priority: a.priority,
+                    max_advert_int: 100,
+                    addresses: a.addresses.iter().map(|&v| v.into()).collect(),
+                };
+                Some(v3.encode(A_IP.into(), MULTICAST_GROUP.into()))
+            }),
+            DropReason::Version,
+            false,
         ),
         (
             "type 2",
@@ -161,7 +175,7 @@ fn address_list_mismatch_is_accepted_from_the_owner() {
 fn address_order_does_not_matter() {
     let two = vec![VIP, Ipv4Addr::new(192, 0, 2, 101)];
     let mut lan = Lan::new();
-    lan.add_host("B", B_IP, vec![InstanceConfig { vips: two.clone(), ..b() }]);
+    lan.add_host("B", B_IP, vec![InstanceConfig { vips: two.iter().map(|&a| a.into()).collect(), ..b() }]);
     lan.start(0);
     lan.run_to(1.0);
     lan.inject(

@@ -2,9 +2,9 @@
 //! the host as the start would (interfaces, addresses, users).
 
 use std::fmt::Write;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
-use ha_common::config::{Authentication, Config, Ipv4Prefix, Place};
+use ha_common::config::{Authentication, Config, IpPrefix, Place};
 use ha_common::duration::format as fmt_duration;
 
 use vrrp_core::instance::Instance;
@@ -23,13 +23,14 @@ pub fn summary(config: &Config) -> String {
 fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
     writeln!(out, "router_id {}", config.global.router_id)?;
     for vi in &config.instances {
-        let timers = Instance::new(convert::instance_config(vi, Ipv4Addr::UNSPECIFIED, Vec::new()));
+        let timers = Instance::new(convert::instance_config(vi, Ipv4Addr::UNSPECIFIED.into(), Vec::new()));
         writeln!(out)?;
         writeln!(out, "vrrp_instance {}", vi.name)?;
         writeln!(
             out,
-            "  interface {}, VRID {}, priority {}{}, advert_int {}, starts {}, {}",
+            "  interface {}, VRRPv{}, VRID {}, priority {}{}, advert_int {}, starts {}, {}",
             vi.interface,
+            vi.version,
             vi.vrid,
             vi.priority,
             if vi.priority == 255 { " (address owner)" } else { "" },
@@ -50,17 +51,30 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         let vips: Vec<_> = vi.virtual_ipaddress.iter().map(ToString::to_string).collect();
         writeln!(out, "  VIPs {}", vips.join(", "))?;
         writeln!(out, "  Skew_Time {:?}, Master_Down_Interval {:?}", timers.skew_time(), timers.master_down_interval())?;
-        for (kind, tracks) in
-            [("track_script", &vi.track_script), ("track_proxy", &vi.track_proxy), ("track_interface", &vi.track_interface)]
-        {
+        for (kind, tracks) in [
+            ("track_script", &vi.track_script),
+            ("track_proxy", &vi.track_proxy),
+            ("track_interface", &vi.track_interface),
+            ("track_process", &vi.track_process),
+        ] {
             for t in tracks {
+                let down = if t.reverse { "up" } else { "down" };
+                let sign = if t.reverse { -1 } else { 1 };
                 let effect = match t.weight {
-                    0 => "FAULT while down".to_owned(),
-                    w if w < 0 => format!("priority {w} while down"),
-                    w => format!("priority +{w} while up"),
+                    0 => format!("FAULT while {down}"),
+                    w if w < 0 => format!("priority {:+} while down", w * sign),
+                    w => format!("priority {:+} while up", w * sign),
                 };
                 writeln!(out, "  {kind} {} ({effect})", t.name)?;
             }
+        }
+        for t in &vi.track_file {
+            let effect = match (t.weight, t.reverse) {
+                (0, false) => "FAULT while the value is not 0".to_owned(),
+                (0, true) => "FAULT while the value is 0".to_owned(),
+                (w, reverse) => format!("priority + value x {}, FAULT below -253", if reverse { -w } else { w }),
+            };
+            writeln!(out, "  track_file {} ({effect})", t.name)?;
         }
         for (kind, script) in [
             ("notify", &vi.notify.any),
@@ -77,6 +91,36 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             let peers: Vec<_> = vi.unicast_peer.iter().map(ToString::to_string).collect();
             writeln!(out, "  unicast peers {}", peers.join(", "))?;
         }
+    }
+    for g in &config.sync_groups {
+        writeln!(out)?;
+        writeln!(out, "vrrp_sync_group {}: {} fail over together", g.name, g.members.join(", "))?;
+    }
+    for p in &config.track_processes {
+        writeln!(out)?;
+        let params = if p.params.is_empty() { String::new() } else { format!(" {}", p.params.join(" ")) };
+        let quorum = match p.quorum_max {
+            Some(max) => format!("{}..={max}", p.quorum),
+            None => format!("at least {}", p.quorum),
+        };
+        writeln!(
+            out,
+            "vrrp_track_process {}: {}{params} ({}), {quorum} running, weight {}, delays {} up / {} down",
+            p.name,
+            p.process,
+            match (p.full_command, p.param_match) {
+                (_, Some(m)) => format!("command line, {m:?} parameters"),
+                (true, None) => "command line".to_owned(),
+                (false, None) => "process name".to_owned(),
+            },
+            p.weight,
+            fmt_duration(p.fork_delay),
+            fmt_duration(p.terminate_delay)
+        )?;
+    }
+    for f in &config.track_files {
+        writeln!(out)?;
+        writeln!(out, "vrrp_track_file {}: {}, weight {}", f.name, f.path.display(), f.weight)?;
     }
     for s in &config.scripts {
         writeln!(out)?;
@@ -96,11 +140,12 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
         writeln!(out)?;
         writeln!(
             out,
-            "proxy {} on {}: balance {}, check {} every {} (timeout {}, rise {}, fall {})",
+            "proxy {} on {}: balance {}, check {}{} every {} (timeout {}, rise {}, fall {})",
             p.name,
-            p.bind,
+            p.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
             p.balance,
             p.check.kind,
+            check_target(&p.check),
             fmt_duration(p.check.interval),
             fmt_duration(p.check.timeout),
             p.check.rise,
@@ -114,6 +159,14 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             p.retries,
             if p.redispatch { ", redispatch" } else { "" }
         )?;
+        if let Some(api) = &p.rabbitmq_api {
+            // URLs as written (credentials are refused in them), the user, never the password.
+            writeln!(out, "  fences silent masters through {} as {}", api.urls.join(", "), api.user)?;
+            for (peer, extra) in &api.fence_addresses {
+                let extra: Vec<String> = extra.iter().map(ToString::to_string).collect();
+                writeln!(out, "    with {peer}, also {}", extra.join(", "))?;
+            }
+        }
         for s in &p.servers {
             writeln!(
                 out,
@@ -122,7 +175,7 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
                 s.address,
                 s.weight,
                 if s.backup { " backup" } else { "" },
-                if s.check { "" } else { " (not checked)" }
+                if s.check { own_check(&p.check, s) } else { " (not checked)".to_owned() }
             )?;
         }
     }
@@ -176,9 +229,9 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                 .warnings
                 .push((Place::Instance(i, "interface"), format!("{name} is down or has no carrier: FAULT until it is up")));
         }
-        let vips: Vec<Ipv4Addr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
+        let vips: Vec<IpAddr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
         match instance.unicast_src_ip {
-            Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == source) => found.warnings.push((
+            Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == IpAddr::V4(source)) => found.warnings.push((
                 Place::Instance(i, "unicast_src_ip"),
                 format!("{source} is not an address of {name}: adverts cannot leave from it (FAULT)"),
             )),
@@ -212,9 +265,68 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
     found
 }
 
-fn same_subnet(network: Ipv4Prefix, address: Ipv4Addr) -> bool {
+/// What a check asks beyond its kind: the port, the HTTP path and status, the TLS name. Never
+/// the password.
+fn check_target(check: &ha_common::config::HealthCheck) -> String {
+    let mut said = String::new();
+    if let Some(http) = &check.http {
+        said.push_str(&format!(" GET {}", http.path));
+        match http.expect_status {
+            Some(status) => said.push_str(&format!(" expecting {status}")),
+            None => said.push_str(" expecting 2xx/3xx"),
+        }
+        if let Some(user) = &http.user {
+            said.push_str(&format!(" as {user}"));
+        }
+    }
+    if let Some(port) = check.port {
+        said.push_str(&format!(" on port {port}"));
+    }
+    if check.kind.uses_tls() {
+        match &check.tls.ca_file {
+            Some(ca) => said.push_str(&format!(", CA {}", ca.display())),
+            None => said.push_str(", system CAs"),
+        }
+        if let Some(sni) = &check.tls.sni {
+            said.push_str(&format!(", name {sni}"));
+        }
+    }
+    said
+}
+
+/// A server's own check settings, as ` check interval 5s fall 4 port 15673` (empty without).
+fn own_check(proxy: &ha_common::config::HealthCheck, server: &ha_common::config::Server) -> String {
+    let own = proxy.for_server(server);
+    let mut said = Vec::new();
+    for (what, mine, theirs) in [
+        ("interval", own.interval, proxy.interval),
+        ("fastinter", own.fastinter, proxy.fastinter),
+        ("downinter", own.downinter, proxy.downinter),
+        ("timeout", own.timeout, proxy.timeout),
+    ] {
+        if mine != theirs {
+            said.push(format!("{what} {}", fmt_duration(mine)));
+        }
+    }
+    for (what, mine, theirs) in [("rise", own.rise, proxy.rise), ("fall", own.fall, proxy.fall)] {
+        if mine != theirs {
+            said.push(format!("{what} {mine}"));
+        }
+    }
+    if own.target(server.address) != proxy.target(server.address) {
+        said.push(format!("at {}", own.target(server.address)));
+    }
+    if said.is_empty() {
+        String::new()
+    } else {
+        format!(" (check {})", said.join(" "))
+    }
+}
+
+fn same_subnet(network: IpPrefix, address: Ipv4Addr) -> bool {
+    let IpAddr::V4(net) = network.addr else { return false };
     let mask = if network.len == 0 { 0 } else { u32::MAX << (32 - u32::from(network.len.min(32))) };
-    u32::from(network.addr) & mask == u32::from(address) & mask
+    u32::from(net) & mask == u32::from(address) & mask
 }
 
 #[cfg(test)]
@@ -222,11 +334,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_summary_names_the_api_but_never_its_password() {
+        let text = "[[proxy]]\nname = \"amqp\"\nbind = \"0.0.0.0:5672\"\nrabbitmq_api = { urls = [\"http://192.0.2.21:15672\"], user = \"fence\", password = \"hunter2\", fence_addresses = { \"192.0.2.12\" = [\"198.51.100.12\"] } }\n[[proxy.server]]\nname = \"r1\"\naddress = \"192.0.2.21:5672\"\n";
+        let config = Config::parse(text, std::path::Path::new("a.toml")).unwrap().config;
+        let out = summary(&config);
+        assert!(out.contains("fences silent masters through http://192.0.2.21:15672 as fence"), "{out}");
+        assert!(out.contains("with 192.0.2.12, also 198.51.100.12"), "{out}");
+        assert!(!out.contains("hunter2"), "{out}");
+    }
+
+    #[test]
     fn subnets_are_compared_under_the_prefix() {
-        let net = Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 11), len: 24 };
+        let net = IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 11).into(), len: 24 };
         assert!(same_subnet(net, Ipv4Addr::new(192, 0, 2, 12)));
         assert!(!same_subnet(net, Ipv4Addr::new(198, 51, 100, 12)));
-        assert!(!same_subnet(Ipv4Prefix { len: 32, ..net }, Ipv4Addr::new(192, 0, 2, 12)));
-        assert!(same_subnet(Ipv4Prefix { len: 0, ..net }, Ipv4Addr::new(203, 0, 113, 1)));
+        assert!(!same_subnet(IpPrefix { len: 32, ..net }, Ipv4Addr::new(192, 0, 2, 12)));
+        assert!(same_subnet(IpPrefix { len: 0, ..net }, Ipv4Addr::new(203, 0, 113, 1)));
     }
 }

@@ -40,7 +40,7 @@ fn check_prints_what_it_would_run() {
     let stdout = String::from_utf8(out.stdout).unwrap();
     for expected in [
         "vrrp_instance VI_1",
-        "interface eth0, VRID 51, priority 101",
+        "interface eth0, VRRPv2, VRID 51, priority 101",
         "starts MASTER",
         "VIPs 192.0.2.100/24",
         "Master_Down_Interval 3.60546875s",
@@ -101,7 +101,7 @@ fn each_bad_input_is_rejected_at_its_line() {
         ("virtual_router_id = 51", "virtual_router_id = 256", "virtual_router_id: 256 is outside 1..=255"),
         ("priority = 101", "priority = 0", "priority: 0 is outside 1..=255"),
         ("auth_pass = \"s3cret\"", "auth_pass = \"123456789\"", "auth_pass: is 9 bytes"),
-        ("[\"192.0.2.100/24\"]", "[\"2001:db8::100/64\"]", "is not IPv4"),
+        ("[\"192.0.2.100/24\"]", "[\"2001:db8::100/64\"]", "VRRPv2 carries IPv4 addresses only"),
         ("name = \"rabbit2\"", "name = \"rabbit1\"", "server \"rabbit1\" is defined twice"),
         (
             "track_proxy = [{ name = \"amqp\", weight = 0 }]",
@@ -174,4 +174,75 @@ fn check_refuses_a_script_the_start_would_refuse_and_names_the_path() {
     let stderr = String::from_utf8(out.stderr).unwrap();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains(&format!("{} is writable by a non-root user", open.path().display())), "{stderr}");
+}
+
+const BROKER_HEALTH: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "127.0.0.1:56720"
+check = { kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+check = { interval = "5s", fall = 4, addr = "192.0.2.31" }
+
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+
+[[proxy]]
+name = "amqps"
+bind = "127.0.0.1:56710"
+check = { kind = "amqps", ca_file = "/etc/vrrpd/rabbit-ca.pem", sni = "rabbit.example" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5671"
+"#;
+
+#[test]
+fn check_shows_what_a_health_check_asks_but_never_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, BROKER_HEALTH).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for expected in [
+        "check http GET /api/health/checks/alarms expecting 200 as monitor on port 15672 every 2s",
+        "server rabbit1 192.0.2.21:5672 weight 1 (check interval 5s fastinter 5s downinter 5s fall 4 at 192.0.2.31:15672)",
+        "server rabbit2 192.0.2.22:5672 weight 1\n",
+        "check amqps, CA /etc/vrrpd/rabbit-ca.pem, name rabbit.example every 2s",
+    ] {
+        assert!(stdout.contains(expected), "missing {expected:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("pa55-w0rd"), "{stdout}");
+
+    // A mistake on the line that holds the password: located, the password starred out.
+    let stderr = rejected(&BROKER_HEALTH.replace("expect_status = 200", "expect_status = 999"), 5);
+    assert!(stderr.contains("proxy[0].check.expect_status"), "{stderr}");
+    assert!(!stderr.contains("pa55-w0rd"), "{stderr}");
+}
+
+#[test]
+fn check_refuses_a_track_file_others_could_write_and_does_not_create_it() {
+    use std::os::unix::fs::PermissionsExt;
+    let open = tempfile::tempdir_in("/var/tmp").unwrap();
+    std::fs::set_permissions(open.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let file = open.path().join("prio");
+    let text = example("proxy-a.toml").replace(
+        "[[vrrp_instance]]",
+        &format!("[[vrrp_track_file]]\nname = \"prio\"\nfile = \"{}\"\ninit_file = 0\n\n[[vrrp_instance]]", file.display()),
+    );
+    let text = text.replacen("virtual_router_id", "track_file = [{ name = \"prio\" }]\nvirtual_router_id", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("vrrp_track_file \"prio\""), "{stderr}");
+    assert!(stderr.contains("could be written by a non-root user"), "{stderr}");
+    assert!(!file.exists(), "check never writes init_file");
 }

@@ -220,3 +220,129 @@ fn bad_input_is_a_clear_error() {
     let out = Command::new(env!("CARGO_BIN_EXE_vrrpd")).args(["import"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn several_binds_accept_proxy_allbackups_and_slowstart_carry_over() {
+    let haproxy = "\
+defaults
+    mode tcp
+    timeout connect 5s
+    timeout client 3h
+    timeout server 3h
+
+listen amqp
+    bind 192.0.2.100:5672 accept-proxy
+    bind 192.0.2.100:5682 accept-proxy
+    bind 192.0.2.100:5672
+    balance leastconn
+    option allbackups
+    option redispatch
+    server rabbit1 192.0.2.21:5672 check slowstart 60s
+    server rabbit2 192.0.2.22:5672 check slowstart 90000
+    server rabbit3 192.0.2.23:5672 check backup
+
+listen mixed
+    bind 192.0.2.100:5700 accept-proxy
+    bind 192.0.2.100:5701
+    balance leastconn
+    option redispatch
+    server rabbit1 192.0.2.21:5672 check
+";
+    let (toml, notes) = import_text(None, Some(haproxy));
+    let amqp = proxy_section(&toml, "amqp");
+    assert_contains(
+        amqp,
+        &[
+            "bind = [\"192.0.2.100:5672\", \"192.0.2.100:5682\"]\naccept_proxy = true\nallbackups = true",
+            "name = \"rabbit1\"\naddress = \"192.0.2.21:5672\"\nslowstart = \"60s\"",
+            "name = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\nslowstart = \"90000ms\"",
+        ],
+    );
+    assert!(!amqp.contains("name = \"rabbit3\"\naddress = \"192.0.2.23:5672\"\nbackup = true\nslowstart"), "{amqp}");
+    assert!(has_line(&notes, "haproxy.cfg", 10, "192.0.2.100:5672 is already a bind"), "{notes}");
+    let mixed = proxy_section(&toml, "mixed");
+    assert_contains(mixed, &["bind = [\"192.0.2.100:5700\", \"192.0.2.100:5701\"]\naccept_proxy = true"]);
+    assert!(!mixed.contains("allbackups"), "off unless the backend says so: {mixed}");
+    assert!(has_line(&notes, "haproxy.cfg", 18, "accept-proxy` on some of its binds"), "{notes}");
+}
+
+#[test]
+fn track_process_track_file_and_sync_groups_carry_over_as_keepalived_meant_them() {
+    let (toml, notes) = import_text(
+        Some(
+            "\
+vrrp_track_process chk_haproxy {
+    process /usr/sbin/haproxy -f /etc/haproxy
+    param_match initial
+    weight -10 reverse
+    quorum 2
+    quorum_max 4
+    delay 1.5
+}
+track_file maint {
+    file /var/run/keepalived/maint
+    weight 0
+    init_file 0 overwrite
+}
+vrrp_sync_group G1 {
+    group {
+        VI_1
+        VI_2
+        VI_GONE
+    }
+    track_process {
+        chk_haproxy weight 0
+    }
+    notify_master /etc/keepalived/master.sh
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    track_file {
+        maint
+        nosuch
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+    track_process {
+        chk_haproxy weight 5 reverse
+    }
+}
+",
+        ),
+        None,
+    );
+    assert_contains(
+        &toml,
+        &[
+            "[[vrrp_track_process]]\nname = \"chk_haproxy\"\nprocess = \"/usr/sbin/haproxy\"\nparams = [\"-f\", \"/etc/haproxy\"]\n\
+             param_match = \"initial\"\nweight = -10\nreverse = true\nquorum = 2\nquorum_max = 4\ndelay = \"1500ms\"\n",
+            "[[vrrp_track_file]]\nname = \"maint\"\nfile = \"/var/run/keepalived/maint\"\nweight = 0\ninit_file = 0\ninit_file_overwrite = true\n",
+            "[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_process = [{ name = \"chk_haproxy\", weight = 0 }]\n",
+            "track_file = [{ name = \"maint\" }]",
+            "track_process = [{ name = \"chk_haproxy\", weight = 5, reverse = true }]",
+        ],
+    );
+    let file = "keepalived.conf";
+    assert!(has_line(&notes, file, 18, "VI_GONE is not an imported vrrp_instance"), "{notes}");
+    assert!(has_line(&notes, file, 23, "`notify_master`"), "{notes}");
+    assert!(has_line(&notes, file, 33, "nosuch names no track_file"), "{notes}");
+    assert!(has_line(&notes, file, 9, "non-root user could write the file"), "{notes}");
+}
+
+#[test]
+fn vrrp_garp_interval_becomes_the_global_garp_interval() {
+    let (toml, _) = import_text(
+        Some("global_defs {\n    vrrp_garp_interval 0.05\n}\nvrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 51\n    virtual_ipaddress {\n        192.0.2.100/24\n    }\n}\n"),
+        None,
+    );
+    assert_contains(&toml, &["[global]\n", "garp_interval = \"50ms\"\n"]);
+}

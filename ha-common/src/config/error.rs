@@ -35,10 +35,62 @@ impl Diagnostic {
             column,
             key,
             message,
-            source_line: source[line_start..line_end].trim_end().to_owned(),
+            source_line: hide_passwords(source[line_start..line_end].trim_end()),
             underline,
         }
     }
+}
+
+/// Keys whose values a message never shows, even as the source line under it.
+const SECRET_KEYS: &[&str] = &["password", "auth_pass"];
+
+/// `line` with the quoted value of every secret key starred out, character for character
+/// (the caret under the line stays where it was).
+fn hide_passwords(line: &str) -> String {
+    let mut out: Vec<char> = line.chars().collect();
+    let chars = out.clone();
+    let mut i = 0;
+    while i < chars.len() {
+        let rest: String = chars[i..].iter().collect();
+        let key = SECRET_KEYS
+            .iter()
+            .find(|k| rest.starts_with(*k) && (i == 0 || !(chars[i - 1].is_alphanumeric() || chars[i - 1] == '_')));
+        let Some(key) = key else {
+            i += 1;
+            continue;
+        };
+        let mut j = i + key.chars().count();
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        if chars.get(j) != Some(&'=') {
+            i += 1;
+            continue;
+        }
+        j += 1;
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        let Some(&quote) = chars.get(j).filter(|c| matches!(c, '"' | '\'')) else {
+            i = j;
+            continue;
+        };
+        j += 1;
+        while j < chars.len() && chars[j] != quote {
+            // An escaped quote does not end a basic string.
+            if chars[j] == '\\' && quote == '"' {
+                out[j] = '*';
+                j += 1;
+                if j >= chars.len() {
+                    break;
+                }
+            }
+            out[j] = '*';
+            j += 1;
+        }
+        i = j + 1;
+    }
+    out.into_iter().collect()
 }
 
 fn floor_char_boundary(text: &str, mut index: usize) -> usize {

@@ -17,7 +17,13 @@ pub struct RawConfig {
     #[serde(default)]
     pub vrrp_script: Vec<S<RawScript>>,
     #[serde(default)]
+    pub vrrp_track_process: Vec<S<RawTrackProcess>>,
+    #[serde(default)]
+    pub vrrp_track_file: Vec<S<RawTrackFile>>,
+    #[serde(default)]
     pub vrrp_instance: Vec<S<RawInstance>>,
+    #[serde(default)]
+    pub vrrp_sync_group: Vec<S<RawSyncGroup>>,
     #[serde(default)]
     pub proxy: Vec<S<RawProxy>>,
     pub stats: Option<S<RawStats>>,
@@ -33,6 +39,9 @@ pub struct RawGlobal {
     pub maxconn: Option<S<i64>>,
     pub hard_stop_after: Option<S<ConfigDuration>>,
     pub user: Option<S<String>>,
+    /// The default of every instance's `version` (keepalived's `vrrp_version`).
+    pub vrrp_version: Option<S<i64>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -50,13 +59,44 @@ pub struct RawScript {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct RawTrackProcess {
+    pub name: S<String>,
+    pub process: S<String>,
+    pub params: Option<S<Vec<S<String>>>>,
+    pub param_match: Option<S<String>>,
+    pub full_command: Option<bool>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub quorum: Option<S<i64>>,
+    pub quorum_max: Option<S<i64>>,
+    pub delay: Option<S<ConfigDuration>>,
+    pub fork_delay: Option<S<ConfigDuration>>,
+    pub terminate_delay: Option<S<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrackFile {
+    pub name: S<String>,
+    pub file: S<String>,
+    pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
+    pub init_file: Option<S<i64>>,
+    pub init_file_overwrite: Option<bool>,
+    pub allow_unsafe: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RawInstance {
     pub name: S<String>,
     pub interface: S<String>,
     pub state: Option<S<String>>,
     pub virtual_router_id: S<i64>,
     pub priority: Option<S<i64>>,
-    pub advert_int: Option<S<f64>>,
+    pub version: Option<S<i64>>,
+    pub advert_int: Option<S<RawAdvertInt>>,
+    pub accept_mode: Option<S<bool>>,
     pub preempt: Option<bool>,
     pub preempt_delay: Option<S<ConfigDuration>>,
     pub authentication: Option<S<RawAuthentication>>,
@@ -67,6 +107,10 @@ pub struct RawInstance {
     pub track_proxy: Vec<S<RawTrack>>,
     #[serde(default)]
     pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
     pub notify: Option<S<String>>,
     pub notify_master: Option<S<String>>,
     pub notify_backup: Option<S<String>>,
@@ -79,6 +123,32 @@ pub struct RawInstance {
     pub garp_master_repeat: Option<S<i64>>,
     pub garp_master_refresh: Option<S<ConfigDuration>>,
     pub garp_master_refresh_repeat: Option<S<i64>>,
+    pub garp_interval: Option<S<ConfigDuration>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSyncGroup {
+    pub name: S<String>,
+    pub group: S<Vec<S<String>>>,
+    #[serde(default)]
+    pub track_script: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_interface: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_process: Vec<S<RawTrack>>,
+    #[serde(default)]
+    pub track_file: Vec<S<RawTrack>>,
+    pub sync_group_tracking_weight: Option<bool>,
+}
+
+/// `advert_int` as written: seconds as a number (`1`, `0.1` as keepalived writes it), or a
+/// duration (`"100ms"`, `"0.5s"`, `"1s"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawAdvertInt {
+    Seconds(f64),
+    Text(String),
 }
 
 #[derive(Debug, Deserialize)]
@@ -93,13 +163,22 @@ pub struct RawAuthentication {
 pub struct RawTrack {
     pub name: S<String>,
     pub weight: Option<S<i64>>,
+    pub reverse: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawProxy {
     pub name: S<String>,
-    pub bind: S<String>,
+    pub bind: S<RawBinds>,
+    /// Expect a PROXY protocol header (v1 or v2) from every client on these binds.
+    pub accept_proxy: Option<bool>,
+    /// With every primary DOWN, use all the backups at once, not only the first.
+    pub allbackups: Option<bool>,
+    /// The servers' default `slowstart`.
+    pub slowstart: Option<S<ConfigDuration>>,
+    /// Automatic rebalancing (off without it).
+    pub rebalance: Option<S<RawRebalance>>,
     pub balance: Option<S<String>>,
     pub check: Option<S<RawCheck>>,
     pub timeout_connect: Option<S<ConfigDuration>>,
@@ -110,8 +189,59 @@ pub struct RawProxy {
     pub maxconn: Option<S<i64>>,
     pub send_proxy: Option<S<String>>,
     pub on_marked_down: Option<S<String>>,
+    pub rabbitmq_api: Option<S<RawRabbitmqApi>>,
     #[serde(default)]
     pub server: Vec<S<RawServer>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRabbitmqApi {
+    pub urls: S<Vec<S<String>>>,
+    pub user: S<String>,
+    pub password: S<String>,
+    pub ca_file: Option<S<String>>,
+    /// Advert source address of a peer -> the addresses it connects to the brokers from.
+    #[serde(default)]
+    pub fence_addresses: std::collections::BTreeMap<String, S<Vec<S<String>>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRebalance {
+    pub threshold: Option<S<f64>>,
+    pub rate: Option<S<i64>>,
+}
+
+/// `bind = "0.0.0.0:5672"` or `bind = ["0.0.0.0:5672", "[::]:5672"]` (HAProxy's several
+/// `bind` lines of one proxy). Each address of a list keeps its own span.
+#[derive(Debug)]
+pub enum RawBinds {
+    One(String),
+    Many(Vec<S<String>>),
+}
+
+impl<'de> Deserialize<'de> for RawBinds {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBinds;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address and port, or a list of them")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBinds, E> {
+                Ok(RawBinds::One(v.to_owned()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawBinds, A::Error> {
+                let mut binds = Vec::new();
+                while let Some(bind) = seq.next_element()? {
+                    binds.push(bind);
+                }
+                Ok(RawBinds::Many(binds))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +254,57 @@ pub struct RawCheck {
     pub timeout: Option<S<ConfigDuration>>,
     pub rise: Option<S<i64>>,
     pub fall: Option<S<i64>>,
+    pub port: Option<S<i64>>,
+    pub path: Option<S<String>>,
+    pub expect_status: Option<S<i64>>,
+    pub user: Option<S<String>>,
+    pub password: Option<S<String>>,
+    pub password_file: Option<S<String>>,
+    pub ca_file: Option<S<String>>,
+    pub sni: Option<S<String>>,
+}
+
+/// A server's `check`: `true`/`false`, or a table of its own settings (which means checked).
+#[derive(Debug)]
+pub enum RawServerCheck {
+    Flag(bool),
+    Settings(Box<RawServerCheckSettings>),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServerCheckSettings {
+    pub interval: Option<S<ConfigDuration>>,
+    pub fastinter: Option<S<ConfigDuration>>,
+    pub downinter: Option<S<ConfigDuration>>,
+    pub timeout: Option<S<ConfigDuration>>,
+    pub rise: Option<S<i64>>,
+    pub fall: Option<S<i64>>,
+    pub port: Option<S<i64>>,
+    pub addr: Option<S<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawServerCheck {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawServerCheck;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("true, false or a table of check settings ({ interval = \"5s\", port = 15672, ... })")
+            }
+
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<RawServerCheck, E> {
+                Ok(RawServerCheck::Flag(v))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawServerCheck, A::Error> {
+                RawServerCheckSettings::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|settings| RawServerCheck::Settings(Box::new(settings)))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -134,7 +315,8 @@ pub struct RawServer {
     pub weight: Option<S<i64>>,
     pub backup: Option<bool>,
     pub maxconn: Option<S<i64>>,
-    pub check: Option<bool>,
+    pub check: Option<RawServerCheck>,
+    pub slowstart: Option<S<ConfigDuration>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -101,14 +101,18 @@ fn the_documented_example_means_what_it_says() {
     assert_eq!(vi.advert_int, Duration::from_secs(1));
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
-    assert_eq!(vi.virtual_ipaddress, vec![Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, 100), len: 24 }]);
-    assert_eq!(vi.track_script, vec![Track { name: "chk_extra".into(), weight: -20 }], "weight comes from the script");
-    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0 }]);
+    assert_eq!(vi.virtual_ipaddress, vec![IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100).into(), len: 24 }]);
+    assert_eq!(
+        vi.track_script,
+        vec![Track { name: "chk_extra".into(), weight: -20, reverse: false }],
+        "weight comes from the script"
+    );
+    assert_eq!(vi.track_proxy, vec![Track { name: "amqp".into(), weight: 0, reverse: false }]);
     assert_eq!(vi.notify.any.as_deref(), Some("/usr/local/bin/notify.sh"));
     assert_eq!(vi.garp, GarpConfig::default());
 
     let amqp = config.proxy("amqp").unwrap();
-    assert_eq!(amqp.bind, "0.0.0.0:5670".parse().unwrap());
+    assert_eq!(amqp.binds, vec!["0.0.0.0:5670".parse().unwrap()]);
     assert_eq!(amqp.balance, Balance::LeastConn);
     assert_eq!(amqp.check.kind, CheckKind::Amqp);
     assert_eq!((amqp.check.interval, amqp.check.timeout), (Duration::from_secs(2), Duration::from_secs(1)));
@@ -222,7 +226,24 @@ fn vip_that_is_not_ipv4() {
         );
     }
     let p = single_problem(&example_with("\"192.0.2.100/24\"", "\"2001:db8::1\""));
-    assert!(p.message.contains("not IPv4"), "{p}");
+    assert!(p.message.contains("VRRPv2 carries IPv4 addresses only"), "{p}");
+}
+
+#[test]
+fn version_3_carries_ipv6_vips_one_family_per_instance() {
+    let v6 = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"2001:db8::100/64\"");
+    let config = parse(&v6).unwrap_or_else(|e| panic!("{e}")).config;
+    assert_eq!(config.instances[0].virtual_ipaddress, vec![IpPrefix { addr: "2001:db8::100".parse().unwrap(), len: 64 }]);
+    let mixed = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"192.0.2.100/24\", \"2001:db8::100/64\"");
+    let p = single_problem(&mixed);
+    assert_eq!(p.key, "vrrp_instance[0].virtual_ipaddress[1]");
+    assert!(p.message.contains("IPv4 or IPv6 addresses, not both"), "{p}");
+    for bad in ["fe80::100/64", "ff02::12", "::1"] {
+        let p = single_problem(&v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", &format!("{bad:?}")));
+        assert!(p.message.contains("cannot be a virtual address") || p.message.contains("prefix"), "{bad}: {p}");
+    }
+    let unicast = v6.replace("preempt = true", "preempt = true\nunicast_peer = [\"192.0.2.12\"]");
+    assert_eq!(single_problem(&unicast).key, "vrrp_instance[0].unicast_peer");
 }
 
 #[test]
@@ -282,6 +303,58 @@ fn server_address_that_does_not_parse() {
         let p = single_problem(&text);
         assert_eq!((p.line, p.key.as_str()), (line_of(&text, bad), "proxy[0].server[0].address"), "{p}");
     }
+}
+
+/// The example as a VRRPv3 instance (no authentication), with `advert_int` as given.
+fn v3_example(advert_int: &str) -> String {
+    example_with("advert_int = 1 ", &format!("version = 3\nadvert_int = {advert_int} "))
+        .replace("authentication = { auth_type = \"PASS\", auth_pass = \"s3cret\" }\n", "")
+}
+
+#[test]
+fn version_3_takes_centisecond_intervals_in_every_spelling() {
+    for (written, ms) in
+        [("\"100ms\"", 100), ("\"0.5s\"", 500), ("\"1s\"", 1000), ("0.1", 100), ("2", 2000), ("\"10ms\"", 10), ("40.95", 40950)]
+    {
+        let config = parse(&v3_example(written)).unwrap_or_else(|e| panic!("{written}: {e}")).config;
+        let vi = &config.instances[0];
+        assert_eq!((vi.version, vi.advert_int), (VrrpVersion::V3, Duration::from_millis(ms)), "{written}");
+    }
+    for (written, says) in [
+        ("\"105ms\"", "not whole centiseconds"),
+        ("\"5ms\"", "outside 10ms..=40.95s"),
+        ("41", "outside 10ms..=40.95s"),
+        ("\"soon\"", "is not an interval"),
+        ("-1", "is not an interval"),
+    ] {
+        let text = v3_example(written);
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, &format!("advert_int = {written}")), "vrrp_instance[0].advert_int"));
+        assert!(p.message.contains(says), "{written}: {p}");
+    }
+}
+
+#[test]
+fn the_global_vrrp_version_is_the_default_of_every_instance() {
+    let text = v3_example("\"100ms\"")
+        .replace("version = 3\n", "")
+        .replace("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nvrrp_version = 3");
+    assert_eq!(parse(&text).unwrap().config.instances[0].version, VrrpVersion::V3);
+    let v2 = text.replace("advert_int = \"100ms\"", "version = 2\nadvert_int = \"100ms\"");
+    assert!(single_problem(&v2).message.contains("sub-second adverts need version = 3"));
+    assert_eq!(parse(EXAMPLE).unwrap().config.instances[0].version, VrrpVersion::V2, "keepalived's default");
+    let p = single_problem(&example_with("router_id = \"proxy-a\"", "router_id = \"proxy-a\"\nvrrp_version = 4"));
+    assert_eq!(p.key, "global.vrrp_version");
+}
+
+#[test]
+fn version_3_refuses_authentication_and_accept_mode_false() {
+    let p = single_problem(&example_with("advert_int = 1 ", "version = 3\nadvert_int = 1 "));
+    assert_eq!(p.key, "vrrp_instance[0].authentication");
+    assert!(p.message.contains("VRRPv3 has no authentication"), "{p}");
+    let p = single_problem(&v3_example("1").replace("preempt = true", "preempt = true\naccept_mode = false"));
+    assert_eq!(p.key, "vrrp_instance[0].accept_mode");
+    assert!(parse(&v3_example("1").replace("preempt = true", "preempt = true\naccept_mode = true")).is_ok());
 }
 
 #[test]
@@ -442,4 +515,405 @@ fn durations_at_their_bound_are_accepted_and_zero_where_it_means_off() {
     assert_eq!((garp.master_delay, garp.master_refresh), (day, Duration::ZERO));
     assert_eq!(config.instances[0].preempt_delay, Duration::from_secs(1000));
     assert_eq!(config.stats.unwrap().refresh, day);
+}
+
+const API: &str = r#"rabbitmq_api = { urls = ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt/"], user = "fence", password = "hunter2", fence_addresses = { "192.0.2.12" = ["198.51.100.12"] } }"#;
+
+#[test]
+fn a_proxy_may_name_its_clusters_management_api() {
+    let text = example_with("redispatch = true", &format!("redispatch = true\n{API}"));
+    let Loaded { config, warnings } = parse(&text).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let api = config.proxies[0].rabbitmq_api.as_ref().unwrap();
+    assert_eq!(api.urls, ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt"]);
+    assert_eq!((api.user.as_str(), api.password.expose()), ("fence", "hunter2"));
+    let peer: std::net::IpAddr = "192.0.2.12".parse().unwrap();
+    assert_eq!(api.fence_addresses[&peer], ["198.51.100.12".parse::<std::net::IpAddr>().unwrap()]);
+    let debug = format!("{config:?}");
+    assert!(!debug.contains("hunter2"), "the password is hidden from Debug: {debug}");
+    assert!(config.proxies.iter().all(|p| p.rabbitmq_api.is_some()));
+}
+
+#[test]
+fn bad_api_settings_are_located() {
+    for (url, says) in [
+        ("ftp://192.0.2.21", "is not an http:// or https:// URL"),
+        ("http://guest:guest@192.0.2.21:15672", "credentials go in user and password"),
+        ("http://:15672", "has no host"),
+        ("http://192.0.2.21:99999", "is not a port"),
+        ("http://192.0.2.21:15672/?x=1", "nothing else"),
+    ] {
+        let text =
+            example_with("redispatch = true", &format!("redispatch = true\n{}", API.replace("http://192.0.2.21:15672", url)));
+        let problem = single_problem(&text);
+        assert_eq!(problem.key, "proxy[0].rabbitmq_api.urls[0]", "{url}");
+        assert!(problem.message.contains(says), "{url}: {problem}");
+        assert_eq!(problem.line, line_of(&text, "rabbitmq_api"));
+        assert!(!problem.to_string().contains("guest:guest") || problem.message.contains("credentials"), "{problem}");
+    }
+    let empty = API.replace(r#"urls = ["http://192.0.2.21:15672", "https://[2001:db8::22]:15671/mgmt/"]"#, "urls = []");
+    let problem = single_problem(&example_with("redispatch = true", &format!("redispatch = true\n{empty}")));
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api.urls");
+    let bad_peer = API.replace(r#""192.0.2.12" = ["198.51.100.12"]"#, r#""b-host" = ["0.0.0.0"]"#);
+    let problem = single_problem(&example_with("redispatch = true", &format!("redispatch = true\n{bad_peer}")));
+    assert!(problem.message.contains("not a peer's IP address"), "{problem}");
+}
+
+#[test]
+fn https_with_an_unreadable_ca_file_is_refused() {
+    let api = API.replace("password = \"hunter2\"", "password = \"hunter2\", ca_file = \"/nonexistent/ca.pem\"");
+    let text = example_with("redispatch = true", &format!("redispatch = true\n{api}"));
+    let problem = single_problem(&text);
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api.ca_file");
+    assert!(problem.message.contains("cannot read /nonexistent/ca.pem"), "{problem}");
+    // Without an https URL the file is not used: a warning, not an error.
+    let plain = api.replace(r#", "https://[2001:db8::22]:15671/mgmt/""#, "");
+    let Loaded { warnings, .. } = parse(&example_with("redispatch = true", &format!("redispatch = true\n{plain}"))).unwrap();
+    assert!(warnings.iter().any(|w| w.message.contains("https only")), "{warnings:?}");
+}
+
+#[test]
+fn fencing_with_a_proxy_protocol_header_is_refused() {
+    let text = example_with("redispatch = true", &format!("redispatch = true\nsend_proxy = \"v2\"\n{API}"));
+    let problem = single_problem(&text);
+    assert_eq!(problem.key, "proxy[0].rabbitmq_api");
+    assert!(problem.message.contains("cannot fence with send_proxy"), "{problem}");
+    assert_eq!(problem.line, line_of(&text, "rabbitmq_api"));
+}
+
+const BROKER_HEALTH: &str = r#"
+[[proxy]]
+name = "amqp"
+bind = "0.0.0.0:5672"
+check = { kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }
+
+[[proxy.server]]
+name = "rabbit1"
+address = "192.0.2.21:5672"
+check = { interval = "5s", rise = 1, fall = 4, port = 15673, addr = "192.0.2.31" }
+
+[[proxy.server]]
+name = "rabbit2"
+address = "192.0.2.22:5672"
+
+[[proxy.server]]
+name = "rabbit3"
+address = "192.0.2.23:5672"
+check = false
+"#;
+
+#[test]
+fn an_http_check_on_the_management_port_with_per_server_settings() {
+    let config = parse(BROKER_HEALTH).unwrap().config;
+    let p = &config.proxies[0];
+    assert_eq!(p.check.kind, CheckKind::Http);
+    assert_eq!(p.check.port, Some(15672));
+    let http = p.check.http.as_ref().unwrap();
+    assert_eq!((http.path.as_str(), http.expect_status), ("/api/health/checks/alarms", Some(200)));
+    assert_eq!((http.user.as_deref(), http.password.as_ref().map(Secret::expose)), (Some("monitor"), Some("pa55-w0rd")));
+    assert!(!format!("{config:?}").contains("pa55-w0rd"), "Debug hides the password");
+
+    let r1 = p.check.for_server(&p.servers[0]);
+    assert_eq!(
+        (r1.interval, r1.fastinter, r1.downinter),
+        (Duration::from_secs(5), Duration::from_secs(5), Duration::from_secs(5))
+    );
+    assert_eq!((r1.rise, r1.fall), (1, 4));
+    assert_eq!(r1.target(p.servers[0].address), "192.0.2.31:15673".parse().unwrap());
+    assert!(p.servers[0].check);
+    let r2 = p.check.for_server(&p.servers[1]);
+    assert_eq!(r2, p.check, "no settings of its own: the proxy's");
+    assert_eq!(r2.target(p.servers[1].address), "192.0.2.22:15672".parse().unwrap(), "the check's port, the server's address");
+    assert!(!p.servers[2].check);
+}
+
+#[test]
+fn a_proxy_fastinter_of_its_own_is_kept_when_a_server_sets_its_interval() {
+    let text = BROKER_HEALTH.replace("check = { kind = \"http\",", "check = { kind = \"http\", fastinter = \"500ms\",");
+    let p = &parse(&text).unwrap().config.proxies[0];
+    let r1 = p.check.for_server(&p.servers[0]);
+    assert_eq!(
+        (r1.interval, r1.fastinter, r1.downinter),
+        (Duration::from_secs(5), Duration::from_millis(500), Duration::from_secs(5))
+    );
+}
+
+#[test]
+fn an_amqps_check_with_its_ca_file_and_name() {
+    let text = BROKER_HEALTH.replace(
+        r#"{ kind = "http", path = "/api/health/checks/alarms", port = 15672, expect_status = 200, user = "monitor", password = "pa55-w0rd" }"#,
+        r#"{ kind = "amqps", ca_file = "/etc/vrrpd/ca.pem", sni = "rabbit.example" }"#,
+    );
+    let p = &parse(&text).unwrap().config.proxies[0];
+    assert_eq!(p.check.kind, CheckKind::Amqps);
+    assert_eq!(p.check.tls, CheckTls { ca_file: Some("/etc/vrrpd/ca.pem".into()), sni: Some("rabbit.example".into()) });
+    assert_eq!(p.check.http, None);
+}
+
+#[test]
+fn check_settings_that_the_kind_does_not_read_are_refused_where_written() {
+    let cases = [
+        (r#"kind = "amqp", path = "/x""#, "path", "only a check of kind http or https"),
+        (r#"kind = "tcp", user = "u""#, "user", "only a check of kind http or https"),
+        (r#"kind = "http", ca_file = "/ca.pem""#, "ca_file", "only a check of kind amqps or https"),
+        (r#"kind = "amqp", sni = "x""#, "sni", "only a check of kind amqps or https"),
+        (r#"kind = "https", ca_file = "ca.pem""#, "ca_file", "absolute path"),
+        (r#"kind = "http", path = "no-slash""#, "path", "starting with /"),
+        (r#"kind = "http", path = "/a b""#, "path", "without spaces"),
+        (r#"kind = "http", expect_status = 700"#, "expect_status", "outside 100..=599"),
+        (r#"kind = "http", user = "monitor""#, "user", "needs a password"),
+        (r#"kind = "http", password = "hunter2""#, "password", "needs a user"),
+        (r#"kind = "http", port = 0"#, "port", "outside 1..=65535"),
+        (r#"kind = "smtp""#, "kind", "tcp, amqp, amqps, http or https"),
+    ];
+    for (fields, key, message) in cases {
+        let text = example_with(
+            r#"check = { kind = "amqp", interval = "2s", rise = 2, fall = 3, timeout = "1s" }"#,
+            &format!("check = {{ {fields} }}"),
+        );
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, "check = {"), format!("proxy[0].check.{key}").as_str()), "{p}");
+        assert!(p.message.contains(message), "{fields}: {p}");
+    }
+}
+
+#[test]
+fn a_server_check_table_is_validated_where_written() {
+    let cases = [
+        (r#"check = { port = 70000 }"#, "check.port", "outside 1..=65535"),
+        (r#"check = { addr = "rabbit1" }"#, "check.addr", "not a unicast IP address"),
+        (r#"check = { addr = "0.0.0.0" }"#, "check.addr", "not a unicast IP address"),
+        (r#"check = { fall = 0 }"#, "check.fall", "outside 1..=1000"),
+        (r#"check = { interval = "25h" }"#, "check.interval", "longer than 24h"),
+        (r#"check = { inter = "5s" }"#, "check", "unknown field `inter`"),
+        (r#"check = "yes""#, "check", "true, false or a table"),
+    ];
+    for (written, key, message) in cases {
+        let text = example_with("address = \"192.0.2.21:5672\"", &format!("address = \"192.0.2.21:5672\"\n{written}"));
+        let p = single_problem(&text);
+        assert_eq!(p.line, line_of(&text, written), "{p}");
+        assert!(p.key.starts_with(&format!("proxy[0].server[0].{key}")), "{key}: {p}");
+        assert!(p.message.contains(message), "{written}: {p}");
+    }
+}
+
+#[test]
+fn a_problem_on_a_line_with_a_password_does_not_show_the_password() {
+    let text = BROKER_HEALTH.replace("path = \"/api/health/checks/alarms\"", "path = \"api\"");
+    let p = single_problem(&text);
+    let shown = p.to_string();
+    assert!(shown.contains("proxy[0].check.path"), "{shown}");
+    assert!(!shown.contains("pa55-w0rd"), "{shown}");
+    assert!(shown.contains("password = \"*********\""), "{shown}");
+    // The caret still points at the value at fault.
+    let lines: Vec<&str> = shown.lines().collect();
+    let caret = lines[2].find('^').unwrap();
+    assert_eq!(&lines[1][caret..caret + 5], "\"api\"", "{shown}");
+    let password = single_problem(&EXAMPLE.replace("auth_pass = \"s3cret\"", "auth_pass = \"s3cret-but-too-long\""));
+    assert!(!password.to_string().contains("s3cret"), "{password}");
+}
+
+/// BROKER_HEALTH with its inline password replaced by `password_file = PATH`.
+fn with_password_file(path: &Path) -> String {
+    BROKER_HEALTH.replace("password = \"pa55-w0rd\"", &format!("password_file = {:?}", path.display().to_string()))
+}
+
+#[test]
+fn a_password_file_is_read_when_only_root_can_change_it_and_others_cannot_read_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A directory only root can change, wherever the tests run as root (as the suite does).
+    let dir = std::env::temp_dir().join(format!("vrrpd-password-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let file = dir.join("monitor.pw");
+    std::fs::write(&file, "fr0m-a-f1le\n").unwrap();
+    let as_root = std::fs::metadata(&dir).unwrap().uid() == 0 && std::fs::metadata("/").unwrap().uid() == 0;
+
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let text = with_password_file(&file);
+    let result = parse(&text);
+    if as_root {
+        let config = result.unwrap().config;
+        let http = config.proxies[0].check.http.clone().unwrap();
+        assert_eq!(http.password.as_ref().map(Secret::expose), Some("fr0m-a-f1le"), "the first line, without its newline");
+    } else {
+        assert!(result.is_err(), "not root's: refused");
+    }
+
+    // Readable by every user: refused, the password never in the message.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let p = single_problem(&text);
+    assert_eq!(p.key, "proxy[0].check.password_file");
+    if as_root {
+        assert!(p.message.contains("every user can read it"), "{p}");
+    }
+    assert!(!p.to_string().contains("fr0m-a-f1le"), "{p}");
+
+    // Writable by others: refused, naming the path.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o622)).unwrap();
+    let p = single_problem(&text);
+    assert!(p.message.contains("can be changed by a user other than root"), "{p}");
+
+    // Both, a relative path, a missing file: each a located problem.
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let both = text.replace("password_file =", "password = \"x\", password_file =");
+    assert!(single_problem(&both).message.contains("not both"));
+    assert!(single_problem(&with_password_file(Path::new("monitor.pw"))).message.contains("absolute path"));
+    let missing = single_problem(&with_password_file(&dir.join("missing")));
+    assert_eq!(missing.line, line_of(&text, "password_file"), "{missing}");
+    std::fs::write(&file, "\n").unwrap();
+    assert!(single_problem(&text).message.contains("first line must be the password"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_proxy_listens_on_one_address_or_a_list_each_located() {
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\", \"[::]:5670\"]");
+    let amqp = parse(&text).unwrap().config.proxies.remove(0);
+    assert_eq!(amqp.binds, vec!["0.0.0.0:5670".parse().unwrap(), "[::]:5670".parse().unwrap()]);
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\",\n  \"0.0.0.0:0\"]");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "\"0.0.0.0:0\""), "proxy[0].bind[1]"), "{p}");
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\", \"0.0.0.0:5670\"]");
+    assert!(single_problem(&text).message.contains("listed twice"));
+    let p = single_problem(&example_with("bind = \"0.0.0.0:5670\"", "bind = []"));
+    assert!(p.message.contains("at least one address"), "{p}");
+}
+
+#[test]
+fn slowstart_is_set_per_proxy_and_per_server_and_allbackups_is_off_by_default() {
+    let amqp = parse(EXAMPLE).unwrap().config.proxies.remove(0);
+    assert!(!amqp.allbackups && !amqp.accept_proxy);
+    assert!(amqp.servers.iter().all(|s| s.slowstart.is_zero()), "no slowstart unless asked");
+    let text =
+        example_with("redispatch = true", "redispatch = true\nslowstart = \"60s\"\nallbackups = true\naccept_proxy = true")
+            .replace("backup = true", "backup = true\nslowstart = \"5s\"");
+    let amqp = parse(&text).unwrap().config.proxies.remove(0);
+    assert!(amqp.allbackups && amqp.accept_proxy);
+    assert_eq!(amqp.servers[0].slowstart, Duration::from_secs(60), "the proxy's value is the servers' default");
+    assert_eq!(amqp.servers[1].slowstart, Duration::from_secs(5), "a server's own value wins");
+    let text = example_with("redispatch = true", "redispatch = true\nslowstart = \"2d\"");
+    assert_eq!(single_problem(&text).key, "proxy[0].slowstart");
+}
+
+#[test]
+fn automatic_rebalancing_is_off_unless_configured_and_bounded() {
+    assert_eq!(parse(EXAMPLE).unwrap().config.proxies[0].rebalance, None);
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = {}");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 1.5, rate: 5 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 2.0, rate = 20 }");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].rebalance, Some(AutoRebalance { threshold: 2.0, rate: 20 }));
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { threshold = 1.0 }");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("proxy[0].rebalance.threshold", line_of(&text, "rebalance")), "{p}");
+    let text = example_with("redispatch = true", "redispatch = true\nrebalance = { rate = 0 }");
+    assert_eq!(single_problem(&text).key, "proxy[0].rebalance.rate");
+}
+
+const TRACKERS: &str = r#"
+[[vrrp_track_process]]
+name = "haproxy"
+process = "/usr/sbin/haproxy"
+params = ["-f", "/etc/haproxy"]
+param_match = "initial"
+weight = -30
+quorum = 1
+quorum_max = 4
+delay = "1.5s"
+terminate_delay = "3s"
+
+[[vrrp_track_process]]
+name = "sshd"
+process = "sshd"
+
+[[vrrp_track_file]]
+name = "prio"
+file = "/var/lib/vrrpd/prio"
+weight = 0
+reverse = true
+init_file = 0
+
+[[vrrp_instance]]
+name = "VI_1"
+interface = "eth0"
+virtual_router_id = 51
+virtual_ipaddress = ["192.0.2.100/24"]
+track_process = [{ name = "haproxy" }, { name = "sshd", weight = 0, reverse = true }]
+track_file = [{ name = "prio" }]
+"#;
+
+#[test]
+fn process_and_file_trackers_follow_keepalived() {
+    let config = parse(TRACKERS).unwrap().config;
+    let haproxy = &config.track_processes[0];
+    assert_eq!(haproxy.param_match, Some(ParamMatch::Initial));
+    assert_eq!((haproxy.quorum, haproxy.quorum_max), (1, Some(4)));
+    assert_eq!((haproxy.fork_delay, haproxy.terminate_delay), (Duration::from_millis(1500), Duration::from_secs(3)));
+    let sshd = &config.track_processes[1];
+    assert_eq!((sshd.weight, sshd.param_match, sshd.quorum, sshd.quorum_max), (1, None, 1, None), "keepalived's defaults");
+    assert_eq!(config.track_files[0].init, Some((0, false)));
+    let vi = &config.instances[0];
+    assert_eq!(
+        vi.track_process,
+        vec![
+            Track { name: "haproxy".into(), weight: -30, reverse: false },
+            Track { name: "sshd".into(), weight: 0, reverse: true }
+        ]
+    );
+    assert_eq!(vi.track_file, vec![Track { name: "prio".into(), weight: 0, reverse: true }], "weight and reverse from the file");
+}
+
+#[test]
+fn tracker_mistakes_are_located() {
+    let text = TRACKERS.replace("quorum_max = 4", "quorum_max = 0");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "quorum_max = 0"), "vrrp_track_process[0].quorum_max"));
+    let text = TRACKERS.replace("param_match = \"initial\"", "param_match = \"regex\"");
+    assert_eq!(single_problem(&text).key, "vrrp_track_process[0].param_match");
+    let text = TRACKERS.replace("track_file = [{ name = \"prio\" }]", "track_file = [{ name = \"nope\" }]");
+    let p = single_problem(&text);
+    assert!(p.message.contains("names no vrrp_track_file \"nope\""), "{p}");
+    let text = TRACKERS.replace("/var/lib/vrrpd/prio", "prio");
+    assert!(single_problem(&text).message.contains("not an absolute path"));
+}
+
+#[test]
+fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [\"192.0.2.101/24\"]\n\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n\
+         track_interface = [{{ name = \"eth1\" }}]\n"
+    );
+    let Loaded { config, warnings } = parse(&text).unwrap();
+    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()] }]);
+    let (vi1, vi2) = (&config.instances[0], &config.instances[1]);
+    assert_eq!((vi1.sync_peers.as_slice(), vi2.sync_peers.as_slice()), (&["VI_2".to_owned()][..], &["VI_1".to_owned()][..]));
+    assert_eq!(vi1.track_script[0].weight, 0, "the script's -20 becomes 0 in a group");
+    assert_eq!(vi2.track_interface, vec![Track { name: "eth1".into(), weight: 0, reverse: false }], "the group's tracker");
+    assert!(warnings.iter().any(|w| w.message.contains("sync_group_tracking_weight")), "{warnings:?}");
+    let kept = text.replace("name = \"G1\"\n", "name = \"G1\"\nsync_group_tracking_weight = true\n");
+    assert_eq!(parse(&kept).unwrap().config.instances[0].track_script[0].weight, -20);
+}
+
+#[test]
+fn sync_group_members_must_exist_and_belong_to_one_group() {
+    let text = format!("{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_9\"]\n");
+    let p = single_problem(&text);
+    assert_eq!((p.key.as_str(), p.line), ("vrrp_sync_group[0].group[1]", line_of(&text, "\"VI_9\"")));
+    assert!(p.message.contains("names no vrrp_instance \"VI_9\""), "{p}");
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\n[[vrrp_sync_group]]\nname = \"G2\"\ngroup = [\"VI_1\"]\n"
+    );
+    assert!(single_problem(&text).message.contains("already a member of vrrp_sync_group[0]"));
+}
+
+#[test]
+fn garp_interval_is_global_unless_an_instance_sets_its_own() {
+    let text = example_with("[global]\n", "[global]\ngarp_interval = \"20ms\"\n");
+    assert_eq!(parse(&text).unwrap().config.instances[0].garp.interval, Duration::from_millis(20));
+    let own = text.replace("notify = ", "garp_interval = \"5ms\"\nnotify = ");
+    assert_eq!(parse(&own).unwrap().config.instances[0].garp.interval, Duration::from_millis(5));
+    assert_eq!(parse(EXAMPLE).unwrap().config.instances[0].garp.interval, Duration::ZERO, "keepalived's default: none");
+    let long = example_with("[global]\n", "[global]\ngarp_interval = \"2s\"\n");
+    assert_eq!(single_problem(&long).key, "global.garp_interval");
 }

@@ -13,6 +13,8 @@ use super::raw::*;
 use crate::duration::{self, ConfigDuration};
 
 mod proxy;
+mod sync_group;
+mod trackers;
 
 /// keepalived's range for a tracker weight.
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
@@ -51,12 +53,54 @@ const IDLE: Bounds = Bounds {
     said: "30 days",
     what: "the longest idle timeout (the default is 3h)",
 };
+/// keepalived's resolution is microseconds; longer than a second would delay a takeover's
+/// announcement by seconds per VIP.
+const GARP_INTERVAL: Bounds =
+    Bounds { zero: true, longest: Duration::from_secs(1), said: "1s", what: "the longest gap between gratuitous ARPs" };
 const PREEMPT_DELAY: Bounds =
     Bounds { zero: true, longest: Duration::from_secs(1000), said: "1000s", what: "keepalived's limit" };
 
 /// What `ip link` accepts in practice, and nothing any output format gives a meaning to.
 fn is_interface_name(name: &str) -> bool {
     name.len() <= IFNAME_MAX && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '@'))
+}
+
+/// What instances may track, by name.
+struct Known<'a> {
+    scripts: &'a [VrrpScript],
+    processes: &'a [TrackProcess],
+    files: &'a [TrackFile],
+    proxies: &'a [Proxy],
+}
+
+/// Each lookup gives a tracked object's default weight and reverse, or why the name is unknown.
+impl Known<'_> {
+    fn script(&self, name: &str) -> Result<(i32, bool), String> {
+        let script = self.scripts.iter().find(|s| s.name == name);
+        script.map(|s| (s.weight, false)).ok_or_else(|| format!("names no vrrp_script {name:?}"))
+    }
+
+    fn proxy(&self, name: &str) -> Result<(i32, bool), String> {
+        self.proxies.iter().any(|p| p.name == name).then_some((0, false)).ok_or_else(|| format!("names no proxy {name:?}"))
+    }
+
+    fn interface(name: &str) -> Result<(i32, bool), String> {
+        if is_interface_name(name) {
+            Ok((0, false))
+        } else {
+            Err(format!("{name:?} cannot be a Linux interface name"))
+        }
+    }
+
+    fn process(&self, name: &str) -> Result<(i32, bool), String> {
+        let process = self.processes.iter().find(|p| p.name == name);
+        process.map(|p| (p.weight, p.reverse)).ok_or_else(|| format!("names no vrrp_track_process {name:?}"))
+    }
+
+    fn file(&self, name: &str) -> Result<(i32, bool), String> {
+        let file = self.files.iter().find(|f| f.name == name);
+        file.map(|f| (f.weight, f.reverse)).ok_or_else(|| format!("names no vrrp_track_file {name:?}"))
+    }
 }
 
 pub(crate) struct Validator<'a> {
@@ -177,10 +221,14 @@ impl<'a> Validator<'a> {
     pub fn config(&mut self, raw: &RawConfig) -> Config {
         let global = self.global(&raw.global);
         let scripts = self.scripts(&raw.vrrp_script);
+        let track_processes = self.track_processes(&raw.vrrp_track_process);
+        let track_files = self.track_files(&raw.vrrp_track_file);
         let proxies = self.proxies(&raw.proxy);
-        let instances = self.instances(&raw.vrrp_instance, &scripts, &proxies);
+        let known = Known { scripts: &scripts, processes: &track_processes, files: &track_files, proxies: &proxies };
+        let mut instances = self.instances(&raw.vrrp_instance, &known, global.garp_interval, global.vrrp_version);
+        let sync_groups = self.sync_groups(&raw.vrrp_sync_group, &mut instances, &known);
         let stats = raw.stats.as_ref().map(|s| self.stats(s));
-        Config { global, scripts, instances, proxies, stats }
+        Config { global, scripts, track_processes, track_files, instances, sync_groups, proxies, stats }
     }
 
     fn global(&mut self, raw: &RawGlobal) -> Global {
@@ -199,6 +247,21 @@ impl<'a> Validator<'a> {
             maxconn: raw.maxconn.as_ref().and_then(|m| self.int(m, "global.maxconn", 1..=10_000_000)),
             hard_stop_after: self.duration(&raw.hard_stop_after, "global.hard_stop_after", DELAY, Duration::from_secs(10)),
             user: raw.user.as_ref().map(|u| self.non_empty(u, "global.user")),
+            vrrp_version: self.version(&raw.vrrp_version, "global.vrrp_version", VrrpVersion::V2),
+            garp_interval: self.duration(&raw.garp_interval, "global.garp_interval", GARP_INTERVAL, Duration::ZERO),
+        }
+    }
+
+    /// `version` / `vrrp_version`: 2 or 3.
+    fn version(&mut self, value: &Option<S<i64>>, key: &str, default: VrrpVersion) -> VrrpVersion {
+        match value.as_ref().map(|v| (v, *v.get_ref())) {
+            None => default,
+            Some((_, 2)) => VrrpVersion::V2,
+            Some((_, 3)) => VrrpVersion::V3,
+            Some((v, other)) => {
+                self.error(v.span(), key, format!("{other} is not a VRRP version: 2 (RFC 3768) or 3 (RFC 5798)"));
+                default
+            }
         }
     }
 
@@ -225,10 +288,16 @@ impl<'a> Validator<'a> {
         scripts
     }
 
-    fn instances(&mut self, raw: &[S<RawInstance>], scripts: &[VrrpScript], proxies: &[Proxy]) -> Vec<VrrpInstance> {
+    fn instances(
+        &mut self,
+        raw: &[S<RawInstance>],
+        known: &Known,
+        global_garp_interval: Duration,
+        default_version: VrrpVersion,
+    ) -> Vec<VrrpInstance> {
         let mut names = HashSet::new();
         let mut vrids: HashMap<(String, u8), usize> = HashMap::new();
-        let mut vips: HashMap<Ipv4Addr, usize> = HashMap::new();
+        let mut vips: HashMap<IpAddr, usize> = HashMap::new();
         let mut instances = Vec::new();
         for (i, spanned) in raw.iter().enumerate() {
             let r = spanned.get_ref();
@@ -264,13 +333,33 @@ impl<'a> Validator<'a> {
                     "priority 255 makes this host the address owner: it starts as MASTER whatever `state` says",
                 );
             }
-            let advert_int = self.advert_int(&r.advert_int, &key("advert_int"));
+            let version = self.version(&r.version, &key("version"), default_version);
+            let advert_int = self.advert_int(&r.advert_int, &key("advert_int"), version);
+            if let Some(accept) = r.accept_mode.as_ref().filter(|a| !*a.get_ref()) {
+                // The VIP is an address of the interface: the kernel delivers what is sent to
+                // it, and the balancer listens on it. keepalived's accept_mode off drops that
+                // traffic with firewall rules, which would blind the balancer.
+                self.error(
+                    accept.span(),
+                    &key("accept_mode"),
+                    "false is not supported: vrrpd's master always accepts packets to its VIPs (RFC 5798 Accept_Mode \
+                     true), as the balancer listens on them",
+                );
+            }
             let preempt = r.preempt.unwrap_or(true);
             let preempt_delay = self.duration(&r.preempt_delay, &key("preempt_delay"), PREEMPT_DELAY, Duration::ZERO);
             if let Some(d) = r.preempt_delay.as_ref().filter(|d| !preempt && d.get_ref().0 <= PREEMPT_DELAY.longest) {
                 self.warn(d.span(), &key("preempt_delay"), "has no effect with preempt = false");
             }
             let authentication = match &r.authentication {
+                Some(a) if version == VrrpVersion::V3 => {
+                    self.error(
+                        a.span(),
+                        &key("authentication"),
+                        "VRRPv3 has no authentication (RFC 5798 section 9): remove it, or use version = 2",
+                    );
+                    Authentication::None
+                }
                 Some(a) => self.authentication(a.get_ref(), &key("authentication")),
                 None => Authentication::None,
             };
@@ -285,7 +374,19 @@ impl<'a> Validator<'a> {
             }
             for (j, text) in r.virtual_ipaddress.get_ref().iter().enumerate() {
                 let vip_key = key(&format!("virtual_ipaddress[{j}]"));
-                let Some(vip) = self.ipv4_prefix(text, &vip_key) else { continue };
+                let Some(vip) = self.vip_prefix(text, &vip_key, version) else { continue };
+                // RFC 5798 section 5.2.5: one family per virtual router.
+                if let Some(first) = instance_vips.first().filter(|f: &&IpPrefix| f.addr.is_ipv4() != vip.addr.is_ipv4()) {
+                    self.error(
+                        text.span(),
+                        &vip_key,
+                        format!(
+                            "{} is not of the family of {}: a virtual router carries IPv4 or IPv6 addresses, not both",
+                            vip.addr, first.addr
+                        ),
+                    );
+                    continue;
+                }
                 if let Some(other) = vips.insert(vip.addr, i) {
                     let whose = if other == i { "this instance".to_owned() } else { format!("vrrp_instance[{other}]") };
                     self.error(text.span(), &vip_key, format!("{} is already a VIP of {whose}", vip.addr));
@@ -293,19 +394,11 @@ impl<'a> Validator<'a> {
                 instance_vips.push(vip);
             }
 
-            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| {
-                scripts.iter().find(|s| s.name == name).map(|s| s.weight).ok_or_else(|| format!("names no vrrp_script {name:?}"))
-            });
-            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| {
-                proxies.iter().any(|p| p.name == name).then_some(0).ok_or_else(|| format!("names no proxy {name:?}"))
-            });
-            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), |name| {
-                if !is_interface_name(name) {
-                    Err(format!("{name:?} cannot be a Linux interface name"))
-                } else {
-                    Ok(0)
-                }
-            });
+            let track_script = self.tracks(&r.track_script, &key("track_script"), |name| known.script(name));
+            let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| known.proxy(name));
+            let track_interface = self.tracks(&r.track_interface, &key("track_interface"), Known::interface);
+            let track_process = self.tracks(&r.track_process, &key("track_process"), |name| known.process(name));
+            let track_file = self.tracks(&r.track_file, &key("track_file"), |name| known.file(name));
 
             let notify_key = key("notify");
             let mut notify_field = |value: &Option<S<String>>, field: &str| {
@@ -327,6 +420,21 @@ impl<'a> Validator<'a> {
                 .filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]"))))
                 .collect();
 
+            if instance_vips.first().is_some_and(|v: &IpPrefix| v.addr.is_ipv6()) {
+                for (field, span) in [
+                    ("unicast_src_ip", r.unicast_src_ip.as_ref().map(|s| s.span())),
+                    ("unicast_peer", r.unicast_peer.first().map(|s| s.span())),
+                ] {
+                    if let Some(span) = span {
+                        self.error(
+                            span,
+                            &key(field),
+                            "IPv6 virtual routers advertise to ff02::12 from the link-local address: unicast is IPv4 only",
+                        );
+                    }
+                }
+            }
+
             let defaults = GarpConfig::default();
             let garp = GarpConfig {
                 master_delay: self.duration(&r.garp_master_delay, &key("garp_master_delay"), DELAY, defaults.master_delay),
@@ -343,6 +451,7 @@ impl<'a> Validator<'a> {
                     1..=255,
                     defaults.master_refresh_repeat,
                 ),
+                interval: self.duration(&r.garp_interval, &key("garp_interval"), GARP_INTERVAL, global_garp_interval),
             };
 
             instances.push(VrrpInstance {
@@ -351,6 +460,7 @@ impl<'a> Validator<'a> {
                 initial_state,
                 vrid,
                 priority,
+                version,
                 advert_int,
                 preempt,
                 preempt_delay,
@@ -359,6 +469,9 @@ impl<'a> Validator<'a> {
                 track_script,
                 track_proxy,
                 track_interface,
+                track_process,
+                track_file,
+                sync_peers: Vec::new(),
                 notify,
                 unicast_src_ip,
                 unicast_peer,
@@ -368,17 +481,40 @@ impl<'a> Validator<'a> {
         instances
     }
 
-    fn advert_int(&mut self, value: &Option<S<f64>>, key: &str) -> Duration {
-        let Some(value) = value else { return Duration::from_secs(1) };
-        let secs = *value.get_ref();
-        if secs.fract() != 0.0 {
-            self.error(value.span(), key, format!("{secs} is not whole seconds: VRRPv2 advertises whole seconds (1..=255)"));
-            Duration::from_secs(1)
-        } else if !(1.0..=255.0).contains(&secs) {
-            self.error(value.span(), key, format!("{secs} is outside 1..=255 seconds"));
-            Duration::from_secs(1)
-        } else {
-            Duration::from_secs(secs as u64)
+    /// Whole seconds 1..=255 with VRRPv2; whole centiseconds from 10 ms to 40.95 s with VRRPv3.
+    fn advert_int(&mut self, value: &Option<S<RawAdvertInt>>, key: &str, version: VrrpVersion) -> Duration {
+        const DEFAULT: Duration = Duration::from_secs(1);
+        let Some(value) = value else { return DEFAULT };
+        let (written, nanos) = match value.get_ref() {
+            RawAdvertInt::Seconds(secs) => (secs.to_string(), seconds_as_nanos(*secs)),
+            RawAdvertInt::Text(text) => (format!("{text:?}"), advert_int_text(text)),
+        };
+        let Some(nanos) = nanos else {
+            self.error(value.span(), key, format!("{written} is not an interval: write seconds (1, 0.1) or \"100ms\", \"0.5s\""));
+            return DEFAULT;
+        };
+        match version {
+            VrrpVersion::V2 if nanos % 1_000_000_000 != 0 => {
+                let message = format!(
+                    "{written} is not whole seconds: VRRPv2 advertises whole seconds (1..=255); sub-second adverts need version = 3"
+                );
+                self.error(value.span(), key, message);
+                DEFAULT
+            }
+            VrrpVersion::V2 if !(1..=255).contains(&(nanos / 1_000_000_000)) => {
+                self.error(value.span(), key, format!("{written} is outside 1..=255 seconds"));
+                DEFAULT
+            }
+            VrrpVersion::V3 if !(10_000_000..=40_950_000_000).contains(&nanos) => {
+                self.error(value.span(), key, format!("{written} is outside 10ms..=40.95s, VRRPv3's range"));
+                DEFAULT
+            }
+            VrrpVersion::V3 if nanos % 10_000_000 != 0 => {
+                let message = format!("{written} is not whole centiseconds: VRRPv3 advertises centiseconds (10ms to 40.95s)");
+                self.error(value.span(), key, message);
+                DEFAULT
+            }
+            _ => Duration::from_nanos(nanos),
         }
     }
 
@@ -432,44 +568,53 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn ipv4_prefix(&mut self, text: &S<String>, key: &str) -> Option<Ipv4Prefix> {
+    /// A VIP: IPv4 with any version, IPv6 with VRRPv3 only (RFC 3768 carries IPv4 alone).
+    fn vip_prefix(&mut self, text: &S<String>, key: &str, version: VrrpVersion) -> Option<IpPrefix> {
         let raw = text.get_ref().trim();
         let (addr, len) = match raw.split_once('/') {
             Some((addr, len)) => (addr, Some(len)),
             None => (raw, None),
         };
         let addr = match addr.parse::<IpAddr>() {
-            Ok(IpAddr::V4(addr)) => addr,
-            Ok(IpAddr::V6(_)) => {
-                self.error(text.span(), key, format!("{raw:?} is not IPv4: VRRPv2 carries IPv4 addresses only"));
+            Ok(IpAddr::V6(_)) if version == VrrpVersion::V2 => {
+                self.error(text.span(), key, format!("{raw:?} is IPv6: VRRPv2 carries IPv4 addresses only (set version = 3)"));
                 return None;
             }
+            Ok(addr) => addr,
             Err(_) => {
                 self.error(
                     text.span(),
                     key,
-                    format!("{raw:?} is not an IPv4 address with an optional prefix (\"192.0.2.100/24\")"),
+                    format!("{raw:?} is not an IP address with an optional prefix (\"192.0.2.100/24\", \"2001:db8::100/64\")"),
                 );
                 return None;
             }
         };
+        let longest = if addr.is_ipv4() { 32 } else { 128 };
         let len = match len.map(str::parse::<u8>) {
-            None => 32,
-            Some(Ok(len)) if len <= 32 => len,
+            None => longest,
+            Some(Ok(len)) if len <= longest => len,
             Some(_) => {
-                self.error(text.span(), key, format!("{raw:?} has a prefix length outside 0..=32"));
+                self.error(text.span(), key, format!("{raw:?} has a prefix length outside 0..={longest}"));
                 return None;
             }
         };
-        if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+        let unusable = match addr {
+            IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback(),
+            // A link-local VIP would need RFC 5798's "first address is the link-local" rule and
+            // is not what a balancer listens on.
+            IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if unusable {
             self.error(text.span(), key, format!("{addr} cannot be a virtual address"));
             return None;
         }
-        Some(Ipv4Prefix { addr, len })
+        Some(IpPrefix { addr, len })
     }
 
-    /// Resolves track entries; `lookup` gives the default weight or why the name is unknown.
-    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<i32, String>) -> Vec<Track> {
+    /// Resolves track entries; `lookup` gives the default weight and reverse, or why the name is
+    /// unknown.
+    fn tracks(&mut self, raw: &[S<RawTrack>], key: &str, lookup: impl Fn(&str) -> Result<(i32, bool), String>) -> Vec<Track> {
         let mut seen = HashSet::new();
         let mut tracks = Vec::new();
         for (j, t) in raw.iter().enumerate() {
@@ -477,15 +622,15 @@ impl<'a> Validator<'a> {
             let name_key = format!("{key}[{j}].name");
             let name = self.name(&t.name, &name_key);
             self.unique(&mut seen, &t.name, &name_key, "tracked object");
-            let default_weight = match lookup(&name) {
-                Ok(weight) => weight,
+            let (default_weight, default_reverse) = match lookup(&name) {
+                Ok(defaults) => defaults,
                 Err(why) => {
                     self.error(t.name.span(), &name_key, why);
                     continue;
                 }
             };
             let weight = self.opt_int(&t.weight, &format!("{key}[{j}].weight"), WEIGHT_RANGE, default_weight);
-            tracks.push(Track { name, weight });
+            tracks.push(Track { name, weight, reverse: t.reverse.unwrap_or(default_reverse) });
         }
         tracks
     }
@@ -511,4 +656,29 @@ fn hostname() -> String {
         .ok()
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "vrrpd".to_owned())
+}
+
+/// Seconds written as a number (keepalived's `advert_int 0.1`), in nanoseconds, rounded to the
+/// microsecond so that 0.1 is 100 ms exactly.
+fn seconds_as_nanos(secs: f64) -> Option<u64> {
+    if !secs.is_finite() || !(0.0..=1e6).contains(&secs) {
+        return None;
+    }
+    Some((secs * 1e6).round() as u64 * 1000)
+}
+
+/// `"100ms"`, `"0.5s"`, `"1s"`, `"1"` (seconds), or any duration the other keys accept.
+fn advert_int_text(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let number = |digits: &str, scale: f64| digits.trim().parse::<f64>().ok().and_then(|n| seconds_as_nanos(n * scale));
+    if let Some(ms) = text.strip_suffix("ms") {
+        return number(ms, 1e-3);
+    }
+    if let Some(s) = text.strip_suffix('s').filter(|s| s.trim().parse::<f64>().is_ok()) {
+        return number(s, 1.0);
+    }
+    if let Some(n) = number(text, 1.0) {
+        return Some(n);
+    }
+    duration::parse(text).ok().and_then(|d| u64::try_from(d.as_nanos()).ok())
 }

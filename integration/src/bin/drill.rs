@@ -6,13 +6,44 @@
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use integration::lab::{vrrpd_binary, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP};
-use integration::scenario::{keepalived_config, HostConfig, Instance, Proxy, Script, TAKEOVER};
+use std::net::IpAddr;
 
-/// Priorities 101 (A) and 100 (B), advert_int 1.
-const MDI_A: f64 = 3.0 + 155.0 / 256.0;
-const MDI_B: f64 = 3.0 + 156.0 / 256.0;
-const SKEW_B: f64 = 156.0 / 256.0;
+use integration::lab::{vrrpd_binary, wait_until, Daemon, Greeters, Lab, Probe, ProbeReport, VIP, VIP6};
+use integration::scenario::{
+    keepalived_config, keepalived_v3_config, keepalived_v6_config, HostConfig, Instance, Proxy, Script, TAKEOVER,
+};
+
+/// The protocol both hosts speak: VRRPv2 with 1 s adverts, or VRRPv3 with 100 ms adverts.
+#[derive(Clone, Copy)]
+struct Timing {
+    v3: bool,
+    /// The VIP is IPv6 (VRRPv3 over IPv6).
+    ipv6: bool,
+}
+
+impl Timing {
+    fn advert_int(self) -> f64 {
+        if self.v3 {
+            0.1
+        } else {
+            1.0
+        }
+    }
+
+    /// Skew_Time: (256 - priority) / 256 s with VRRPv2, times the interval with VRRPv3.
+    fn skew(self, priority: u8) -> f64 {
+        let fraction = (256.0 - f64::from(priority)) / 256.0;
+        if self.v3 {
+            fraction * self.advert_int()
+        } else {
+            fraction
+        }
+    }
+
+    fn mdi(self, priority: u8) -> f64 {
+        3.0 * self.advert_int() + self.skew(priority)
+    }
+}
 const SCENARIOS: [&str; 7] =
     ["link-cut", "kill-9", "graceful-stop", "preemption-back", "track-script", "proxy-health", "auth-mismatch"];
 /// Scenarios that only make sense with vrrpd on both hosts.
@@ -28,6 +59,13 @@ struct Args {
     /// What runs on both proxy hosts: vrrpd, or keepalived 2.2.7 for comparison.
     #[arg(long, default_value = "vrrpd", value_parser = ["vrrpd", "keepalived"])]
     peer: String,
+    /// VRRPv3 with 100 ms adverts (keepalived: vrrp_version 3, advert_int 0.1) instead of
+    /// VRRPv2 with 1 s adverts.
+    #[arg(long)]
+    v3: bool,
+    /// An IPv6 VIP (2001:db8::100/64) over VRRPv3 with 100 ms adverts; implies --v3.
+    #[arg(long)]
+    ipv6: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -45,11 +83,16 @@ struct Extras<'a> {
     proxy: bool,
 }
 
-fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
+fn start(lab: &Lab, host: &str, peer: Peer, timing: Timing, extras: Extras) -> Daemon {
     let priority = if host == "a" { 101 } else { 100 };
     match peer {
         Peer::Vrrpd => {
             let mut instance = Instance::vi1(priority);
+            if timing.ipv6 {
+                instance = instance.ipv6(VIP6, "100ms");
+            } else if timing.v3 {
+                instance = instance.v3("100ms");
+            }
             let mut config = HostConfig::new(host);
             if let Some(flag) = extras.flag {
                 instance = instance.track_script("chk");
@@ -66,7 +109,13 @@ fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
         }
         Peer::Keepalived => {
             let state = if host == "a" { "MASTER" } else { "BACKUP" };
-            let mut config = keepalived_config(host, priority, state);
+            let mut config = if timing.ipv6 {
+                keepalived_v6_config(host, priority, state, "0.1", VIP6)
+            } else if timing.v3 {
+                keepalived_v3_config(host, priority, state, "0.1")
+            } else {
+                keepalived_config(host, priority, state)
+            };
             if let Some(flag) = extras.flag {
                 let script = format!(
                     "vrrp_script chk {{\n    script \"/usr/bin/test -e {}\"\n    interval 1\n    weight -20\n}}\n",
@@ -74,7 +123,11 @@ fn start(lab: &Lab, host: &str, peer: Peer, extras: Extras) -> Daemon {
                 );
                 config = format!(
                     "{script}{}",
-                    config.replacen("    advert_int 1\n", "    advert_int 1\n    track_script {\n        chk\n    }\n", 1)
+                    config.replacen(
+                        "    virtual_ipaddress {\n",
+                        "    track_script {\n        chk\n    }\n    virtual_ipaddress {\n",
+                        1
+                    )
                 );
             }
             Daemon::keepalived(lab, host, &config)
@@ -103,75 +156,86 @@ fn main() {
         }
     }
     let peer = if args.peer == "keepalived" { Peer::Keepalived } else { Peer::Vrrpd };
+    // The intruder of auth-mismatch sends VRRPv2 with a password: VRRPv3 has no authentication.
     let wanted = |name: &str| {
         (args.scenarios.is_empty() || args.scenarios.iter().any(|s| s == name))
             && (peer == Peer::Vrrpd || !VRRPD_ONLY.contains(&name))
+            && !((args.v3 || args.ipv6) && name == "auth-mismatch")
     };
     let who = if peer == Peer::Vrrpd { "vrrpd" } else { "keepalived 2.2.7" };
-    println!("{who} failover drill: A priority 101 (MASTER), B priority 100, advert_int 1 s");
-    println!("Master_Down_Interval(B) = {MDI_B:.3} s, Skew_Time(B) = {SKEW_B:.3} s; probe: ping every 10 ms from the client\n");
+    let timing = Timing { v3: args.v3 || args.ipv6, ipv6: args.ipv6 };
+    let vip: IpAddr = if timing.ipv6 { VIP6.into() } else { VIP.into() };
+    let (mdi_a, mdi_b, skew_b) = (timing.mdi(101), timing.mdi(100), timing.skew(100));
+    let protocol = match (timing.ipv6, timing.v3) {
+        (true, _) => "VRRPv3 over IPv6 (VIP 2001:db8::100), advert_int 100 ms",
+        (false, true) => "VRRPv3, advert_int 100 ms",
+        _ => "VRRPv2, advert_int 1 s",
+    };
+    println!("{who} failover drill: A priority 101 (MASTER), B priority 100, {protocol}");
+    println!("Master_Down_Interval(B) = {mdi_b:.3} s, Skew_Time(B) = {skew_b:.3} s; probe: ping every 10 ms from the client\n");
 
     let lab = Lab::up("drill");
     let _brokers = wanted("proxy-health").then(|| Greeters::start(&lab));
-    let mut a = start(&lab, "a", peer, Extras::default());
-    let mut b = start(&lab, "b", peer, Extras::default());
-    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    let mut a = start(&lab, "a", peer, timing, Extras::default());
+    let mut b = start(&lab, "b", peer, timing, Extras::default());
+    lab.expect_holder_of(vip, "a", TAKEOVER, &[&a, &b]);
     let mut rows = Vec::new();
 
     if wanted("link-cut") {
-        let (report, moved) = measure(&lab, "b", true, || lab.cut_link("a"));
-        let within = (report.outage.as_secs_f64() - MDI_B).abs() <= 0.1;
+        let (report, moved) = measure(&lab, vip, "b", true, || lab.cut_link("a"));
+        let within = (report.outage.as_secs_f64() - mdi_b).abs() <= 0.1;
         rows.push(Row {
             scenario: "master link cut",
             outage: report.outage,
             moved,
-            expected: format!("MDI(B) {MDI_B:.3} s"),
+            expected: format!("MDI(B) {mdi_b:.3} s"),
             note: format!("within 100 ms of MDI: {}", yes_no(within)),
         });
         lab.heal_link("a");
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
     if wanted("kill-9") {
-        let (report, moved) = measure(&lab, "b", true, || a.kill());
+        let (report, moved) = measure(&lab, vip, "b", true, || a.kill());
         rows.push(Row {
             scenario: "master kill -9",
             outage: report.outage,
             moved,
-            expected: format!("VIP moves after MDI(B) {MDI_B:.3} s"),
+            expected: format!("VIP moves after MDI(B) {mdi_b:.3} s"),
             note: "A's kernel keeps answering ping on the VIP it could not remove".into(),
         });
         // Restarted as systemd would; vrrpd removes the stale VIP at start.
-        let _ = lab.exec("a", &["ip", "addr", "del", &format!("{VIP}/24"), "dev", "eth0"]);
-        a = start(&lab, "a", peer, Extras::default());
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        let prefix = if timing.ipv6 { 64 } else { 24 };
+        let _ = lab.exec("a", &["ip", "addr", "del", &format!("{vip}/{prefix}"), "dev", "eth0"]);
+        a = start(&lab, "a", peer, timing, Extras::default());
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
     if wanted("graceful-stop") {
-        let (report, moved) = measure(&lab, "b", false, || {
+        let (report, moved) = measure(&lab, vip, "b", false, || {
             a.stop();
         });
-        let within = (report.outage.as_secs_f64() - SKEW_B).abs() <= 0.1;
+        let within = (report.outage.as_secs_f64() - skew_b).abs() <= 0.1;
         rows.push(Row {
             scenario: "graceful stop",
             outage: report.outage,
             moved,
-            expected: format!("Skew_Time(B) {SKEW_B:.3} s"),
+            expected: format!("Skew_Time(B) {skew_b:.3} s"),
             note: format!("within 100 ms of Skew_Time: {}", yes_no(within)),
         });
     }
 
     if wanted("preemption-back") {
-        if lab.holders(VIP) != ["b"] {
+        if lab.holders_of(vip) != ["b"] {
             a.stop();
-            lab.expect_holder(VIP, "b", Duration::from_secs(10), &[&a, &b]);
+            lab.expect_holder_of(vip, "b", Duration::from_secs(10), &[&a, &b]);
         }
-        let (report, moved) = measure(&lab, "a", false, || a = start(&lab, "a", peer, Extras::default()));
+        let (report, moved) = measure(&lab, vip, "a", false, || a = start(&lab, "a", peer, timing, Extras::default()));
         rows.push(Row {
             scenario: "preemption back",
             outage: report.outage,
             moved,
-            expected: format!("VIP back after MDI(A) {MDI_A:.3} s"),
+            expected: format!("VIP back after MDI(A) {mdi_a:.3} s"),
             note: "A starts BACKUP, preempts the lower master".into(),
         });
     }
@@ -180,28 +244,28 @@ fn main() {
         a.stop();
         let flag = lab.file("healthy");
         std::fs::write(&flag, "").expect("flag file");
-        a = start(&lab, "a", peer, Extras { flag: Some(&flag), ..Extras::default() });
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
-        let (report, moved) = measure(&lab, "b", true, || std::fs::remove_file(&flag).expect("remove flag"));
+        a = start(&lab, "a", peer, timing, Extras { flag: Some(&flag), ..Extras::default() });
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
+        let (report, moved) = measure(&lab, vip, "b", true, || std::fs::remove_file(&flag).expect("remove flag"));
         rows.push(Row {
             scenario: "health check fails (script, -20)",
             outage: report.outage,
             moved,
-            expected: format!("MDI(B) {MDI_B:.3} s + the script's interval"),
+            expected: format!("MDI(B) {mdi_b:.3} s + the script's interval"),
             note: "the weight lowers A below B; B waits out its timer".into(),
         });
         std::fs::write(&flag, "").expect("flag file");
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
     if wanted("proxy-health") {
         a.stop();
         b.stop();
-        a = start(&lab, "a", peer, Extras { proxy: true, ..Extras::default() });
-        b = start(&lab, "b", peer, Extras { proxy: true, ..Extras::default() });
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        a = start(&lab, "a", peer, timing, Extras { proxy: true, ..Extras::default() });
+        b = start(&lab, "b", peer, timing, Extras { proxy: true, ..Extras::default() });
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
         std::thread::sleep(Duration::from_secs(1));
-        let (report, moved) = measure(&lab, "b", true, || {
+        let (report, moved) = measure(&lab, vip, "b", true, || {
             for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
                 let _ = lab.exec("a", &["ip", "route", "add", "blackhole", broker]);
             }
@@ -210,23 +274,23 @@ fn main() {
             scenario: "health check fails (proxy, FAULT)",
             outage: report.outage,
             moved,
-            expected: format!("check (100 ms) + Skew_Time(B) {SKEW_B:.3} s"),
+            expected: format!("check (100 ms) + Skew_Time(B) {skew_b:.3} s"),
             note: "no broker left for A's proxy: priority 0 at once".into(),
         });
         for broker in ["192.0.2.21/32", "192.0.2.22/32"] {
             let _ = lab.exec("a", &["ip", "route", "del", "blackhole", broker]);
         }
-        lab.expect_holder(VIP, "a", Duration::from_secs(10), &[&a, &b]);
+        lab.expect_holder_of(vip, "a", Duration::from_secs(10), &[&a, &b]);
     }
 
     if wanted("auth-mismatch") {
-        let probe = Probe::start(&lab, VIP);
+        let probe = Probe::start(&lab, vip);
         let inject = vrrpd_binary().with_file_name("vrrp-inject");
         let out = lab
             .exec("client", &[inject.to_str().expect("utf-8"), "--password", "wrong", "--count", "30", "--interval-ms", "100"]);
         std::thread::sleep(Duration::from_millis(300));
         let report = probe.stop();
-        let held = lab.holders(VIP) == ["a"];
+        let held = lab.holders_of(vip) == ["a"];
         let logged = a.log().matches("reason=auth_password").count();
         rows.push(Row {
             scenario: "auth mismatch (intruder, prio 254)",
@@ -252,22 +316,22 @@ fn main() {
 /// Runs `action` while the client probes the VIP: returns the probe's longest outage and the
 /// time from the action until `to` holds the VIP. With `after_advert`, the action comes right
 /// after an advert seen on B, so the backup's timer has just been reset.
-fn measure(lab: &Lab, to: &str, after_advert: bool, action: impl FnOnce()) -> (ProbeReport, Option<Duration>) {
-    let probe = Probe::start(lab, VIP);
+fn measure(lab: &Lab, vip: IpAddr, to: &str, after_advert: bool, action: impl FnOnce()) -> (ProbeReport, Option<Duration>) {
+    let probe = Probe::start(lab, vip);
     std::thread::sleep(Duration::from_millis(300));
     if after_advert {
         lab.wait_for_advert("b");
     }
     let t0 = Instant::now();
     action();
-    let moved = moved_to(lab, to, t0);
+    let moved = moved_to(lab, vip, to, t0);
     std::thread::sleep(Duration::from_millis(500));
     (probe.stop(), moved)
 }
 
 /// Time from `t0` until `host` alone holds the VIP (`ip -br a`), polled every 20 ms.
-fn moved_to(lab: &Lab, host: &str, t0: Instant) -> Option<Duration> {
-    wait_until(Duration::from_secs(15), || lab.holders(VIP).contains(&host)).then(|| t0.elapsed())
+fn moved_to(lab: &Lab, vip: IpAddr, host: &str, t0: Instant) -> Option<Duration> {
+    wait_until(Duration::from_secs(15), || lab.holders_of(vip).contains(&host)).then(|| t0.elapsed())
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -1,14 +1,17 @@
 //! Sends crafted VRRPv2 adverts from inside a lab namespace: a stand-in for a misconfigured or
-//! hostile peer. Every field an attacker controls can be set, the TTL included.
+//! hostile peer. Every field an attacker controls can be set, the TTL included. With
+//! `--ipv6-from LINK-LOCAL` it sends VRRPv3 adverts over IPv6 to ff02::12 instead, with
+//! `--ttl` as the hop limit.
 //!
 //!   ip netns exec LAB-client vrrp-inject --priority 254 --password wrong --count 20
+//!   ip netns exec LAB-client vrrp-inject --ipv6-from fe80::ff:fe00:31 --ttl 64
 
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::time::Duration;
 
 use clap::Parser;
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-use vrrp_core::packet::{encode_ipv4, Advertisement, AuthData, MULTICAST_GROUP};
+use vrrp_core::packet::{encode_ipv4, Advertisement, AdvertisementV3, AuthData, MULTICAST_GROUP, MULTICAST_GROUP_V6};
 
 #[derive(Parser)]
 struct Args {
@@ -51,6 +54,12 @@ struct Args {
     claim_count: Option<u8>,
     #[arg(long, default_value_t = 10)]
     count: u64,
+    /// Send VRRPv3 over IPv6 from this link-local address of the interface.
+    #[arg(long)]
+    ipv6_from: Option<Ipv6Addr>,
+    /// IPv6 virtual addresses listed in a VRRPv3 advert.
+    #[arg(long, default_value = "2001:db8::100")]
+    vip6: Vec<Ipv6Addr>,
     /// Pause between packets; 0 sends as fast as the socket takes them.
     #[arg(long, default_value_t = 100)]
     interval_ms: u64,
@@ -58,6 +67,9 @@ struct Args {
 
 fn main() -> std::io::Result<()> {
     let args = Args::parse();
+    if let Some(source) = args.ipv6_from {
+        return send_ipv6(&args, source);
+    }
     let auth = match &args.password {
         Some(p) => {
             let mut data = [0u8; 8];
@@ -112,4 +124,35 @@ fn main() -> std::io::Result<()> {
 
 const fn libc_ipproto_raw() -> i32 {
     255
+}
+
+/// VRRPv3 adverts over IPv6: the kernel writes the header, with `--ttl` as the hop limit.
+fn send_ipv6(args: &Args, source: Ipv6Addr) -> std::io::Result<()> {
+    let index: u32 = std::fs::read_to_string(format!("/sys/class/net/{}/ifindex", args.interface))?
+        .trim()
+        .parse()
+        .map_err(std::io::Error::other)?;
+    let advert = AdvertisementV3 {
+        vrid: args.vrid,
+        priority: args.priority,
+        max_advert_int: 10,
+        addresses: args.vip6.iter().copied().map(IpAddr::V6).collect(),
+    };
+    let mut message = advert.encode(source.into(), MULTICAST_GROUP_V6.into());
+    if args.bad_checksum {
+        message[7] ^= 0xff;
+    }
+    let socket = Socket::new(Domain::IPV6, Type::RAW, Some(Protocol::from(112)))?;
+    socket.bind_device(Some(args.interface.as_bytes()))?;
+    socket.bind(&SockAddr::from(SocketAddrV6::new(source, 0, 0, index)))?;
+    socket.set_multicast_if_v6(index)?;
+    socket.set_multicast_hops_v6(u32::from(args.ttl))?;
+    let destination = SockAddr::from(SocketAddrV6::new(MULTICAST_GROUP_V6, 0, 0, index));
+    for n in 0..args.count {
+        socket.send_to(&message, &destination)?;
+        if args.interval_ms > 0 && n + 1 < args.count {
+            std::thread::sleep(Duration::from_millis(args.interval_ms));
+        }
+    }
+    Ok(())
 }

@@ -52,8 +52,8 @@ impl Health {
     /// A server starts UP, as in HAProxy: `fall` failed checks take it DOWN.
     pub fn new(check: HealthCheck, now: Instant) -> Self {
         Health {
-            check,
             state: RiseFall::new(check.rise, check.fall, true),
+            check,
             last_change: now,
             down_since: None,
             downtime: Duration::ZERO,
@@ -126,6 +126,11 @@ impl Health {
         }
     }
 
+    /// The settings checks run with now.
+    pub fn check(&self) -> &HealthCheck {
+        &self.check
+    }
+
     pub fn last_change(&self) -> Instant {
         self.last_change
     }
@@ -160,6 +165,7 @@ mod tests {
             timeout: Duration::from_secs(1),
             rise: 2,
             fall: 3,
+            ..HealthCheck::default()
         }
     }
 

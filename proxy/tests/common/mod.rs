@@ -19,17 +19,38 @@ pub fn free_port() -> u16 {
 
 pub fn fast_check(kind: CheckKind) -> HealthCheck {
     let ms = Duration::from_millis;
-    HealthCheck { kind, interval: ms(100), fastinter: ms(50), downinter: ms(100), timeout: ms(200), rise: 1, fall: 1 }
+    HealthCheck {
+        kind,
+        interval: ms(100),
+        fastinter: ms(50),
+        downinter: ms(100),
+        timeout: ms(200),
+        rise: 1,
+        fall: 1,
+        ..HealthCheck::default()
+    }
 }
 
 pub fn server(name: &str, address: SocketAddr) -> Server {
-    Server { name: name.into(), address, weight: 1, backup: false, maxconn: None, check: true }
+    Server {
+        name: name.into(),
+        address,
+        weight: 1,
+        backup: false,
+        maxconn: None,
+        check: true,
+        check_settings: Default::default(),
+        slowstart: Duration::ZERO,
+    }
 }
 
 pub fn proxy_config(servers: Vec<Server>) -> Proxy {
     Proxy {
         name: "amqp".into(),
-        bind: SocketAddr::from(([127, 0, 0, 1], free_port())),
+        binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))],
+        accept_proxy: false,
+        allbackups: false,
+        rebalance: None,
         balance: Balance::LeastConn,
         check: fast_check(CheckKind::Tcp),
         timeout_connect: Duration::from_millis(500),
@@ -40,6 +61,7 @@ pub fn proxy_config(servers: Vec<Server>) -> Proxy {
         maxconn: None,
         send_proxy: None,
         shutdown_sessions_on_down: true,
+        rabbitmq_api: None,
         servers,
     }
 }
@@ -76,12 +98,12 @@ pub fn dead_address() -> SocketAddr {
 
 pub async fn connect(config: &Proxy) -> TcpStream {
     for _ in 0..100 {
-        if let Ok(stream) = TcpStream::connect(config.bind).await {
+        if let Ok(stream) = TcpStream::connect(config.binds[0]).await {
             return stream;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    panic!("the proxy never listened on {}", config.bind);
+    panic!("the proxy never listened on {}", config.binds[0]);
 }
 
 /// Reads the backend's greeting line; None when the proxy closed the connection instead.

@@ -9,13 +9,16 @@
 mod model;
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-pub use self::model::{Action, GarpConfig, InitialState, InstanceConfig, InstanceStats, MasterInfo, Reason, State, Transition};
+pub use self::model::{
+    Action, GarpConfig, InitialState, InstanceConfig, InstanceStats, MasterInfo, Reason, State, Transition, Version,
+};
 use crate::counters::DropReason;
-use crate::packet::{Advertisement, AuthData, TTL};
-use crate::track::{Tracker, Trackers};
+use crate::packet::v3::MAX_ADVERT_INT;
+use crate::packet::{Advert, Advertisement, AdvertisementV3, AuthData, TTL};
+use crate::track::{Reading, Tracker, TrackerKind, Trackers};
 
 /// The pending gratuitous ARP burst after becoming master.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +41,13 @@ pub struct Instance {
     /// When each sender was last answered out of turn, to rate-limit the answers.
     replies: ReplyLimiter,
     master: Option<MasterInfo>,
+    /// The master's last advert was discarded because this router outranks it: it is alive, and
+    /// the Master_Down_Timer firing is a preemption, not a master falling silent.
+    outranked: bool,
+    /// VRRPv3's Master_Adver_Interval (RFC 5798 section 6.1): the interval of the master we
+    /// follow, learned from its adverts; our own Advertisement_Interval otherwise. VRRPv2
+    /// never learns it (the intervals must match).
+    master_adver_interval: Duration,
     /// Held in BACKUP by an operator: never takes over until resumed.
     resigned: bool,
     last_transition: Option<Instant>,
@@ -49,6 +59,7 @@ impl Instance {
     pub fn new(mut config: InstanceConfig) -> Self {
         config.vips.sort_unstable();
         let trackers = Trackers::new(std::mem::take(&mut config.trackers));
+        let master_adver_interval = config.advert_interval;
         Instance {
             config,
             trackers,
@@ -59,6 +70,8 @@ impl Instance {
             lower_master_since: None,
             replies: ReplyLimiter::default(),
             master: None,
+            outranked: false,
+            master_adver_interval,
             resigned: false,
             last_transition: None,
             stats: InstanceStats::default(),
@@ -143,15 +156,23 @@ impl Instance {
         let trackers: Vec<Tracker> = std::mem::take(&mut config.trackers)
             .into_iter()
             .map(|t| {
-                let up = self.trackers.find(t.kind, &t.name).and_then(|i| self.trackers.iter().nth(i)).map_or(t.up, |old| old.up);
-                Tracker { up, ..t }
+                let old = self.trackers.find(t.kind, &t.name).and_then(|i| self.trackers.iter().nth(i));
+                let mut tracker = Tracker { up: old.map_or(t.up, |old| old.up), ..t };
+                if let Some(old) = old.filter(|old| old.kind == TrackerKind::File) {
+                    // Weight or reverse may have changed: judge the kept number again.
+                    tracker.apply_reading(Reading::Value(old.value));
+                }
+                tracker
             })
             .collect();
         let vips_changed = config.vips != self.config.vips;
-        let timing_changed = config.advert_int != self.config.advert_int;
+        let timing_changed = config.advert_interval != self.config.advert_interval || config.version != self.config.version;
         let priority_before = self.priority();
         self.config = config;
         self.trackers = Trackers::new(trackers);
+        if timing_changed {
+            self.master_adver_interval = self.config.advert_interval;
+        }
         match (self.state, self.trackers.in_fault()) {
             (State::Backup | State::Master, true) => {
                 self.resign_mastership();
@@ -186,15 +207,30 @@ impl Instance {
         &self.stats
     }
 
-    /// Skew_Time = ((256 - Priority) / 256) seconds (RFC 3768 section 6.1), exactly.
+    /// Skew_Time, exactly: ((256 - Priority) / 256) seconds with VRRPv2 (RFC 3768 section
+    /// 6.1); ((256 - Priority) * Master_Adver_Interval) / 256 with VRRPv3 (RFC 5798 section 6.1).
     pub fn skew_time(&self) -> Duration {
-        // 1 s / 256 = 3_906_250 ns, so the product is exact.
-        Duration::from_nanos(u64::from(256 - u16::from(self.priority())) * 3_906_250)
+        let weight = 256 - u32::from(self.priority());
+        match self.config.version {
+            // 1 s / 256 = 3_906_250 ns, so the product is exact.
+            Version::V2 => Duration::from_nanos(u64::from(weight) * 3_906_250),
+            Version::V3 => self.master_adver_interval * weight / 256,
+        }
     }
 
-    /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time (RFC 3768 section 6.1).
+    /// Master_Down_Interval = 3 * Advertisement_Interval + Skew_Time (RFC 3768 section 6.1);
+    /// with VRRPv3, 3 * Master_Adver_Interval + Skew_Time (RFC 5798 section 6.1).
     pub fn master_down_interval(&self) -> Duration {
-        3 * self.advert_interval() + self.skew_time()
+        3 * self.master_adver_interval() + self.skew_time()
+    }
+
+    /// The interval of the master this instance follows (VRRPv3 learns it from the master's
+    /// adverts); the configured Advertisement_Interval with VRRPv2.
+    pub fn master_adver_interval(&self) -> Duration {
+        match self.config.version {
+            Version::V2 => self.advert_interval(),
+            Version::V3 => self.master_adver_interval,
+        }
     }
 
     /// A master whose advert is overdue by longer than any backup waits was stopped (SIGSTOP, a
@@ -216,14 +252,18 @@ impl Instance {
         true
     }
 
-    /// Longer than any backup's Master_Down_Interval (3 x Advertisement_Interval + a Skew_Time
-    /// under a second).
+    /// Longer than any backup's Master_Down_Interval: 3 x Advertisement_Interval + a Skew_Time
+    /// under a second (VRRPv2), or under the interval the backups learn from us (VRRPv3).
     fn longest_backup_wait(&self) -> Duration {
-        3 * self.advert_interval() + Duration::from_secs(1)
+        let skew_bound = match self.config.version {
+            Version::V2 => Duration::from_secs(1),
+            Version::V3 => self.advert_interval(),
+        };
+        3 * self.advert_interval() + skew_bound
     }
 
     pub fn advert_interval(&self) -> Duration {
-        Duration::from_secs(self.config.advert_int.into())
+        self.config.advert_interval
     }
 
     pub fn poll_action(&mut self) -> Option<Action> {
@@ -266,7 +306,8 @@ impl Instance {
             self.master_down_at = None;
             // Section 6.4.2: Master_Down_Timer fires in Backup.
             if self.state == State::Backup {
-                self.become_master(now, Reason::MasterDown);
+                let silent = self.master.filter(|_| !self.outranked).map(|m| m.address);
+                self.become_master(now, Reason::MasterDown { silent });
             }
         }
         if self.yield_after_stall(now) {
@@ -294,7 +335,12 @@ impl Instance {
     /// FAULT happens here; a weight change only changes the priority adverts carry and the
     /// preemption decisions that follow: a master never demotes itself over its own priority.
     pub fn set_tracker(&mut self, now: Instant, index: usize, up: bool) {
-        if !self.trackers.set(index, up) {
+        self.apply_tracker_reading(now, index, Reading::Up(up));
+    }
+
+    /// [`Instance::set_tracker`] for any reading, a file's number included.
+    pub fn apply_tracker_reading(&mut self, now: Instant, index: usize, reading: Reading) {
+        if !self.trackers.apply(index, reading) {
             return;
         }
         match (self.state, self.trackers.in_fault()) {
@@ -314,7 +360,7 @@ impl Instance {
     /// Section 7.1 receive checks that need this instance's configuration, then the section
     /// 6.4.2 (Backup) or 6.4.3 (Master) rules for a received advert. `ttl` and `source` come
     /// from the IP header. A discarded advert is counted, and its reason returned.
-    pub fn handle_advert(&mut self, now: Instant, source: Ipv4Addr, ttl: u8, advert: &Advertisement) -> Result<(), DropReason> {
+    pub fn handle_advert(&mut self, now: Instant, source: IpAddr, ttl: u8, advert: &Advert) -> Result<(), DropReason> {
         if self.state == State::Initialize {
             return Ok(());
         }
@@ -323,26 +369,52 @@ impl Instance {
             self.stats.drops.record(reason);
             return Err(reason);
         }
-        let sender = MasterInfo { address: source, priority: advert.priority };
+        let sender = MasterInfo { address: source, priority: advert.priority() };
+        let sender_interval = match advert {
+            Advert::V2(_) => self.advert_interval(),
+            Advert::V3(v3) => centiseconds(v3.max_advert_int),
+        };
         // Adverts that waited in the socket while this process was stopped may be read before
         // the late timer fires: the stall is judged first either way.
         self.yield_after_stall(now);
         match self.state {
-            State::Backup => self.backup_receives(now, sender),
-            State::Master => self.master_receives(now, sender),
+            State::Backup => self.backup_receives(now, sender, sender_interval),
+            State::Master => self.master_receives(now, sender, sender_interval),
             State::Fault | State::Initialize => {}
         }
         Ok(())
     }
 
-    fn check(&self, source: Ipv4Addr, ttl: u8, advert: &Advertisement) -> Result<(), DropReason> {
-        // "MUST verify that the IP TTL is 255".
+    fn check(&self, source: IpAddr, ttl: u8, advert: &Advert) -> Result<(), DropReason> {
+        // "MUST verify that the IP TTL is 255" (RFC 5798: "the IPv4 TTL or IPv6 Hop Limit").
         if ttl != TTL {
             return Err(DropReason::Ttl);
         }
         if source == self.config.primary_ip {
             return Err(DropReason::OwnAddress);
         }
+        // "MUST verify the VRRP version": a VRRPv2 advert never reaches a VRRPv3 instance and
+        // back (keepalived's v2/v3 interworking mode is not offered).
+        if advert.version() != self.config.version.number() {
+            return Err(DropReason::Version);
+        }
+        match advert {
+            Advert::V2(v2) => self.check_v2(v2)?,
+            // RFC 5798 drops the interval check: a backup learns the master's interval. Zero
+            // would make Master_Down_Interval a bare Skew_Time: refused.
+            Advert::V3(v3) if v3.max_advert_int == 0 => return Err(DropReason::AdvertInterval),
+            Advert::V3(_) => {}
+        }
+        // "MAY verify that the IP address(es) associated with the VRID are valid": a mismatch
+        // is dropped unless the sender is the owner (priority 255).
+        if advert.priority() != 255 && !self.same_addresses(&advert.addresses()) {
+            return Err(DropReason::AddressList);
+        }
+        Ok(())
+    }
+
+    /// RFC 3768 section 7.1's checks that VRRPv3 dropped: authentication and the interval.
+    fn check_v2(&self, advert: &Advertisement) -> Result<(), DropReason> {
         // "MUST perform authentication specified by Auth Type": the type must match ours, and a
         // PASS password is compared over all 8 bytes.
         match (&self.config.auth, &advert.auth) {
@@ -353,18 +425,13 @@ impl Instance {
         }
         // "MUST verify that the Adver Interval in the packet is the same as the locally
         // configured for this virtual router".
-        if advert.advert_int != self.config.advert_int {
+        if Duration::from_secs(advert.advert_int.into()) != self.config.advert_interval {
             return Err(DropReason::AdvertInterval);
-        }
-        // "MAY verify that the IP address(es) associated with the VRID are valid": a mismatch
-        // is dropped unless the sender is the owner (priority 255).
-        if advert.priority != 255 && !self.same_addresses(&advert.addresses) {
-            return Err(DropReason::AddressList);
         }
         Ok(())
     }
 
-    fn same_addresses(&self, addresses: &[Ipv4Addr]) -> bool {
+    fn same_addresses(&self, addresses: &[IpAddr]) -> bool {
         if addresses.len() != self.config.vips.len() {
             return false;
         }
@@ -373,12 +440,13 @@ impl Instance {
         sorted == self.config.vips
     }
 
-    /// Section 6.4.2, Backup receives an ADVERTISEMENT.
-    fn backup_receives(&mut self, now: Instant, sender: MasterInfo) {
+    /// Section 6.4.2, Backup receives an ADVERTISEMENT (RFC 5798 section 6.4.2 for VRRPv3).
+    fn backup_receives(&mut self, now: Instant, sender: MasterInfo, sender_interval: Duration) {
         if self.resigned {
             self.master = (sender.priority != 0).then_some(sender);
             return;
         }
+        self.outranked = false;
         if sender.priority == 0 {
             // The master is resigning: take over after Skew_Time only.
             self.master = None;
@@ -390,10 +458,16 @@ impl Instance {
                 self.lower_master_since = None;
             }
             self.master = Some(sender);
+            // RFC 5798: "Set Master_Adver_Interval to Adver Interval contained in the
+            // ADVERTISEMENT", then recompute Skew_Time and Master_Down_Interval.
+            self.master_adver_interval = sender_interval;
             self.master_down_at = Some(now + self.master_down_interval());
+        } else {
+            // Discard: the lower-priority master's adverts no longer reset our timer, and we
+            // preempt it when Master_Down_Timer fires. It is alive and gives its VIPs (and
+            // sessions) up itself when it hears us.
+            self.outranked = true;
         }
-        // Otherwise discard: the lower-priority master's adverts no longer reset our timer, and
-        // we preempt it when Master_Down_Timer fires.
     }
 
     /// keepalived's preempt_delay: a lower-priority master is accepted for this long after we
@@ -407,7 +481,7 @@ impl Instance {
     }
 
     /// Section 6.4.3, Master receives an ADVERTISEMENT.
-    fn master_receives(&mut self, now: Instant, sender: MasterInfo) {
+    fn master_receives(&mut self, now: Instant, sender: MasterInfo, sender_interval: Duration) {
         let local = self.priority();
         if sender.priority == 0 {
             // Another router resigned: advertise now so the backups do not wait Skew_Time. At
@@ -418,9 +492,13 @@ impl Instance {
                 self.advert_at = Some(now + self.advert_interval());
             }
         } else if sender.priority > local
-            || (sender.priority == local && u32::from(sender.address) > u32::from(self.config.primary_ip))
+            // Same family: IpAddr orders the octets as an unsigned number, the RFC's comparison.
+            || (sender.priority == local && sender.address > self.config.primary_ip)
         {
             self.master = Some(sender);
+            // RFC 5798 section 6.4.3: "Set Master_Adver_Interval to Adver Interval contained
+            // in the ADVERTISEMENT".
+            self.master_adver_interval = sender_interval;
             self.become_backup(now, Reason::Preempted { by: sender.address, priority: sender.priority });
         } else {
             // Two masters (a healed split brain, or a restarted peer with a lower priority):
@@ -457,9 +535,14 @@ impl Instance {
     }
 
     fn become_backup(&mut self, now: Instant, reason: Reason) {
+        if !matches!(reason, Reason::Preempted { .. }) {
+            // RFC 5798 section 6.4.1: a new backup starts from its own interval.
+            self.master_adver_interval = self.advert_interval();
+        }
         if self.state == State::Master {
             self.actions.push_back(Action::RemoveVips);
         }
+        self.outranked = false;
         self.advert_at = None;
         self.garp_at = None;
         self.master_down_at = (!self.resigned).then(|| now + self.master_down_interval());
@@ -482,13 +565,31 @@ impl Instance {
 
     fn send_advert(&mut self, priority: u8) {
         self.stats.adverts_sent += 1;
-        self.actions.push_back(Action::SendAdvert(Advertisement {
-            vrid: self.config.vrid,
-            priority,
-            auth: self.config.auth,
-            advert_int: self.config.advert_int,
-            addresses: self.config.vips.clone(),
-        }));
+        let interval = self.config.advert_interval;
+        let advert = match self.config.version {
+            Version::V2 => Advert::V2(Advertisement {
+                vrid: self.config.vrid,
+                priority,
+                auth: self.config.auth,
+                advert_int: u8::try_from(interval.as_secs()).unwrap_or(u8::MAX),
+                addresses: self
+                    .config
+                    .vips
+                    .iter()
+                    .filter_map(|a| match a {
+                        IpAddr::V4(v4) => Some(*v4),
+                        IpAddr::V6(_) => None,
+                    })
+                    .collect(),
+            }),
+            Version::V3 => Advert::V3(AdvertisementV3 {
+                vrid: self.config.vrid,
+                priority,
+                max_advert_int: u16::try_from(interval.as_millis() / 10).unwrap_or(MAX_ADVERT_INT).clamp(1, MAX_ADVERT_INT),
+                addresses: self.config.vips.clone(),
+            }),
+        };
+        self.actions.push_back(Action::SendAdvert(advert));
     }
 
     fn fault_reason(&self) -> Reason {
@@ -513,13 +614,13 @@ impl Instance {
 /// from forged addresses earns no more answers than that.
 #[derive(Debug, Default)]
 struct ReplyLimiter {
-    recent: Vec<(Ipv4Addr, Instant)>,
+    recent: Vec<(IpAddr, Instant)>,
 }
 
 impl ReplyLimiter {
     const SENDERS: usize = 8;
 
-    fn allow(&mut self, now: Instant, sender: Ipv4Addr, interval: Duration) -> bool {
+    fn allow(&mut self, now: Instant, sender: IpAddr, interval: Duration) -> bool {
         self.recent.retain(|(_, at)| now < *at + interval);
         if self.recent.iter().any(|(address, _)| *address == sender) || self.recent.len() >= Self::SENDERS {
             return false;
@@ -527,4 +628,9 @@ impl ReplyLimiter {
         self.recent.push((sender, now));
         true
     }
+}
+
+/// A VRRPv3 Max Adver Int as a duration.
+fn centiseconds(value: u16) -> Duration {
+    Duration::from_millis(u64::from(value) * 10)
 }

@@ -2,11 +2,11 @@
 //! changes state, and the actions it asks its driver to carry out.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::counters::DropCounters;
-use crate::packet::{Advertisement, AuthData};
+use crate::packet::{Advert, AuthData};
 use crate::track::Tracker;
 
 /// How an instance starts (keepalived's `state`).
@@ -43,6 +43,25 @@ impl Default for GarpConfig {
     }
 }
 
+/// The protocol an instance speaks (keepalived's `vrrp_version`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Version {
+    /// RFC 3768: IPv4 only, whole-second intervals, optional PASS authentication.
+    #[default]
+    V2,
+    /// RFC 5798: IPv4 or IPv6, centisecond intervals learned from the master, no authentication.
+    V3,
+}
+
+impl Version {
+    pub fn number(self) -> u8 {
+        match self {
+            Version::V2 => 2,
+            Version::V3 => 3,
+        }
+    }
+}
+
 /// What the core needs to know about an instance.
 #[derive(Clone, Debug, PartialEq)]
 pub struct InstanceConfig {
@@ -50,34 +69,46 @@ pub struct InstanceConfig {
     pub vrid: u8,
     /// Configured priority before tracker weights; 255 makes this router the address owner.
     pub priority: u8,
-    /// Whole seconds.
-    pub advert_int: u8,
+    pub version: Version,
+    /// Advertisement_Interval: whole seconds (1 to 255) with VRRPv2, centiseconds (10 ms to
+    /// 40.95 s) with VRRPv3; the configuration enforces both.
+    pub advert_interval: Duration,
     pub preempt: bool,
     /// Keeps a lower-priority master for this long after we first see it (keepalived's
     /// `preempt_delay`).
     pub preempt_delay: Duration,
+    /// Always [`AuthData::None`] with VRRPv3.
     pub auth: AuthData,
-    pub vips: Vec<Ipv4Addr>,
-    /// This router's primary address on the interface: the advert source and the tie-breaker.
-    pub primary_ip: Ipv4Addr,
+    /// All of one family, the family of `primary_ip` (RFC 5798 section 5.2.5).
+    pub vips: Vec<IpAddr>,
+    /// This router's address on the interface: the advert source and the tie-breaker (the
+    /// primary IPv4 address, or the IPv6 link-local address).
+    pub primary_ip: IpAddr,
     pub initial_state: InitialState,
     pub garp: GarpConfig,
     pub trackers: Vec<Tracker>,
 }
 
 impl InstanceConfig {
-    /// An instance with keepalived's defaults: priority 100, advert_int 1, preempt, no auth.
-    pub fn new(name: impl Into<String>, vrid: u8, primary_ip: Ipv4Addr, vips: Vec<Ipv4Addr>) -> Self {
+    /// An instance with keepalived's defaults: VRRPv2, priority 100, advert_int 1, preempt, no
+    /// auth.
+    pub fn new<A: Into<IpAddr>>(
+        name: impl Into<String>,
+        vrid: u8,
+        primary_ip: impl Into<IpAddr>,
+        vips: impl IntoIterator<Item = A>,
+    ) -> Self {
         InstanceConfig {
             name: name.into(),
             vrid,
             priority: 100,
-            advert_int: 1,
+            version: Version::V2,
+            advert_interval: Duration::from_secs(1),
             preempt: true,
             preempt_delay: Duration::ZERO,
             auth: AuthData::None,
-            vips,
-            primary_ip,
+            vips: vips.into_iter().map(Into::into).collect(),
+            primary_ip: primary_ip.into(),
             initial_state: InitialState::Backup,
             garp: GarpConfig::default(),
             trackers: Vec::new(),
@@ -117,11 +148,16 @@ impl fmt::Display for State {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     Startup,
-    /// Master_Down_Timer fired: no advert from a master we accept.
-    MasterDown,
+    /// Master_Down_Timer fired: no advert from a master we accept. `silent` is the master whose
+    /// adverts stopped (their source address), when one had been accepted and had not resigned
+    /// (priority 0) nor been outranked by this router: its sessions may still be open where it
+    /// can no longer close them.
+    MasterDown {
+        silent: Option<IpAddr>,
+    },
     /// An advert that wins the election arrived.
     Preempted {
-        by: Ipv4Addr,
+        by: IpAddr,
         priority: u8,
     },
     Shutdown,
@@ -138,7 +174,8 @@ impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
             Reason::Startup => f.write_str("startup"),
-            Reason::MasterDown => f.write_str("master down timer expired"),
+            Reason::MasterDown { silent: None } => f.write_str("master down timer expired"),
+            Reason::MasterDown { silent: Some(master) } => write!(f, "master down timer expired ({master} fell silent)"),
             Reason::Preempted { by, priority } => write!(f, "advert from {by} with priority {priority}"),
             Reason::Shutdown => f.write_str("shutdown"),
             Reason::Fault(names) => write!(f, "tracked object down: {}", names.join(", ")),
@@ -157,14 +194,14 @@ pub struct Transition {
     pub priority: u8,
     pub reason: Reason,
     /// The master after the transition, when known.
-    pub master: Option<Ipv4Addr>,
+    pub master: Option<IpAddr>,
 }
 
 /// Something the driver must do, in the order polled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Action {
-    /// Send this advert to the VRRP group (or unicast peers) with TTL 255.
-    SendAdvert(Advertisement),
+    /// Send this advert to the VRRP group (or unicast peers) with TTL (hop limit) 255.
+    SendAdvert(Advert),
     /// Add the configured VIPs to the interface.
     AddVips,
     /// Remove the configured VIPs from the interface.
@@ -178,7 +215,7 @@ pub enum Action {
 /// The master this instance currently follows, as learned from its adverts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MasterInfo {
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub priority: u8,
 }
 

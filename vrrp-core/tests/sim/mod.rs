@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use vrrp_core::counters::DropCounters;
 use vrrp_core::instance::{Action, Instance, InstanceConfig, State, Transition};
-use vrrp_core::packet::{encode_ipv4, Advertisement, MULTICAST_GROUP, TTL};
+use vrrp_core::packet::{encode_ipv4, Advert, MULTICAST_GROUP, TTL};
 use vrrp_core::receive::receive;
 
 /// Seconds as an exact Duration (k/256 fractions are exact in f64).
@@ -35,7 +35,7 @@ pub struct Host {
     /// (time since the LAN started, instance index, what happened)
     pub transitions: Vec<(Duration, usize, Transition)>,
     pub garps: Vec<(Duration, usize, u32)>,
-    pub adverts_sent: Vec<(Duration, usize, Advertisement)>,
+    pub adverts_sent: Vec<(Duration, usize, Advert)>,
 }
 
 struct Delivery {
@@ -240,7 +240,8 @@ impl Lan {
                 let host = &mut self.hosts[h];
                 match action {
                     Action::SendAdvert(advert) => {
-                        let datagram = encode_ipv4(host.ip, MULTICAST_GROUP, TTL, &advert.encode());
+                        let datagram =
+                            encode_ipv4(host.ip, MULTICAST_GROUP, TTL, &advert.encode(host.ip.into(), MULTICAST_GROUP.into()));
                         host.adverts_sent.push((elapsed, i, advert));
                         if host.link_up {
                             let at = self.now + self.latency;

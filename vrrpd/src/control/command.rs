@@ -11,10 +11,15 @@ pub const USAGE: &str = "commands:
   server enable PROXY/SERVER                   back in service
   server weight PROXY/SERVER N                 set the weight (0..=256)
   shutdown-sessions PROXY/SERVER               close the server's sessions now
+  rebalance PROXY [--rate N]                   close sessions above each server's fair share,
+                                               N per second (default 5): clients reconnect to
+                                               the least loaded servers; replaces a running one
   resign INSTANCE                              hand the VIPs to the peer and stay BACKUP
   resume INSTANCE                              take part in elections again
   reload                                       re-read the configuration (as SIGHUP)
-  events                                       the timeline: state changes, trackers, servers, reloads";
+  events                                       the timeline: state changes, trackers, servers, reloads
+  fence ADDRESS                                close the broker connections whose peer is ADDRESS
+                                               (a silent master), through each proxy's rabbitmq_api";
 
 /// `PROXY/SERVER`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,6 +54,10 @@ pub enum Command {
     ShutdownSessions {
         target: ServerName,
     },
+    Rebalance {
+        proxy: String,
+        rate: Option<u32>,
+    },
     /// `resign` (`true`) or `resume` (`false`) an instance.
     Resign {
         instance: String,
@@ -56,6 +65,10 @@ pub enum Command {
     },
     Reload,
     Events,
+    /// Close the broker connections of a host that fell silent.
+    Fence {
+        address: std::net::IpAddr,
+    },
     Help,
 }
 
@@ -70,6 +83,8 @@ pub enum ControlError {
     NotAServer(String),
     #[error("{0:?} is not a weight (0..=256)")]
     NotAWeight(String),
+    #[error("{0:?} is not a rate (sessions closed per second, 1..=1000)")]
+    NotARate(String),
     #[error("no [[proxy]] is configured")]
     NoBalancer,
     #[error(transparent)]
@@ -88,6 +103,10 @@ pub enum ControlError {
     NotAllowed(u32),
     #[error("vrrpd is stopping")]
     Stopping,
+    #[error("{0:?} is not an IP address")]
+    NotAnAddress(String),
+    #[error("{0}")]
+    Fence(String),
 }
 
 impl Command {
@@ -108,12 +127,20 @@ impl Command {
                 target: ServerName::parse(target)?,
                 weight: weight.parse().map_err(|_| ControlError::NotAWeight((*weight).to_owned()))?,
             },
+            ["rebalance", proxy] => Command::Rebalance { proxy: (*proxy).to_owned(), rate: None },
+            ["rebalance", proxy, "--rate", rate] => Command::Rebalance {
+                proxy: (*proxy).to_owned(),
+                rate: Some(rate.parse().map_err(|_| ControlError::NotARate((*rate).to_owned()))?),
+            },
             ["shutdown-sessions", target] => Command::ShutdownSessions { target: ServerName::parse(target)? },
             [verb @ ("resign" | "resume"), instance] => {
                 Command::Resign { instance: (*instance).to_owned(), resign: *verb == "resign" }
             }
             ["reload"] => Command::Reload,
             ["events"] => Command::Events,
+            ["fence", address] => {
+                Command::Fence { address: address.parse().map_err(|_| ControlError::NotAnAddress((*address).to_owned()))? }
+            }
             [] | ["help"] => Command::Help,
             _ => return Err(ControlError::Unknown(words.join(" "))),
         })
@@ -137,12 +164,17 @@ mod tests {
         assert_eq!(parse("shutdown-sessions amqp/rabbit2"), Ok(Command::ShutdownSessions { target }));
         assert_eq!(parse("resume VI_1"), Ok(Command::Resign { instance: "VI_1".into(), resign: false }));
         assert_eq!(parse(""), Ok(Command::Help));
+        assert_eq!(parse("fence 192.0.2.11"), Ok(Command::Fence { address: "192.0.2.11".parse().unwrap() }));
+        assert_eq!(parse("fence proxy-a"), Err(ControlError::NotAnAddress("proxy-a".into())));
+        assert_eq!(parse("rebalance amqp"), Ok(Command::Rebalance { proxy: "amqp".into(), rate: None }));
+        assert_eq!(parse("rebalance amqp --rate 20"), Ok(Command::Rebalance { proxy: "amqp".into(), rate: Some(20) }));
     }
 
     #[test]
     fn bad_words_are_named_in_the_error() {
         assert_eq!(parse("server drain rabbit2"), Err(ControlError::NotAServer("rabbit2".into())));
         assert_eq!(parse("server weight amqp/r x"), Err(ControlError::NotAWeight("x".into())));
+        assert_eq!(parse("rebalance amqp --rate -1"), Err(ControlError::NotARate("-1".into())));
         assert!(parse("frobnicate now").unwrap_err().to_string().starts_with("unknown command \"frobnicate now\""));
     }
 }

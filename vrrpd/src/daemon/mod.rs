@@ -33,12 +33,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use self::plan::{needs_restart, plan, Plan};
-use self::seams::{record_server_events, serve_vip_events};
+use self::seams::{fence_run, record_rebalance_events, record_server_events, serve_vip_events, Fencing};
 use crate::config::{self, Overrides};
-use crate::control::command::ControlError;
+use crate::control::command::{Command, ControlError};
 use crate::control::{self, ControlRequest};
 use crate::hooks::notify::Notifier;
-use crate::hooks::script::ScriptError;
 use crate::stats::events::EventKind;
 use crate::stats::{self, StatusBoard};
 use crate::systemd;
@@ -55,7 +54,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
-    Scripts(Vec<ScriptError>),
+    Scripts(Vec<plan::PlanError>),
     #[error(transparent)]
     Net(#[from] NetError),
     #[error("cannot start the VRRP runtime: {0}")]
@@ -104,6 +103,9 @@ struct Daemon {
     trackers: Trackers,
     drivers: HashMap<String, DriverHandle>,
     tasks: TaskTracker,
+    /// The balancer's runtime: API calls (fencing) run there, never on the VRRP runtime.
+    proxies: tokio::runtime::Handle,
+    fencing: Fencing,
 }
 
 /// Tasks the balancer's runtime polls between two looks at its I/O driver (see `run`).
@@ -137,11 +139,30 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             .map_err(|source| StartError::Stats { listen: settings.listen, source })?;
         tasks.spawn_on(serving, proxies.handle());
     }
+    let fencing = Fencing { tasks: tasks.clone(), board: board.clone(), whoami: config.global.router_id.clone() };
     let vip_events = balancer.as_ref().map(|balancer| {
         let (events, queue) = mpsc::unbounded_channel();
-        tasks.spawn_on(serve_vip_events(Arc::clone(balancer), queue, cancel.clone()), proxies.handle());
+        tasks.spawn_on(serve_vip_events(Arc::clone(balancer), queue, fencing.clone(), cancel.clone()), proxies.handle());
         events
     });
+    if let Some(balancer) = &balancer {
+        // Connections a previous run of this host left on the brokers (a crash, a kill -9)
+        // hold their consumers' unacknowledged messages until the broker's heartbeat timeout.
+        for proxy in balancer.fencing_proxies(None) {
+            let run =
+                fence_run(Arc::clone(balancer), proxy, proxy::balancer::FenceTarget::Leftovers, "start".into(), fencing.clone());
+            let stop = cancel.clone();
+            tasks.spawn_on(
+                async move {
+                    tokio::select! {
+                        () = stop.cancelled() => {}
+                        _ = run => {}
+                    }
+                },
+                proxies.handle(),
+            );
+        }
+    }
     let result = vrrp.block_on(async {
         let trackers = Trackers::new(tasks.clone(), cancel.clone());
         let context = DriverContext {
@@ -150,6 +171,7 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             board,
             vip_events,
             trackers: trackers.subscribe(),
+            sync_reports: trackers.reporter(),
         };
         let daemon = Daemon {
             panics: mpsc::unbounded_channel(),
@@ -160,6 +182,8 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             trackers,
             drivers: HashMap::new(),
             tasks: tasks.clone(),
+            proxies: proxies.handle().clone(),
+            fencing,
         };
         daemon.serve(cancel.clone()).await
     });
@@ -195,6 +219,7 @@ impl Daemon {
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         if let Some(balancer) = &self.balancer {
             self.tasks.spawn(record_server_events(balancer.server_events(), self.context.board.clone(), cancel.clone()));
+            self.tasks.spawn(record_rebalance_events(balancer.rebalance_events(), self.context.board.clone(), cancel.clone()));
         }
         self.tasks.spawn(systemd::keep_informed(self.context.board.clone(), self.balancer.clone(), cancel));
 
@@ -206,6 +231,12 @@ impl Daemon {
                     let _ = self.reload().await;
                 }
                 Some(request) = control_queue.recv() => {
+                    if let Command::Fence { address } = request.command {
+                        // API calls take seconds at worst: on the balancer's runtime, answered
+                        // from there, while this loop goes on.
+                        self.fence_by_hand(address, request.reply);
+                        continue;
+                    }
                     let answer = self.execute(request.command).await;
                     let _ = request.reply.send(answer);
                 }

@@ -9,8 +9,18 @@ use tracing::warn;
 
 use crate::hooks::notify::NotifyScripts;
 use crate::hooks::script::{Script, ScriptError};
+use crate::trackers::file::{self, TrackFileError};
 use crate::trackers::Wanted;
 use crate::vrrp::driver::{DriverSpec, InstanceSpec};
+
+/// Why a configuration cannot run on this host.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error(transparent)]
+    Script(#[from] ScriptError),
+    #[error(transparent)]
+    TrackFile(#[from] TrackFileError),
+}
 
 pub struct Plan {
     /// The instances of each interface.
@@ -20,7 +30,7 @@ pub struct Plan {
 
 /// Parses every script (refusing unsafe ones unless `enable_script_security = false`) and
 /// groups the instances by interface.
-pub fn plan(config: &Config) -> Result<Plan, Vec<ScriptError>> {
+pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
     let mut problems = Vec::new();
     let security = config.global.enable_script_security;
     let mut parse = |text: &str, user: Option<&str>| match Script::parse(text, user) {
@@ -31,12 +41,12 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<ScriptError>> {
                 Some(script)
             }
             Err(e) => {
-                problems.push(e);
+                problems.push(e.into());
                 None
             }
         },
         Err(e) => {
-            problems.push(e);
+            problems.push(e.into());
             None
         }
     };
@@ -61,11 +71,29 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<ScriptError>> {
         trackers.interfaces.insert(instance.interface.clone());
         trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
         trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
+        if !instance.sync_peers.is_empty() {
+            trackers.sync_members.insert(instance.name.clone());
+            trackers.sync_members.extend(instance.sync_peers.iter().cloned());
+        }
+        for t in &instance.track_process {
+            if let Some(p) = config.track_processes.iter().find(|p| p.name == t.name && !trackers.processes.contains(p)) {
+                trackers.processes.push(p.clone());
+            }
+        }
         drivers
             .entry(instance.interface.clone())
             .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new() })
             .instances
             .push(Arc::new(InstanceSpec { config: instance.clone(), notify: Arc::new(notify) }));
+    }
+    for f in &config.track_files {
+        if !config.instances.iter().any(|i| i.track_file.iter().any(|t| t.name == f.name)) {
+            continue;
+        }
+        match file::check_security(f) {
+            Ok(()) => trackers.files.push(f.clone()),
+            Err(e) => problems.push(e.into()),
+        }
     }
     if problems.is_empty() {
         Ok(Plan { drivers, trackers })

@@ -11,11 +11,27 @@ use super::{NoteKind, Notes};
 /// The AMQPS port: TLS from the first byte.
 pub const AMQPS_PORT: &str = "5671";
 
-/// `check = { ... }` as decided: the kind, then each field with its TOML value.
+/// `check = { ... }` as decided: the kind, then each field with its TOML value; and each
+/// server's own settings where they differ from the proxy's (`check = { port = 15672 }`).
 #[derive(Debug)]
 pub struct Check {
     pub kind: &'static str,
     pub fields: Vec<(&'static str, String)>,
+    pub per_server: Vec<(String, Vec<(&'static str, String)>)>,
+}
+
+impl Check {
+    /// The settings of its own written for server `name` (HAProxy's name).
+    pub fn own(&self, name: &str) -> &[(&'static str, String)] {
+        self.per_server.iter().find(|(n, _)| n == name).map_or(&[], |(_, fields)| fields)
+    }
+
+    fn add_own(&mut self, server: &str, field: &'static str, value: String) {
+        match self.per_server.iter_mut().find(|(n, _)| n == server) {
+            Some((_, fields)) => fields.push((field, value)),
+            None => self.per_server.push((server.to_owned(), vec![(field, value)])),
+        }
+    }
 }
 
 /// The most common value (the first seen among equally common ones), and the servers that
@@ -90,45 +106,37 @@ struct Settled<T> {
     line: usize,
 }
 
-/// Carries the most common value of one setting; notes every server that had another.
-/// None when vrrpd's default is that value and no server wrote it.
+/// Carries the most common value of one setting; every server that had another keeps its own
+/// (returned as the server and its value as HAProxy wrote it, or its default shown).
+/// The setting is None when vrrpd's default is that value and no server wrote it.
 fn settle<T: PartialEq + Clone>(
     p: &Proxy,
     pairs: &[(&Server, Effective<T>)],
-    (field, haproxy_name): (&str, &str),
     vrrpd_default: &T,
     show: impl Fn(&T) -> String,
-    notes: &mut Notes,
-) -> Option<Settled<T>> {
-    let (winner, others) = most_common(pairs)?;
+) -> (Option<Settled<T>>, Vec<(usize, String)>) {
+    let Some((winner, others)) = most_common(pairs) else { return (None, Vec::new()) };
     let shown = show(&winner.value);
     // When no server wrote the setting, a difference follows from another one (fastinter
-    // from inter), already noted.
+    // from inter), which the server's own value of that one carries.
     let others = if pairs.iter().any(|(_, e)| e.written.is_some()) { others } else { Vec::new() };
-    for i in others {
-        let (server, had) = &pairs[i];
-        let had = match &had.written {
-            Some(w) => format!("`{haproxy_name} {w}`"),
-            None => format!("HAProxy's default {haproxy_name} ({})", show(&had.value)),
-        };
-        notes.add(
-            server.line,
-            NoteKind::Changed,
-            format!(
-                "server {} had {had}: vrrpd checks every server of proxy {} alike, with {field} {shown} (as most of its servers)",
-                server.name, p.name
-            ),
-        );
-    }
+    let own = others
+        .into_iter()
+        .map(|i| {
+            let had = &pairs[i].1;
+            (i, had.written.clone().unwrap_or_else(|| show(&had.value)))
+        })
+        .collect();
     // The text as one of the servers wrote it, when one did.
     let written = pairs.iter().find(|(_, e)| e.written.is_some() && *e == winner);
-    match written {
+    let settled = match written {
         Some((server, e)) => {
             Some(Settled { text: e.written.clone().unwrap_or_default(), value: winner.value, line: server.line })
         }
         None if winner.value != *vrrpd_default => Some(Settled { text: shown, value: winner.value, line: p.line }),
         None => None,
-    }
+    };
+    (settled, own)
 }
 
 /// A server that speaks TLS, or is checked over TLS: a plaintext AMQP check fails on it.
@@ -136,17 +144,38 @@ pub fn speaks_tls(server: &Server) -> bool {
     server.tls || server.address.rsplit_once(':').is_some_and(|(_, port)| port == AMQPS_PORT)
 }
 
-/// AMQP servers get the AMQP handshake check, unless they speak TLS: then a TCP connect.
+/// Whether HAProxy checked this server over TLS: `check-ssl`, or `ssl` when the check goes
+/// to the traffic's port and address.
+fn checked_over_tls(server: &Server) -> bool {
+    server.check_ssl || (server.ssl && server.check_port.is_none() && server.check_addr.is_none())
+}
+
+/// The kind of check: `http`/`https` after `option httpchk`; on AMQP proxies `amqps` where
+/// HAProxy checked over TLS, `amqp` otherwise, unless the servers speak TLS to clients that
+/// HAProxy only connected to (then a TCP connect, as HAProxy did); `tcp` elsewhere.
 fn check_kind(p: &Proxy, servers: &[&Server], amqp: bool, notes: &mut Notes) -> &'static str {
-    let tls: Vec<&str> = servers.iter().filter(|s| speaks_tls(s)).map(|s| s.name.as_str()).collect();
+    let over_tls = servers.iter().any(|s| checked_over_tls(s)) || p.settings.tls_check;
+    if p.settings.httpchk.is_some() {
+        return if over_tls { "https" } else { "http" };
+    }
     if !amqp {
+        if over_tls {
+            notes.add(
+                p.line,
+                NoteKind::Changed,
+                format!("proxy {}: HAProxy checked its servers over TLS (`check-ssl`, `ssl` or `option ssl-hello-chk`): vrrpd checks them with a TCP connect", p.name),
+            );
+        }
         return "tcp";
     }
-    if tls.is_empty() && !p.settings.tls_check {
+    if over_tls {
+        return "amqps";
+    }
+    let tls: Vec<&str> = servers.iter().filter(|s| speaks_tls(s)).map(|s| s.name.as_str()).collect();
+    if tls.is_empty() {
         return "amqp";
     }
     let which = match tls.as_slice() {
-        [] => "its servers (`option ssl-hello-chk`) speak".to_owned(),
         [one] => format!("server {one} speaks"),
         many => format!("servers {} speak", many.join(", ")),
     };
@@ -154,7 +183,7 @@ fn check_kind(p: &Proxy, servers: &[&Server], amqp: bool, notes: &mut Notes) -> 
         p.line,
         NoteKind::Changed,
         format!(
-            "proxy {}: {which} TLS (port {AMQPS_PORT}, `ssl` or `check-ssl`): checked with a TCP connect, since vrrpd's AMQP check sends the plaintext protocol header, which a TLS port never answers (every server would be DOWN)",
+            "proxy {}: {which} TLS (port {AMQPS_PORT}) and HAProxy only connected to check it: checked with a TCP connect; vrrpd's `kind = \"amqps\"` with `ca_file` would complete the TLS handshake and read the broker's greeting",
             p.name
         ),
     );
@@ -165,21 +194,96 @@ fn quoted(text: &str) -> String {
     ::toml::Value::String(text.to_owned()).to_string()
 }
 
+/// The HTTP check's path and expected status (`option httpchk`, `http-check expect status`).
+fn http_fields(p: &Proxy, fields: &mut Vec<(&'static str, String)>, notes: &mut Notes) {
+    let Some((method, uri)) = &p.settings.httpchk else { return };
+    if method != "GET" {
+        notes.add(uri.line, NoteKind::Changed, format!("`option httpchk {method} {}`: vrrpd's HTTP check sends GET", uri.text));
+    }
+    let path_ok = uri.text.starts_with('/') && !uri.text.chars().any(|c| c.is_ascii_whitespace() || c.is_ascii_control());
+    if path_ok {
+        if uri.text != "/" {
+            fields.push(("path", quoted(&uri.text)));
+        }
+    } else {
+        notes.add(uri.line, NoteKind::Dropped, format!("`option httpchk` URI {:?} is not a path: / is checked", uri.text));
+    }
+    if let Some(status) = &p.settings.http_expect {
+        match status.text.parse::<u16>() {
+            Ok(code) if (100..=599).contains(&code) => fields.push(("expect_status", code.to_string())),
+            _ => notes.add(
+                status.line,
+                NoteKind::Dropped,
+                format!("`http-check expect status {}` is not one status: any 2xx or 3xx passes", status.text),
+            ),
+        }
+    }
+}
+
+/// How a TLS check verifies: the `ca-file` and `check-sni` most checked servers had.
+fn tls_fields(p: &Proxy, servers: &[&Server], fields: &mut Vec<(&'static str, String)>, notes: &mut Notes) {
+    let tls_servers: Vec<&Server> = servers.iter().copied().filter(|s| checked_over_tls(s) || p.settings.tls_check).collect();
+    for (field, keyword) in [("ca_file", "ca-file"), ("sni", "check-sni")] {
+        let pairs: Vec<(&Server, Option<String>)> =
+            tls_servers.iter().map(|s| (*s, if field == "ca_file" { s.ca_file.clone() } else { s.check_sni.clone() })).collect();
+        let Some((winner, others)) = most_common(&pairs) else { continue };
+        for i in others {
+            let (server, had) = &pairs[i];
+            notes.add(
+                server.line,
+                NoteKind::Changed,
+                format!(
+                    "server {} had {}: vrrpd's TLS check has one {field} per proxy: {} of proxy {} (as most of its servers)",
+                    server.name,
+                    had.as_ref().map_or_else(|| format!("no `{keyword}`"), |v| format!("`{keyword} {v}`")),
+                    winner.as_deref().unwrap_or("none"),
+                    p.name
+                ),
+            );
+        }
+        match winner {
+            Some(value) if field == "ca_file" && !value.starts_with('/') => notes.add(
+                tls_servers.iter().find(|s| s.ca_file.as_ref() == Some(&value)).map_or(p.line, |s| s.line),
+                NoteKind::Dropped,
+                format!("`ca-file {value}` is not an absolute path: set ca_file to the CA's full path"),
+            ),
+            Some(value) => fields.push((field, quoted(&value))),
+            None => {}
+        }
+    }
+    if !fields.iter().any(|(f, _)| *f == "ca_file") {
+        let unverified: Vec<&str> =
+            tls_servers.iter().filter(|s| s.verify.as_deref() == Some("none")).map(|s| s.name.as_str()).collect();
+        let line = tls_servers.first().map_or(p.line, |s| s.line);
+        notes.add(
+            line,
+            NoteKind::Warning,
+            format!(
+                "proxy {}: the TLS check verifies the servers' certificates against the system's CAs{}: set ca_file to the CA that signed them, or every server may be DOWN",
+                p.name,
+                if unverified.is_empty() { String::new() } else { format!(" (HAProxy did not verify them: `verify none` on {})", unverified.join(", ")) }
+            ),
+        );
+    }
+}
+
 /// The proxy's `check` table from its checked servers' settings; None when no server is
-/// checked (each server then says `check = false`).
+/// checked (each server then says `check = false`). Where a server's timing differs from most
+/// of its proxy's, or HAProxy sent its check to another `port` or `addr`, the server keeps its
+/// own (`check = { ... }` on the server).
 pub fn check(p: &Proxy, amqp: bool, notes: &mut Notes) -> Option<Check> {
     let servers: Vec<&Server> = p.servers.iter().filter(|s| s.check).collect();
     if servers.is_empty() {
         return None;
     }
     let kind = check_kind(p, &servers, amqp, notes);
-    let mut fields = Vec::new();
+    let mut check = Check { kind, fields: Vec::new(), per_server: Vec::new() };
     let show = |d: &Duration| ha_common::duration::format(*d);
     let inters: Vec<(&Server, Effective<Duration>)> =
         servers.iter().map(|s| (*s, timing(s, s.inter.as_ref(), INTER, "inter", notes))).collect();
-    let interval = settle(p, &inters, ("interval", "inter"), &INTER, show, notes);
+    let (interval, own) = settle(p, &inters, &INTER, show);
     let chosen = interval.as_ref().map_or(INTER, |s| s.value);
-    let mut timings = vec![("interval", interval)];
+    let mut timings = vec![("interval", interval, own, inters.clone())];
     for field in ["fastinter", "downinter"] {
         // Unwritten, each defaults to the server's own inter.
         let pairs: Vec<(&Server, Effective<Duration>)> = inters
@@ -189,17 +293,26 @@ pub fn check(p: &Proxy, amqp: bool, notes: &mut Notes) -> Option<Check> {
                 (*s, timing(s, written, own.value, field, notes))
             })
             .collect();
-        timings.push((field, settle(p, &pairs, (field, field), &chosen, show, notes)));
+        let (settled, own) = settle(p, &pairs, &chosen, show);
+        timings.push((field, settled, own, pairs));
     }
-    for (field, settled) in timings {
-        let Some(s) = settled else { continue };
-        if let Some(v) = values::duration(&s.text, values::INTERVAL, s.line, &format!("check {field}"), notes) {
-            fields.push((field, quoted(&v)));
+    for (field, settled, own, pairs) in timings {
+        if let Some(s) = settled {
+            if let Some(v) = values::duration(&s.text, values::INTERVAL, s.line, &format!("check {field}"), notes) {
+                check.fields.push((field, quoted(&v)));
+            }
+        }
+        for (i, text) in own {
+            let server = pairs[i].0;
+            let what = format!("server {} {field}", server.name);
+            if let Some(v) = values::duration(&text, values::INTERVAL, server.line, &what, notes) {
+                check.add_own(&server.name, field, quoted(&v));
+            }
         }
     }
     if let Some(t) = &p.settings.timeout_check {
         if let Some(v) = values::duration(&haproxy::duration(&t.text), values::TIMEOUT, t.line, "timeout check", notes) {
-            fields.push(("timeout", quoted(&v)));
+            check.fields.push(("timeout", quoted(&v)));
         }
     }
     for (field, default) in [("rise", RISE), ("fall", FALL)] {
@@ -207,12 +320,42 @@ pub fn check(p: &Proxy, amqp: bool, notes: &mut Notes) -> Option<Check> {
             .iter()
             .map(|s| (*s, count(s, if field == "rise" { s.rise.as_ref() } else { s.fall.as_ref() }, default, field, notes)))
             .collect();
-        let Some(s) = settle(p, &pairs, (field, field), &default, u64::to_string, notes) else { continue };
-        if let Some(v) = values::integer(&s.text, 1..=1000, s.line, &format!("check {field}"), notes) {
-            fields.push((field, v.to_string()));
+        let (settled, own) = settle(p, &pairs, &default, u64::to_string);
+        if let Some(s) = settled {
+            if let Some(v) = values::integer(&s.text, 1..=1000, s.line, &format!("check {field}"), notes) {
+                check.fields.push((field, v.to_string()));
+            }
+        }
+        for (i, text) in own {
+            let server = pairs[i].0;
+            if let Some(v) = values::integer(&text, 1..=1000, server.line, &format!("server {} {field}", server.name), notes) {
+                check.add_own(&server.name, field, v.to_string());
+            }
         }
     }
-    Some(Check { kind, fields })
+    for server in &servers {
+        if let Some(port) = &server.check_port {
+            let what = format!("server {} check port", server.name);
+            if let Some(v) = values::integer(port, 1..=65535, server.line, &what, notes) {
+                check.add_own(&server.name, "port", v.to_string());
+            }
+        }
+        if let Some(addr) = &server.check_addr {
+            match addr.parse::<std::net::IpAddr>() {
+                Ok(ip) => check.add_own(&server.name, "addr", quoted(&ip.to_string())),
+                Err(_) => notes.add(
+                    server.line,
+                    NoteKind::Dropped,
+                    format!("server {} `addr {addr}`: vrrpd checks an IP address; the server's own is checked", server.name),
+                ),
+            }
+        }
+    }
+    http_fields(p, &mut check.fields, notes);
+    if kind == "amqps" || kind == "https" {
+        tls_fields(p, &servers, &mut check.fields, notes);
+    }
+    Some(check)
 }
 
 /// `send_proxy` for the proxy: the PROXY protocol version most servers had.

@@ -26,6 +26,9 @@ pub fn toml(vrrp: Option<&Vrrp>, balancer: Option<&Balancer>, sources: &Sources)
         if let Some(user) = &k.script_user {
             let _ = writeln!(out, "script_user = {}", q(user));
         }
+        if let Some(interval) = &k.garp_interval {
+            let _ = writeln!(out, "garp_interval = {}", q(interval));
+        }
     }
     if let Some(maxconn) = balancer.and_then(|b| b.maxconn) {
         let _ = writeln!(out, "maxconn = {maxconn}");
@@ -36,6 +39,9 @@ pub fn toml(vrrp: Option<&Vrrp>, balancer: Option<&Balancer>, sources: &Sources)
         }
         for i in &k.instances {
             instance(&mut out, i, &sources.keepalived);
+        }
+        for section in &k.sections {
+            let _ = write!(out, "\n# from {}:{}\n{}", sources.keepalived, section.line, section.text);
         }
         for (name, line, why) in &k.left_out {
             let _ = writeln!(out, "\n# from {}:{line}: vrrp_instance {name} left out: {why}.", sources.keepalived);
@@ -84,9 +90,10 @@ fn script(out: &mut String, s: &ScriptOut, source: &str) {
 
 fn tracks(list: &[TrackOut]) -> String {
     list.iter()
-        .map(|t| match t.weight {
-            Some(w) => format!("{{ name = {}, weight = {w} }}", q(&t.name)),
-            None => format!("{{ name = {} }}", q(&t.name)),
+        .map(|t| {
+            let weight = t.weight.map_or(String::new(), |w| format!(", weight = {w}"));
+            let reverse = if t.reverse { ", reverse = true" } else { "" };
+            format!("{{ name = {}{weight}{reverse} }}", q(&t.name))
         })
         .collect::<Vec<_>>()
         .join(", ")
@@ -102,7 +109,10 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     if let Some(p) = i.priority {
         let _ = writeln!(out, "priority = {p}");
     }
-    if let Some(a) = i.advert_int {
+    if let Some(v) = i.version {
+        let _ = writeln!(out, "version = {v}");
+    }
+    if let Some(a) = &i.advert_int {
         let _ = writeln!(out, "advert_int = {a}");
     }
     if !i.preempt {
@@ -121,6 +131,12 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     }
     if !i.track_interface.is_empty() {
         let _ = writeln!(out, "track_interface = [{}]", tracks(&i.track_interface));
+    }
+    if !i.track_process.is_empty() {
+        let _ = writeln!(out, "track_process = [{}]", tracks(&i.track_process));
+    }
+    if !i.track_file.is_empty() {
+        let _ = writeln!(out, "track_file = [{}]", tracks(&i.track_file));
     }
     if !i.track_proxy.is_empty() {
         let _ = writeln!(out, "# vrrpd knows its own proxies' health: no script needed to watch them.");
@@ -144,7 +160,18 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
 
 fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
     let _ = writeln!(out, "\n# from {source}:{}: {}\n[[proxy]]\nname = {}", p.line, p.name, q(&p.name));
-    let _ = writeln!(out, "bind = {}", q(&p.bind.to_string()));
+    if p.more_binds.is_empty() {
+        let _ = writeln!(out, "bind = {}", q(&p.bind.to_string()));
+    } else {
+        let binds: Vec<String> = std::iter::once(&p.bind).chain(&p.more_binds).map(|b| q(&b.to_string())).collect();
+        let _ = writeln!(out, "bind = [{}]", binds.join(", "));
+    }
+    if p.accept_proxy {
+        out.push_str("accept_proxy = true\n");
+    }
+    if p.allbackups {
+        out.push_str("allbackups = true\n");
+    }
     let _ = writeln!(out, "balance = {}", q(p.balance));
     if let Some(check) = &p.check {
         let mut fields = vec![format!("kind = {}", q(check.kind))];
@@ -183,6 +210,12 @@ fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
                 }
                 if !srv.check {
                     out.push_str("check = false\n");
+                } else if !srv.check_settings.is_empty() {
+                    let fields: Vec<String> = srv.check_settings.iter().map(|(key, value)| format!("{key} = {value}")).collect();
+                    let _ = writeln!(out, "check = {{ {} }}", fields.join(", "));
+                }
+                if let Some(slowstart) = &srv.slowstart {
+                    let _ = writeln!(out, "slowstart = {}", q(slowstart));
                 }
             }
             Err(written) => {

@@ -19,12 +19,24 @@ pub struct Server {
     pub fall: Option<String>,
     /// `ssl` or `check-ssl`: the server, or its checks, speak TLS.
     pub tls: bool,
+    /// `check-ssl`: the checks speak TLS whatever the traffic does.
+    pub check_ssl: bool,
+    /// `ssl`: the traffic (and, without `port` or `addr`, the checks) speak TLS.
+    pub ssl: bool,
+    /// `port` and `addr`: where the checks go instead of the traffic's address.
+    pub check_port: Option<String>,
+    pub check_addr: Option<String>,
+    /// `ca-file`, `check-sni`, `verify`: how TLS checks verify the server.
+    pub ca_file: Option<String>,
+    pub check_sni: Option<String>,
+    pub verify: Option<String>,
     pub backup: bool,
     pub disabled: bool,
     pub weight: Option<String>,
     pub maxconn: Option<String>,
     pub send_proxy: Option<&'static str>,
     pub shutdown_sessions: bool,
+    pub slowstart: Option<String>,
 }
 
 /// Settings a `defaults` section passes on, and that a proxy section may override.
@@ -44,6 +56,12 @@ pub struct Settings {
     pub maxconn: Option<Written>,
     /// `option ssl-hello-chk`: the servers were checked with a TLS hello.
     pub tls_check: bool,
+    /// `option httpchk [METHOD] [URI]`: the method and path of the HTTP check.
+    pub httpchk: Option<(String, Written)>,
+    /// `http-check expect status N`.
+    pub http_expect: Option<Written>,
+    /// `option allbackups`.
+    pub allbackups: Option<bool>,
     pub default_server: Server,
 }
 
@@ -68,6 +86,10 @@ pub struct Proxy {
     pub name: String,
     pub line: usize,
     pub bind: Option<Written>,
+    /// The `bind` lines after the first: the same proxy listens there too.
+    pub more_binds: Vec<Written>,
+    /// Whether each `bind` (the first, then `more_binds`) has `accept-proxy`.
+    pub accept_proxy: Vec<bool>,
     pub settings: Settings,
     pub servers: Vec<Server>,
     /// Line of the first `stats` directive.
@@ -220,9 +242,16 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
     }
     let s = &mut proxy.settings;
     match (words[0], words.get(1).copied()) {
-        ("bind", Some(address)) if proxy.bind.is_none() => {
-            proxy.bind = Some(Written { text: address.to_owned(), line });
-            let options = words.get(2..).unwrap_or_default();
+        ("bind", Some(address)) => {
+            let address = Written { text: address.to_owned(), line };
+            if proxy.bind.is_none() {
+                proxy.bind = Some(address);
+            } else {
+                proxy.more_binds.push(address);
+            }
+            let all = words.get(2..).unwrap_or_default();
+            proxy.accept_proxy.push(all.contains(&"accept-proxy"));
+            let options: Vec<&str> = all.iter().copied().filter(|o| *o != "accept-proxy").collect();
             if options.contains(&"ssl") {
                 notes.add(
                     line,
@@ -236,7 +265,6 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
                 notes.add(line, NoteKind::Dropped, format!("bind options `{}`", options.join(" ")));
             }
         }
-        ("bind", _) => notes.add(line, NoteKind::Dropped, format!("`{whole}`: a vrrpd proxy listens on one address")),
         ("mode", Some(mode)) => s.mode = Some(mode.to_owned()),
         ("balance", Some(_)) => s.balance = Some(Written { text: words[1..].join(" "), line }),
         ("timeout", Some(which)) if words.len() == 3 => match which {
@@ -250,6 +278,8 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
         },
         ("retries", Some(_)) => s.retries = written(words, 1, line),
         ("option", Some("redispatch")) => s.redispatch = Some(true),
+        ("option", Some("allbackups")) => s.allbackups = Some(true),
+        ("no", Some("option")) if words.get(2) == Some(&"allbackups") => s.allbackups = Some(false),
         ("no", Some("option")) if words.get(2) == Some(&"redispatch") => s.redispatch = Some(false),
         ("maxconn", Some(_)) => s.maxconn = written(words, 1, line),
         ("option", Some("tcpka" | "clitcpka" | "srvtcpka")) => {
@@ -257,8 +287,32 @@ fn directive(proxy: &mut Proxy, words: &[&str], line: usize, notes: &mut Notes) 
         }
         ("option", Some("ssl-hello-chk")) => {
             s.tls_check = true;
-            notes.add(line, NoteKind::Changed, format!("`{whole}`: vrrpd checks these servers with a TCP connect"));
+            notes.add(
+                line,
+                NoteKind::Changed,
+                format!("`{whole}`: on an AMQP proxy vrrpd completes a verified TLS handshake and reads the broker's greeting (kind amqps); elsewhere it connects over TCP"),
+            );
         }
+        ("option", Some("httpchk")) => {
+            // `option httpchk`, `option httpchk URI`, `option httpchk METHOD URI [VERSION]`.
+            let (method, uri) = match &words[2..] {
+                [] => ("OPTIONS", "/"),
+                [uri] => ("OPTIONS", *uri),
+                [method, uri, ..] => (*method, *uri),
+            };
+            if words.len() > 5 {
+                notes.add(line, NoteKind::Dropped, format!("`{whole}`: the HTTP version and headers (vrrpd sends HTTP/1.1)"));
+            }
+            s.httpchk = Some((method.to_owned(), Written { text: uri.to_owned(), line }));
+        }
+        ("http-check", Some("expect")) => match words.get(2..) {
+            Some(["status", status]) => s.http_expect = Some(Written { text: status.to_string(), line }),
+            _ => notes.add(
+                line,
+                NoteKind::Dropped,
+                format!("`{whole}`: vrrpd's HTTP check expects one status (`http-check expect status N`), or any 2xx/3xx"),
+            ),
+        },
         ("option", Some(check)) if check.ends_with("chk") || check.ends_with("-check") => notes.add(
             line,
             NoteKind::Dropped,
@@ -363,7 +417,6 @@ const VALUE_KEYWORDS: &[&str] = &[
     "resolve-prefer",
     "resolvers",
     "sigalgs",
-    "slowstart",
     "sni",
     "socks4",
     "source",
@@ -401,6 +454,7 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             }
             "ssl" => {
                 server.tls = true;
+                server.ssl = true;
                 takes_value = false;
                 notes.add(
                     line,
@@ -413,13 +467,18 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             }
             "check-ssl" => {
                 server.tls = true;
+                server.check_ssl = true;
                 takes_value = false;
-                notes.add(
-                    line,
-                    NoteKind::Changed,
-                    format!("server {} option `check-ssl`: checked with a TCP connect", server.name),
-                );
             }
+            "no-check-ssl" => {
+                server.check_ssl = false;
+                takes_value = false;
+            }
+            "ca-file" => server.ca_file = value,
+            "check-sni" => server.check_sni = value,
+            "verify" => server.verify = value,
+            "port" => server.check_port = value,
+            "addr" => server.check_addr = value,
             "disabled" => {
                 server.disabled = true;
                 takes_value = false;
@@ -432,15 +491,6 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
                     ),
                 );
             }
-            "port" | "addr" => notes.add(
-                line,
-                NoteKind::Dropped,
-                format!(
-                    "server {} option `{}`: vrrpd checks a server at the address and port it sends traffic to",
-                    server.name,
-                    shown(&value).trim()
-                ),
-            ),
             "on-marked-down" => server.shutdown_sessions = value.as_deref() == Some("shutdown-sessions"),
             "inter" => server.inter = value,
             "fastinter" => server.fastinter = value,
@@ -448,6 +498,7 @@ fn server_options(mut server: Server, options: &[&str], line: usize, notes: &mut
             "rise" => server.rise = value,
             "fall" => server.fall = value,
             "weight" => server.weight = value,
+            "slowstart" => server.slowstart = value,
             "maxconn" => server.maxconn = value,
             other => {
                 takes_value = VALUE_KEYWORDS.contains(&other);

@@ -6,6 +6,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use super::keepalived::{Instance, Keepalived, Script, Track};
 use super::proxies::Balancer;
+use super::tracked;
 use super::values;
 use super::watchers::{self, Listening, Verdict};
 use super::{Lookups, NoteKind, Notes, Written};
@@ -15,9 +16,12 @@ const WEIGHT: std::ops::RangeInclusive<i64> = -253..=253;
 
 pub struct Vrrp {
     pub router_id: Option<String>,
+    pub garp_interval: Option<String>,
     pub script_user: Option<String>,
     pub scripts: Vec<ScriptOut>,
     pub instances: Vec<InstanceOut>,
+    /// `[[vrrp_track_process]]`, `[[vrrp_track_file]]` and `[[vrrp_sync_group]]` sections.
+    pub sections: Vec<tracked::Section>,
     /// Instances not written, with why: (name, line, why).
     pub left_out: Vec<(String, usize, String)>,
 }
@@ -37,6 +41,7 @@ pub struct ScriptOut {
 pub struct TrackOut {
     pub name: String,
     pub weight: Option<i64>,
+    pub reverse: bool,
 }
 
 pub struct InstanceOut {
@@ -46,13 +51,18 @@ pub struct InstanceOut {
     pub state: Option<&'static str>,
     pub vrid: i64,
     pub priority: Option<i64>,
-    pub advert_int: Option<i64>,
+    /// Written only when 3: 2 is the default.
+    pub version: Option<i64>,
+    /// The TOML value: whole seconds (`1`) with VRRPv2, a duration (`"100ms"`) with VRRPv3.
+    pub advert_int: Option<String>,
     pub preempt: bool,
     pub preempt_delay: Option<String>,
     pub auth_pass: Option<String>,
     pub vips: Vec<String>,
     pub track_script: Vec<TrackOut>,
     pub track_interface: Vec<TrackOut>,
+    pub track_process: Vec<TrackOut>,
+    pub track_file: Vec<TrackOut>,
     pub track_proxy: Vec<String>,
     pub notify: Vec<(&'static str, String)>,
     pub unicast_src_ip: Option<String>,
@@ -94,8 +104,9 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
     let mut seen_vips = HashSet::new();
     let mut instances = Vec::new();
     let mut left_out = Vec::new();
+    let default_version = version(k.vrrp_version.as_ref(), 2, "global_defs vrrp_version", notes);
     for i in &k.instances {
-        match instance(i, &scripts, &mut seen_vips, notes) {
+        match instance(i, &scripts, (&k.track_processes, &k.track_files), default_version, &mut seen_vips, notes) {
             Ok(out) => instances.push(out),
             Err(why) => {
                 notes.add(i.line, NoteKind::Dropped, format!("vrrp_instance {}: {why}; left out, written as a comment", i.name));
@@ -106,11 +117,25 @@ pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, not
     track_proxies(&mut instances, balancer, notes);
     shared_sources(&instances, notes);
     weight_notes(k, &scripts, notes);
+    let mut sections: Vec<tracked::Section> = k
+        .track_processes
+        .iter()
+        .chain(&k.track_files)
+        .map(|s| tracked::Section { name: s.name.clone(), line: s.line, text: s.text.clone() })
+        .collect();
+    let imported = |name: &str| instances.iter().any(|i| i.name == values::clean_name(name));
+    for node in &k.sync_group_nodes {
+        sections.push(tracked::sync_group(node, &imported, notes));
+    }
     Vrrp {
+        garp_interval: k.garp_interval.as_ref().and_then(|g| {
+            values::duration(&values::seconds(&g.text), values::GARP_INTERVAL, g.line, "vrrp_garp_interval", notes)
+        }),
         router_id: k.router_id.as_ref().map(|r| values::name(&r.text, r.line, "router_id", notes)),
         script_user: k.script_user.as_ref().map(|u| u.text.clone()),
         scripts: scripts.kept,
         instances,
+        sections,
         left_out,
     }
 }
@@ -179,17 +204,24 @@ fn script(s: &Script, command: &str, notes: &mut Notes) -> ScriptOut {
 }
 
 /// An IPv4 VIP with an optional prefix, as vrrpd accepts it.
-fn vip(text: &str) -> Result<Ipv4Addr, &'static str> {
+fn vip(text: &str, version: i64) -> Result<IpAddr, &'static str> {
     let (addr, len) = text.split_once('/').map_or((text, None), |(a, l)| (a, Some(l)));
     let addr = match addr.parse::<IpAddr>() {
-        Ok(IpAddr::V4(addr)) => addr,
-        Ok(IpAddr::V6(_)) => return Err("is IPv6: vrrpd's VRRPv2 carries IPv4 addresses only"),
-        Err(_) => return Err("is not an IPv4 address"),
+        Ok(IpAddr::V6(_)) if version != 3 => {
+            return Err("is IPv6: VRRPv2 carries IPv4 addresses only (IPv6 virtual routers need vrrp_version 3)")
+        }
+        Ok(addr) => addr,
+        Err(_) => return Err("is not an IP address"),
     };
-    if len.is_some_and(|l| l.parse::<u8>().map_or(true, |l| l > 32)) {
-        return Err("has a prefix length outside 0..=32");
+    let longest = if addr.is_ipv4() { 32 } else { 128 };
+    if len.is_some_and(|l| l.parse::<u8>().map_or(true, |l| l > longest)) {
+        return Err("has a prefix length out of range");
     }
-    if addr.is_unspecified() || addr.is_multicast() || addr.is_broadcast() || addr.is_loopback() {
+    let unusable = match addr {
+        IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback(),
+        IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
+    };
+    if unusable {
         return Err("cannot be a virtual address");
     }
     Ok(addr)
@@ -212,9 +244,12 @@ fn interface_name(name: &str) -> bool {
 fn instance(
     i: &Instance,
     scripts: &Scripts,
-    seen_vips: &mut HashSet<Ipv4Addr>,
+    (processes, files): (&[tracked::Section], &[tracked::Section]),
+    default_version: i64,
+    seen_vips: &mut HashSet<IpAddr>,
     notes: &mut Notes,
 ) -> Result<InstanceOut, String> {
+    let version = version(i.version.as_ref(), default_version, &format!("vrrp_instance {} version", i.name), notes);
     let interface = match &i.interface {
         Some(w) if interface_name(&w.text) => w.text.clone(),
         Some(w) => return Err(format!("{:?} cannot be a Linux interface name", w.text)),
@@ -233,8 +268,17 @@ fn instance(
         None => return Err("no virtual_router_id (keepalived refuses it too)".to_owned()),
     };
     let mut vips = Vec::new();
+    let mut family: Option<bool> = None;
     for v in &i.vips {
-        match vip(&v.text) {
+        match vip(&v.text, version) {
+            Ok(addr) if *family.get_or_insert(addr.is_ipv4()) != addr.is_ipv4() => notes.add(
+                v.line,
+                NoteKind::Dropped,
+                format!(
+                    "VIP {}: a virtual router carries one address family (RFC 5798); the instance's first VIP decides",
+                    v.text
+                ),
+            ),
             Ok(addr) if !seen_vips.insert(addr) => {
                 notes.add(v.line, NoteKind::Dropped, format!("VIP {}: already a VIP of an instance above", v.text))
             }
@@ -243,7 +287,7 @@ fn instance(
         }
     }
     if vips.is_empty() {
-        return Err("no IPv4 virtual address left to carry".to_owned());
+        return Err("no virtual address left to carry".to_owned());
     }
     let state = i.state.as_ref().and_then(|s| match s.text.to_ascii_uppercase().as_str() {
         "MASTER" => Some("MASTER"),
@@ -261,12 +305,30 @@ fn instance(
         state,
         vrid,
         priority: i.priority.as_ref().and_then(|p| values::integer(&p.text, 1..=255, p.line, &named("priority"), notes)),
-        advert_int: i.advert_int.as_ref().and_then(|a| advert_int(a, &i.name, notes)),
+        version: (version == 3).then_some(3),
+        advert_int: i.advert_int.as_ref().and_then(|a| match version {
+            3 => advert_int_v3(a, &i.name, notes),
+            _ => advert_int(a, &i.name, notes).map(|secs| secs.to_string()),
+        }),
         preempt: !i.nopreempt,
         preempt_delay: i.preempt_delay.as_ref().and_then(|d| {
             values::duration(&values::seconds(&d.text), values::PREEMPT_DELAY, d.line, &named("preempt_delay"), notes)
         }),
-        auth_pass: i.auth.as_ref().and_then(|a| auth_pass(a.kind.clone(), a.pass.as_ref(), notes)),
+        auth_pass: match (&i.auth, version) {
+            (Some(a), 3) => {
+                notes.add(
+                    a.kind.line,
+                    NoteKind::Dropped,
+                    format!(
+                        "vrrp_instance {} authentication: VRRPv3 has none (RFC 5798; keepalived ignores it with version 3 too)",
+                        i.name
+                    ),
+                );
+                None
+            }
+            (Some(a), _) => auth_pass(a.kind.clone(), a.pass.as_ref(), notes),
+            (None, _) => None,
+        },
         vips,
         track_script: track_scripts(i, scripts, notes),
         track_interface: tracks(
@@ -285,12 +347,65 @@ fn instance(
             },
             notes,
         ),
+        track_process: tracks(&i.track_process, "track_process", known_in(processes, "vrrp_track_process"), notes),
+        track_file: tracks(&i.track_file, "track_file", known_in(files, "track_file"), notes),
         track_proxy: Vec::new(),
         notify: i.notify.iter().filter(|(_, w)| !w.text.trim().is_empty()).map(|(key, w)| (*key, w.text.clone())).collect(),
         unicast_src_ip: source_address(i, notes),
         unicast_peer: i.unicast_peer.iter().filter_map(|p| ipv4(p, "unicast_peer", notes)).collect(),
         garp: garp(i, notes),
     })
+}
+
+/// keepalived's `vrrp_version` / `version`: 2 or 3; anything else is noted and `default` applies.
+fn version(w: Option<&Written>, default: i64, what: &str, notes: &mut Notes) -> i64 {
+    match w.map(|w| (w, w.text.as_str())) {
+        None => default,
+        Some((_, "2")) => 2,
+        Some((_, "3")) => 3,
+        Some((w, other)) => {
+            notes.add(w.line, NoteKind::Dropped, format!("{what} {other:?} is not 2 or 3: {default} applies"));
+            default
+        }
+    }
+}
+
+/// VRRPv3 advertises centiseconds, 10 ms to 40.95 s: keepalived's seconds (`0.1`) become
+/// `"100ms"`.
+fn advert_int_v3(a: &Written, instance: &str, notes: &mut Notes) -> Option<String> {
+    let Some(secs) = a.text.parse::<f64>().ok().filter(|s| s.is_finite()) else {
+        notes.add(
+            a.line,
+            NoteKind::Dropped,
+            format!("vrrp_instance {instance} advert_int {:?} is not a number: 1 s applies", a.text),
+        );
+        return None;
+    };
+    let centis = (secs * 100.0).round().clamp(1.0, 4095.0);
+    if (centis / 100.0 - secs).abs() > 1e-9 {
+        notes.add(
+            a.line,
+            NoteKind::Changed,
+            format!(
+                "vrrp_instance {instance} advert_int {}: VRRPv3 advertises whole centiseconds (0.01 to 40.95 s): written {}ms",
+                a.text,
+                centis as i64 * 10
+            ),
+        );
+    }
+    Some(format!("\"{}ms\"", centis as i64 * 10))
+}
+
+/// Keeps a track entry naming one of `sections`; keepalived ignores the others, and so does
+/// the import, with a note.
+fn known_in<'a>(sections: &'a [tracked::Section], what: &'a str) -> impl Fn(&Track, &mut Notes) -> bool + 'a {
+    move |t, notes| {
+        let known = sections.iter().any(|s| s.name == values::clean_name(&t.name));
+        if !known {
+            notes.add(t.line, NoteKind::Dropped, format!("track entry {} names no {what} (keepalived ignores it too)", t.name));
+        }
+        known
+    }
 }
 
 /// VRRPv2 advertises whole seconds, 1 to 255. keepalived's VRRPv3 allows fractions.
@@ -309,7 +424,7 @@ fn advert_int(a: &Written, instance: &str, notes: &mut Notes) -> Option<i64> {
             a.line,
             NoteKind::Changed,
             format!(
-                "vrrp_instance {instance} advert_int {}: vrrpd speaks VRRPv2, which advertises whole seconds (1 to 255): written {whole}; a keepalived peer must use {whole} too (sub-second adverts are VRRPv3, which vrrpd does not speak)",
+                "vrrp_instance {instance} advert_int {}: VRRPv2 advertises whole seconds (1 to 255): written {whole}; a keepalived peer must use {whole} too (sub-second adverts need vrrp_version 3 on both hosts)",
                 a.text
             ),
         );
@@ -372,7 +487,7 @@ fn tracks(list: &[Track], what: &str, keep: impl Fn(&Track, &mut Notes) -> bool,
         }
         let weight =
             t.weight.as_ref().and_then(|w| values::integer(w, WEIGHT, t.line, &format!("{what} {} weight", t.name), notes));
-        out.push(TrackOut { name: values::clean_name(&t.name), weight });
+        out.push(TrackOut { name: values::clean_name(&t.name), weight, reverse: t.reverse });
     }
     out
 }

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::tracked::{self, Section};
 use super::{ImportError, NoteKind, Notes, Written};
 
 /// One statement: its words, the line it starts on, and its block if it opens one.
@@ -14,11 +15,11 @@ pub struct Node {
 }
 
 impl Node {
-    fn key(&self) -> &str {
+    pub(super) fn key(&self) -> &str {
         self.words.first().map_or("", String::as_str)
     }
 
-    fn arg(&self, i: usize) -> Option<&str> {
+    pub(super) fn arg(&self, i: usize) -> Option<&str> {
         self.words.get(i).map(String::as_str)
     }
 
@@ -28,7 +29,7 @@ impl Node {
         self.words.get(1..).unwrap_or_default().join(" ")
     }
 
-    fn children(&self) -> &[Node] {
+    pub(super) fn children(&self) -> &[Node] {
         self.block.as_deref().unwrap_or(&[])
     }
 }
@@ -128,11 +129,13 @@ pub struct Script {
     pub user: Option<String>,
 }
 
-/// A `track_script` or `track_interface` entry: `NAME [weight N]`.
+/// A `track_script`, `track_interface`, `track_process` or `track_file` entry:
+/// `NAME [weight N [reverse]]`.
 #[derive(Debug)]
 pub struct Track {
     pub name: String,
     pub weight: Option<String>,
+    pub reverse: bool,
     pub line: usize,
 }
 
@@ -151,12 +154,16 @@ pub struct Instance {
     pub vrid: Option<Written>,
     pub priority: Option<Written>,
     pub advert_int: Option<Written>,
+    /// keepalived's per-instance `version` (2 or 3).
+    pub version: Option<Written>,
     pub nopreempt: bool,
     pub preempt_delay: Option<Written>,
     pub auth: Option<Auth>,
     pub vips: Vec<Written>,
     pub track_script: Vec<Track>,
     pub track_interface: Vec<Track>,
+    pub track_process: Vec<Track>,
+    pub track_file: Vec<Track>,
     pub notify: Vec<(&'static str, Written)>,
     pub unicast_src_ip: Option<Written>,
     /// keepalived's other name for the advert source address.
@@ -170,8 +177,16 @@ pub struct Keepalived {
     pub router_id: Option<Written>,
     pub script_user: Option<Written>,
     pub enable_script_security: bool,
+    /// `global_defs { vrrp_version }`: every instance's default.
+    pub vrrp_version: Option<Written>,
+    /// `vrrp_garp_interval`, seconds.
+    pub garp_interval: Option<Written>,
     pub scripts: Vec<Script>,
     pub instances: Vec<Instance>,
+    pub track_processes: Vec<Section>,
+    pub track_files: Vec<Section>,
+    /// Read once the instances are known ([`sync_groups`]).
+    pub sync_group_nodes: Vec<Node>,
 }
 
 pub fn convert(text: &str, path: &Path, notes: &mut Notes) -> Result<Keepalived, ImportError> {
@@ -181,7 +196,9 @@ pub fn convert(text: &str, path: &Path, notes: &mut Notes) -> Result<Keepalived,
             "global_defs" => global(&node, &mut out, notes),
             "vrrp_script" => out.scripts.push(script(&node, notes)),
             "vrrp_instance" => out.instances.push(instance(&node, notes)),
-            "vrrp_sync_group" => sync_group(&node, notes),
+            "vrrp_sync_group" => out.sync_group_nodes.push(node),
+            "vrrp_track_process" => out.track_processes.push(tracked::track_process(&node, notes)),
+            "track_file" | "vrrp_track_file" => out.track_files.push(tracked::track_file(&node, notes)),
             "virtual_server" | "virtual_server_group" => notes.add(
                 node.line,
                 NoteKind::Dropped,
@@ -227,28 +244,11 @@ fn global(node: &Node, out: &mut Keepalived, notes: &mut Notes) {
                 note_extra(item, 2, "script_user's group (vrrpd runs scripts with the user's own group)", notes);
             }
             ("enable_script_security", _) => out.enable_script_security = true,
-            ("vrrp_version", Some(v)) if v != "2" => notes.add(
-                item.line,
-                NoteKind::Changed,
-                format!("global_defs `vrrp_version {v}`: vrrpd speaks VRRPv2 (RFC 3768) only; its peers must too"),
-            ),
+            ("vrrp_version", Some(_)) => out.vrrp_version = written(item, 1),
+            ("vrrp_garp_interval", Some(_)) => out.garp_interval = written(item, 1),
             (key, _) => notes.add(item.line, NoteKind::Dropped, format!("global_defs `{key}`")),
         }
     }
-}
-
-fn sync_group(node: &Node, notes: &mut Notes) {
-    let members: Vec<&str> =
-        node.children().iter().filter(|c| c.key() == "group").flat_map(|g| g.children().iter().map(Node::key)).collect();
-    notes.add(
-        node.line,
-        NoteKind::Dropped,
-        format!(
-            "`vrrp_sync_group {}` (instances {} fail over together): vrrpd runs each instance on its own; give them the same track_* so that they move together",
-            node.arg(1).unwrap_or_default(),
-            members.join(", ")
-        ),
-    );
 }
 
 fn script(node: &Node, notes: &mut Notes) -> Script {
@@ -275,16 +275,21 @@ fn script(node: &Node, notes: &mut Notes) -> Script {
     s
 }
 
-/// Entries of `track_script { ... }` or `track_interface { ... }`.
-fn tracks(block: &Node, notes: &mut Notes) -> Vec<Track> {
+/// Entries of `track_script { ... }`, `track_interface { ... }` and the like.
+pub fn tracks(block: &Node, notes: &mut Notes) -> Vec<Track> {
     let mut list = Vec::new();
     for t in block.children() {
         let weight = match (t.arg(1), t.arg(2)) {
             (Some("weight"), Some(w)) => Some(w.to_owned()),
             _ => None,
         };
-        note_extra(t, if weight.is_some() { 3 } else { 1 }, &format!("{} {}", block.key(), t.key()), notes);
-        list.push(Track { name: t.key().to_owned(), weight, line: t.line });
+        let mut used = if weight.is_some() { 3 } else { 1 };
+        let reverse = weight.is_some() && t.arg(3) == Some("reverse");
+        if reverse || (weight.is_some() && matches!(t.arg(3), Some("noreverse" | "no_reverse"))) {
+            used += 1;
+        }
+        note_extra(t, used, &format!("{} {}", block.key(), t.key()), notes);
+        list.push(Track { name: t.key().to_owned(), weight, reverse, line: t.line });
     }
     list
 }
@@ -299,6 +304,7 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
             "virtual_router_id" => i.vrid = one,
             "priority" => i.priority = one,
             "advert_int" => i.advert_int = one,
+            "version" => i.version = one,
             "nopreempt" => i.nopreempt = true,
             "preempt_delay" => i.preempt_delay = one,
             "authentication" => {
@@ -330,6 +336,8 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
             }
             "track_script" => i.track_script.extend(tracks(item, notes)),
             "track_interface" => i.track_interface.extend(tracks(item, notes)),
+            "track_process" => i.track_process.extend(tracks(item, notes)),
+            "track_file" => i.track_file.extend(tracks(item, notes)),
             key @ ("notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop") => {
                 let field = match key {
                     "notify" => "notify",

@@ -15,6 +15,7 @@ mod haproxy;
 mod instances;
 mod keepalived;
 mod proxies;
+mod tracked;
 mod values;
 mod watchers;
 

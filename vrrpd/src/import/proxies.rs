@@ -47,6 +47,10 @@ pub struct ProxyOut {
     pub name: String,
     pub line: usize,
     pub bind: SocketAddr,
+    /// HAProxy's further `bind` lines of the proxy.
+    pub more_binds: Vec<SocketAddr>,
+    pub accept_proxy: bool,
+    pub allbackups: bool,
     pub balance: &'static str,
     pub check: Option<Check>,
     pub timeout_connect: Option<String>,
@@ -67,6 +71,9 @@ pub struct ServerOut {
     pub weight: Option<i64>,
     pub maxconn: Option<i64>,
     pub check: bool,
+    /// Its own check settings (`check = { ... }`), where they differ from the proxy's.
+    pub check_settings: Vec<(&'static str, String)>,
+    pub slowstart: Option<String>,
 }
 
 pub struct StatsOut {
@@ -106,9 +113,9 @@ pub fn decide(h: &Haproxy, lookups: Lookups, notes: &mut Notes) -> Balancer {
         }
         let taken: Vec<SocketAddr> = sections
             .iter()
-            .filter_map(|s| match s {
-                Section::Proxy(p) => Some(p.bind),
-                Section::LeftOut { .. } => None,
+            .flat_map(|s| match s {
+                Section::Proxy(p) => std::iter::once(p.bind).chain(p.more_binds.iter().copied()).collect(),
+                Section::LeftOut { .. } => Vec::new(),
             })
             .collect();
         sections.push(proxy(p, &taken, lookups, notes));
@@ -138,6 +145,27 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
     if taken.contains(&bind) {
         return left_out(p, format!("{bind} is already the bind of another proxy"), notes);
     }
+    let mut more_binds = Vec::new();
+    for written in &p.more_binds {
+        match bind_address(&written.text) {
+            Some(address) if taken.contains(&address) || address == bind || more_binds.contains(&address) => notes.add(
+                written.line,
+                NoteKind::Dropped,
+                format!("`bind {}`: {address} is already a bind of this or another proxy", written.text),
+            ),
+            Some(address) => more_binds.push(address),
+            None => notes.add(written.line, NoteKind::Dropped, format!("`bind {}` is not one IP address and port", written.text)),
+        }
+    }
+    // vrrpd expects a PROXY header on every bind of a proxy, or on none.
+    let accept_proxy = p.accept_proxy.iter().any(|a| *a);
+    if accept_proxy && p.accept_proxy.iter().any(|a| !*a) {
+        notes.add(
+            p.line,
+            NoteKind::Changed,
+            format!("proxy {}: `accept-proxy` on some of its binds: vrrpd expects the PROXY header on all of them", p.name),
+        );
+    }
     if p.settings.mode.as_deref() == Some("http") {
         notes.add(
             p.line,
@@ -145,7 +173,7 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
             format!("proxy {}: mode http is balanced in TCP mode (no HTTP rewriting or logging)", p.name),
         );
     }
-    let servers: Vec<ServerOut> = p.servers.iter().map(|s| server(s, bind.port(), lookups, notes)).collect();
+    let mut servers: Vec<ServerOut> = p.servers.iter().map(|s| server(s, bind.port(), lookups, notes)).collect();
     if servers.iter().all(|s| s.address.is_err()) {
         return left_out(p, "no server address could be resolved".to_owned(), notes);
     }
@@ -159,6 +187,11 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
         );
     }
     let check = consensus::check(p, amqp, notes);
+    if let Some(check) = &check {
+        for (out, written) in servers.iter_mut().zip(&p.servers) {
+            out.check_settings = check.own(&written.name).to_vec();
+        }
+    }
     if check.is_some() && !p.servers.iter().filter(|s| s.check).all(|s| s.shutdown_sessions) {
         notes.add(
             p.line,
@@ -176,6 +209,9 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
         name: values::name(&p.name, p.line, "proxy", notes),
         line: p.line,
         bind,
+        more_binds,
+        accept_proxy,
+        allbackups: s.allbackups.unwrap_or(false),
         balance: balance(p, notes),
         check,
         timeout_connect: timeout(&s.timeout_connect, "timeout connect", notes),
@@ -234,6 +270,10 @@ fn server(s: &haproxy::Server, bind_port: u16, lookups: Lookups, notes: &mut Not
             .filter(|m| m.as_str() != "0")
             .and_then(|m| values::integer(m, 1..=1_000_000, s.line, &format!("server {} maxconn", s.name), notes)),
         check: s.check,
+        check_settings: Vec::new(),
+        slowstart: s.slowstart.as_ref().and_then(|v| {
+            values::duration(&haproxy::duration(v), values::DELAY, s.line, &format!("server {} slowstart", s.name), notes)
+        }),
     }
 }
 

@@ -74,6 +74,8 @@ pub const INTERVAL: Bound = TIMEOUT;
 pub const IDLE: Bound = Bound { longest: Duration::from_secs(30 * 24 * HOUR), said: "720h", zero: false };
 /// Gratuitous ARP delays, where zero means none.
 pub const DELAY: Bound = Bound { longest: Duration::from_secs(24 * HOUR), said: "24h", zero: true };
+/// vrrpd's limit for garp_interval.
+pub const GARP_INTERVAL: Bound = Bound { longest: Duration::from_secs(1), said: "1s", zero: true };
 /// keepalived's own limit for preempt_delay.
 pub const PREEMPT_DELAY: Bound = Bound { longest: Duration::from_secs(1000), said: "1000s", zero: true };
 

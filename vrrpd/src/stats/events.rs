@@ -28,6 +28,10 @@ pub enum EventKind {
     Reload,
     /// Adverts dropped (rate-limited, as the log).
     Drop,
+    /// Broker connections of a silent master (or of this host's previous run) closed.
+    Fence,
+    /// A rebalance started or ended, and the sessions it closed.
+    Rebalance,
 }
 
 impl EventKind {
@@ -39,6 +43,8 @@ impl EventKind {
             EventKind::Vip => "vip",
             EventKind::Reload => "reload",
             EventKind::Drop => "drop",
+            EventKind::Fence => "fence",
+            EventKind::Rebalance => "rebalance",
         }
     }
 }

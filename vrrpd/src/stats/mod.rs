@@ -29,6 +29,12 @@ pub struct TrackerSnapshot {
     pub name: String,
     pub weight: i32,
     pub up: bool,
+    /// keepalived's `reverse`: the adjustment turned around.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub reverse: bool,
+    /// A tracked file's number.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -36,6 +42,13 @@ pub struct InstanceSnapshot {
     pub name: String,
     pub interface: String,
     pub vrid: u8,
+    /// 2 or 3.
+    pub vrrp_version: u8,
+    /// The configured Advertisement_Interval, in milliseconds (VRRPv3 goes below a second).
+    pub advert_int_ms: u64,
+    /// The interval of the master this instance follows (learned from its adverts with
+    /// VRRPv3), in milliseconds; its Master_Down_Interval is three of these and a skew.
+    pub master_adver_interval_ms: u64,
     /// MASTER, BACKUP, FAULT or INIT.
     pub state: String,
     pub resigned: bool,
@@ -120,6 +133,9 @@ impl StatusBoard {
                 name: instance.name().to_owned(),
                 interface: interface.to_owned(),
                 vrid: instance.vrid(),
+                vrrp_version: instance.config().version.number(),
+                advert_int_ms: u64::try_from(instance.advert_interval().as_millis()).unwrap_or(u64::MAX),
+                master_adver_interval_ms: u64::try_from(instance.master_adver_interval().as_millis()).unwrap_or(u64::MAX),
                 state: instance.state().to_string(),
                 resigned: instance.is_resigned(),
                 priority: instance.config().priority,
@@ -139,6 +155,8 @@ impl StatusBoard {
                         name: t.name.clone(),
                         weight: t.weight,
                         up: t.up,
+                        reverse: t.reverse,
+                        value: (t.kind == vrrp_core::track::TrackerKind::File).then_some(t.value),
                     })
                     .collect(),
             };
@@ -229,5 +247,22 @@ mod tests {
         assert_eq!(stalled, vec!["eth0"]);
         board.retain_drivers(&["eth1".to_owned()]);
         assert!(board.stalled(Duration::from_millis(10)).is_empty());
+    }
+
+    #[test]
+    fn a_vrrpv3_instance_shows_its_sub_second_intervals() {
+        use std::net::Ipv4Addr;
+        use vrrp_core::instance::{InstanceConfig, Version};
+
+        let board = StatusBoard::new("a");
+        let config = InstanceConfig {
+            version: Version::V3,
+            advert_interval: Duration::from_millis(100),
+            ..InstanceConfig::new("VI_1", 51, Ipv4Addr::new(192, 0, 2, 11), [Ipv4Addr::new(192, 0, 2, 100)])
+        };
+        board.publish("eth0", &[Instance::new(config)], &[vec!["192.0.2.100/24".into()]], &DropCounters::default());
+        let snapshot = board.snapshot(None);
+        let vi = &snapshot.instances[0];
+        assert_eq!((vi.vrrp_version, vi.advert_int_ms, vi.master_adver_interval_ms), (3, 100, 100));
     }
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::time::Duration;
 
-use proxy::snapshot::{ProxySnapshot, ServerSnapshot};
+use proxy::snapshot::{FenceSnapshot, ProxySnapshot, ServerSnapshot};
 
 use super::events::Event;
 use super::{InstanceSnapshot, Snapshot};
@@ -108,16 +108,26 @@ fn instance_row(out: &mut String, i: &InstanceSnapshot) {
         .trackers
         .iter()
         .map(|t| {
-            format!("<span class=\"{}\">{} {} ({})</span>", if t.up { "good" } else { "bad" }, t.kind, escape(&t.name), t.weight)
+            let value = t.value.map_or(String::new(), |v| format!(" = {v}"));
+            let reverse = if t.reverse { " reverse" } else { "" };
+            format!(
+                "<span class=\"{}\">{} {}{value} ({}{reverse})</span>",
+                if t.up { "good" } else { "bad" },
+                t.kind,
+                escape(&t.name),
+                t.weight
+            )
         })
         .collect();
     let _ = write!(
         out,
-        "<tr><td>{} <span class=\"meta\">VRID {} on {}</span></td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>\
+        "<tr><td>{} <span class=\"meta\">VRID {} on {}, VRRPv{} every {} ms</span></td><td class=\"{}\">{}</td><td class=\"n\">{}</td><td>{}</td><td>{}</td>\
          <td>{}</td><td class=\"n\">{} / {}</td><td>{}</td><td>{}</td></tr>",
         escape(&i.name),
         i.vrid,
         escape(&i.interface),
+        i.vrrp_version,
+        i.advert_int_ms,
         state_class(&i.state),
         state,
         priority,
@@ -227,7 +237,7 @@ pub fn csv(snapshot: &Snapshot) -> String {
             let (check_status, check_duration) = check_columns(s, p);
             let _ = writeln!(
                 out,
-                "{},{},0,0,{},{},{},{},{},{},,,,{},,,,{},{},{},{},{},,{},{},,1,{iid},{},,{},,2,,,,{},,{},",
+                "{},{},0,0,{},{},{},{},{},{},,,,{},,,,{},{},{},{},{},,{},{},,1,{iid},{},{},{},,2,,,,{},,{},",
                 p.name,
                 s.name,
                 s.sessions.current,
@@ -245,6 +255,7 @@ pub fn csv(snapshot: &Snapshot) -> String {
                 s.since_last_change_s,
                 s.downtime_s,
                 sid + 1,
+                s.throttle_percent.map_or(String::new(), |t| t.to_string()),
                 s.sessions.total,
                 check_status,
                 check_duration,
@@ -274,14 +285,20 @@ pub fn csv(snapshot: &Snapshot) -> String {
     out
 }
 
-/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L7RSP.
+/// HAProxy's check_status words: L4OK/L7OK, L4TOUT/L7TOUT, L4CON, L6RSP (TLS), L7RSP.
 fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String) {
-    let layer7 = s.check.kind == "amqp";
-    let status = match (s.check.last_ok, s.check.last_detail.as_deref()) {
+    let _ = p;
+    let status = check_status(&s.check.kind, s.check.last_ok, s.check.last_detail.as_deref());
+    (status, s.check.last_duration_ms.map_or(String::new(), |ms| ms.to_string()))
+}
+
+fn check_status(kind: &str, last_ok: Option<bool>, detail: Option<&str>) -> &'static str {
+    let layer7 = kind != "tcp";
+    match (last_ok, detail) {
         (None, _) => "",
         (Some(true), _) if layer7 => "L7OK",
         (Some(true), _) => "L4OK",
-        (Some(false), Some(d)) if d.starts_with("no answer") => {
+        (Some(false), Some(d)) if d.contains("no answer within") => {
             if layer7 {
                 "L7TOUT"
             } else {
@@ -289,10 +306,9 @@ fn check_columns(s: &ServerSnapshot, p: &ProxySnapshot) -> (&'static str, String
             }
         }
         (Some(false), Some(d)) if d.starts_with("connect") => "L4CON",
+        (Some(false), Some(d)) if d.starts_with("TLS handshake") => "L6RSP",
         (Some(false), _) => "L7RSP",
-    };
-    let _ = p;
-    (status, s.check.last_duration_ms.map_or(String::new(), |ms| ms.to_string()))
+    }
 }
 
 /// Prometheus text exposition format.
@@ -381,6 +397,18 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
         "Sessions ended by a panic (a bug): closed and counted, the proxy went on.",
         per_proxy(&|p| p.panics.to_string()),
     );
+    metric(
+        "proxy_rebalance_closed_total",
+        "counter",
+        "Sessions closed by rebalances (vrrpd ctl rebalance).",
+        per_proxy(&|p| p.rebalance_closed.to_string()),
+    );
+    metric(
+        "proxy_bad_proxy_headers_total",
+        "counter",
+        "Clients refused for a missing, slow or malformed PROXY header (accept_proxy).",
+        per_proxy(&|p| p.bad_proxy_headers.to_string()),
+    );
     metric("proxy_bytes_in_total", "counter", "Bytes from clients to servers.", per_proxy(&|p| p.bytes_in.to_string()));
     metric("proxy_bytes_out_total", "counter", "Bytes from servers to clients.", per_proxy(&|p| p.bytes_out.to_string()));
     let servers = |f: &dyn Fn(&ServerSnapshot) -> String| {
@@ -409,6 +437,28 @@ pub fn prometheus(snapshot: &Snapshot) -> String {
     metric("server_check_failures_total", "counter", "Failed health checks.", servers(&|s| s.check.failed.to_string()));
     metric("server_downtime_seconds_total", "counter", "Time spent DOWN.", servers(&|s| s.downtime_s.to_string()));
     metric("server_weight", "gauge", "Current weight.", servers(&|s| s.weight.to_string()));
+    let fencing = |f: &dyn Fn(&FenceSnapshot) -> u64| {
+        snapshot.proxies.iter().filter_map(|p| p.fencing.as_ref().map(|x| (px(p), f(x).to_string()))).collect::<Vec<_>>()
+    };
+    metric(
+        "fence_runs_total",
+        "counter",
+        "Fencing runs through the management API (a silent master, this host's previous run, ctl fence).",
+        fencing(&|f| f.runs),
+    );
+    metric(
+        "fence_failed_runs_total",
+        "counter",
+        "Fencing runs that failed or left a matching connection open.",
+        fencing(&|f| f.failed_runs),
+    );
+    metric("fence_connections_closed_total", "counter", "Broker connections closed by fencing.", fencing(&|f| f.closed));
+    metric(
+        "fence_close_failures_total",
+        "counter",
+        "Broker connections fencing could not close.",
+        fencing(&|f| f.close_failures),
+    );
     out
 }
 
@@ -480,11 +530,27 @@ pub fn text(snapshot: &Snapshot) -> String {
             p.sessions.total,
             p.queue_current
         );
+        if let Some(rebalancing) = &p.rebalancing {
+            let _ = writeln!(out, "  rebalancing: {rebalancing}");
+        }
         let _ = writeln!(
             out,
             "  {:<12} {:<21} {:<6} {:>6} {:>6} {:>8}  check",
             "server", "address", "status", "weight", "now", "total"
         );
+        if let Some(f) = &p.fencing {
+            let last = f.last.as_ref().map_or_else(
+                || "none yet".to_owned(),
+                |l| {
+                    format!("{} ({}, {} ms): {}", l.hosts.join(", "), if l.ok { "ok" } else { "FAILED" }, l.duration_ms, l.result)
+                },
+            );
+            let _ = writeln!(
+                out,
+                "  fencing: {} runs ({} failed), {} connections closed, {} not closed; last: {last}",
+                f.runs, f.failed_runs, f.closed, f.close_failures
+            );
+        }
         for s in &p.servers {
             let _ = writeln!(
                 out,
@@ -492,7 +558,7 @@ pub fn text(snapshot: &Snapshot) -> String {
                 format!("{}{}", s.name, if s.backup { "*" } else { "" }),
                 s.address,
                 s.status,
-                s.weight,
+                s.throttle_percent.map_or_else(|| s.weight.to_string(), |t| format!("{}@{t}%", s.weight)),
                 s.sessions.current,
                 s.sessions.total,
                 s.check.last_detail.as_deref().unwrap_or(&s.check.health)
@@ -514,6 +580,20 @@ mod tests {
         assert_eq!(age(90000), "1d 1h");
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(1536), "1.5 KiB");
+    }
+
+    #[test]
+    fn check_status_words_follow_haproxy_for_every_kind() {
+        assert_eq!(check_status("tcp", Some(true), Some("connected")), "L4OK");
+        assert_eq!(check_status("http", Some(true), Some("http 200")), "L7OK");
+        assert_eq!(check_status("http", Some(false), Some("http 503, expected 200")), "L7RSP");
+        assert_eq!(check_status("https", Some(false), Some("TLS handshake with https://192.0.2.21:15671: bad cert")), "L6RSP");
+        assert_eq!(check_status("amqps", Some(false), Some("TLS handshake: invalid peer certificate: UnknownIssuer")), "L6RSP");
+        assert_eq!(check_status("amqps", Some(true), Some("TLS, Connection.Start 0-9")), "L7OK");
+        assert_eq!(check_status("http", Some(false), Some("connect to http://192.0.2.21:15672: refused")), "L4CON");
+        assert_eq!(check_status("amqps", Some(false), Some("no answer within 1000 ms")), "L7TOUT");
+        assert_eq!(check_status("http", Some(false), Some("http://192.0.2.21:15672: no answer within 1s")), "L7TOUT");
+        assert_eq!(check_status("http", None, None), "");
     }
 
     #[test]

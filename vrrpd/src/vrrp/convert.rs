@@ -1,21 +1,23 @@
 //! From the validated configuration to the core's types. The core knows no configuration crate;
 //! this is the one place the two meet.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
-use ha_common::config::{Authentication, GarpConfig as GarpSettings, InitialState as StartState, VrrpInstance};
-use vrrp_core::instance::{GarpConfig, InitialState, InstanceConfig};
+use ha_common::config::{Authentication, GarpConfig as GarpSettings, InitialState as StartState, VrrpInstance, VrrpVersion};
+use vrrp_core::instance::{GarpConfig, InitialState, InstanceConfig, Version};
 use vrrp_core::packet::AuthData;
 use vrrp_core::track::Tracker;
 
 /// What the core runs for `config`, advertising from `primary_ip`, with `trackers`.
-pub fn instance_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Vec<Tracker>) -> InstanceConfig {
+pub fn instance_config(config: &VrrpInstance, primary_ip: IpAddr, trackers: Vec<Tracker>) -> InstanceConfig {
     InstanceConfig {
         name: config.name.clone(),
         vrid: config.vrid,
         priority: config.priority,
-        // Validation keeps advert_int within 1..=255 whole seconds.
-        advert_int: u8::try_from(config.advert_int.as_secs()).unwrap_or(u8::MAX),
+        version: version(config.version),
+        // Validation keeps advert_int to whole seconds (1..=255) with VRRPv2, whole
+        // centiseconds (10 ms to 40.95 s) with VRRPv3.
+        advert_interval: config.advert_int,
         preempt: config.preempt,
         preempt_delay: config.preempt_delay,
         auth: auth_data(config.authentication),
@@ -24,6 +26,13 @@ pub fn instance_config(config: &VrrpInstance, primary_ip: Ipv4Addr, trackers: Ve
         initial_state: initial_state(config.initial_state),
         garp: garp(config.garp),
         trackers,
+    }
+}
+
+fn version(version: VrrpVersion) -> Version {
+    match version {
+        VrrpVersion::V2 => Version::V2,
+        VrrpVersion::V3 => Version::V3,
     }
 }
 

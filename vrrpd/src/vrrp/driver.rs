@@ -12,23 +12,24 @@
 
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use ha_common::config::{Ipv4Prefix, VrrpInstance};
+use ha_common::config::{IpPrefix, VrrpInstance};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_core::counters::{DropCounters, DropReason};
-use vrrp_core::instance::{Action, Instance, InstanceConfig, State};
-use vrrp_core::packet::MULTICAST_GROUP;
-use vrrp_core::receive::{receive, Dropped};
-use vrrp_core::track::{Tracker, TrackerKind};
+use vrrp_core::instance::{Action, Instance, InstanceConfig, Reason, State};
+use vrrp_core::packet::{MULTICAST_GROUP, MULTICAST_GROUP_V6};
+use vrrp_core::receive::{receive, receive_message, Dropped, Received};
+use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
 use super::convert;
+use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
@@ -46,6 +47,8 @@ pub struct DriverContext {
     /// Where VIP claims and releases go; `None` when no balancer serves sessions.
     pub vip_events: Option<VipEvents>,
     pub trackers: watch::Receiver<TrackerStatus>,
+    /// Where this driver reports its sync group members' own FAULT.
+    pub sync_reports: watch::Sender<TrackerStatus>,
 }
 
 /// What one instance runs: its validated configuration and its notify scripts.
@@ -97,7 +100,7 @@ type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
 /// A VIP release whose sessions are gone (`closed`), or whose wait ran out (`None`).
 struct Released {
     instance: String,
-    vips: Vec<Ipv4Prefix>,
+    vips: Vec<IpPrefix>,
     closed: Option<usize>,
 }
 
@@ -115,6 +118,8 @@ pub struct Driver {
     releases: FuturesUnordered<PendingRelease>,
     published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
+    /// Paces gratuitous ARPs when an instance here sets `garp_interval`.
+    garp_pacer: Option<GarpPacer>,
 }
 
 impl Driver {
@@ -133,9 +138,10 @@ impl Driver {
             releases: FuturesUnordered::new(),
             published_at: Instant::now(),
             drop_log: HashMap::new(),
+            garp_pacer: None,
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<Ipv4Prefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        let vips: Vec<IpPrefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &vips).await {
             Ok(port) => {
                 match driver.context.netlink.remove_stale_vips(&port.interface, &vips).await {
@@ -149,7 +155,7 @@ impl Driver {
             Err(e) => driver.trouble.report(&driver.name, &e),
         }
         let status = driver.context.trackers.borrow_and_update().clone();
-        driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())).copied().unwrap_or(true);
+        driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())) != Some(&Reading::Up(false));
         for spec in spec.instances {
             driver.add_instance(spec, &status);
         }
@@ -164,7 +170,7 @@ impl Driver {
     async fn reattach(&mut self, reopen: bool) {
         let index = self.port.as_ref().map(|p| p.interface.index);
         let unicast_src_ip = self.specs.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<Ipv4Prefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        let vips: Vec<IpPrefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
         if let Some(port) = self.port.as_ref().filter(|_| !reopen) {
             match self.context.netlink.interface(&self.name).await {
                 Ok(now) if now.index == port.interface.index => return,
@@ -199,6 +205,7 @@ impl Driver {
 
     /// Tells the status board where every instance stands.
     fn publish(&mut self) {
+        self.report_sync_members();
         self.published_at = Instant::now();
         let vips: Vec<Vec<String>> =
             self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
@@ -224,21 +231,42 @@ impl Driver {
     /// known status.
     fn instance_config(&self, spec: &InstanceSpec, status: &TrackerStatus) -> InstanceConfig {
         let config = &spec.config;
-        let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(true);
+        let known = |kind, name: &str| status.get(&(kind, name.to_owned())).copied().unwrap_or(Reading::Up(true));
         // The instance's own interface is always tracked: no carrier (or no usable interface at
         // all), no VRRP (FAULT).
         let own = &self.name;
-        let up = self.port.is_some() && known(TrackerKind::Interface, own);
+        let up = self.port.is_some() && known(TrackerKind::Interface, own) != Reading::Up(false);
         let mut trackers = vec![Tracker { up, ..Tracker::new(TrackerKind::Interface, own, 0) }];
         for (kind, tracks) in [
             (TrackerKind::Interface, &config.track_interface),
             (TrackerKind::Script, &config.track_script),
             (TrackerKind::Proxy, &config.track_proxy),
+            (TrackerKind::Process, &config.track_process),
+            (TrackerKind::File, &config.track_file),
         ] {
-            trackers.extend(tracks.iter().map(|t| Tracker { up: known(kind, &t.name), ..Tracker::new(kind, &t.name, t.weight) }));
+            trackers.extend(tracks.iter().map(|t| {
+                let mut tracker = Tracker { reverse: t.reverse, ..Tracker::new(kind, &t.name, t.weight) };
+                let reading = match (kind, known(kind, &t.name)) {
+                    (TrackerKind::File, Reading::Up(_)) => Reading::Value(0),
+                    (_, reading) => reading,
+                };
+                tracker.apply_reading(reading);
+                tracker
+            }));
         }
-        let source = self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source);
-        convert::instance_config(config, config.unicast_src_ip.unwrap_or(source), trackers)
+        // Sync group peers: FAULT while one of them is in FAULT by its own trackers.
+        trackers.extend(config.sync_peers.iter().map(|peer| Tracker {
+            up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
+            ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
+        }));
+        let ipv6 = config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6());
+        let source: IpAddr = if ipv6 {
+            // RFC 5798 section 5.1.2.1: IPv6 adverts leave from the link-local address.
+            self.port.as_ref().and_then(|p| p.v6.as_ref()).map_or(Ipv6Addr::UNSPECIFIED, |p| p.link_local).into()
+        } else {
+            config.unicast_src_ip.unwrap_or(self.port.as_ref().map_or(Ipv4Addr::UNSPECIFIED, |p| p.source)).into()
+        };
+        convert::instance_config(config, source, trackers)
     }
 
     fn add_instance(&mut self, spec: Arc<InstanceSpec>, status: &TrackerStatus) {
@@ -254,6 +282,7 @@ impl Driver {
 
     pub async fn run(mut self, mut commands: mpsc::Receiver<DriverCommand>) {
         let mut buf = vec![0u8; RECEIVE_BUFFER];
+        let mut buf6 = vec![0u8; RECEIVE_BUFFER];
         let mut tick = tokio::time::interval(TICK);
         let mut ticks: u32 = 0;
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -322,6 +351,25 @@ impl Driver {
                         self.reattach(true).await;
                     }
                 },
+                received = receive_v6_on(self.port.as_ref(), &mut buf6) => match received {
+                    Ok(r) => {
+                        let now = Instant::now();
+                        let message = Received {
+                            source: r.source.into(),
+                            destination: r.destination.into(),
+                            ttl: r.hop_limit,
+                            payload: &buf6[..r.len.min(buf6.len())],
+                        };
+                        match receive_message(now, message, &mut self.instances, &mut self.unattributed) {
+                            Ok(_) => accepted = true,
+                            Err(dropped) => self.log_drop(now, dropped),
+                        }
+                    }
+                    Err(e) => {
+                        error!(interface = %self.name, error = %e, "receiving IPv6 adverts failed; reopening the interface");
+                        self.reattach(true).await;
+                    }
+                },
                 Some(released) = self.releases.next(), if !self.releases.is_empty() => {
                     self.finish_release(released).await;
                 }
@@ -340,7 +388,7 @@ impl Driver {
     /// same name (deleted and created again), so the port is checked first.
     async fn trackers_changed(&mut self) {
         let status = self.context.trackers.borrow_and_update().clone();
-        let link_up = status.get(&(TrackerKind::Interface, self.name.clone())).copied().unwrap_or(true);
+        let link_up = status.get(&(TrackerKind::Interface, self.name.clone())) != Some(&Reading::Up(false));
         let came_up = link_up && !self.link_up;
         self.link_up = link_up;
         if came_up || self.port.is_none() {
@@ -351,30 +399,55 @@ impl Driver {
 
     /// Brings every instance's trackers in line with the tracker map (and the port).
     fn sync_trackers(&mut self, status: &crate::trackers::TrackerStatus) {
-        for ((kind, name), up) in status {
-            let up = *up && (*kind != TrackerKind::Interface || *name != self.name || self.port.is_some());
-            self.set_tracker(*kind, name, up);
+        for ((kind, name), reading) in status {
+            let reading = match reading {
+                Reading::Up(up) => {
+                    Reading::Up(*up && (*kind != TrackerKind::Interface || *name != self.name || self.port.is_some()))
+                }
+                value => *value,
+            };
+            self.set_tracker(*kind, name, reading);
         }
         if self.port.is_none() {
-            self.set_tracker(TrackerKind::Interface, &self.name.clone(), false);
+            self.set_tracker(TrackerKind::Interface, &self.name.clone(), Reading::Up(false));
+        }
+        self.report_sync_members();
+    }
+
+    /// Tells the other drivers whether each sync group member here is in FAULT by its own
+    /// trackers (they hold their members in FAULT meanwhile).
+    fn report_sync_members(&self) {
+        for (spec, instance) in self.specs.iter().zip(&self.instances) {
+            if !spec.config.sync_peers.is_empty() {
+                let own_fault = instance.state() == State::Fault && instance.trackers().in_own_fault();
+                crate::trackers::report_sync_member(&self.context.sync_reports, instance.name(), own_fault);
+            }
         }
     }
 
-    fn set_tracker(&mut self, kind: TrackerKind, name: &str, up: bool) {
+    fn set_tracker(&mut self, kind: TrackerKind, name: &str, reading: Reading) {
         let now = Instant::now();
         for instance in &mut self.instances {
             let Some(index) = instance.trackers().find(kind, name) else { continue };
-            if instance.trackers().iter().nth(index).is_some_and(|tracker| tracker.up != up) {
+            let changes = instance.trackers().iter().nth(index).is_some_and(|tracker| match reading {
+                Reading::Up(up) => tracker.up != up,
+                Reading::Value(value) => tracker.value != value,
+            });
+            if changes {
                 let before = instance.priority();
-                instance.set_tracker(now, index, up);
+                instance.apply_tracker_reading(now, index, reading);
+                let said = match reading {
+                    Reading::Up(true) => "up".to_owned(),
+                    Reading::Up(false) => "down".to_owned(),
+                    Reading::Value(value) => format!("value {value}"),
+                };
                 info!(
-                    instance = %instance.name(), tracker = %format!("{} {name}", kind.as_str()), up,
+                    instance = %instance.name(), tracker = %format!("{} {name}", kind.as_str()), reading = %said,
                     priority = instance.priority(), was = before, state = %instance.state(), "tracked object changed"
                 );
                 let message = format!(
-                    "{} {name} {}: priority {before} -> {}, {}",
+                    "{} {name} {said}: priority {before} -> {}, {}",
                     kind.as_str(),
-                    if up { "up" } else { "down" },
                     instance.priority(),
                     instance.state()
                 );
@@ -424,15 +497,24 @@ impl Driver {
         for new in added {
             self.add_instance(new, &status);
         }
+        // The map was read (and marked seen) above, after the reload replaced its readings (a
+        // process tracker that now names another program, a proxy replaced): kept instances
+        // must take them now, or they would wait for the next change.
+        self.sync_trackers(&status);
+        // An IPv6 virtual router on a port opened without IPv6 sockets: open it again, which
+        // also gives the instance its link-local source address.
+        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6()));
+        if wants_v6 && self.port.as_ref().is_some_and(|p| p.v6.is_none()) {
+            self.reattach(true).await;
+        }
     }
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
     /// addresses); new ones are added (the core re-announces them).
     async fn change_vips(&mut self, old: &VrrpInstance, new: &VrrpInstance) {
-        let removed: Vec<Ipv4Prefix> =
+        let removed: Vec<IpPrefix> =
             old.virtual_ipaddress.iter().filter(|v| !new.virtual_ipaddress.contains(v)).copied().collect();
-        let added: Vec<Ipv4Prefix> =
-            new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
+        let added: Vec<IpPrefix> = new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
         if !removed.is_empty() {
             self.release(&new.name, removed);
         }
@@ -454,7 +536,7 @@ impl Driver {
     }
 
     /// Adds `vips` to the interface; sessions accepted on them are served again.
-    async fn claim(&self, config: &VrrpInstance, vips: &[Ipv4Prefix]) {
+    async fn claim(&self, config: &VrrpInstance, vips: &[IpPrefix]) {
         if let Some(events) = &self.context.vip_events {
             let _ = events.send(VipEvent::Claimed(addresses(vips)));
         }
@@ -474,7 +556,7 @@ impl Driver {
     /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
     /// host still holds the VIPs, so the addresses go when the sessions are gone, or after
     /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
-    fn release(&mut self, instance: &str, vips: Vec<Ipv4Prefix>) {
+    fn release(&mut self, instance: &str, vips: Vec<IpPrefix>) {
         let Some(events) = &self.context.vip_events else {
             self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
             return;
@@ -505,7 +587,7 @@ impl Driver {
         };
         let list: Vec<String> = vips.iter().map(ToString::to_string).collect();
         self.context.board.record(EventKind::Vip, instance, format!("VIPs {} released; {sessions}", list.join(", ")));
-        let held: HashSet<Ipv4Prefix> = self
+        let held: HashSet<IpPrefix> = self
             .specs
             .iter()
             .zip(&self.instances)
@@ -539,11 +621,24 @@ impl Driver {
         let config = &spec.config;
         match action {
             Action::SendAdvert(advert) => {
-                let message = advert.encode();
+                // The socket is bound to the instance's source address, which VRRPv3's
+                // checksum covers along with each destination.
+                let Some(source) = self.instances.iter().find(|i| i.name() == config.name).map(|i| i.config().primary_ip) else {
+                    return;
+                };
+                let Some(port) = &self.port else { return };
+                if source.is_ipv6() {
+                    let Some(v6) = &port.v6 else { return };
+                    let message = advert.encode(source, MULTICAST_GROUP_V6.into());
+                    if let Err(e) = v6.socket.send(&message, MULTICAST_GROUP_V6) {
+                        warn!(instance = %config.name, destination = %MULTICAST_GROUP_V6, error = %e, "sending an advert failed");
+                    }
+                    return;
+                }
                 let single = [MULTICAST_GROUP];
                 let destinations = if config.unicast_peer.is_empty() { &single[..] } else { &config.unicast_peer[..] };
                 for &destination in destinations {
-                    let Some(port) = &self.port else { break };
+                    let message = advert.encode(source, destination.into());
                     if let Err(e) = port.socket.send(&message, destination) {
                         warn!(instance = %config.name, %destination, error = %e, "sending an advert failed");
                     }
@@ -552,11 +647,39 @@ impl Driver {
             Action::AddVips => self.claim(config, &config.virtual_ipaddress).await,
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
-                let vips: Vec<Ipv4Addr> = config.virtual_ipaddress.iter().map(|v| v.addr).collect();
                 let Some(port) = &self.port else { return };
-                match port.garp.send(&vips, count) {
-                    Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
-                    Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
+                    config.virtual_ipaddress.iter().map(|v| v.addr).partition(IpAddr::is_ipv4);
+                let vips: Vec<Ipv4Addr> =
+                    v4.into_iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect();
+                let v6: Vec<Ipv6Addr> =
+                    v6.into_iter().filter_map(|a| if let IpAddr::V6(a) = a { Some(a) } else { None }).collect();
+                if let (false, Some(port6)) = (v6.is_empty(), &port.v6) {
+                    match port6.na.send(&v6, count) {
+                        Ok(()) => debug!(instance = %config.name, count, "unsolicited neighbour advertisements sent"),
+                        Err(e) => warn!(instance = %config.name, error = %e, "sending neighbour advertisements failed"),
+                    }
+                }
+                if vips.is_empty() {
+                    return;
+                }
+                // keepalived's garp_interval applies to the interface: the longest of its instances'.
+                let interval = self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default();
+                if interval.is_zero() {
+                    self.garp_pacer = None;
+                    match port.garp.send(&vips, count) {
+                        Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
+                        Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
+                    }
+                    return;
+                }
+                if !self.garp_pacer.as_ref().is_some_and(|p| p.interval == interval && p.serves(&port.garp)) {
+                    self.garp_pacer = Some(GarpPacer::start(Arc::clone(&port.garp), interval));
+                }
+                if self.garp_pacer.as_ref().is_some_and(|p| p.send(vips, count)) {
+                    debug!(instance = %config.name, count, ?interval, "gratuitous ARP queued");
+                } else {
+                    warn!(instance = %config.name, count, "gratuitous ARP dropped: bursts are queued faster than garp_interval lets them leave");
                 }
             }
             Action::Transition(t) => {
@@ -570,6 +693,16 @@ impl Driver {
                 self.context.board.record(EventKind::State, config.name.as_str(), message);
                 if t.to != t.from || t.to == State::Initialize {
                     self.context.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
+                }
+                if let (State::Master, Reason::MasterDown { silent: Some(master) }, Some(events)) =
+                    (t.to, &t.reason, &self.context.vip_events)
+                {
+                    let addresses = addresses(&config.virtual_ipaddress);
+                    let _ = events.send(VipEvent::TakenFromSilentMaster {
+                        instance: config.name.clone(),
+                        addresses,
+                        master: *master,
+                    });
                 }
             }
         }
@@ -595,14 +728,22 @@ impl Driver {
     }
 }
 
-fn addresses(vips: &[Ipv4Prefix]) -> Vec<IpAddr> {
-    vips.iter().map(|v| IpAddr::V4(v.addr)).collect()
+fn addresses(vips: &[IpPrefix]) -> Vec<IpAddr> {
+    vips.iter().map(|v| v.addr).collect()
 }
 
 /// Receives on the port's socket; without a port, waits forever (the tick opens one).
 async fn receive_on(port: Option<&Port>, buf: &mut [u8]) -> std::io::Result<usize> {
     match port {
         Some(port) => port.socket.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The next IPv6 advert, or never when the port has no IPv6 side.
+async fn receive_v6_on(port: Option<&Port>, buf: &mut [u8]) -> std::io::Result<super::net::socket6::Received6> {
+    match port.and_then(|p| p.v6.as_ref()) {
+        Some(v6) => v6.socket.recv(buf).await,
         None => std::future::pending().await,
     }
 }

@@ -4,22 +4,35 @@
 //! its instances in FAULT and tries again; an interface deleted and created again comes back
 //! with a new index, and the port is opened anew on it.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
 
-use ha_common::config::Ipv4Prefix;
+use ha_common::config::IpPrefix;
 use tracing::{info, warn};
 
 use super::net::arp::GarpSender;
 use super::net::link::{Interface, Netlink};
+use super::net::nd::NaSender;
 use super::net::socket::AdvertSocket;
+use super::net::socket6::AdvertSocket6;
 use super::net::NetError;
 
 pub struct Port {
     pub interface: Interface,
     pub socket: AdvertSocket,
-    pub garp: GarpSender,
+    pub garp: Arc<GarpSender>,
     /// The address adverts leave from (and the election's tie-breaker).
     pub source: Ipv4Addr,
+    /// For IPv6 virtual routers, when the interface has any.
+    pub v6: Option<Port6>,
+}
+
+/// The IPv6 side of a port: VRRPv3 adverts from the link-local address, and neighbour
+/// advertisements for the VIPs.
+pub struct Port6 {
+    pub socket: AdvertSocket6,
+    pub na: NaSender,
+    pub link_local: Ipv6Addr,
 }
 
 impl Port {
@@ -29,17 +42,24 @@ impl Port {
         netlink: &Netlink,
         name: &str,
         unicast_src_ip: Option<Ipv4Addr>,
-        vips: &[Ipv4Prefix],
+        vips: &[IpPrefix],
     ) -> Result<Port, NetError> {
         let interface = netlink.interface(name).await?;
-        let vip_addrs: Vec<Ipv4Addr> = vips.iter().map(|v| v.addr).collect();
+        let vip_addrs: Vec<_> = vips.iter().map(|v| v.addr).collect();
         let source = unicast_src_ip
             .or_else(|| interface.primary_ipv4(&vip_addrs))
             .ok_or_else(|| NetError::NoIpv4Address(interface.name.clone()))?;
         let socket = AdvertSocket::open(&interface, source)?;
-        let garp = GarpSender::open(&interface)?;
-        info!(interface = %interface.name, index = interface.index, %source, up = interface.up, "interface ready");
-        Ok(Port { interface, socket, garp, source })
+        let garp = Arc::new(GarpSender::open(&interface)?);
+        let v6 = if vips.iter().any(|v| v.addr.is_ipv6()) {
+            let link_local = interface.link_local().ok_or_else(|| NetError::NoLinkLocal(interface.name.clone()))?;
+            Some(Port6 { socket: AdvertSocket6::open(&interface, link_local)?, na: NaSender::open(&interface)?, link_local })
+        } else {
+            None
+        };
+        let link_local = v6.as_ref().map(|p| p.link_local.to_string()).unwrap_or_default();
+        info!(interface = %interface.name, index = interface.index, %source, link_local, up = interface.up, "interface ready");
+        Ok(Port { interface, socket, garp, source, v6 })
     }
 }
 

@@ -14,6 +14,10 @@ pub enum VipEvent {
     /// This host is giving these addresses up: refuse new sessions on them, close the open
     /// ones, and send how many were closed on `drained` once the last of them is gone.
     Releasing { addresses: Vec<IpAddr>, drained: oneshot::Sender<usize> },
+    /// This host took these addresses over because their master fell silent (its
+    /// Master_Down_Timer fired; not a priority-0 handoff): that master may still hold broker
+    /// sessions it can no longer close. Fence them; nothing is answered, the driver goes on.
+    TakenFromSilentMaster { instance: String, addresses: Vec<IpAddr>, master: IpAddr },
 }
 
 /// Where drivers send [`VipEvent`]s. Unbounded, so a driver never waits to send: events come

@@ -38,8 +38,9 @@ fn server_options_understood(options: &[&str]) -> bool {
     let mut i = 0;
     while i < options.len() {
         match options[i] {
-            "check" | "no-check" | "backup" | "send-proxy" | "send-proxy-v2" => i += 1,
-            "inter" | "fastinter" | "downinter" | "rise" | "fall" | "weight" | "maxconn" => i += 2,
+            "check" | "no-check" | "backup" | "send-proxy" | "send-proxy-v2" | "check-ssl" => i += 1,
+            "inter" | "fastinter" | "downinter" | "rise" | "fall" | "weight" | "maxconn" | "slowstart" => i += 2,
+            "port" | "addr" | "ca-file" | "check-sni" | "verify" => i += 2,
             "on-marked-down" if options.get(i + 1) == Some(&"shutdown-sessions") => i += 2,
             _ => return false,
         }
@@ -56,8 +57,15 @@ fn haproxy_understood(words: &[&str], in_global: bool) -> bool {
         | ["timeout", "connect" | "client" | "server" | "queue" | "check" | "tunnel", _]
         | ["retries", _]
         | ["option", "redispatch"]
+        | ["option", "httpchk"]
+        | ["option", "httpchk", _]
+        | ["option", "httpchk", "GET", _]
+        | ["http-check", "expect", "status", _]
         | ["no", "option", "redispatch"]
+        | ["option", "allbackups"]
+        | ["no", "option", "allbackups"]
         | ["bind", _]
+        | ["bind", _, "accept-proxy"]
         | ["default_backend" | "use_backend", _]
         | ["stats", "enable"]
         | ["stats", "refresh", _]
@@ -122,13 +130,23 @@ fn keepalived_words(raw: &str) -> Vec<String> {
 
 fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
-        "virtual_ipaddress" | "unicast_peer" => return words.len() == 1,
-        "track_script" | "track_interface" => return matches!(words, [_] | [_, "weight", _]),
+        "virtual_ipaddress" | "unicast_peer" | "group" => return words.len() == 1,
+        "track_script" | "track_interface" | "track_process" | "track_file" => {
+            return matches!(words, [_] | [_, "weight", _] | [_, "weight", _, "reverse" | "noreverse" | "no_reverse"])
+        }
         _ => {}
     }
     match words {
         ["global_defs" | "authentication" | "virtual_ipaddress" | "track_script" | "track_interface" | "unicast_peer"] => true,
-        ["vrrp_script" | "vrrp_instance", _] => true,
+        ["vrrp_script" | "vrrp_instance" | "vrrp_sync_group" | "vrrp_track_process" | "track_file" | "vrrp_track_file", _] => {
+            true
+        }
+        ["group" | "track_process" | "track_file" | "full_command" | "sync_group_tracking_weight"] => true,
+        ["vrrp_garp_interval", _] => true,
+        ["quorum" | "quorum_max" | "delay" | "fork_delay" | "terminate_delay" | "file", _] => true,
+        ["process" | "init_file", ..] => true,
+        ["param_match"] | ["param_match", "initial" | "partial"] => true,
+        ["weight", _, "reverse"] => true,
         ["router_id" | "script_user" | "user" | "weight" | "rise" | "fall" | "interval" | "timeout", _] => true,
         ["enable_script_security" | "nopreempt"] => true,
         ["state" | "interface" | "virtual_router_id" | "priority" | "preempt_delay" | "auth_type" | "auth_pass", _] => true,
@@ -136,7 +154,8 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
             true
         }
         ["notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop", _] => true,
-        ["advert_int", value] => value.parse::<u8>().is_ok_and(|v| v >= 1),
+        ["advert_int", value] => value.parse::<u8>().is_ok_and(|v| v >= 1) || centiseconds(value),
+        ["vrrp_version" | "version", "2" | "3"] => true,
         ["script", ..] => true,
         _ => false,
     }
@@ -168,4 +187,9 @@ fn keepalived(text: &str, has_note: impl Fn(usize) -> bool, dropped: impl Fn(usi
         }
     }
     left
+}
+
+/// A VRRPv3 interval keepalived writes in seconds that is whole centiseconds (0.01 to 40.95).
+fn centiseconds(value: &str) -> bool {
+    value.parse::<f64>().is_ok_and(|s| (0.01..=40.95).contains(&s) && ((s * 100.0).round() - s * 100.0).abs() < 1e-9)
 }

@@ -114,7 +114,7 @@ vrrp_instance VI_1 {
 }
 
 #[test]
-fn check_settings_carry_the_most_common_value_and_each_server_that_differs_is_noted() {
+fn check_settings_carry_the_most_common_value_and_each_server_that_differs_keeps_its_own() {
     let (toml, notes) = import_text(
         None,
         Some(&haproxy(
@@ -126,27 +126,96 @@ listen amqp
     server rabbit2 192.0.2.22:5672 check inter 5s rise 2 fall 3
     server rabbit3 192.0.2.23:5672 check inter 5s rise 2 fall 3
     server rabbit4 192.0.2.24:5672 inter 1s
-    server rabbit5 192.0.2.25:5672 check inter 5s rise 2 fall 3 port 5673
+    server rabbit5 192.0.2.25:5672 check inter 5s rise 2 fall 3 port 5673 addr 192.0.2.125
 ",
         )),
     );
     assert!(toml.contains("check = { kind = \"amqp\", interval = \"5s\", rise = 2, fall = 3 }"), "{toml}");
-    assert!(has_line(&notes, "haproxy.cfg", 9, "server rabbit1 had `inter 10s`"), "{notes}");
+    // HAProxy's per-server settings stay per server, as written.
     assert!(
-        has_line(
-            &notes,
-            "haproxy.cfg",
-            9,
-            "server rabbit1 had `fall 5`: vrrpd checks every server of proxy amqp alike, with fall 3"
-        ),
-        "{notes}"
+        toml.contains("name = \"rabbit1\"\naddress = \"192.0.2.21:5672\"\ncheck = { interval = \"10s\", fall = 5 }"),
+        "{toml}"
     );
+    assert!(
+        toml.contains("name = \"rabbit5\"\naddress = \"192.0.2.25:5672\"\ncheck = { port = 5673, addr = \"192.0.2.125\" }"),
+        "{toml}"
+    );
+    assert!(toml.contains("name = \"rabbit2\"\naddress = \"192.0.2.22:5672\"\n\n"), "no settings of its own:\n{toml}");
     // The `check` flag stays per server.
     assert!(toml.contains("name = \"rabbit4\"\naddress = \"192.0.2.24:5672\"\ncheck = false"), "{toml}");
-    assert!(!toml.contains("name = \"rabbit5\"\naddress = \"192.0.2.25:5672\"\ncheck = false"), "{toml}");
+    assert!(!notes.contains("haproxy.cfg:9:") && !notes.contains("haproxy.cfg:13:"), "carried as written:\n{notes}");
+}
+
+#[test]
+fn httpchk_becomes_an_http_check_on_each_servers_check_port() {
+    let (toml, notes) = import_text(
+        None,
+        Some(&haproxy(
+            "\
+listen amqp
+    bind 192.0.2.100:5672
+    option httpchk GET /api/health/checks/local-alarms
+    http-check expect status 200
+    server rabbit1 192.0.2.21:5672 check port 15672
+    server rabbit2 192.0.2.22:5672 check port 15672
+listen ui
+    bind 192.0.2.100:15672
+    option httpchk
+    server rabbit1 192.0.2.21:15672 check
+listen odd
+    bind 192.0.2.100:8080
+    option httpchk GET /health
+    http-check expect rstatus ^2
+    server web1 192.0.2.41:8080 check
+",
+        )),
+    );
+    let amqp = proxy_section(&toml, "amqp");
     assert!(
-        has_line(&notes, "haproxy.cfg", 13, "`port 5673`: vrrpd checks a server at the address and port it sends traffic to"),
-        "{notes}"
+        amqp.contains("check = { kind = \"http\", path = \"/api/health/checks/local-alarms\", expect_status = 200 }"),
+        "{toml}"
+    );
+    assert!(amqp.contains("address = \"192.0.2.21:5672\"\ncheck = { port = 15672 }"), "{toml}");
+    assert!(proxy_section(&toml, "ui").contains("check = { kind = \"http\" }"), "{toml}");
+    assert!(has_line(&notes, "haproxy.cfg", 14, "`option httpchk OPTIONS /`: vrrpd's HTTP check sends GET"), "{notes}");
+    assert!(proxy_section(&toml, "odd").contains("check = { kind = \"http\", path = \"/health\" }"), "{toml}");
+    assert!(has_line(&notes, "haproxy.cfg", 19, "any 2xx/3xx"), "{notes}");
+}
+
+#[test]
+fn tls_checks_become_amqps_or_https_verified_with_the_ca_file() {
+    let (toml, notes) = import_text(
+        None,
+        Some(&haproxy(
+            "\
+listen amqps
+    bind 192.0.2.100:5671
+    server rabbit1 192.0.2.21:5671 check check-ssl ca-file /etc/ssl/rabbit-ca.pem check-sni rabbit.example
+    server rabbit2 192.0.2.22:5671 check check-ssl ca-file /etc/ssl/rabbit-ca.pem check-sni rabbit.example
+listen unverified
+    bind 192.0.2.100:5670
+    server rabbit1 192.0.2.21:5671 check ssl verify none
+listen ui-tls
+    bind 192.0.2.100:15671
+    option httpchk GET /api/health/checks/local-alarms
+    server rabbit1 192.0.2.21:15671 check check-ssl ca-file /etc/ssl/rabbit-ca.pem
+",
+        )),
+    );
+    assert!(
+        proxy_section(&toml, "amqps")
+            .contains("check = { kind = \"amqps\", ca_file = \"/etc/ssl/rabbit-ca.pem\", sni = \"rabbit.example\" }"),
+        "{toml}"
+    );
+    assert!(!notes.contains("haproxy.cfg:8:") && !notes.contains("haproxy.cfg:9:"), "carried as written:\n{notes}");
+    assert!(proxy_section(&toml, "unverified").contains("check = { kind = \"amqps\" }"), "{toml}");
+    assert!(has_line(&notes, "haproxy.cfg", 12, "HAProxy did not verify them: `verify none` on rabbit1"), "{notes}");
+    assert!(has_line(&notes, "haproxy.cfg", 12, "set ca_file"), "{notes}");
+    assert!(
+        proxy_section(&toml, "ui-tls").contains(
+            "check = { kind = \"https\", path = \"/api/health/checks/local-alarms\", ca_file = \"/etc/ssl/rabbit-ca.pem\" }"
+        ),
+        "{toml}"
     );
 }
 
@@ -242,14 +311,92 @@ vrrp_instance VI_1 {
         None,
     );
     assert!(toml.contains("advert_int = 1\n"), "{toml}");
-    assert!(
-        has_line(&notes, "keepalived.conf", 4, "advert_int 0.5: vrrpd speaks VRRPv2, which advertises whole seconds"),
-        "{notes}"
-    );
+    assert!(has_line(&notes, "keepalived.conf", 4, "advert_int 0.5: VRRPv2 advertises whole seconds"), "{notes}");
 }
 
 #[test]
-fn tls_servers_get_a_tcp_check_and_a_note() {
+fn vrrp_version_3_carries_fractional_advert_int_as_centiseconds() {
+    // Before VRRPv3 the version was noted as unsupported and 0.1 became 1 s.
+    let (toml, notes) = import_text(
+        Some(
+            "\
+global_defs {
+    vrrp_version 3
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    advert_int 0.1
+    authentication {
+        auth_type PASS
+        auth_pass s3cret
+    }
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+}
+vrrp_instance VI_2 {
+    version 2
+    interface eth0
+    virtual_router_id 52
+    advert_int 2
+    virtual_ipaddress {
+        192.0.2.101/24
+    }
+}
+vrrp_instance VI_3 {
+    interface eth0
+    virtual_router_id 53
+    advert_int 0.125
+    virtual_ipaddress {
+        192.0.2.102/24
+    }
+}
+",
+        ),
+        None,
+    );
+    assert!(toml.contains("version = 3\nadvert_int = \"100ms\"\n"), "{toml}");
+    assert!(toml.contains("virtual_router_id = 52\nadvert_int = 2\n"), "VI_2 stays VRRPv2: {toml}");
+    assert!(toml.contains("advert_int = \"130ms\""), "{toml}");
+    assert!(has_line(&notes, "keepalived.conf", 28, "advert_int 0.125: VRRPv3 advertises whole centiseconds"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 9, "authentication: VRRPv3 has none"), "{notes}");
+    assert!(!toml.contains("auth_pass"), "{toml}");
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert_eq!(config.config.instances[0].advert_int, std::time::Duration::from_millis(100));
+}
+
+#[test]
+fn ipv6_vips_carry_over_with_vrrp_version_3_one_family_per_instance() {
+    // Before IPv6 support every IPv6 VIP was dropped, and an IPv6-only instance left out.
+    let (toml, notes) = import_text(
+        Some(
+            "\
+global_defs {
+    vrrp_version 3
+}
+vrrp_instance VI_6 {
+    interface eth0
+    virtual_router_id 61
+    advert_int 0.25
+    virtual_ipaddress {
+        2001:db8::71/64
+        192.0.2.71/24
+    }
+}
+",
+        ),
+        None,
+    );
+    assert!(toml.contains("virtual_ipaddress = [\"2001:db8::71/64\"]"), "{toml}");
+    assert!(toml.contains("version = 3\nadvert_int = \"250ms\""), "{toml}");
+    assert!(has_line(&notes, "keepalived.conf", 10, "one address family"), "{notes}");
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    assert!(config.config.instances[0].virtual_ipaddress[0].addr.is_ipv6());
+}
+
+#[test]
+fn tls_servers_only_connected_to_get_a_tcp_check_and_a_note() {
     let (toml, notes) = import_text(
         None,
         Some(&haproxy(
@@ -269,8 +416,10 @@ listen amqp
     );
     assert!(proxy_section(&toml, "amqps").contains("check = { kind = \"tcp\" }"), "{toml}");
     assert!(has_line(&notes, "haproxy.cfg", 6, "proxy amqps: servers rabbit1, rabbit2 speak TLS"), "{notes}");
-    assert!(proxy_section(&toml, "amqp-check-ssl").contains("check = { kind = \"tcp\" }"), "{toml}");
-    assert!(has_line(&notes, "haproxy.cfg", 12, "`check-ssl`: checked with a TCP connect"), "{notes}");
+    assert!(has_line(&notes, "haproxy.cfg", 6, "`kind = \"amqps\"` with `ca_file`"), "{notes}");
+    // HAProxy checked this one over TLS: so does vrrpd, verifying the certificate.
+    assert!(proxy_section(&toml, "amqp-check-ssl").contains("check = { kind = \"amqps\" }"), "{toml}");
+    assert!(has_line(&notes, "haproxy.cfg", 12, "set ca_file"), "{notes}");
     assert!(proxy_section(&toml, "amqp").contains("check = { kind = \"amqp\" }"), "{toml}");
 }
 

@@ -5,11 +5,16 @@
 
 use std::io;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use pnet_base::MacAddr;
 use pnet_packet::arp::{ArpHardwareTypes, ArpOperations, MutableArpPacket};
 use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+
+use tokio::sync::mpsc;
+use tracing::warn;
 
 use super::link::Interface;
 use super::NetError;
@@ -52,14 +57,62 @@ impl GarpSender {
 
     /// Sends `count` gratuitous ARPs for each of `vips`.
     pub fn send(&self, vips: &[Ipv4Addr], count: u32) -> io::Result<()> {
-        let destination = link_layer_broadcast(self.index);
         for _ in 0..count {
             for &vip in vips {
-                let frame = gratuitous_arp(self.mac, vip);
-                self.socket.send_to(&frame, &destination)?;
+                self.send_one(vip)?;
             }
         }
         Ok(())
+    }
+
+    fn send_one(&self, vip: Ipv4Addr) -> io::Result<()> {
+        let frame = gratuitous_arp(self.mac, vip);
+        self.socket.send_to(&frame, &link_layer_broadcast(self.index)).map(drop)
+    }
+}
+
+/// Bursts waiting for the pacer; past this a burst is dropped (with a warning): a flapping
+/// instance cannot queue ARPs without bound.
+const PACED_BURSTS: usize = 16;
+
+/// keepalived's `garp_interval`: gratuitous ARPs on one interface leave at least `interval`
+/// apart, bursts of every instance on it included. A task sends them; it ends when the pacer
+/// is dropped (the port closed, or the interval changed), dropping what is still queued.
+pub struct GarpPacer {
+    pub interval: Duration,
+    sender: Arc<GarpSender>,
+    queue: mpsc::Sender<(Vec<Ipv4Addr>, u32)>,
+}
+
+impl GarpPacer {
+    pub fn start(sender: Arc<GarpSender>, interval: Duration) -> Self {
+        let (queue, mut bursts) = mpsc::channel::<(Vec<Ipv4Addr>, u32)>(PACED_BURSTS);
+        let pacer = GarpPacer { interval, sender: Arc::clone(&sender), queue };
+        tokio::spawn(async move {
+            let mut next = tokio::time::Instant::now();
+            while let Some((vips, count)) = bursts.recv().await {
+                for _ in 0..count {
+                    for &vip in &vips {
+                        tokio::time::sleep_until(next).await;
+                        if let Err(e) = sender.send_one(vip) {
+                            warn!(interface = %sender.interface, error = %e, "sending gratuitous ARP failed");
+                        }
+                        next = tokio::time::Instant::now() + interval;
+                    }
+                }
+            }
+        });
+        pacer
+    }
+
+    /// Queues a burst; false when the queue is full (the burst is dropped).
+    pub fn send(&self, vips: Vec<Ipv4Addr>, count: u32) -> bool {
+        self.queue.try_send((vips, count)).is_ok()
+    }
+
+    /// Whether this pacer sends through `sender`.
+    pub fn serves(&self, sender: &Arc<GarpSender>) -> bool {
+        !self.queue.is_closed() && Arc::ptr_eq(&self.sender, sender)
     }
 }
 

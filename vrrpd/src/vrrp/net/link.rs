@@ -1,11 +1,11 @@
 //! Interfaces and addresses through rtnetlink: look up an interface, add and remove VIPs with
 //! a label (so `ip a` shows what vrrpd owns), clean stale ones, and follow link state.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use ha_common::config::Ipv4Prefix;
-use netlink_packet_route::address::{AddressAttribute, AddressHeaderFlags, AddressMessage};
+use ha_common::config::IpPrefix;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, MulticastGroup};
@@ -25,7 +25,7 @@ pub struct Interface {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InterfaceAddress {
-    pub prefix: Ipv4Prefix,
+    pub prefix: IpPrefix,
     pub secondary: bool,
     pub label: Option<String>,
 }
@@ -33,9 +33,22 @@ pub struct InterfaceAddress {
 impl Interface {
     /// The address adverts are sent from: the first primary (non-secondary) IPv4 address that is
     /// not one of `vips`.
-    pub fn primary_ipv4(&self, vips: &[Ipv4Addr]) -> Option<Ipv4Addr> {
-        let candidates = self.addresses.iter().filter(|a| !vips.contains(&a.prefix.addr));
-        candidates.clone().find(|a| !a.secondary).or_else(|| candidates.clone().next()).map(|a| a.prefix.addr)
+    pub fn primary_ipv4(&self, vips: &[IpAddr]) -> Option<Ipv4Addr> {
+        let v4 = |a: &InterfaceAddress| match a.prefix.addr {
+            IpAddr::V4(v4) => Some(v4),
+            IpAddr::V6(_) => None,
+        };
+        let candidates = self.addresses.iter().filter(|a| a.prefix.addr.is_ipv4() && !vips.contains(&a.prefix.addr));
+        candidates.clone().find(|a| !a.secondary).or_else(|| candidates.clone().next()).and_then(v4)
+    }
+
+    /// The IPv6 link-local address (fe80::/10) VRRPv3 adverts leave from (RFC 5798 section
+    /// 5.1.2.1).
+    pub fn link_local(&self) -> Option<Ipv6Addr> {
+        self.addresses.iter().find_map(|a| match a.prefix.addr {
+            IpAddr::V6(v6) if (v6.segments()[0] & 0xffc0) == 0xfe80 => Some(v6),
+            _ => None,
+        })
     }
 }
 
@@ -101,10 +114,22 @@ impl Netlink {
     }
 
     /// Adds a VIP; an address already present is fine (a restart, or a manual add).
-    pub async fn add_vip(&self, interface: &Interface, vrid: u8, vip: Ipv4Prefix) -> Result<(), NetError> {
-        let mut request = self.handle.address().add(interface.index, IpAddr::V4(vip.addr), vip.len);
-        if let Some(label) = vip_label(&interface.name, vrid) {
-            request.message_mut().attributes.push(AddressAttribute::Label(label));
+    pub async fn add_vip(&self, interface: &Interface, vrid: u8, vip: IpPrefix) -> Result<(), NetError> {
+        let mut request = self.handle.address().add(interface.index, vip.addr, vip.len);
+        match vip.addr {
+            // IPv4 labels: `ip a` shows who added the address.
+            IpAddr::V4(_) => {
+                if let Some(label) = vip_label(&interface.name, vrid) {
+                    request.message_mut().attributes.push(AddressAttribute::Label(label));
+                }
+            }
+            // No duplicate address detection: a tentative VIP answers nothing for a second or
+            // more, and the peer that held it has just given it up (keepalived does the same).
+            IpAddr::V6(_) => {
+                let message = request.message_mut();
+                message.header.flags |= AddressHeaderFlags::Nodad;
+                message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+            }
         }
         match request.execute().await {
             Ok(()) => Ok(()),
@@ -114,13 +139,18 @@ impl Netlink {
     }
 
     /// Removes a VIP; an address already gone is fine.
-    pub async fn remove_vip(&self, interface: &Interface, vip: Ipv4Prefix) -> Result<(), NetError> {
+    pub async fn remove_vip(&self, interface: &Interface, vip: IpPrefix) -> Result<(), NetError> {
         let mut message = AddressMessage::default();
-        message.header.family = netlink_packet_route::AddressFamily::Inet;
+        message.header.family = match vip.addr {
+            IpAddr::V4(_) => netlink_packet_route::AddressFamily::Inet,
+            IpAddr::V6(_) => netlink_packet_route::AddressFamily::Inet6,
+        };
         message.header.prefix_len = vip.len;
         message.header.index = interface.index;
-        message.attributes.push(AddressAttribute::Local(IpAddr::V4(vip.addr)));
-        message.attributes.push(AddressAttribute::Address(IpAddr::V4(vip.addr)));
+        if vip.addr.is_ipv4() {
+            message.attributes.push(AddressAttribute::Local(vip.addr));
+        }
+        message.attributes.push(AddressAttribute::Address(vip.addr));
         match self.handle.address().del(message).execute().await {
             Ok(()) => Ok(()),
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::EADDRNOTAVAIL => Ok(()),
@@ -130,7 +160,7 @@ impl Netlink {
 
     /// Removes what a crashed run may have left: every configured VIP, and every address that
     /// carries a vrrpd label. Returns what was removed.
-    pub async fn remove_stale_vips(&self, interface: &Interface, vips: &[Ipv4Prefix]) -> Result<Vec<Ipv4Prefix>, NetError> {
+    pub async fn remove_stale_vips(&self, interface: &Interface, vips: &[IpPrefix]) -> Result<Vec<IpPrefix>, NetError> {
         let mut removed = Vec::new();
         for address in self.addresses(interface.index).await? {
             let ours = address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
@@ -154,8 +184,11 @@ fn link_summary(link: &LinkMessage) -> (u32, bool, Option<[u8; 6]>) {
 }
 
 fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
+    // IPv4 names the address IFA_LOCAL (IFA_ADDRESS is the peer's on point-to-point links);
+    // IPv6 sends IFA_ADDRESS alone.
     let addr = message.attributes.iter().find_map(|a| match a {
-        AddressAttribute::Local(IpAddr::V4(addr)) => Some(*addr),
+        AddressAttribute::Local(addr @ IpAddr::V4(_)) => Some(*addr),
+        AddressAttribute::Address(addr @ IpAddr::V6(_)) => Some(*addr),
         _ => None,
     })?;
     let label = message.attributes.iter().find_map(|a| match a {
@@ -163,7 +196,7 @@ fn interface_address(message: &AddressMessage) -> Option<InterfaceAddress> {
         _ => None,
     });
     Some(InterfaceAddress {
-        prefix: Ipv4Prefix { addr, len: message.header.prefix_len },
+        prefix: IpPrefix { addr, len: message.header.prefix_len },
         secondary: message.header.flags.contains(AddressHeaderFlags::Secondary),
         label,
     })
@@ -236,7 +269,7 @@ mod tests {
     #[test]
     fn primary_address_skips_vips_and_secondaries() {
         let a = |last, secondary| InterfaceAddress {
-            prefix: Ipv4Prefix { addr: Ipv4Addr::new(192, 0, 2, last), len: 24 },
+            prefix: IpPrefix { addr: Ipv4Addr::new(192, 0, 2, last).into(), len: 24 },
             secondary,
             label: None,
         };
@@ -247,6 +280,6 @@ mod tests {
             up: true,
             addresses: vec![a(100, false), a(12, true), a(11, false)],
         };
-        assert_eq!(iface.primary_ipv4(&[Ipv4Addr::new(192, 0, 2, 100)]), Some(Ipv4Addr::new(192, 0, 2, 11)));
+        assert_eq!(iface.primary_ipv4(&[Ipv4Addr::new(192, 0, 2, 100).into()]), Some(Ipv4Addr::new(192, 0, 2, 11)));
     }
 }

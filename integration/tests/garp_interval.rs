@@ -1,0 +1,70 @@
+//! keepalived's `garp_interval` on the wire: the gratuitous ARPs of a new master, captured with
+//! tcpdump on the other host of a namespace lab, leave at least the interval apart.
+//! Needs root; without it every test says it was skipped.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use integration::lab::{Lab, VIP};
+use integration::netns_available;
+use integration::scenario::{HostConfig, Instance, TAKEOVER};
+
+const PROGRAMS: &[&str] = &["ip", "tcpdump", "timeout"];
+
+/// The capture times (seconds) of the first `count` ARPs on `host`'s eth0, captured from now.
+fn capture_arps(lab: &Lab, host: &str, count: usize) -> std::process::Child {
+    Command::new("ip")
+        .args(["netns", "exec", &lab.ns(host), "timeout", "15", "tcpdump", "-tt", "-n", "-l", "--immediate-mode", "-i", "eth0"])
+        .args(["-c", &count.to_string(), "arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn times(output: &[u8]) -> Vec<f64> {
+    String::from_utf8_lossy(output).lines().filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect()
+}
+
+#[test]
+fn garp_interval_spaces_a_new_masters_gratuitous_arps() {
+    if !netns_available("garp_interval_spaces_a_new_masters_gratuitous_arps", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("garpint");
+    let tcpdump = capture_arps(&lab, "b", 4);
+    // Let tcpdump open its socket before the first ARP leaves.
+    std::thread::sleep(Duration::from_millis(700));
+    let a = HostConfig::new("a")
+        .global("garp_interval = \"300ms\"")
+        .instance(Instance::vi1(101).with("garp_master_repeat = 4").with("garp_master_delay = \"0s\""))
+        .start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    let out = tcpdump.wait_with_output().unwrap();
+    let times = times(&out.stdout);
+    assert_eq!(times.len(), 4, "four gratuitous ARPs:\n{}\n{}", String::from_utf8_lossy(&out.stdout), a.log());
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("gaps between gratuitous ARPs with garp_interval 300ms: {gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= 0.28 && *g < 1.5), "{gaps:?}");
+}
+
+#[test]
+fn without_garp_interval_a_burst_leaves_at_once() {
+    if !netns_available("without_garp_interval_a_burst_leaves_at_once", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("garpnone");
+    let tcpdump = capture_arps(&lab, "b", 4);
+    std::thread::sleep(Duration::from_millis(700));
+    let a = HostConfig::new("a")
+        .instance(Instance::vi1(101).with("garp_master_repeat = 4").with("garp_master_delay = \"0s\""))
+        .start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    let times = times(&tcpdump.wait_with_output().unwrap().stdout);
+    assert_eq!(times.len(), 4);
+    let spread = times[3] - times[0];
+    println!("a burst of 4 without garp_interval spans {spread:.4} s");
+    assert!(spread < 0.1, "{spread}");
+}
