@@ -7,6 +7,7 @@
 
 pub mod lab;
 pub mod netns;
+pub mod rabbit;
 pub mod scenario;
 
 use std::path::{Path, PathBuf};

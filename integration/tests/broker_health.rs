@@ -22,43 +22,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use integration::lab::{wait_until, Daemon, Lab, VIP};
+use integration::netns_available;
+use integration::rabbit::Cluster;
 use integration::scenario::{HostConfig, Proxy, Server, Stats, TAKEOVER};
-use integration::{netns_available, run_script_env};
 
 const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl", "openssl", "curl"];
 /// The check's credentials: a user made for it, with a password found nowhere else.
 const MONITOR_USER: &str = "vrrpd-monitor";
 const MONITOR_PASSWORD: &str = "m0n1tor-Pa55-7f3a";
-
-struct Cluster {
-    lab: String,
-    tls_dir: String,
-}
-
-impl Cluster {
-    fn start(lab: &Lab, tls_dir: &Path) -> Cluster {
-        let tls_dir = tls_dir.to_str().unwrap().to_owned();
-        run_script_env("rabbitmq-cluster.sh", &["start"], &[("LAB", &lab.name), ("RABBIT_TLS_DIR", &tls_dir)]);
-        Cluster { lab: lab.name.clone(), tls_dir }
-    }
-
-    fn ctl(&self, node: u8, args: &[&str]) -> String {
-        let mut words = vec!["ctl".to_owned(), node.to_string()];
-        words.extend(args.iter().map(|a| a.to_string()));
-        let words: Vec<&str> = words.iter().map(String::as_str).collect();
-        run_script_env("rabbitmq-cluster.sh", &words, &[("LAB", &self.lab), ("RABBIT_TLS_DIR", &self.tls_dir)])
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(integration::repo_root().join("scripts/rabbitmq-cluster.sh"))
-            .arg("stop")
-            .env("LAB", &self.lab)
-            .status();
-    }
-}
 
 fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl").current_dir(dir).args(args).output().unwrap();
@@ -211,7 +182,7 @@ fn brokers_are_checked_past_the_port_and_amqps_passes_through() {
     let tls_dir = lab.file("tls");
     make_certificates(&tls_dir);
     let ca_file = tls_dir.join("ca.pem");
-    let cluster = Cluster::start(&lab, &tls_dir);
+    let cluster = Cluster::start_with_tls(&lab, &tls_dir);
     cluster.ctl(1, &["add_user", MONITOR_USER, MONITOR_PASSWORD]);
     cluster.ctl(1, &["set_user_tags", MONITOR_USER, "monitoring"]);
 

@@ -12,46 +12,22 @@ use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
-    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, Channel, ConfirmSelectArguments,
-    QueueDeclareArguments,
+    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, ConfirmSelectArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::error::Error as AmqpError;
-use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use amqprs::BasicProperties;
 use integration::lab::{wait_until, Lab, VIP};
+use integration::netns_available;
+use integration::rabbit::Cluster;
 use integration::scenario::{HostConfig, Instance, Pair, Proxy, Server};
-use integration::{netns_available, run_script_env};
+use support::amqp::{declare, Confirms};
 use tokio::sync::mpsc;
+
+mod support;
 
 const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl"];
 const QUEUE: &str = "vrrpd-e2e";
-
-struct Cluster {
-    lab: String,
-}
-
-impl Cluster {
-    fn start(lab: &Lab) -> Cluster {
-        run_script_env("rabbitmq-cluster.sh", &["start"], &[("LAB", &lab.name)]);
-        Cluster { lab: lab.name.clone() }
-    }
-
-    fn stop_node(&self, n: u8) {
-        run_script_env("rabbitmq-cluster.sh", &["stop-node", &n.to_string()], &[("LAB", &self.lab)]);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(integration::repo_root().join("scripts/rabbitmq-cluster.sh"))
-            .arg("stop")
-            .env("LAB", &self.lab)
-            .status();
-    }
-}
 
 /// What the clients saw, shared with the test thread.
 #[derive(Default)]
@@ -183,7 +159,7 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
 
     // A broker node stops: the proxy marks it DOWN, closes its sessions, clients reconnect.
     std::thread::sleep(Duration::from_secs(2));
-    cluster.stop_node(2);
+    cluster.node("stop-node", 2);
     assert!(b.wait_for_log("server is DOWN", Duration::from_secs(10)), "{}", b.log());
     let consumed_before = observed.lock().unwrap().consumed.len();
     assert!(
@@ -228,33 +204,6 @@ async fn connect_to(address: &str, heartbeat: u16) -> Connection {
     }
 }
 
-async fn declare(channel: &Channel) -> bool {
-    let mut arguments = FieldTable::new();
-    arguments.insert("x-queue-type".try_into().unwrap(), FieldValue::S("quorum".try_into().unwrap()));
-    channel.queue_declare(QueueDeclareArguments::new(QUEUE).durable(true).arguments(arguments).finish()).await.is_ok()
-}
-
-/// Publisher confirms, forwarded to the publishing loop.
-struct Confirms(mpsc::UnboundedSender<(u64, bool)>);
-
-#[async_trait::async_trait]
-impl ChannelCallback for Confirms {
-    async fn close(&mut self, _: &Channel, _: CloseChannel) -> Result<(), AmqpError> {
-        Ok(())
-    }
-    async fn cancel(&mut self, _: &Channel, _: Cancel) -> Result<(), AmqpError> {
-        Ok(())
-    }
-    async fn flow(&mut self, _: &Channel, active: bool) -> Result<bool, AmqpError> {
-        Ok(active)
-    }
-    async fn publish_ack(&mut self, _: &Channel, ack: Ack) {
-        let _ = self.0.send((ack.delivery_tag(), ack.mutiple()));
-    }
-    async fn publish_nack(&mut self, _: &Channel, _: Nack) {}
-    async fn publish_return(&mut self, _: &Channel, _: Return, _: BasicProperties, _: Vec<u8>) {}
-}
-
 /// Publishes ids 0, 1, 2... with confirms; after a lost connection, republishes every id not
 /// yet confirmed (at-least-once).
 async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
@@ -267,7 +216,7 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         let (confirms, mut acks) = mpsc::unbounded_channel();
         if channel.register_callback(Confirms(confirms)).await.is_err()
             || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
-            || !declare(&channel).await
+            || !declare(&channel, QUEUE).await
         {
             continue;
         }
@@ -326,7 +275,7 @@ async fn consume(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         let connection = connect().await;
         observed.lock().unwrap().consumer_connections += 1;
         let Ok(channel) = connection.open_channel(None).await else { continue };
-        if !declare(&channel).await || channel.basic_qos(BasicQosArguments::new(0, 20, false)).await.is_err() {
+        if !declare(&channel, QUEUE).await || channel.basic_qos(BasicQosArguments::new(0, 20, false)).await.is_err() {
             continue;
         }
         let Ok((_, mut deliveries)) =
@@ -556,7 +505,7 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
                 let channel = connection.open_channel(None).await.unwrap();
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while Instant::now() < deadline {
-                    if !connection.is_open() || !declare(&channel).await {
+                    if !connection.is_open() || !declare(&channel, QUEUE).await {
                         closed.store(true, SeqCst);
                         return;
                     }
@@ -619,7 +568,7 @@ async fn publish_cut(observed: Arc<Mutex<CutObserved>>, control: Arc<CutControl>
         let (confirms, mut acks) = mpsc::unbounded_channel();
         if channel.register_callback(Confirms(confirms)).await.is_err()
             || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
-            || !declare(&channel).await
+            || !declare(&channel, QUEUE).await
         {
             continue;
         }
@@ -686,7 +635,7 @@ async fn consume_cut(observed: Arc<Mutex<CutObserved>>, control: Arc<CutControl>
         };
         let Ok(channel) = connection.open_channel(None).await else { continue };
         let prefetch = if counted { 20 } else { 200 };
-        if !declare(&channel).await || channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await.is_err() {
+        if !declare(&channel, QUEUE).await || channel.basic_qos(BasicQosArguments::new(0, prefetch, false)).await.is_err() {
             continue;
         }
         let Ok((_, mut deliveries)) =
@@ -728,7 +677,7 @@ async fn bystander(observed: Arc<Mutex<CutObserved>>) {
     let connection = connect_to("192.0.2.12", 10).await;
     let channel = connection.open_channel(None).await.unwrap();
     loop {
-        let alive = connection.is_open() && declare(&channel).await;
+        let alive = connection.is_open() && declare(&channel, QUEUE).await;
         {
             let mut o = observed.lock().unwrap();
             if alive {

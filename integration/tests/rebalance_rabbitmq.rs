@@ -13,18 +13,19 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use amqprs::callbacks::ChannelCallback;
 use amqprs::channel::{
-    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, Channel, ConfirmSelectArguments,
-    QueueDeclareArguments,
+    BasicAckArguments, BasicConsumeArguments, BasicPublishArguments, BasicQosArguments, ConfirmSelectArguments,
 };
 use amqprs::connection::{Connection, OpenConnectionArguments};
-use amqprs::error::Error as AmqpError;
-use amqprs::{Ack, BasicProperties, Cancel, CloseChannel, FieldTable, FieldValue, Nack, Return};
+use amqprs::BasicProperties;
 use integration::lab::{wait_until, Daemon, Lab, VIP};
+use integration::netns_available;
+use integration::rabbit::Cluster;
 use integration::scenario::{HostConfig, Instance, Proxy};
-use integration::{netns_available, run_script_env};
+use support::amqp::{declare, Confirms};
 use tokio::sync::mpsc;
+
+mod support;
 
 const PROGRAMS: &[&str] = &["ip", "rabbitmq-server", "rabbitmqctl"];
 const QUEUE: &str = "vrrpd-rebalance";
@@ -35,31 +36,6 @@ const CLIENTS: usize = 300;
 const PUBLISHERS: usize = 5;
 const SLOWSTART: &str = "60s";
 const REBALANCE_RATE: u32 = 25;
-
-struct Cluster {
-    lab: String,
-}
-
-impl Cluster {
-    fn start(lab: &Lab) -> Cluster {
-        run_script_env("rabbitmq-cluster.sh", &["start"], &[("LAB", &lab.name)]);
-        Cluster { lab: lab.name.clone() }
-    }
-
-    fn node(&self, verb: &str, n: u8) {
-        run_script_env("rabbitmq-cluster.sh", &[verb, &n.to_string()], &[("LAB", &self.lab)]);
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("bash")
-            .arg(integration::repo_root().join("scripts/rabbitmq-cluster.sh"))
-            .arg("stop")
-            .env("LAB", &self.lab)
-            .status();
-    }
-}
 
 #[derive(Default)]
 struct Observed {
@@ -279,33 +255,6 @@ async fn idle(control: Arc<Control>) {
     }
 }
 
-async fn declare(channel: &Channel) -> bool {
-    let mut arguments = FieldTable::new();
-    arguments.insert("x-queue-type".try_into().unwrap(), FieldValue::S("quorum".try_into().unwrap()));
-    channel.queue_declare(QueueDeclareArguments::new(QUEUE).durable(true).arguments(arguments).finish()).await.is_ok()
-}
-
-/// Publisher confirms, forwarded to the publishing loop.
-struct Confirms(mpsc::UnboundedSender<(u64, bool)>);
-
-#[async_trait::async_trait]
-impl ChannelCallback for Confirms {
-    async fn close(&mut self, _: &Channel, _: CloseChannel) -> Result<(), AmqpError> {
-        Ok(())
-    }
-    async fn cancel(&mut self, _: &Channel, _: Cancel) -> Result<(), AmqpError> {
-        Ok(())
-    }
-    async fn flow(&mut self, _: &Channel, active: bool) -> Result<bool, AmqpError> {
-        Ok(active)
-    }
-    async fn publish_ack(&mut self, _: &Channel, ack: Ack) {
-        let _ = self.0.send((ack.delivery_tag(), ack.mutiple()));
-    }
-    async fn publish_nack(&mut self, _: &Channel, _: Nack) {}
-    async fn publish_return(&mut self, _: &Channel, _: Return, _: BasicProperties, _: Vec<u8>) {}
-}
-
 /// Publishes unique ids with confirms, about 20 a second; after a lost connection, republishes
 /// every id not yet confirmed (at-least-once).
 async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
@@ -317,7 +266,7 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         let (confirms, mut acks) = mpsc::unbounded_channel();
         if channel.register_callback(Confirms(confirms)).await.is_err()
             || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
-            || !declare(&channel).await
+            || !declare(&channel, QUEUE).await
         {
             continue;
         }
@@ -375,7 +324,7 @@ async fn consume(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
     loop {
         let connection = connect(&control).await;
         let Ok(channel) = connection.open_channel(None).await else { continue };
-        if !declare(&channel).await || channel.basic_qos(BasicQosArguments::new(0, 20, false)).await.is_err() {
+        if !declare(&channel, QUEUE).await || channel.basic_qos(BasicQosArguments::new(0, 20, false)).await.is_err() {
             continue;
         }
         let Ok((_, mut deliveries)) =
