@@ -279,9 +279,7 @@ impl Balancer {
         self.proxies()
             .into_iter()
             .filter(|p| p.config.rabbitmq_api.is_some())
-            .filter(|p| {
-                vips.is_none_or(|vips| p.config.binds.iter().any(|b| b.ip().is_unspecified() || vips.contains(&b.ip())))
-            })
+            .filter(|p| vips.is_none_or(|vips| p.config.binds.iter().any(|b| b.ip().is_unspecified() || vips.contains(&b.ip()))))
             .collect()
     }
 

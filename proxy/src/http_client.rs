@@ -115,9 +115,7 @@ impl Endpoint {
     }
 
     async fn exchange(&self, call: Call<'_>) -> Result<Response, HttpError> {
-        let tcp = TcpStream::connect((self.host.as_str(), self.port))
-            .await
-            .map_err(|e| HttpError::Connect(self.display(), e))?;
+        let tcp = TcpStream::connect((self.host.as_str(), self.port)).await.map_err(|e| HttpError::Connect(self.display(), e))?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
             None => self.over(tcp, call).await,
@@ -136,7 +134,11 @@ impl Endpoint {
         let protocol = |e| HttpError::Protocol(self.display(), e);
         let (mut sender, connection) =
             hyper::client::conn::http1::handshake::<_, Empty<Bytes>>(TokioIo::new(stream)).await.map_err(protocol)?;
-        let host = if self.host.contains(':') { format!("[{}]:{}", self.host, self.port) } else { format!("{}:{}", self.host, self.port) };
+        let host = if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        };
         let mut request = Request::builder()
             .method(call.method)
             .uri(format!("{}{}", self.base, call.path))
@@ -154,10 +156,8 @@ impl Endpoint {
         let exchange = async {
             let response = sender.send_request(request).await.map_err(protocol)?;
             let status = response.status().as_u16();
-            let declared = response
-                .headers()
-                .get(hyper::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            let declared =
+                response.headers().get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
             if declared.is_some_and(|length| length > max_body as u64) {
                 return Err(HttpError::TooLarge(self.display(), max_body));
             }
