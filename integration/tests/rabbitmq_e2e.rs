@@ -514,7 +514,17 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
             });
         })
     };
-    std::thread::sleep(Duration::from_secs(2));
+    // The management API lists a connection once the broker has collected its statistics
+    // (every 5 s by default), as a real leftover (from a run that died seconds ago or more)
+    // would be: wait until it is listed.
+    let listed = || {
+        let out = lab.exec(
+            "backend",
+            &["curl", "-s", "-m", "2", "-u", "guest:guest", "http://192.0.2.21:15672/api/connections?columns=peer_host"],
+        );
+        String::from_utf8_lossy(&out.stdout).contains("\"192.0.2.11\"")
+    };
+    assert!(wait_until(Duration::from_secs(20), listed), "the leftover connection is listed by the management API");
     assert!(!leftover_closed.load(SeqCst), "the leftover connection is open before the restart");
     let mut a = a;
     assert_eq!(a.stop(), Some(0));
