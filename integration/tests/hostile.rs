@@ -8,7 +8,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use integration::lab::{vrrpd_binary, Lab, VIP};
+use integration::lab::{vrrpd_binary, wait_until, Lab, VIP};
 use integration::netns::http_get;
 use integration::netns_available;
 use integration::scenario::{HostConfig, Pair, Stats};
@@ -60,16 +60,22 @@ fn hostile_adverts_change_nothing_and_are_counted_by_reason() {
         inject(&lab, &all);
         assert_eq!(lab.holders(VIP), ["a"], "{what} moved the VIP");
     }
-    std::thread::sleep(Duration::from_millis(500));
+    // The page shows counts as the driver publishes them (at most every 200 ms, and at its
+    // next advert or tick after a burst): wait for them rather than a fixed time.
     for host in ["192.0.2.11", "192.0.2.12"] {
-        let json = stats(&lab, host);
-        for (what, _, reason, by_instance) in &cases {
-            let counted = if *by_instance {
+        let counted = |json: &serde_json::Value, reason: &str, by_instance: bool| {
+            let counted = if by_instance {
                 json["instances"][0]["dropped"][reason].as_u64()
             } else {
                 json["interface_drops"]["eth0"][reason].as_u64()
             };
-            assert!(counted.unwrap_or(0) >= 10, "{host}: {what} not counted as {reason}: {json}");
+            counted.unwrap_or(0)
+        };
+        let all_counted = |json: &serde_json::Value| cases.iter().all(|(_, _, r, i)| counted(json, r, *i) >= 10);
+        wait_until(Duration::from_secs(5), || all_counted(&stats(&lab, host)));
+        let json = stats(&lab, host);
+        for (what, _, reason, by_instance) in &cases {
+            assert!(counted(&json, reason, *by_instance) >= 10, "{host}: {what} not counted as {reason}: {json}");
         }
     }
     assert!(!b.log().contains("to=MASTER"), "B never took over");
