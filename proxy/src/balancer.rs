@@ -438,6 +438,7 @@ impl Balancer {
                 }
             }
             for gone in old.servers.iter().filter(|s| !servers.iter().any(|n| Arc::ptr_eq(n, s))) {
+                gone.retire();
                 let closed = self.sessions.close_server(gone, CloseReason::Admin);
                 changes.push(format!("{}/{} removed ({closed} sessions closed)", config.name, gone.name));
             }

@@ -107,6 +107,13 @@ impl Ticket {
         }
     }
 
+    /// Undoes [`Ticket::set_server`]: the session goes to another server.
+    pub fn clear_server(&self) {
+        if let Some(entry) = self.sessions.lock().get_mut(&self.id) {
+            entry.server = None;
+        }
+    }
+
     /// Records this host's end of the connection to the server: what the broker lists as the
     /// connection's peer, so fencing this host's own address keeps its live sessions.
     pub fn set_upstream(&self, local: SocketAddr) {

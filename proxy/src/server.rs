@@ -17,6 +17,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 
 use crate::health::Health;
 use crate::rebalance::Progress;
+use crate::registry::CloseReason;
 use crate::select::{Candidate, Selector};
 
 /// Counters of sessions and bytes, shared by proxies and servers.
@@ -90,6 +91,8 @@ pub struct ServerState {
     /// The configured `maxconn`, 0 for none (a configured one is at least 1).
     maxconn: AtomicU32,
     checked: AtomicBool,
+    /// Removed from the configuration by a reload: its sessions were closed, no new ones.
+    retired: AtomicBool,
     /// The configured `slowstart`, in milliseconds (0: none).
     slowstart_ms: AtomicU64,
     /// When the current slowstart ramp began, in nanoseconds after [`origin`] plus one (0:
@@ -109,6 +112,7 @@ impl ServerState {
             backup: AtomicBool::new(config.backup),
             maxconn: AtomicU32::new(config.maxconn.unwrap_or(0)),
             checked: AtomicBool::new(config.check),
+            retired: AtomicBool::new(false),
             slowstart_ms: AtomicU64::new(u64::try_from(config.slowstart.as_millis()).unwrap_or(u64::MAX)),
             // A server starts at full weight: slowstart applies to a server coming back, not
             // to the first start, as in HAProxy.
@@ -193,6 +197,26 @@ impl ServerState {
 
     pub fn set_admin(&self, admin: Admin) {
         self.admin.store(admin as u8, Relaxed);
+    }
+
+    /// Marks a server a reload removed; call before closing its sessions.
+    pub fn retire(&self) {
+        self.retired.store(true, Relaxed);
+    }
+
+    /// Why a session on this server would be closed now, if it would: the server was
+    /// removed, put in maintenance, or marked DOWN with `shutdown_sessions_on_down`. A session
+    /// whose connect was under way while that happened asks this once it is registered on the
+    /// server (the registry's lock orders the two), so no session outlives its server's
+    /// withdrawal unclosed.
+    pub fn withdrawn(&self, shutdown_sessions_on_down: bool) -> Option<CloseReason> {
+        if self.retired.load(Relaxed) || self.admin() == Admin::Maint {
+            Some(CloseReason::Admin)
+        } else if shutdown_sessions_on_down && !self.up.load(Relaxed) {
+            Some(CloseReason::ServerDown)
+        } else {
+            None
+        }
     }
 
     /// Starts the slowstart ramp (the server just came back UP, or out of maintenance); no-op

@@ -84,7 +84,7 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
         biased;
         () = ticket.cancelled() => Err(ticket.reason().unwrap_or(CloseReason::Shutdown)),
         // Boxed: the connect phase (selection, retries, queueing) is over once the session runs.
-        connected = Box::pin(connect(&proxy, &client, peer, destination)) => connected,
+        connected = Box::pin(connect(&proxy, &client, &ticket, peer, destination)) => connected,
     };
     let (slot, upstream, connect_time) = match outcome {
         Ok(connected) => connected,
@@ -95,7 +95,6 @@ pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, lo
         }
     };
     let server = slot.server();
-    ticket.set_server(server);
     if proxy.config.rabbitmq_api.is_some() {
         // Before a byte is copied: the broker cannot list the connection before its handshake.
         if let Ok(local) = upstream.local_addr() {
@@ -170,9 +169,13 @@ async fn read_proxy_header(client: &TcpStream) -> Result<(proxy_protocol::Decode
 /// Chooses and connects a server, holding a place on it from the choice on. Each failed
 /// attempt excludes the server it tried when `redispatch` is on, so the client is refused only
 /// when no UP server accepts; without it the same server is tried again, its place kept.
+/// A connect that completes after its server was withdrawn (DOWN with
+/// `shutdown_sessions_on_down`, maintenance, removed) is dropped before a byte is passed and
+/// the client goes to another server, as it would have had it come a moment later.
 async fn connect<'p>(
     proxy: &'p ProxyState,
     client: &TcpStream,
+    ticket: &Ticket,
     peer: SocketAddr,
     destination: SocketAddr,
 ) -> Result<(ServerSlot<'p>, TcpStream, Duration), CloseReason> {
@@ -191,6 +194,19 @@ async fn connect<'p>(
         let server = slot.server();
         match connect_server(server.address, config.timeout_connect).await {
             Ok(mut upstream) => {
+                // Registered on the server first, then asked: a withdrawal either sees this
+                // session and closes it, or happened before and is seen here.
+                ticket.set_server(server);
+                if let Some(reason) = server.withdrawn(config.shutdown_sessions_on_down) {
+                    ticket.clear_server();
+                    drop(upstream);
+                    debug!(proxy = %config.name, server = %server.name, attempt, %reason, "connected to a withdrawn server: choosing again");
+                    failed.push(index);
+                    if failed.len() >= proxy.servers.len() {
+                        failed.clear();
+                    }
+                    continue;
+                }
                 set_nodelay(&upstream);
                 if let Some(version) = config.send_proxy {
                     let header = proxy_protocol::header(version, peer, destination);

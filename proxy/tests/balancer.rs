@@ -308,6 +308,55 @@ async fn sessions_of_a_server_marked_down_are_closed() {
     assert!(closed_within(&mut client, Duration::from_secs(3)).await);
 }
 
+/// A server whose listen queue is full: a connect to it waits for the kernel's SYN
+/// retransmission (1 s) until `open` accepts the connection filling the queue, then greets
+/// with `name` as [`greeter`] does.
+async fn full_server(name: &'static str) -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(0).unwrap();
+    let address = listener.local_addr().unwrap();
+    // Backlog 0 holds one connection: this one, so the next SYN is dropped.
+    let filler = tokio::net::TcpStream::connect(address).await.unwrap();
+    let (open, opened) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = opened.await;
+        drop(filler);
+        loop {
+            let Ok((mut stream, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let _ = stream.write_all(format!("{name}\n").as_bytes()).await;
+                let mut buf = [0u8; 64];
+                while matches!(stream.read(&mut buf).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    (address, open)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connect_that_completes_after_its_server_was_withdrawn_goes_to_another_server() {
+    // The session's connect to "slow" is under way (SYN unanswered) when the operator puts
+    // "slow" in maintenance, which closes its sessions; the connect completes a second later.
+    // Before: the session had no server yet, so the maintenance did not close it, and it ran
+    // on the server in maintenance. Now it is taken to the backup before a byte is passed.
+    let (slow_address, open) = full_server("slow").await;
+    let mut slow = server("slow", slow_address);
+    slow.check = false;
+    let mut other = server("other", greeter("other").await.0);
+    other.check = false;
+    other.backup = true;
+    let config = Proxy { timeout_connect: Duration::from_secs(5), ..proxy_config(vec![slow, other]) };
+    let balancer = start(&config);
+    let mut client = connect(&config).await;
+    let proxy = Arc::clone(&balancer.proxies()[0]);
+    wait_for("the session to hold a place on slow", || proxy.servers[0].counters.current.load(Relaxed) == 1).await;
+    balancer.set_admin("amqp", "slow", proxy::server::Admin::Maint).unwrap();
+    open.send(()).unwrap();
+    assert_eq!(greeting(&mut client).await.as_deref(), Some("other"), "the session ran on a server in maintenance");
+    assert_eq!(proxy.servers[0].counters.current.load(Relaxed), 0);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_proxy_tells_the_server_the_client_address_in_sessions_and_checks() {
     for version in [ProxyProtocol::V1, ProxyProtocol::V2] {
