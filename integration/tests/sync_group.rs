@@ -59,22 +59,34 @@ fn a_member_losing_its_link_takes_the_whole_group_to_fault_and_back() {
 }
 
 #[test]
-fn a_failing_group_track_script_moves_every_vip() {
-    if !netns_available("a_failing_group_track_script_moves_every_vip", PROGRAMS) {
+fn a_failing_group_track_script_moves_every_vip_and_the_group_notifies_once_per_state() {
+    if !netns_available("a_failing_group_track_script_moves_every_vip_and_the_group_notifies_once_per_state", PROGRAMS) {
         return;
     }
     let lab = Lab::up("syncscr");
     let flag = lab.file("healthy");
     std::fs::write(&flag, "").unwrap();
+    // The group's own notify scripts, keepalived's: `notify` gets GROUP <name> <STATE> 0.
+    let out = lab.file("group.out");
+    let script = lab.file("group.sh");
+    std::fs::write(&script, format!("#!/bin/sh\necho \"$*\" >> {}\n", out.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fault = lab.file("group-fault.sh");
+    std::fs::write(&fault, format!("#!/bin/sh\necho to-fault >> {}\n", out.display())).unwrap();
+    std::fs::set_permissions(&fault, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     // The group's track_script, with a weight that the group turns into 0 (FAULT), as keepalived.
     let group = format!(
         "[[vrrp_script]]\nname = \"chk\"\nscript = \"/usr/bin/test -e {}\"\ninterval = \"500ms\"\nweight = -20\n\n\
-         [[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_script = [{{ name = \"chk\" }}]\n",
-        flag.display()
+         [[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_script = [{{ name = \"chk\" }}]\n\
+         notify = \"{}\"\nnotify_fault = \"{}\"\n",
+        flag.display(),
+        script.display(),
+        fault.display()
     );
     let a = HostConfig::vi1("a", 101).instance(Instance::vi2(101)).section(group);
     let b = HostConfig::vi1("b", 100).instance(Instance::vi2(100));
-    let (a, b) = Pair { a, b }.start(&lab);
+    let (mut a, b) = Pair { a, b }.start(&lab);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     lab.expect_holder(VIP2, "a", TAKEOVER, &[&a, &b]);
     std::fs::remove_file(&flag).unwrap();
     lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
@@ -82,4 +94,14 @@ fn a_failing_group_track_script_moves_every_vip() {
     std::fs::write(&flag, "").unwrap();
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
     lab.expect_holder(VIP2, "a", TAKEOVER, &[&a, &b]);
+    a.stop();
+    // Each state of the group once, however many members moved (A starts with --state
+    // MASTER); the state's own script before `notify`, as for instances.
+    let lines = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(
+        lines,
+        "GROUP G1 MASTER 0\nto-fault\nGROUP G1 FAULT 0\nGROUP G1 BACKUP 0\nGROUP G1 MASTER 0\nGROUP G1 STOP 0\n",
+        "log:\n{}",
+        a.log()
+    );
 }

@@ -4,7 +4,7 @@
 use std::fmt::Write;
 use std::net::{IpAddr, Ipv4Addr};
 
-use ha_common::config::{Authentication, Config, IpPrefix, Place};
+use ha_common::config::{Authentication, Config, IpPrefix, Notify, Place};
 use ha_common::duration::format as fmt_duration;
 
 use vrrp_core::instance::Instance;
@@ -76,17 +76,7 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             };
             writeln!(out, "  track_file {} ({effect})", t.name)?;
         }
-        for (kind, script) in [
-            ("notify", &vi.notify.any),
-            ("notify_master", &vi.notify.master),
-            ("notify_backup", &vi.notify.backup),
-            ("notify_fault", &vi.notify.fault),
-            ("notify_stop", &vi.notify.stop),
-        ] {
-            if let Some(script) = script {
-                writeln!(out, "  {kind} {script}")?;
-            }
-        }
+        write_notify(out, &vi.notify)?;
         if !vi.unicast_peer.is_empty() {
             let peers: Vec<_> = vi.unicast_peer.iter().map(ToString::to_string).collect();
             writeln!(out, "  unicast peers {}", peers.join(", "))?;
@@ -95,6 +85,7 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
     for g in &config.sync_groups {
         writeln!(out)?;
         writeln!(out, "vrrp_sync_group {}: {} fail over together", g.name, g.members.join(", "))?;
+        write_notify(out, &g.notify)?;
     }
     for p in &config.track_processes {
         writeln!(out)?;
@@ -267,6 +258,22 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
 
 /// What a check asks beyond its kind: the port, the HTTP path and status, the TLS name. Never
 /// the password.
+/// The notify scripts of an instance or a sync group, one line each.
+fn write_notify(out: &mut String, notify: &Notify) -> std::fmt::Result {
+    for (kind, script) in [
+        ("notify", &notify.any),
+        ("notify_master", &notify.master),
+        ("notify_backup", &notify.backup),
+        ("notify_fault", &notify.fault),
+        ("notify_stop", &notify.stop),
+    ] {
+        if let Some(script) = script {
+            writeln!(out, "  {kind} {script}")?;
+        }
+    }
+    Ok(())
+}
+
 fn check_target(check: &ha_common::config::HealthCheck) -> String {
     let mut said = String::new();
     if let Some(http) = &check.http {

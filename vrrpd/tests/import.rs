@@ -326,14 +326,15 @@ vrrp_instance VI_2 {
             "[[vrrp_track_process]]\nname = \"chk_haproxy\"\nprocess = \"/usr/sbin/haproxy\"\nparams = [\"-f\", \"/etc/haproxy\"]\n\
              param_match = \"initial\"\nweight = -10\nreverse = true\nquorum = 2\nquorum_max = 4\ndelay = \"1500ms\"\n",
             "[[vrrp_track_file]]\nname = \"maint\"\nfile = \"/var/run/keepalived/maint\"\nweight = 0\ninit_file = 0\ninit_file_overwrite = true\n",
-            "[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_process = [{ name = \"chk_haproxy\", weight = 0 }]\n",
+            "[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\ntrack_process = [{ name = \"chk_haproxy\", weight = 0 }]\n\
+             notify_master = \"/etc/keepalived/master.sh\"\n",
             "track_file = [{ name = \"maint\" }]",
             "track_process = [{ name = \"chk_haproxy\", weight = 5, reverse = true }]",
         ],
     );
     let file = "keepalived.conf";
     assert!(has_line(&notes, file, 18, "VI_GONE is not an imported vrrp_instance"), "{notes}");
-    assert!(has_line(&notes, file, 23, "`notify_master`"), "{notes}");
+    assert!(!notes.contains("`notify_master`"), "the group's notify_master is carried over: {notes}");
     assert!(has_line(&notes, file, 33, "nosuch names no track_file"), "{notes}");
     assert!(has_line(&notes, file, 9, "non-root user could write the file"), "{notes}");
 }

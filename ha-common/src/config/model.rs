@@ -139,6 +139,9 @@ pub struct TrackFile {
 pub struct SyncGroup {
     pub name: String,
     pub members: Vec<String>,
+    /// Run when the group changes state (all members MASTER, one in FAULT, back to BACKUP,
+    /// all stopped); `notify` gets `GROUP <name> <STATE> 0`, as in keepalived.
+    pub notify: Notify,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -140,6 +140,12 @@ pub struct RawSyncGroup {
     #[serde(default)]
     pub track_file: Vec<S<RawTrack>>,
     pub sync_group_tracking_weight: Option<bool>,
+    /// The group's own notify scripts: run when the group as a whole changes state.
+    pub notify: Option<S<String>>,
+    pub notify_master: Option<S<String>>,
+    pub notify_backup: Option<S<String>>,
+    pub notify_fault: Option<S<String>>,
+    pub notify_stop: Option<S<String>>,
 }
 
 /// `advert_int` as written: seconds as a number (`1`, `0.1` as keepalived writes it), or a

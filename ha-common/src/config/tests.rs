@@ -885,7 +885,7 @@ fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
          track_interface = [{{ name = \"eth1\" }}]\n"
     );
     let Loaded { config, warnings } = parse(&text).unwrap();
-    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()] }]);
+    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()], notify: Notify::default() }]);
     let (vi1, vi2) = (&config.instances[0], &config.instances[1]);
     assert_eq!((vi1.sync_peers.as_slice(), vi2.sync_peers.as_slice()), (&["VI_2".to_owned()][..], &["VI_1".to_owned()][..]));
     assert_eq!(vi1.track_script[0].weight, 0, "the script's -20 becomes 0 in a group");
@@ -893,6 +893,20 @@ fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
     assert!(warnings.iter().any(|w| w.message.contains("sync_group_tracking_weight")), "{warnings:?}");
     let kept = text.replace("name = \"G1\"\n", "name = \"G1\"\nsync_group_tracking_weight = true\n");
     assert_eq!(parse(&kept).unwrap().config.instances[0].track_script[0].weight, -20);
+}
+
+#[test]
+fn a_sync_group_has_its_own_notify_scripts() {
+    let base = format!(
+        "{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [\"192.0.2.101/24\"]\n\n[[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\", \"VI_2\"]\n"
+    );
+    let text = format!("{base}notify = \"/usr/local/bin/group.sh\"\nnotify_master = \"/usr/local/bin/up.sh arg\"\n");
+    let notify = &parse(&text).unwrap().config.sync_groups[0].notify;
+    assert_eq!((notify.any.as_deref(), notify.master.as_deref()), (Some("/usr/local/bin/group.sh"), Some("/usr/local/bin/up.sh arg")));
+    let text = format!("{base}notify_fault = \" \"\n");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "notify_fault"), "vrrp_sync_group[0].notify_fault"));
 }
 
 #[test]

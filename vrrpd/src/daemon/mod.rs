@@ -43,6 +43,7 @@ use crate::stats::{self, StatusBoard};
 use crate::systemd;
 use crate::trackers::Trackers;
 use crate::vrrp::driver::{Driver, DriverCommand, DriverContext};
+use crate::vrrp::group::SyncGroups;
 use crate::vrrp::net::link::Netlink;
 use crate::vrrp::net::NetError;
 
@@ -172,6 +173,7 @@ pub fn run(source: ConfigSource, config: Config) -> Result<(), StartError> {
             vip_events,
             trackers: trackers.subscribe(),
             sync_reports: trackers.reporter(),
+            groups: SyncGroups::default(),
         };
         let daemon = Daemon {
             panics: mpsc::unbounded_channel(),
@@ -260,6 +262,7 @@ impl Daemon {
     /// Brings trackers and drivers in line with `plan`: trackers first, so every instance
     /// starts from what is known.
     async fn apply(&mut self, plan: Plan) {
+        self.context.groups.configure(plan.groups);
         self.trackers.apply(plan.trackers, &self.context.netlink, self.balancer.as_deref()).await;
         self.context.board.retain_drivers(&plan.drivers.keys().cloned().collect::<Vec<_>>());
         let removed: Vec<String> = self.drivers.keys().filter(|i| !plan.drivers.contains_key(*i)).cloned().collect();

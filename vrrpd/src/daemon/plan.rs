@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use ha_common::config::Config;
+use ha_common::config::{Config, Notify};
 use tracing::warn;
 
 use crate::hooks::notify::NotifyScripts;
@@ -26,6 +26,8 @@ pub struct Plan {
     /// The instances of each interface.
     pub drivers: BTreeMap<String, DriverSpec>,
     pub trackers: Wanted,
+    /// Each sync group: its name, members and notify scripts.
+    pub groups: Vec<(String, Vec<String>, Arc<NotifyScripts>)>,
 }
 
 /// Parses every script (refusing unsafe ones unless `enable_script_security = false`) and
@@ -57,17 +59,24 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
             trackers.scripts.push((s.clone(), script));
         }
     }
-    let mut drivers: BTreeMap<String, DriverSpec> = BTreeMap::new();
-    for instance in &config.instances {
-        let n = &instance.notify;
+    let mut notify_scripts = |n: &Notify| {
         let mut notify_script = |text: &Option<String>| text.as_deref().and_then(|t| parse(t, default_user));
-        let notify = NotifyScripts {
+        NotifyScripts {
             any: notify_script(&n.any),
             master: notify_script(&n.master),
             backup: notify_script(&n.backup),
             fault: notify_script(&n.fault),
             stop: notify_script(&n.stop),
-        };
+        }
+    };
+    let groups = config
+        .sync_groups
+        .iter()
+        .map(|g| (g.name.clone(), g.members.clone(), Arc::new(notify_scripts(&g.notify))))
+        .collect();
+    let mut drivers: BTreeMap<String, DriverSpec> = BTreeMap::new();
+    for instance in &config.instances {
+        let notify = notify_scripts(&instance.notify);
         trackers.interfaces.insert(instance.interface.clone());
         trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
         trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
@@ -96,7 +105,7 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         }
     }
     if problems.is_empty() {
-        Ok(Plan { drivers, trackers })
+        Ok(Plan { drivers, trackers, groups })
     } else {
         Err(problems)
     }

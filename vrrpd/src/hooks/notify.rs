@@ -1,6 +1,7 @@
 //! Notify scripts, keepalived style: on each transition the state's own script
 //! (`notify_master`, `notify_backup`, `notify_fault`, `notify_stop`) runs as configured, then
-//! `notify` runs with `INSTANCE <name> <STATE> <priority>` appended. One queue for the whole
+//! `notify` runs with `INSTANCE <name> <STATE> <priority>` appended (a `vrrp_sync_group`'s,
+//! with `GROUP <name> <STATE> 0`, when the group as a whole changes state). One queue for the whole
 //! daemon runs them one at a time, so they are delivered in order, and the protocol never
 //! waits for them.
 //!
@@ -51,6 +52,8 @@ pub fn state_word(state: State) -> &'static str {
 }
 
 struct Job {
+    /// `INSTANCE` or `GROUP`: what `instance` names.
+    kind: &'static str,
     instance: String,
     state: State,
     priority: u8,
@@ -97,12 +100,21 @@ impl Notifier {
     }
 
     pub fn notify(&self, instance: &str, state: State, priority: u8, scripts: &Arc<NotifyScripts>) {
+        self.enqueue("INSTANCE", instance, state, priority, scripts);
+    }
+
+    /// A sync group's transition: its scripts, `notify` with `GROUP <name> <STATE> 0`.
+    pub fn notify_group(&self, group: &str, state: State, scripts: &Arc<NotifyScripts>) {
+        self.enqueue("GROUP", group, state, 0, scripts);
+    }
+
+    fn enqueue(&self, kind: &'static str, instance: &str, state: State, priority: u8, scripts: &Arc<NotifyScripts>) {
         if scripts.is_empty() {
             return;
         }
-        let job = Job { instance: instance.to_owned(), state, priority, scripts: Arc::clone(scripts) };
+        let job = Job { kind, instance: instance.to_owned(), state, priority, scripts: Arc::clone(scripts) };
         let mut waiting = self.queue.lock();
-        if let Some(stale) = waiting.iter().position(|j| j.instance == instance) {
+        if let Some(stale) = waiting.iter().position(|j| j.kind == kind && j.instance == instance) {
             let replaced = waiting.remove(stale).map(|j| j.state);
             let total = self.queue.coalesced.fetch_add(1, Relaxed) + 1;
             debug!(instance, stale = ?replaced, now = %state, coalesced_total = total, "a waiting notify job was replaced by a newer transition");
@@ -136,16 +148,16 @@ async fn run_job(job: &Job) {
     }
     if let Some(script) = &job.scripts.any {
         let priority = job.priority.to_string();
-        let args = ["INSTANCE", job.instance.as_str(), state_word(job.state), priority.as_str()];
+        let args = [job.kind, job.instance.as_str(), state_word(job.state), priority.as_str()];
         report(job, script, script.run(&args, NOTIFY_TIMEOUT).await);
     }
 }
 
 fn report(job: &Job, script: &Script, outcome: Outcome) {
     if outcome.is_success() {
-        debug!(instance = %job.instance, state = state_word(job.state), script = %script.text, "notify script ran");
+        debug!(kind = job.kind, instance = %job.instance, state = state_word(job.state), script = %script.text, "notify script ran");
     } else {
-        warn!(instance = %job.instance, state = state_word(job.state), script = %script.text, ?outcome, "notify script failed");
+        warn!(kind = job.kind, instance = %job.instance, state = state_word(job.state), script = %script.text, ?outcome, "notify script failed");
     }
 }
 

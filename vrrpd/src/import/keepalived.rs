@@ -220,7 +220,7 @@ fn written(node: &Node, i: usize) -> Option<Written> {
 }
 
 /// The words of a statement past `used`, noted as not carried over.
-fn note_extra(node: &Node, used: usize, what: &str, notes: &mut Notes) {
+pub(super) fn note_extra(node: &Node, used: usize, what: &str, notes: &mut Notes) {
     if node.words.get(used..) == Some(&["reverse".to_owned()][..]) {
         // keepalived 2.1: the weight applies in the other direction (while succeeding if negative).
         notes.add(

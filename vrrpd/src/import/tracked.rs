@@ -157,6 +157,7 @@ pub fn sync_group(node: &Node, known: &dyn Fn(&str) -> bool, notes: &mut Notes) 
     let name = values::name(node.arg(1).unwrap_or("unnamed"), node.line, "vrrp_sync_group", notes);
     let what = format!("vrrp_sync_group {name}");
     let mut out = format!("[[vrrp_sync_group]]\nname = {}\n", q(&name));
+    let mut scripts: Vec<(&str, String)> = Vec::new();
     for item in node.children() {
         match item.key() {
             "group" => {
@@ -175,12 +176,20 @@ pub fn sync_group(node: &Node, known: &dyn Fn(&str) -> bool, notes: &mut Notes) 
                 let _ = writeln!(out, "{key} = [{}]", track_list(&list));
             }
             "sync_group_tracking_weight" => out.push_str("sync_group_tracking_weight = true\n"),
-            key => notes.add(
-                item.line,
-                NoteKind::Dropped,
-                format!("{what} `{key}` (group notify scripts and other options are not carried over yet)"),
-            ),
+            key @ ("notify" | "notify_master" | "notify_backup" | "notify_fault" | "notify_stop") => {
+                // keepalived keeps the last of a key given twice; TOML refuses a repeated key.
+                scripts.retain(|(k, _)| *k != key);
+                if let Some(script) = item.arg(1) {
+                    scripts.push((key, script.to_owned()));
+                }
+                // keepalived reads `notify_master SCRIPT [USER [GROUP]]`.
+                super::keepalived::note_extra(item, 2, &format!("{what} {key}'s user (vrrpd runs notify scripts as script_user)"), notes);
+            }
+            key => notes.add(item.line, NoteKind::Dropped, format!("{what} `{key}` is not carried over")),
         }
+    }
+    for (key, script) in &scripts {
+        let _ = writeln!(out, "{key} = {}", q(script));
     }
     notes.add(
         node.line,

@@ -29,11 +29,12 @@ use vrrp_core::receive::{receive, receive_message, Dropped, Received};
 use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
 use super::convert;
+use super::group::SyncGroups;
 use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
-use crate::hooks::notify::{Notifier, NotifyScripts};
+use crate::hooks::notify::{state_word, Notifier, NotifyScripts};
 use crate::stats::events::EventKind;
 use crate::stats::StatusBoard;
 use crate::trackers::TrackerStatus;
@@ -49,6 +50,8 @@ pub struct DriverContext {
     pub trackers: watch::Receiver<TrackerStatus>,
     /// Where this driver reports its sync group members' own FAULT.
     pub sync_reports: watch::Sender<TrackerStatus>,
+    /// The sync groups' states as a whole, for their notify scripts.
+    pub groups: SyncGroups,
 }
 
 /// What one instance runs: its validated configuration and its notify scripts.
@@ -693,6 +696,12 @@ impl Driver {
                 self.context.board.record(EventKind::State, config.name.as_str(), message);
                 if t.to != t.from || t.to == State::Initialize {
                     self.context.notifier.notify(&config.name, t.to, t.priority, &spec.notify);
+                    if let Some(change) = self.context.groups.member_moved(&config.name, t.to) {
+                        let from = change.from.map_or("none", state_word);
+                        let message = format!("sync group {} -> {}", from, state_word(change.to));
+                        self.context.board.record(EventKind::State, change.group.as_str(), message);
+                        self.context.notifier.notify_group(&change.group, change.to, &change.scripts);
+                    }
                 }
                 if let (State::Master, Reason::MasterDown { silent: Some(master) }, Some(events)) =
                     (t.to, &t.reason, &self.context.vip_events)

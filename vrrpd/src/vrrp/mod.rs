@@ -6,6 +6,7 @@
 
 pub mod convert;
 pub mod driver;
+pub mod group;
 pub mod net;
 pub mod port;
 pub mod vip;

@@ -84,7 +84,17 @@ impl Validator<'_> {
                     }
                 }
             }
-            groups.push(SyncGroup { name, members });
+            let mut notify_field = |value: &Option<S<String>>, field: &str| {
+                value.as_ref().map(|v| self.non_empty(v, &key(&format!("notify{field}"))))
+            };
+            let notify = Notify {
+                any: notify_field(&g.notify, ""),
+                master: notify_field(&g.notify_master, "_master"),
+                backup: notify_field(&g.notify_backup, "_backup"),
+                fault: notify_field(&g.notify_fault, "_fault"),
+                stop: notify_field(&g.notify_stop, "_stop"),
+            };
+            groups.push(SyncGroup { name, members, notify });
         }
         groups
     }
