@@ -123,7 +123,8 @@ pub async fn serve(
                     shared.denied.fetch_add(1, Relaxed);
                     continue;
                 };
-                tokio::spawn(supervise(proxy, client, peer, local, ticket, permits));
+                let accept_proxy = proxy.config.accept_proxy.contains(&address);
+                tokio::spawn(supervise(proxy, client, peer, local, accept_proxy, ticket, permits));
             }
             Err(e) if is_resource_exhaustion(&e) => {
                 if last_warning.is_none_or(|t| t.elapsed() >= LOG_INTERVAL) {
@@ -160,6 +161,7 @@ async fn supervise(
     client: tokio::net::TcpStream,
     peer: SocketAddr,
     local: SocketAddr,
+    accept_proxy: bool,
     ticket: Ticket,
     permits: Permits,
 ) {
@@ -167,7 +169,7 @@ async fn supervise(
     let shared = Arc::clone(&proxy.shared);
     let name = Arc::clone(&proxy.name);
     let outcome = {
-        let mut session = pin!(session::run(proxy, client, peer, local, ticket));
+        let mut session = pin!(session::run(proxy, client, peer, local, accept_proxy, ticket));
         // A panic ends the session: it is never polled again, and dropped at the end of this block.
         future::poll_fn(|cx| match catch_unwind(AssertUnwindSafe(|| session.as_mut().poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,

@@ -50,13 +50,20 @@ fn set_nodelay(stream: &TcpStream) {
 /// The ticket is the session's registry entry: it is dropped last, after the sockets and the
 /// guards of its counts, so a release waiting on this session resolves only once both
 /// connections are closed and everything it counted is given back.
-pub async fn run(proxy: Arc<ProxyState>, client: TcpStream, peer: SocketAddr, local: SocketAddr, ticket: Ticket) {
+pub async fn run(
+    proxy: Arc<ProxyState>,
+    client: TcpStream,
+    peer: SocketAddr,
+    local: SocketAddr,
+    accept_proxy: bool,
+    ticket: Ticket,
+) {
     let started = Instant::now();
     set_nodelay(&client);
     let _counted = proxy.shared.counters.count_session();
-    // With accept_proxy the client's first bytes say who the client really is; `local` stays
-    // the address it reached here (VIP fencing goes by it).
-    let (peer, destination, early) = if proxy.config.accept_proxy {
+    // On an accept_proxy bind the client's first bytes say who the client really is; `local`
+    // stays the address it reached here (VIP fencing goes by it).
+    let (peer, destination, early) = if accept_proxy {
         let header = tokio::select! {
             biased;
             () = ticket.cancelled() => Err(HeaderError::Closed(ticket.reason().unwrap_or(CloseReason::Shutdown))),

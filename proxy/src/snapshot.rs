@@ -94,7 +94,13 @@ impl ProxySnapshot {
     pub fn of(proxy: &ProxyState, now: Instant) -> Self {
         ProxySnapshot {
             name: proxy.config.name.clone(),
-            bind: proxy.config.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            bind: proxy
+                .config
+                .binds
+                .iter()
+                .map(|b| if proxy.config.accept_proxy.contains(b) { format!("{b} (accept_proxy)") } else { b.to_string() })
+                .collect::<Vec<_>>()
+                .join(", "),
             balance: proxy.config.balance.to_string(),
             listening: proxy.shared.listening(),
             available: *proxy.shared.available.borrow(),

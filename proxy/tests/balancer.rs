@@ -427,7 +427,7 @@ async fn accept_proxy_carries_the_client_address_from_its_header_to_the_servers(
     let (address, mut received) = recorder().await;
     let mut config = proxy_config(vec![server("r", address)]);
     config.servers[0].check = false;
-    config.accept_proxy = true;
+    config.accept_proxy = config.binds.clone();
     config.send_proxy = Some(ProxyProtocol::V1);
     let _balancer = start(&config);
     let (claimed, original): (SocketAddr, SocketAddr) =
@@ -444,11 +444,39 @@ async fn accept_proxy_carries_the_client_address_from_its_header_to_the_servers(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accept_proxy_applies_to_its_own_bind_only() {
+    // HAProxy's `bind :5672` for clients beside `bind :5673 accept-proxy` for another balancer.
+    let (address, mut received) = recorder().await;
+    let mut config = proxy_config(vec![server("r", address)]);
+    config.servers[0].check = false;
+    let behind = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    config.binds.push(behind);
+    config.accept_proxy = vec![behind];
+    let _balancer = start(&config);
+    // A plain client on the first bind: served as is (before, the flag held for every bind).
+    let mut plain = connect(&config).await;
+    plain.write_all(b"AMQP\0\0\x09\x01").await.unwrap();
+    assert_eq!(greeting(&mut plain).await.as_deref(), Some("hi"), "a plain client refused on a bind without accept_proxy");
+    let got = tokio::time::timeout(Duration::from_secs(3), received.recv()).await.unwrap().unwrap();
+    assert_eq!(got, b"AMQP\0\0\x09\x01");
+    // A client of the second bind must send a header: without one it is refused.
+    let without = Proxy { binds: vec![behind], ..config.clone() };
+    let mut refused = connect(&without).await;
+    refused.write_all(b"AMQP\0\0\x09\x01").await.unwrap();
+    assert!(closed_within(&mut refused, Duration::from_secs(2)).await, "no PROXY header on an accept_proxy bind");
+    let mut relayed = connect(&without).await;
+    let mut first = proxy::proxy_protocol::header(ProxyProtocol::V2, "192.0.2.31:40000".parse().unwrap(), behind);
+    first.extend_from_slice(b"AMQP\0\0\x09\x01");
+    relayed.write_all(&first).await.unwrap();
+    assert_eq!(greeting(&mut relayed).await.as_deref(), Some("hi"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accept_proxy_refuses_and_counts_garbage_and_headers_that_never_end() {
     let (address, mut received) = recorder().await;
     let mut config = proxy_config(vec![server("r", address)]);
     config.servers[0].check = false;
-    config.accept_proxy = true;
+    config.accept_proxy = config.binds.clone();
     let balancer = start(&config);
     let shared = Arc::clone(&balancer.proxies()[0].shared);
 

@@ -329,7 +329,7 @@ async fn an_idle_session_stays_under_two_kib() {
     let state = Arc::new(proxy::server::ProxyState::new(config, Instant::now()));
     let sessions = Arc::new(proxy::registry::Sessions::default());
     let ticket = sessions.register(address, &Arc::from("amqp")).unwrap();
-    let future = proxy::session::run(state, client, address, address, ticket);
+    let future = proxy::session::run(state, client, address, address, false, ticket);
     let size = std::mem::size_of_val(&future);
     eprintln!("session future: {size} bytes");
     assert!(size < 2048, "{size} bytes per session task");

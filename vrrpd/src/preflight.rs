@@ -133,7 +133,11 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             out,
             "proxy {} on {}: balance {}, check {}{} every {} (timeout {}, rise {}, fall {})",
             p.name,
-            p.binds.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            p.binds
+                .iter()
+                .map(|b| if p.accept_proxy.contains(b) { format!("{b} (accept_proxy)") } else { b.to_string() })
+                .collect::<Vec<_>>()
+                .join(", "),
             p.balance,
             p.check.kind,
             check_target(&p.check),

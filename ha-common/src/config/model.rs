@@ -472,9 +472,10 @@ pub struct Proxy {
     pub name: String,
     /// Where it listens: one or more addresses (HAProxy's several `bind` lines), never empty.
     pub binds: Vec<SocketAddr>,
-    /// Every client opens with a PROXY protocol header (v1 or v2), as HAProxy's `accept-proxy`:
-    /// the client address it carries is the one logged and passed on with `send_proxy`.
-    pub accept_proxy: bool,
+    /// The binds whose clients open with a PROXY protocol header (v1 or v2), as HAProxy's
+    /// `accept-proxy` on a `bind`: the client address it carries is the one logged and passed
+    /// on with `send_proxy`.
+    pub accept_proxy: Vec<SocketAddr>,
     /// With every primary DOWN, spread over all backups rather than using only the first UP
     /// one (HAProxy's `option allbackups`).
     pub allbackups: bool,

@@ -177,7 +177,8 @@ pub struct RawTrack {
 pub struct RawProxy {
     pub name: S<String>,
     pub bind: S<RawBinds>,
-    /// Expect a PROXY protocol header (v1 or v2) from every client on these binds.
+    /// Expect a PROXY protocol header (v1 or v2) from every client on every bind (a bind's
+    /// own `accept_proxy` decides for that bind).
     pub accept_proxy: Option<bool>,
     /// With every primary DOWN, use all the backups at once, not only the first.
     pub allbackups: Option<bool>,
@@ -220,11 +221,56 @@ pub struct RawRebalance {
 }
 
 /// `bind = "0.0.0.0:5672"` or `bind = ["0.0.0.0:5672", "[::]:5672"]` (HAProxy's several
-/// `bind` lines of one proxy). Each address of a list keeps its own span.
+/// `bind` lines of one proxy); an entry of a list may be a table with its own options,
+/// `{ address = "0.0.0.0:5673", accept_proxy = true }`. Each address keeps its own span.
 #[derive(Debug)]
 pub enum RawBinds {
     One(String),
-    Many(Vec<S<String>>),
+    Many(Vec<S<RawBind>>),
+}
+
+/// One entry of a `bind` list: an address, or a table with the bind's own options.
+#[derive(Debug)]
+pub enum RawBind {
+    /// Spanned by the list entry that holds it.
+    Address(String),
+    Table {
+        address: S<String>,
+        /// This bind's clients open with a PROXY header (HAProxy's `accept-proxy` on a `bind`).
+        accept_proxy: Option<bool>,
+    },
+}
+
+impl<'de> Deserialize<'de> for RawBind {
+    // By hand: an untagged enum would buffer the value and lose the address's span.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RawBind;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address and port, or a table { address = ..., accept_proxy = ... }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBind, E> {
+                Ok(RawBind::Address(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<RawBind, A::Error> {
+                let mut address: Option<S<String>> = None;
+                let mut accept_proxy = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "address" if address.is_none() => address = Some(map.next_value()?),
+                        "accept_proxy" if accept_proxy.is_none() => accept_proxy = Some(map.next_value()?),
+                        "address" => return Err(serde::de::Error::duplicate_field("address")),
+                        "accept_proxy" => return Err(serde::de::Error::duplicate_field("accept_proxy")),
+                        other => return Err(serde::de::Error::unknown_field(other, &["address", "accept_proxy"])),
+                    }
+                }
+                let address = address.ok_or_else(|| serde::de::Error::missing_field("address"))?;
+                Ok(RawBind::Table { address, accept_proxy })
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl<'de> Deserialize<'de> for RawBinds {

@@ -781,15 +781,38 @@ fn a_proxy_listens_on_one_address_or_a_list_each_located() {
 }
 
 #[test]
+fn accept_proxy_is_set_per_bind_as_haproxy_does() {
+    // HAProxy: `bind :5670` for the clients, `bind :5671 accept-proxy` behind another balancer.
+    let text =
+        example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\", { address = \"0.0.0.0:5671\", accept_proxy = true }]");
+    let amqp = parse(&text).unwrap().config.proxies.remove(0);
+    assert_eq!(amqp.binds, vec!["0.0.0.0:5670".parse().unwrap(), "0.0.0.0:5671".parse().unwrap()]);
+    assert_eq!(amqp.accept_proxy, vec!["0.0.0.0:5671".parse().unwrap()]);
+    // The proxy-wide setting is every bind's default; a bind's own wins.
+    let text = example_with(
+        "bind = \"0.0.0.0:5670\"",
+        "accept_proxy = true\nbind = [\"0.0.0.0:5670\", { address = \"0.0.0.0:5671\", accept_proxy = false }]",
+    );
+    assert_eq!(parse(&text).unwrap().config.proxies[0].accept_proxy, vec!["0.0.0.0:5670".parse().unwrap()]);
+    // A bad address in a table is located on its line; an unknown option is refused.
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\",\n  { address = \"0.0.0.0:0\" }]");
+    let p = single_problem(&text);
+    assert_eq!((p.line, p.key.as_str()), (line_of(&text, "\"0.0.0.0:0\""), "proxy[0].bind[1].address"), "{p}");
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [{ address = \"0.0.0.0:5670\", ssl = true }]");
+    let error = parse(&text).unwrap_err().to_string();
+    assert!(error.contains("ssl") && error.contains(&format!(":{}", line_of(&text, "ssl = true"))), "{error}");
+}
+
+#[test]
 fn slowstart_is_set_per_proxy_and_per_server_and_allbackups_is_off_by_default() {
     let amqp = parse(EXAMPLE).unwrap().config.proxies.remove(0);
-    assert!(!amqp.allbackups && !amqp.accept_proxy);
+    assert!(!amqp.allbackups && amqp.accept_proxy.is_empty());
     assert!(amqp.servers.iter().all(|s| s.slowstart.is_zero()), "no slowstart unless asked");
     let text =
         example_with("redispatch = true", "redispatch = true\nslowstart = \"60s\"\nallbackups = true\naccept_proxy = true")
             .replace("backup = true", "backup = true\nslowstart = \"5s\"");
     let amqp = parse(&text).unwrap().config.proxies.remove(0);
-    assert!(amqp.allbackups && amqp.accept_proxy);
+    assert!(amqp.allbackups && amqp.accept_proxy == amqp.binds, "accept_proxy on the proxy: every bind");
     assert_eq!(amqp.servers[0].slowstart, Duration::from_secs(60), "the proxy's value is the servers' default");
     assert_eq!(amqp.servers[1].slowstart, Duration::from_secs(5), "a server's own value wins");
     let text = example_with("redispatch = true", "redispatch = true\nslowstart = \"2d\"");
@@ -885,7 +908,10 @@ fn a_sync_group_links_its_members_and_zeroes_their_weights_as_keepalived() {
          track_interface = [{{ name = \"eth1\" }}]\n"
     );
     let Loaded { config, warnings } = parse(&text).unwrap();
-    assert_eq!(config.sync_groups, vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()], notify: Notify::default() }]);
+    assert_eq!(
+        config.sync_groups,
+        vec![SyncGroup { name: "G1".into(), members: vec!["VI_1".into(), "VI_2".into()], notify: Notify::default() }]
+    );
     let (vi1, vi2) = (&config.instances[0], &config.instances[1]);
     assert_eq!((vi1.sync_peers.as_slice(), vi2.sync_peers.as_slice()), (&["VI_2".to_owned()][..], &["VI_1".to_owned()][..]));
     assert_eq!(vi1.track_script[0].weight, 0, "the script's -20 becomes 0 in a group");
@@ -903,7 +929,10 @@ fn a_sync_group_has_its_own_notify_scripts() {
     );
     let text = format!("{base}notify = \"/usr/local/bin/group.sh\"\nnotify_master = \"/usr/local/bin/up.sh arg\"\n");
     let notify = &parse(&text).unwrap().config.sync_groups[0].notify;
-    assert_eq!((notify.any.as_deref(), notify.master.as_deref()), (Some("/usr/local/bin/group.sh"), Some("/usr/local/bin/up.sh arg")));
+    assert_eq!(
+        (notify.any.as_deref(), notify.master.as_deref()),
+        (Some("/usr/local/bin/group.sh"), Some("/usr/local/bin/up.sh arg"))
+    );
     let text = format!("{base}notify_fault = \" \"\n");
     let p = single_problem(&text);
     assert_eq!((p.line, p.key.as_str()), (line_of(&text, "notify_fault"), "vrrp_sync_group[0].notify_fault"));

@@ -48,7 +48,7 @@ pub fn proxy_config(servers: Vec<Server>) -> Proxy {
     Proxy {
         name: "amqp".into(),
         binds: vec![SocketAddr::from(([127, 0, 0, 1], free_port()))],
-        accept_proxy: false,
+        accept_proxy: Vec::new(),
         allbackups: false,
         rebalance: None,
         balance: Balance::LeastConn,

@@ -69,11 +69,8 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
             stop: notify_script(&n.stop),
         }
     };
-    let groups = config
-        .sync_groups
-        .iter()
-        .map(|g| (g.name.clone(), g.members.clone(), Arc::new(notify_scripts(&g.notify))))
-        .collect();
+    let groups =
+        config.sync_groups.iter().map(|g| (g.name.clone(), g.members.clone(), Arc::new(notify_scripts(&g.notify)))).collect();
     let mut drivers: BTreeMap<String, DriverSpec> = BTreeMap::new();
     for instance in &config.instances {
         let notify = notify_scripts(&instance.notify);

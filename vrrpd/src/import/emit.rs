@@ -160,13 +160,24 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
 
 fn proxy(out: &mut String, p: &ProxyOut, source: &str) {
     let _ = writeln!(out, "\n# from {source}:{}: {}\n[[proxy]]\nname = {}", p.line, p.name, q(&p.name));
+    let every = std::iter::once(&p.bind).chain(&p.more_binds).all(|b| p.accept_proxy.contains(b));
     if p.more_binds.is_empty() {
         let _ = writeln!(out, "bind = {}", q(&p.bind.to_string()));
     } else {
-        let binds: Vec<String> = std::iter::once(&p.bind).chain(&p.more_binds).map(|b| q(&b.to_string())).collect();
+        // Some binds with accept-proxy, some without: each says for itself.
+        let binds: Vec<String> = std::iter::once(&p.bind)
+            .chain(&p.more_binds)
+            .map(|b| {
+                if p.accept_proxy.contains(b) && !every {
+                    format!("{{ address = {}, accept_proxy = true }}", q(&b.to_string()))
+                } else {
+                    q(&b.to_string())
+                }
+            })
+            .collect();
         let _ = writeln!(out, "bind = [{}]", binds.join(", "));
     }
-    if p.accept_proxy {
+    if every {
         out.push_str("accept_proxy = true\n");
     }
     if p.allbackups {

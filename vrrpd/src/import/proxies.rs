@@ -49,7 +49,8 @@ pub struct ProxyOut {
     pub bind: SocketAddr,
     /// HAProxy's further `bind` lines of the proxy.
     pub more_binds: Vec<SocketAddr>,
-    pub accept_proxy: bool,
+    /// The binds with `accept-proxy`.
+    pub accept_proxy: Vec<SocketAddr>,
     pub allbackups: bool,
     pub balance: &'static str,
     pub check: Option<Check>,
@@ -146,25 +147,26 @@ fn proxy(p: &Proxy, taken: &[SocketAddr], lookups: Lookups, notes: &mut Notes) -
         return left_out(p, format!("{bind} is already the bind of another proxy"), notes);
     }
     let mut more_binds = Vec::new();
-    for written in &p.more_binds {
+    // HAProxy's `accept-proxy` is a bind's: the binds that have it.
+    let mut accept_proxy = Vec::new();
+    if p.accept_proxy.first().copied().unwrap_or(false) {
+        accept_proxy.push(bind);
+    }
+    for (n, written) in p.more_binds.iter().enumerate() {
         match bind_address(&written.text) {
             Some(address) if taken.contains(&address) || address == bind || more_binds.contains(&address) => notes.add(
                 written.line,
                 NoteKind::Dropped,
                 format!("`bind {}`: {address} is already a bind of this or another proxy", written.text),
             ),
-            Some(address) => more_binds.push(address),
+            Some(address) => {
+                more_binds.push(address);
+                if p.accept_proxy.get(n + 1).copied().unwrap_or(false) {
+                    accept_proxy.push(address);
+                }
+            }
             None => notes.add(written.line, NoteKind::Dropped, format!("`bind {}` is not one IP address and port", written.text)),
         }
-    }
-    // vrrpd expects a PROXY header on every bind of a proxy, or on none.
-    let accept_proxy = p.accept_proxy.iter().any(|a| *a);
-    if accept_proxy && p.accept_proxy.iter().any(|a| !*a) {
-        notes.add(
-            p.line,
-            NoteKind::Changed,
-            format!("proxy {}: `accept-proxy` on some of its binds: vrrpd expects the PROXY header on all of them", p.name),
-        );
     }
     if p.settings.mode.as_deref() == Some("http") {
         notes.add(

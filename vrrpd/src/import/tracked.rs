@@ -183,7 +183,12 @@ pub fn sync_group(node: &Node, known: &dyn Fn(&str) -> bool, notes: &mut Notes) 
                     scripts.push((key, script.to_owned()));
                 }
                 // keepalived reads `notify_master SCRIPT [USER [GROUP]]`.
-                super::keepalived::note_extra(item, 2, &format!("{what} {key}'s user (vrrpd runs notify scripts as script_user)"), notes);
+                super::keepalived::note_extra(
+                    item,
+                    2,
+                    &format!("{what} {key}'s user (vrrpd runs notify scripts as script_user)"),
+                    notes,
+                );
             }
             key => notes.add(item.line, NoteKind::Dropped, format!("{what} `{key}` is not carried over")),
         }

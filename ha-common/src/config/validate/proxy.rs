@@ -25,21 +25,35 @@ impl Validator<'_> {
             let name = self.name(&p.name, &key("name"));
             self.unique(&mut names, &p.name, &key("name"), "proxy");
             let mut addresses = Vec::new();
-            let written: Vec<(S<String>, String)> = match p.bind.get_ref() {
-                RawBinds::One(one) => vec![(S::new(p.bind.span(), one.clone()), key("bind"))],
-                RawBinds::Many(many) => {
-                    many.iter().enumerate().map(|(n, b)| (b.clone(), format!("{}[{n}]", key("bind")))).collect()
-                }
+            let every_bind = p.accept_proxy.unwrap_or(false);
+            let written: Vec<(S<String>, String, bool)> = match p.bind.get_ref() {
+                RawBinds::One(one) => vec![(S::new(p.bind.span(), one.clone()), key("bind"), every_bind)],
+                RawBinds::Many(many) => many
+                    .iter()
+                    .enumerate()
+                    .map(|(n, b)| match b.get_ref() {
+                        RawBind::Address(text) => (S::new(b.span(), text.clone()), format!("{}[{n}]", key("bind")), every_bind),
+                        RawBind::Table { address, accept_proxy } => {
+                            (address.clone(), format!("{}[{n}].address", key("bind")), accept_proxy.unwrap_or(every_bind))
+                        }
+                    })
+                    .collect(),
             };
             if written.is_empty() {
                 self.error(p.bind.span(), &key("bind"), "a proxy needs at least one address to listen on");
             }
-            for (text, bind_key) in &written {
+            let mut accept_proxy = Vec::new();
+            for (text, bind_key, expects_header) in &written {
                 let Some(bind) = self.socket_addr(text, bind_key, "0.0.0.0:5672") else { continue };
                 match binds.insert(bind, i) {
                     Some(other) if other == i => self.error(text.span(), bind_key, format!("{bind} is listed twice")),
                     Some(other) => self.error(text.span(), bind_key, format!("{bind} is already a bind of proxy[{other}]")),
-                    None => addresses.push(bind),
+                    None => {
+                        addresses.push(bind);
+                        if *expects_header {
+                            accept_proxy.push(bind);
+                        }
+                    }
                 }
             }
             let balance = match &p.balance {
@@ -123,7 +137,7 @@ impl Validator<'_> {
             proxies.push(Proxy {
                 name,
                 binds: addresses,
-                accept_proxy: p.accept_proxy.unwrap_or(false),
+                accept_proxy,
                 allbackups: p.allbackups.unwrap_or(false),
                 rebalance: p.rebalance.as_ref().map(|r| self.auto_rebalance(r.get_ref(), &key("rebalance"))),
                 balance,
