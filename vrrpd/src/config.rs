@@ -36,7 +36,16 @@ pub struct Loaded {
 /// Reads, validates and applies the overrides. A file that leaves `control_socket` at its
 /// default gets the one of the network namespace vrrpd runs in ([`default_control_socket`]).
 pub fn load(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
-    let loaded = Config::load(path)?;
+    finish(Config::load(path)?, overrides)
+}
+
+/// [`load`] for a file meant for another machine (`vrrpd check --offline`): the files it names
+/// are not read.
+pub fn load_offline(path: &Path, overrides: &Overrides) -> Result<Loaded, ConfigError> {
+    finish(Config::load_offline(path)?, overrides)
+}
+
+fn finish(loaded: ha_common::config::Loaded, overrides: &Overrides) -> Result<Loaded, ConfigError> {
     let mut config = loaded.config;
     overrides.apply(&mut config);
     if config.global.control_socket == Path::new(DEFAULT_CONTROL_SOCKET) {

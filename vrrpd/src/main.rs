@@ -18,7 +18,8 @@ fn main() -> ExitCode {
 }
 
 fn run_check(cli: &Cli, offline: bool) -> ExitCode {
-    let loaded = match config::load(&cli.config, &cli.overrides()) {
+    let load = if offline { config::load_offline } else { config::load };
+    let loaded = match load(&cli.config, &cli.overrides()) {
         Ok(loaded) => loaded,
         Err(error) => return report_invalid(&error),
     };

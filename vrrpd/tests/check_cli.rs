@@ -57,6 +57,28 @@ fn check_prints_what_it_would_run() {
 }
 
 #[test]
+fn check_offline_does_not_read_the_files_the_configuration_names() {
+    // A file imported on the old host names a password file that exists only on the new one.
+    let text = example("proxy-a.toml").replacen(
+        "check = { kind = \"amqp\",",
+        "check = { kind = \"http\", port = 15672, path = \"/api/health/checks/local-alarms\", user = \"monitor\", \
+         password_file = \"/etc/vrrpd/not-here.pw\",",
+        1,
+    );
+    assert!(text.contains("not-here.pw"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, &text).unwrap();
+    let offline = vrrpd(&["check", "--offline", "--config", path.to_str().unwrap()]);
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    // Checked on the host that runs it, the missing file is an error at its line.
+    let here = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&here.stderr);
+    assert_eq!(here.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("not-here.pw") && stderr.contains(&format!(":{}:", line_of(&text, "not-here.pw"))), "{stderr}");
+}
+
+#[test]
 fn command_line_overrides_show_in_check() {
     let path = repo_root().join("conf/proxy-b.toml");
     let out = vrrpd(&["--state", "MASTER", "--priority", "150", "check", "--config", path.to_str().unwrap()]);

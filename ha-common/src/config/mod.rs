@@ -27,8 +27,21 @@ impl Config {
 
     /// Validates configuration text; `path` only names the file in messages.
     pub fn parse(text: &str, path: &Path) -> Result<Loaded, ConfigError> {
+        Config::parse_with(text, path, true)
+    }
+
+    /// Reads and validates a configuration file for another machine (`vrrpd check --offline`):
+    /// the files it names (a `password_file`, a `ca_file`) are not read here, only their paths
+    /// checked; the machine that runs it reads them at its start.
+    pub fn load_offline(path: &Path) -> Result<Loaded, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Config::parse_with(&text, path, false)
+    }
+
+    fn parse_with(text: &str, path: &Path, read_files: bool) -> Result<Loaded, ConfigError> {
         let raw = parse_raw(text, path)?;
         let mut validator = validate::Validator::new(path, text);
+        validator.read_files = read_files;
         let config = validator.config(&raw);
         if validator.problems.is_empty() {
             Ok(Loaded { config, warnings: validator.warnings })

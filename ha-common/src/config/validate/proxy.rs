@@ -183,8 +183,10 @@ impl Validator<'_> {
             let path = PathBuf::from(self.non_empty(file, &key("ca_file")));
             if !https {
                 self.warn(file.span(), &key("ca_file"), "is used for https only, and no URL is https");
-            } else if let Err(e) = std::fs::File::open(&path) {
-                self.error(file.span(), &key("ca_file"), format!("cannot read {}: {e}", path.display()));
+            } else if self.read_files {
+                if let Err(e) = std::fs::File::open(&path) {
+                    self.error(file.span(), &key("ca_file"), format!("cannot read {}: {e}", path.display()));
+                }
             }
             path
         });
@@ -361,6 +363,10 @@ impl Validator<'_> {
         };
         if !path.is_absolute() {
             return refuse(self, "must be an absolute path".into());
+        }
+        if !self.read_files {
+            // Checked for another machine: that one reads the file at its start.
+            return Some(Secret::new(String::new()));
         }
         if let Some(open) = crate::file_safety::modifiable_by_others(path) {
             return refuse(
