@@ -20,7 +20,7 @@ use amqprs::BasicProperties;
 use integration::lab::{wait_until, Lab, VIP};
 use integration::netns_available;
 use integration::rabbit::Cluster;
-use integration::scenario::{HostConfig, Instance, Pair, Proxy, Server};
+use integration::scenario::{HostConfig, Instance, Pair, Proxy, Server, Stats};
 use support::amqp::{declare, Confirms};
 use tokio::sync::mpsc;
 
@@ -379,7 +379,7 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
     let api = r#"rabbitmq_api = { urls = ["http://192.0.2.21:15672", "http://192.0.2.22:15672", "http://192.0.2.23:15672"], user = "guest", password = "guest" }"#;
     let host = |name: &str, priority, fencing: bool| {
         let proxy = if fencing { proxy.clone().with(api) } else { proxy.clone() };
-        HostConfig::new(name).instance(Instance::vi1(priority)).proxy(proxy)
+        HostConfig::new(name).instance(Instance::vi1(priority)).proxy(proxy).stats(Stats::on(8100))
     };
     let (a, b) = Pair::with(|name, priority| host(name, priority, false)).start(&lab);
 
@@ -478,6 +478,10 @@ fn a_cut_masters_unacked_messages_come_back_within_master_down_interval() {
     let status = String::from_utf8_lossy(&status.stdout).into_owned();
     assert!(status.contains("fencing: 1 runs (0 failed)"), "{status}");
     assert!(!status.contains("guest"), "no credential in ctl status: {status}");
+    // The stats page says the same.
+    let page = integration::netns::http_get(&lab.ns("client"), "192.0.2.12:8100".parse().unwrap(), "/", None).unwrap().body;
+    assert!(page.contains("fencing: 1 runs (0 failed)") && page.contains("(ok, "), "{page}");
+    assert!(!page.contains("guest"), "no credential on the page");
     heal();
 
     // By hand: the rescuer's connection (straight from the client, 192.0.2.31) is closed, and

@@ -168,6 +168,30 @@ fn proxy_html(out: &mut String, p: &ProxySnapshot) {
         server_row(out, s);
     }
     out.push_str("</table>");
+    // What `vrrpd ctl status` says beside the table: a rebalance under way, fencing.
+    if let Some(rebalancing) = &p.rebalancing {
+        let _ = write!(out, "<p class=\"meta\" id=\"rebalancing-{}\">rebalancing: {}</p>", escape(&p.name), escape(rebalancing));
+    }
+    if p.rebalance_closed > 0 {
+        let _ = write!(out, "<p class=\"meta\">sessions closed by rebalances: {}</p>", p.rebalance_closed);
+    }
+    if let Some(f) = &p.fencing {
+        let last = f.last.as_ref().map_or_else(
+            || "none yet".to_owned(),
+            |l| format!("{} ({}, {} ms): {}", l.hosts.join(", "), if l.ok { "ok" } else { "FAILED" }, l.duration_ms, l.result),
+        );
+        let _ = write!(
+            out,
+            "<p class=\"meta\" id=\"fencing-{}\">fencing: {} runs ({} failed), {} broker connections closed, {} close failures; last: <span class=\"{}\">{}</span></p>",
+            escape(&p.name),
+            f.runs,
+            f.failed_runs,
+            f.closed,
+            f.close_failures,
+            if f.last.as_ref().is_none_or(|l| l.ok) { "good" } else { "bad" },
+            escape(&last),
+        );
+    }
 }
 
 /// A proxy's state in two words.
