@@ -461,6 +461,14 @@ impl Balancer {
                 }
                 kept
             });
+            // Clients of a kept bind must now send a PROXY header, or no longer may: say so.
+            for (bind, _) in &entry.listeners {
+                match (old.config.accept_proxy.contains(bind), config.accept_proxy.contains(bind)) {
+                    (false, true) => changes.push(format!("proxy {} expects a PROXY header on {bind} now", config.name)),
+                    (true, false) => changes.push(format!("proxy {} no longer expects a PROXY header on {bind}", config.name)),
+                    _ => {}
+                }
+            }
             state.update_availability();
             // A higher maxconn, a server ready again: queued sessions look again.
             state.shared.slot_freed.notify_waiters();

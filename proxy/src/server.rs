@@ -250,7 +250,8 @@ impl ServerState {
     pub fn candidate(&self, now: Instant) -> Candidate {
         Candidate {
             up: self.up.load(Relaxed),
-            ready: self.admin() == Admin::Ready,
+            // A server a reload removed is not chosen by sessions still holding the old proxy.
+            ready: self.admin() == Admin::Ready && !self.retired.load(Relaxed),
             backup: self.backup(),
             weight: self.effective_weight(now),
             current: self.counters.current.load(Relaxed),

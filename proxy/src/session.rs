@@ -178,7 +178,10 @@ async fn read_proxy_header(client: &TcpStream) -> Result<(proxy_protocol::Decode
 /// when no UP server accepts; without it the same server is tried again, its place kept.
 /// A connect that completes after its server was withdrawn (DOWN with
 /// `shutdown_sessions_on_down`, maintenance, removed) is dropped before a byte is passed and
-/// the client goes to another server, as it would have had it come a moment later.
+/// the client goes to another server, as it would have had it come a moment later; that does
+/// not use up a retry, and happens at most once per server, so a flapping server cannot hold
+/// a client. (A withdrawal in the instant between registering and asking closes the session
+/// instead, as it closes every session on that server.)
 async fn connect<'p>(
     proxy: &'p ProxyState,
     client: &TcpStream,
@@ -190,7 +193,9 @@ async fn connect<'p>(
     let started = Instant::now();
     let mut failed: Vec<usize> = Vec::new();
     let mut kept: Option<(usize, ServerSlot<'p>)> = None;
-    for attempt in 0..=config.retries {
+    let mut withdrawn_skips = 0;
+    let mut attempt = 0;
+    while attempt <= config.retries {
         let (index, slot) = match kept.take() {
             Some(kept) => {
                 tokio::time::sleep(RETRY_PAUSE).await;
@@ -211,6 +216,10 @@ async fn connect<'p>(
                     failed.push(index);
                     if failed.len() >= proxy.servers.len() {
                         failed.clear();
+                    }
+                    withdrawn_skips += 1;
+                    if withdrawn_skips > proxy.servers.len() {
+                        attempt += 1;
                     }
                     continue;
                 }
@@ -237,6 +246,7 @@ async fn connect<'p>(
         if client.peer_addr().is_err() {
             return Err(CloseReason::ClientError);
         }
+        attempt += 1;
     }
     Err(CloseReason::NoServer)
 }

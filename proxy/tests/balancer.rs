@@ -346,7 +346,8 @@ async fn a_connect_that_completes_after_its_server_was_withdrawn_goes_to_another
     let mut other = server("other", greeter("other").await.0);
     other.check = false;
     other.backup = true;
-    let config = Proxy { timeout_connect: Duration::from_secs(5), ..proxy_config(vec![slow, other]) };
+    // No retries: going elsewhere after a withdrawal is not a retry.
+    let config = Proxy { timeout_connect: Duration::from_secs(5), retries: 0, ..proxy_config(vec![slow, other]) };
     let balancer = start(&config);
     let mut client = connect(&config).await;
     let proxy = Arc::clone(&balancer.proxies()[0]);

@@ -169,6 +169,26 @@ async fn reload_keeps_what_did_not_change() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_flips_accept_proxy_on_a_kept_bind_says_so_and_applies_it() {
+    let config = proxy_config(vec![server("a", greeter("a").await.0)]);
+    let balancer = start(&config);
+    let mut before = connect(&config).await;
+    assert_eq!(greeting(&mut before).await.as_deref(), Some("a"));
+    let behind = Proxy { accept_proxy: config.binds.clone(), ..config.clone() };
+    let changes = balancer.reload(std::slice::from_ref(&behind));
+    let said = format!("proxy amqp expects a PROXY header on {} now", config.binds[0]);
+    assert!(changes.contains(&said), "{changes:?}");
+    // A client without a header is refused from now on; the one before keeps its session.
+    let mut plain = connect(&config).await;
+    plain.write_all(b"AMQP\0\0\x09\x01").await.unwrap();
+    assert!(closed_within(&mut plain, Duration::from_secs(2)).await);
+    before.write_all(b"still here\n").await.unwrap();
+    assert_eq!(greeting(&mut before).await.as_deref(), Some("still here"));
+    let changes = balancer.reload(std::slice::from_ref(&config));
+    assert!(changes.iter().any(|c| c.contains("no longer expects a PROXY header")), "{changes:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_changes_a_kept_server_in_place_without_closing_its_sessions() {
     let (address, _) = greeter("a").await;
     let config = Proxy { timeout_queue: Duration::from_secs(10), ..proxy_config(vec![server("a", address)]) };

@@ -265,6 +265,16 @@ listen mixed
     assert_contains(mixed, &["bind = [{ address = \"192.0.2.100:5700\", accept_proxy = true }, \"192.0.2.100:5701\"]\nbalance"]);
     assert!(!mixed.contains("allbackups"), "off unless the backend says so: {mixed}");
     assert!(!notes.contains("accept-proxy"), "nothing lost, nothing to say: {notes}");
+    // HAProxy 1.4's `listen NAME ADDRESS` binds on the section line, without options: the
+    // accept-proxy of the `bind` below is that bind's, not the section line's.
+    let (toml, _) = import_text(
+        None,
+        Some("listen old 192.0.2.100:5800\n    mode tcp\n    bind 192.0.2.100:5801 accept-proxy\n    server r1 192.0.2.21:5672 check\n"),
+    );
+    assert_contains(
+        proxy_section(&toml, "old"),
+        &["bind = [\"192.0.2.100:5800\", { address = \"192.0.2.100:5801\", accept_proxy = true }]"],
+    );
 }
 
 #[test]

@@ -279,10 +279,19 @@ impl<'de> Deserialize<'de> for RawBinds {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = RawBinds;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an address and port, or a list of them")
+                f.write_str("an address and port, a table { address = ..., accept_proxy = ... }, or a list of them")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawBinds, E> {
                 Ok(RawBinds::One(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<RawBinds, A::Error> {
+                // One table alone: a list of one (its address carries its own span).
+                let bind = RawBind::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                let span = match &bind {
+                    RawBind::Table { address, .. } => address.span(),
+                    RawBind::Address(_) => 0..0,
+                };
+                Ok(RawBinds::Many(vec![S::new(span, bind)]))
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<RawBinds, A::Error> {
                 let mut binds = Vec::new();

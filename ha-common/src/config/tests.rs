@@ -798,6 +798,8 @@ fn accept_proxy_is_set_per_bind_as_haproxy_does() {
     let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [\"0.0.0.0:5670\",\n  { address = \"0.0.0.0:0\" }]");
     let p = single_problem(&text);
     assert_eq!((p.line, p.key.as_str()), (line_of(&text, "\"0.0.0.0:0\""), "proxy[0].bind[1].address"), "{p}");
+    let text = example_with("bind = \"0.0.0.0:5670\"", "bind = { address = \"0.0.0.0:5671\", accept_proxy = true }");
+    assert_eq!(parse(&text).unwrap().config.proxies[0].accept_proxy, vec!["0.0.0.0:5671".parse().unwrap()], "a table alone");
     let text = example_with("bind = \"0.0.0.0:5670\"", "bind = [{ address = \"0.0.0.0:5670\", ssl = true }]");
     let error = parse(&text).unwrap_err().to_string();
     assert!(error.contains("ssl") && error.contains(&format!(":{}", line_of(&text, "ssl = true"))), "{error}");

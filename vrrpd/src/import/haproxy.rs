@@ -197,7 +197,11 @@ pub fn convert(text: &str, notes: &mut Notes) -> Haproxy {
         match words.get(2..).unwrap_or_default() {
             [] => {}
             // `listen NAME ADDRESS` (HAProxy 1.4) binds on the section line.
-            [address] if kind == Kind::Listen => proxy.bind = Some(Written { text: address.to_string(), line }),
+            // No bind options there: its `accept_proxy` entry is false, keeping the list in step.
+            [address] if kind == Kind::Listen => {
+                proxy.bind = Some(Written { text: address.to_string(), line });
+                proxy.accept_proxy.push(false);
+            }
             rest if kind != Kind::Ignored => notes.add(
                 line,
                 NoteKind::Dropped,

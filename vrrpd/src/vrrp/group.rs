@@ -51,14 +51,24 @@ pub struct GroupChange {
     pub scripts: Arc<NotifyScripts>,
 }
 
-/// Every group's state, shared by the drivers.
+#[derive(Default)]
+struct Inner {
+    groups: Vec<Group>,
+    /// Every instance's last state, group member or not: an instance a reload puts in a group
+    /// keeps its state there (a reload changes no kept instance's state).
+    last: HashMap<String, State>,
+}
+
+/// Every group's state, shared by the drivers. The drivers run on one thread and nothing
+/// awaits between a member's report and the group's notify job, so group jobs are queued in
+/// the order the group changed; the lock keeps that true if that ever changes.
 #[derive(Clone, Default)]
 pub struct SyncGroups {
-    inner: Arc<Mutex<Vec<Group>>>,
+    inner: Arc<Mutex<Inner>>,
 }
 
 impl SyncGroups {
-    fn lock(&self) -> MutexGuard<'_, Vec<Group>> {
+    fn lock(&self) -> MutexGuard<'_, Inner> {
         // Each update is whole before the lock is let go; a panic elsewhere leaves it usable.
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
@@ -68,15 +78,15 @@ impl SyncGroups {
     /// changed one takes what its members make of it without running a script: a reload runs
     /// scripts only for what moves after it.
     pub fn configure(&self, groups: Vec<(String, Vec<String>, Arc<NotifyScripts>)>) {
-        let mut current = self.lock();
-        let known: HashMap<String, Option<State>> = current.iter().flat_map(|g| g.members.iter().cloned()).collect();
+        let mut inner = self.lock();
+        let Inner { groups: current, last } = &mut *inner;
         let mut old: HashMap<String, Group> = current.drain(..).map(|g| (g.name.clone(), g)).collect();
         for (name, members, scripts) in groups {
             let members: Vec<(String, Option<State>)> = members
                 .into_iter()
                 .map(|m| {
-                    let last = known.get(&m).copied().flatten();
-                    (m, last)
+                    let state = last.get(&m).copied();
+                    (m, state)
                 })
                 .collect();
             let mut group = Group { name, members, state: None, scripts };
@@ -90,8 +100,9 @@ impl SyncGroups {
 
     /// Records a member's transition; returns the group's change when there is one.
     pub fn member_moved(&self, instance: &str, to: State) -> Option<GroupChange> {
-        let mut groups = self.lock();
-        let group = groups.iter_mut().find(|g| g.members.iter().any(|(m, _)| m == instance))?;
+        let mut inner = self.lock();
+        inner.last.insert(instance.to_owned(), to);
+        let group = inner.groups.iter_mut().find(|g| g.members.iter().any(|(m, _)| m == instance))?;
         for (member, state) in &mut group.members {
             if member == instance {
                 *state = Some(to);
@@ -150,5 +161,10 @@ mod tests {
         g.configure(vec![("G2".into(), vec!["VI_1".into(), "VI_3".into()], Arc::default())]);
         assert_eq!(moved(&g, "VI_3", State::Master), None, "a renamed group starts from its members' states");
         assert_eq!(moved(&g, "VI_1", State::Backup), Some(State::Backup));
+        // An instance outside every group, put in one by a reload, brings its state along.
+        assert_eq!(moved(&g, "VI_9", State::Master), None);
+        g.configure(vec![("G3".into(), vec!["VI_9".into(), "VI_3".into()], Arc::default())]);
+        assert_eq!(moved(&g, "VI_3", State::Fault), Some(State::Fault));
+        assert_eq!(moved(&g, "VI_3", State::Master), Some(State::Master), "VI_9 was MASTER all along");
     }
 }
