@@ -159,6 +159,15 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// `notify`, `notify_master`, `notify_backup`, `notify_fault`, `notify_stop`, in that order,
+    /// of an instance or a sync group (`key` names `notify` there).
+    fn notify(&mut self, raw: [&Option<S<String>>; 5], key: &str) -> Notify {
+        let [any, master, backup, fault, stop] =
+            [("", raw[0]), ("_master", raw[1]), ("_backup", raw[2]), ("_fault", raw[3]), ("_stop", raw[4])]
+                .map(|(field, value)| value.as_ref().map(|v| self.non_empty(v, &format!("{key}{field}"))));
+        Notify { any, master, backup, fault, stop }
+    }
+
     fn non_empty(&mut self, value: &S<String>, key: &str) -> String {
         let text = value.get_ref().trim();
         if text.is_empty() {
@@ -403,17 +412,8 @@ impl<'a> Validator<'a> {
             let track_process = self.tracks(&r.track_process, &key("track_process"), |name| known.process(name));
             let track_file = self.tracks(&r.track_file, &key("track_file"), |name| known.file(name));
 
-            let notify_key = key("notify");
-            let mut notify_field = |value: &Option<S<String>>, field: &str| {
-                value.as_ref().map(|v| self.non_empty(v, &format!("{notify_key}{field}")))
-            };
-            let notify = Notify {
-                any: notify_field(&r.notify, ""),
-                master: notify_field(&r.notify_master, "_master"),
-                backup: notify_field(&r.notify_backup, "_backup"),
-                fault: notify_field(&r.notify_fault, "_fault"),
-                stop: notify_field(&r.notify_stop, "_stop"),
-            };
+            let notify =
+                self.notify([&r.notify, &r.notify_master, &r.notify_backup, &r.notify_fault, &r.notify_stop], &key("notify"));
 
             let unicast_src_ip = r.unicast_src_ip.as_ref().and_then(|ip| self.ipv4(ip, &key("unicast_src_ip")));
             let unicast_peer = r

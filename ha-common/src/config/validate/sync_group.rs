@@ -84,16 +84,8 @@ impl Validator<'_> {
                     }
                 }
             }
-            let mut notify_field = |value: &Option<S<String>>, field: &str| {
-                value.as_ref().map(|v| self.non_empty(v, &key(&format!("notify{field}"))))
-            };
-            let notify = Notify {
-                any: notify_field(&g.notify, ""),
-                master: notify_field(&g.notify_master, "_master"),
-                backup: notify_field(&g.notify_backup, "_backup"),
-                fault: notify_field(&g.notify_fault, "_fault"),
-                stop: notify_field(&g.notify_stop, "_stop"),
-            };
+            let notify =
+                self.notify([&g.notify, &g.notify_master, &g.notify_backup, &g.notify_fault, &g.notify_stop], &key("notify"));
             groups.push(SyncGroup { name, members, notify });
         }
         groups
