@@ -70,6 +70,8 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         };
         trackers.interfaces.insert(instance.interface.clone());
         trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
+        // The interfaces VIPs go on (keepalived tracks them too).
+        trackers.interfaces.extend(instance.virtual_ipaddress.iter().filter_map(|v| v.dev.clone()));
         trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
         if !instance.sync_peers.is_empty() {
             trackers.sync_members.insert(instance.name.clone());

@@ -7,5 +7,6 @@
 pub mod convert;
 pub mod driver;
 pub mod net;
+pub mod placement;
 pub mod port;
 pub mod vip;

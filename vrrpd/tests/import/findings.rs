@@ -392,7 +392,7 @@ vrrp_instance VI_6 {
     assert!(toml.contains("version = 3\nadvert_int = \"250ms\""), "{toml}");
     assert!(has_line(&notes, "keepalived.conf", 10, "one address family"), "{notes}");
     let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    assert!(config.config.instances[0].virtual_ipaddress[0].addr.is_ipv6());
+    assert!(config.config.instances[0].virtual_ipaddress[0].addr().is_ipv6());
 }
 
 #[test]
