@@ -35,6 +35,8 @@ pub struct Instance {
     pub vips: Vec<Ipv4Addr>,
     /// Each a /64; when set, the instance carries these instead of `vips` (one family).
     pub vips6: Vec<Ipv6Addr>,
+    /// More `virtual_ipaddress` entries as written (`{ address = "...", dev = "eth1" }`).
+    pub vip_entries: Vec<String>,
     /// 2 or 3; vrrpd's default (2, or `[global] vrrp_version`) when unset.
     pub version: Option<u8>,
     /// As written in TOML (`1`, `"100ms"`); vrrpd's default (1 s) when unset.
@@ -60,6 +62,7 @@ impl Instance {
             priority,
             vips: vec![VIP],
             vips6: Vec::new(),
+            vip_entries: Vec::new(),
             version: None,
             advert_int: Some("1".into()),
             auth_pass: Some("s3cret".into()),
@@ -102,6 +105,12 @@ impl Instance {
         self
     }
 
+    /// One more `virtual_ipaddress` entry as written: a table with `dev`, `label`, `scope`.
+    pub fn vip_entry(mut self, entry: impl Into<String>) -> Instance {
+        self.vip_entries.push(entry.into());
+        self
+    }
+
     pub fn track_script(mut self, name: &str) -> Instance {
         self.track_scripts.push(name.into());
         self
@@ -139,10 +148,11 @@ impl Instance {
         if let Some(pass) = &self.auth_pass {
             line(out, "authentication", format!("{{ auth_type = \"PASS\", auth_pass = {} }}", quote(pass)));
         }
+        let entries = self.vip_entries.iter().cloned();
         if self.vips6.is_empty() {
-            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24"))).chain(entries)));
         } else {
-            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64")))));
+            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64"))).chain(entries)));
         }
         if !self.track_scripts.is_empty() {
             line(out, "track_script", list(self.track_scripts.iter().map(|name| format!("{{ name = {} }}", quote(name)))));

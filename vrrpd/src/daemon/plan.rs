@@ -84,9 +84,17 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         }
         drivers
             .entry(instance.interface.clone())
-            .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new() })
+            .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new(), guests: Vec::new() })
             .instances
             .push(Arc::new(InstanceSpec { config: instance.clone(), notify: Arc::new(notify) }));
+    }
+    for (interface, spec) in &mut drivers {
+        spec.guests = config
+            .instances
+            .iter()
+            .filter(|i| i.interface != *interface)
+            .flat_map(|i| i.virtual_ipaddress.iter().filter(|v| v.dev.as_deref() == Some(interface.as_str())).map(|v| v.prefix))
+            .collect();
     }
     for f in &config.track_files {
         if !config.instances.iter().any(|i| i.track_file.iter().any(|t| t.name == f.name)) {

@@ -64,6 +64,9 @@ pub struct InstanceSpec {
 pub struct DriverSpec {
     pub interface: String,
     pub instances: Vec<Arc<InstanceSpec>>,
+    /// VIPs that instances of other interfaces put on this one (`dev`): the start's clean-up of
+    /// addresses with a vrrpd label leaves them to their own driver.
+    pub guests: Vec<IpPrefix>,
 }
 
 pub enum DriverCommand {
@@ -147,7 +150,7 @@ impl Driver {
         let own: Vec<IpPrefix> = vips.iter().filter(|v| placement::on_own(v, &driver.name)).map(|v| v.prefix).collect();
         match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &prefixes).await {
             Ok(port) => {
-                match driver.context.netlink.remove_stale_vips(&port.interface, &own, true).await {
+                match driver.context.netlink.remove_stale_vips(&port.interface, &own, Some(&spec.guests)).await {
                     Ok(removed) => removed
                         .iter()
                         .for_each(|vip| info!(interface = %driver.name, %vip, "removed a VIP left by an earlier run")),

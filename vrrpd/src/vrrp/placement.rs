@@ -54,7 +54,7 @@ pub async fn remove_stale_elsewhere(netlink: &Netlink, own: &str, vips: &[Vip]) 
             }
         };
         let prefixes: Vec<IpPrefix> = vips.iter().map(|v| v.prefix).collect();
-        match netlink.remove_stale_vips(&interface, &prefixes, false).await {
+        match netlink.remove_stale_vips(&interface, &prefixes, None).await {
             Ok(removed) => removed
                 .iter()
                 .for_each(|vip| info!(interface = %own, vip_dev = dev, %vip, "removed a VIP left by an earlier run")),

@@ -163,17 +163,19 @@ impl Netlink {
 
     /// Removes what a crashed run may have left on `interface`: every VIP configured on it
     /// (`vips`, whatever its label: keepalived's start removes exactly its configured
-    /// (address, dev) pairs), and, when `vrrpd_labels`, every address carrying a vrrpd label
-    /// (a VIP an earlier configuration had). Returns what was removed.
+    /// (address, dev) pairs), and, when `vrrpd_labels_but` is given, every address carrying a
+    /// vrrpd label (a VIP of an earlier configuration) but those it lists (VIPs another
+    /// driver holds here). Returns what was removed.
     pub async fn remove_stale_vips(
         &self,
         interface: &Interface,
         vips: &[IpPrefix],
-        vrrpd_labels: bool,
+        vrrpd_labels_but: Option<&[IpPrefix]>,
     ) -> Result<Vec<IpPrefix>, NetError> {
         let mut removed = Vec::new();
         for address in self.addresses(interface.index).await? {
-            let ours = vrrpd_labels && address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
+            let labelled = address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
+            let ours = labelled && vrrpd_labels_but.is_some_and(|spared| !spared.iter().any(|s| s.addr == address.prefix.addr));
             if ours || vips.iter().any(|v| v.addr == address.prefix.addr) {
                 self.remove_vip(interface, address.prefix).await?;
                 removed.push(address.prefix);

@@ -1,0 +1,140 @@
+//! keepalived's `virtual_ipaddress` placement words (`dev`, `label`, `scope`) on real hosts: a
+//! VIP on a second interface of each proxy host, added there with its label and scope,
+//! announced from that interface's MAC, moved by a failover, and cleaned after a kill -9 while
+//! an address vrrpd did not configure on that interface stays. Checked with `ip -o addr` and
+//! tcpdump on the client. Needs root; without it every test says it was skipped.
+
+#![allow(clippy::unwrap_used)] // a test fails by panicking
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use integration::lab::{wait_until, Lab, VIP};
+use integration::netns_available;
+use integration::scenario::{HostConfig, Instance, TAKEOVER};
+
+const PROGRAMS: &[&str] = &["ip", "tcpdump", "timeout"];
+
+/// The VIP the tests place on eth1, with a label and a scope.
+const SIDE_VIP: &str = "192.0.2.150";
+/// Its entry as an operator coming from keepalived writes it
+/// (`192.0.2.150/24 dev eth1 label eth1:amqp scope site`), and a host-scope one on lo.
+const SIDE_ENTRY: &str = r#"{ address = "192.0.2.150/24", dev = "eth1", label = "eth1:amqp", scope = "site" }"#;
+const LO_ENTRY: &str = r#"{ address = "192.0.2.151/32", dev = "lo", scope = "host" }"#;
+
+fn eth1_mac(host: &str) -> &'static str {
+    match host {
+        "a" => "02:00:00:00:01:11",
+        _ => "02:00:00:00:01:12",
+    }
+}
+
+/// A second interface `eth1` on `host`, a veth whose other end is a port of the lab's bridge
+/// (the same network as eth0), with its own MAC and no address.
+fn add_eth1(lab: &Lab, host: &str) {
+    let sw = lab.ns("sw");
+    let port = format!("port-{host}1");
+    let run = |args: &[&str]| {
+        let out = Command::new("ip").args(args).output().unwrap();
+        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    run(&["-n", &lab.ns(host), "link", "add", "eth1", "type", "veth", "peer", "name", &port, "netns", &sw]);
+    run(&["-n", &sw, "link", "set", "dev", &port, "master", "br0", "up"]);
+    run(&["-n", &lab.ns(host), "link", "set", "eth1", "address", eth1_mac(host), "up"]);
+    assert!(wait_until(Duration::from_secs(5), || {
+        String::from_utf8_lossy(&lab.exec(host, &["ip", "-br", "link", "show", "eth1"]).stdout).contains("UP")
+    }));
+}
+
+/// `ip -o -4 addr show dev DEV` on `host`: one line per address, with scope and label.
+fn addr_lines(lab: &Lab, host: &str, dev: &str) -> String {
+    String::from_utf8_lossy(&lab.exec(host, &["ip", "-o", "-4", "addr", "show", "dev", dev]).stdout).into_owned()
+}
+
+fn has(lab: &Lab, host: &str, dev: &str, address: &str) -> bool {
+    addr_lines(lab, host, dev).contains(&format!("inet {address}/"))
+}
+
+/// ARPs seen on the client for `seconds`, with their Ethernet source (`tcpdump -e`).
+fn capture_arps(lab: &Lab, seconds: u32) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client"), "timeout", &seconds.to_string(), "tcpdump", "-e", "-n", "-l"])
+        .args(["--immediate-mode", "-i", "eth0", "arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn host_config(host: &str, priority: u8) -> HostConfig {
+    HostConfig::new(host).instance(Instance::vi1(priority).vip_entry(SIDE_ENTRY).vip_entry(LO_ENTRY))
+}
+
+#[test]
+fn a_vip_with_dev_label_and_scope_lives_announces_and_fails_over_on_its_own_interface() {
+    if !netns_available("a_vip_with_dev_label_and_scope_lives_announces_and_fails_over_on_its_own_interface", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipdev");
+    add_eth1(&lab, "a");
+    add_eth1(&lab, "b");
+    let tcpdump = capture_arps(&lab, 7);
+    // Let tcpdump open its socket before the first ARP leaves.
+    std::thread::sleep(Duration::from_millis(700));
+    let mut a = host_config("a", 101).start(&lab, &["--state", "MASTER"]);
+    let b = host_config("b", 100).start(&lab, &[]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+
+    // On eth1 with its label and scope; the host-scope one on lo; nothing on B.
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "a", "eth1", SIDE_VIP)), "{}", a.log());
+    let eth1 = addr_lines(&lab, "a", "eth1");
+    println!("A's eth1: {eth1}");
+    let line = eth1.lines().find(|l| l.contains(SIDE_VIP)).unwrap();
+    assert!(line.contains("192.0.2.150/24") && line.contains("scope site") && line.contains("eth1:amqp"), "{line}");
+    let lo = addr_lines(&lab, "a", "lo");
+    let line = lo.lines().find(|l| l.contains("192.0.2.151")).unwrap_or_else(|| panic!("{lo}\n{}", a.log()));
+    assert!(line.contains("192.0.2.151/32") && line.contains("scope host") && line.contains("lo:vrrp51"), "{line}");
+    assert!(!has(&lab, "a", "eth0", SIDE_VIP), "{}", addr_lines(&lab, "a", "eth0"));
+    assert!(!has(&lab, "b", "eth1", SIDE_VIP) && !has(&lab, "b", "lo", "192.0.2.151"));
+
+    // The gratuitous ARP for the eth1 VIP leaves from eth1's MAC, never from eth0's; none for
+    // the host-scope address on lo.
+    let arps = String::from_utf8_lossy(&tcpdump.wait_with_output().unwrap().stdout).into_owned();
+    let garps: Vec<&str> = arps.lines().filter(|l| l.contains("who-has 192.0.2.150 tell 192.0.2.150")).collect();
+    println!("gratuitous ARPs for {SIDE_VIP}:\n{}", garps.join("\n"));
+    let from_eth1 = format!("{} > ff:ff:ff:ff:ff:ff", eth1_mac("a"));
+    assert!(!garps.is_empty() && garps.iter().all(|l| l.contains(&from_eth1)), "{arps}\n{}", a.log());
+    assert!(!arps.contains("who-has 192.0.2.151 tell 192.0.2.151"), "{arps}");
+
+    // A failover (a graceful stop) moves it: B adds it on its eth1, A's leaves its eth1 and lo.
+    assert_eq!(a.stop(), Some(0));
+    lab.expect_holder(VIP, "b", TAKEOVER, &[&a, &b]);
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "b", "eth1", SIDE_VIP)), "{}", b.log());
+    assert!(addr_lines(&lab, "b", "eth1").contains("eth1:amqp"));
+    assert!(!has(&lab, "a", "eth1", SIDE_VIP) && !has(&lab, "a", "lo", "192.0.2.151"), "{}", addr_lines(&lab, "a", "eth1"));
+
+    // A comes back, preempts, and B gives the eth1 VIP up.
+    let mut a = host_config("a", 101).start(&lab, &[]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a, &b]);
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "a", "eth1", SIDE_VIP) && !has(&lab, "b", "eth1", SIDE_VIP)));
+
+    // kill -9: the labelled VIP stays behind on A's eth1 while B takes over.
+    a.kill();
+    assert!(wait_until(TAKEOVER, || has(&lab, "b", "eth1", SIDE_VIP)), "{}", b.log());
+    assert!(has(&lab, "a", "eth1", SIDE_VIP), "the crash left it: {}", addr_lines(&lab, "a", "eth1"));
+    // An address of eth1 that vrrpd does not configure, with the very same label.
+    let out = lab.exec("a", &["ip", "addr", "add", "192.0.2.160/32", "dev", "eth1", "label", "eth1:amqp"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Restarted as BACKUP (a lower priority): the leftover goes, the other address stays.
+    let a = host_config("a", 99).start(&lab, &[]);
+    assert!(a.wait_for_log("removed a VIP left by an earlier run", Duration::from_secs(5)), "{}", a.log());
+    assert!(a.wait_for_log("to=BACKUP", Duration::from_secs(5)), "{}", a.log());
+    let eth1 = addr_lines(&lab, "a", "eth1");
+    println!("A's eth1 after the restart: {eth1}");
+    assert!(!eth1.contains("192.0.2.150/"), "{eth1}\n{}", a.log());
+    assert!(eth1.contains("192.0.2.160/32") && eth1.contains("eth1:amqp"), "{eth1}");
+    assert!(!has(&lab, "a", "lo", "192.0.2.151"), "{}", addr_lines(&lab, "a", "lo"));
+    assert!(has(&lab, "b", "eth1", SIDE_VIP));
+    assert_eq!(lab.holders(VIP), ["b"]);
+}
