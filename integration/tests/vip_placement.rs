@@ -138,3 +138,49 @@ fn a_vip_with_dev_label_and_scope_lives_announces_and_fails_over_on_its_own_inte
     assert!(has(&lab, "b", "eth1", SIDE_VIP));
     assert_eq!(lab.holders(VIP), ["b"]);
 }
+
+#[test]
+fn a_reload_moves_a_kept_vip_to_its_new_label_scope_and_dev_while_master() {
+    if !netns_available("a_reload_moves_a_kept_vip_to_its_new_label_scope_and_dev_while_master", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipmove");
+    add_eth1(&lab, "a");
+    let a = host_config("a", 101).start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(wait_until(Duration::from_secs(2), || addr_lines(&lab, "a", "eth1").contains("eth1:amqp")), "{}", a.log());
+    let reload = |entry: &str, done: usize| {
+        HostConfig::new("a").instance(Instance::vi1(101).vip_entry(entry)).write(&lab);
+        a.signal(nix::sys::signal::Signal::SIGHUP);
+        assert!(
+            wait_until(Duration::from_secs(5), || a.log().matches("configuration reloaded").count() == done),
+            "{}",
+            a.log()
+        );
+    };
+
+    // Another label and scope on the same interface.
+    reload(r#"{ address = "192.0.2.150/24", dev = "eth1", label = "eth1:mq", scope = "global" }"#, 1);
+    assert!(
+        wait_until(Duration::from_secs(2), || {
+            let eth1 = addr_lines(&lab, "a", "eth1");
+            eth1.contains("eth1:mq") && eth1.contains("scope global") && !eth1.contains("eth1:amqp")
+        }),
+        "{}\n{}",
+        addr_lines(&lab, "a", "eth1"),
+        a.log()
+    );
+    // Another interface: the instance's own (no dev), with vrrpd's label.
+    reload(r#"{ address = "192.0.2.150/24" }"#, 2);
+    assert!(
+        wait_until(Duration::from_secs(2), || !has(&lab, "a", "eth1", SIDE_VIP) && has(&lab, "a", "eth0", SIDE_VIP)),
+        "eth1: {}\neth0: {}\n{}",
+        addr_lines(&lab, "a", "eth1"),
+        addr_lines(&lab, "a", "eth0"),
+        a.log()
+    );
+    let eth0 = addr_lines(&lab, "a", "eth0");
+    println!("A's eth0 after the move: {eth0}");
+    assert!(eth0.lines().any(|l| l.contains("192.0.2.150/24") && l.contains("eth0:vrrp51")), "{eth0}");
+    assert_eq!(a.log().matches("instance=VI_1 vrid=51 from=").count(), 1, "VI_1 changed state on reload:\n{}", a.log());
+}
