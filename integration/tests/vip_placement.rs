@@ -152,11 +152,7 @@ fn a_reload_moves_a_kept_vip_to_its_new_label_scope_and_dev_while_master() {
     let reload = |entry: &str, done: usize| {
         HostConfig::new("a").instance(Instance::vi1(101).vip_entry(entry)).write(&lab);
         a.signal(nix::sys::signal::Signal::SIGHUP);
-        assert!(
-            wait_until(Duration::from_secs(5), || a.log().matches("configuration reloaded").count() == done),
-            "{}",
-            a.log()
-        );
+        assert!(wait_until(Duration::from_secs(5), || a.log().matches("configuration reloaded").count() == done), "{}", a.log());
     };
 
     // Another label and scope on the same interface.
