@@ -180,3 +180,24 @@ fn a_reload_moves_a_kept_vip_to_its_new_label_scope_and_dev_while_master() {
     assert!(eth0.lines().any(|l| l.contains("192.0.2.150/24") && l.contains("eth0:vrrp51")), "{eth0}");
     assert_eq!(a.log().matches("instance=VI_1 vrid=51 from=").count(), 1, "VI_1 changed state on reload:\n{}", a.log());
 }
+
+#[test]
+fn a_missing_or_downed_vip_interface_holds_the_instance_in_fault_as_keepalived_does() {
+    if !netns_available("a_missing_or_downed_vip_interface_holds_the_instance_in_fault_as_keepalived_does", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipfault");
+    // No eth1 yet: the instance waits in FAULT, holding nothing.
+    let a = HostConfig::new("a").instance(Instance::vi1(101).vip_entry(SIDE_ENTRY)).start(&lab, &["--state", "MASTER"]);
+    assert!(a.wait_for_log("to=FAULT", Duration::from_secs(5)), "{}", a.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lab.holders(VIP).is_empty(), "{}", a.log());
+    // eth1 appears: MASTER, with the VIP on it.
+    add_eth1(&lab, "a");
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "a", "eth1", SIDE_VIP)), "{}", a.log());
+    // eth1 goes down: FAULT again, and the VIPs go.
+    assert!(lab.exec("a", &["ip", "link", "set", "eth1", "down"]).status.success());
+    assert!(wait_until(Duration::from_secs(5), || lab.holders(VIP).is_empty()), "{}", a.log());
+    assert_eq!(a.log().matches("to=FAULT").count(), 2, "{}", a.log());
+}
