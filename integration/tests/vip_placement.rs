@@ -9,9 +9,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use integration::lab::{wait_until, Lab, VIP};
+use integration::lab::{wait_until, Daemon, Lab, VIP};
 use integration::netns_available;
-use integration::scenario::{HostConfig, Instance, TAKEOVER};
+use integration::scenario::{keepalived_config, HostConfig, Instance, TAKEOVER};
 
 const PROGRAMS: &[&str] = &["ip", "tcpdump", "timeout"];
 
@@ -200,4 +200,53 @@ fn a_missing_or_downed_vip_interface_holds_the_instance_in_fault_as_keepalived_d
     assert!(lab.exec("a", &["ip", "link", "set", "eth1", "down"]).status.success());
     assert!(wait_until(Duration::from_secs(5), || lab.holders(VIP).is_empty()), "{}", a.log());
     assert_eq!(a.log().matches("to=FAULT").count(), 2, "{}", a.log());
+}
+
+/// The VIP's line in `ip -o -4 addr` without what differs between hosts (index, interface
+/// column) and without its broadcast address (vrrpd adds the prefix's, keepalived none unless
+/// `brd` is written): address, scope, flags and label as the kernel shows them.
+fn placement_of(lab: &Lab, host: &str, dev: &str, address: &str) -> Option<String> {
+    let lines = addr_lines(lab, host, dev);
+    let line = lines.lines().find(|l| l.contains(&format!("inet {address}/")))?;
+    let from = line.find("inet ")?;
+    let to = line.find('\\').unwrap_or(line.len());
+    let mut words = line[from..to].split_whitespace();
+    let mut kept = Vec::new();
+    while let Some(word) = words.next() {
+        if word == "brd" {
+            words.next();
+        } else {
+            kept.push(word);
+        }
+    }
+    Some(kept.join(" "))
+}
+
+#[test]
+fn keepalived_and_vrrpd_place_the_same_vip_the_same_way_and_hand_it_over() {
+    if !netns_available("keepalived_and_vrrpd_place_the_same_vip_the_same_way_and_hand_it_over", &["ip", "keepalived"]) {
+        return;
+    }
+    let lab = Lab::up("vipka");
+    add_eth1(&lab, "a");
+    add_eth1(&lab, "b");
+    let conf = keepalived_config("a", 101, "MASTER").replace(
+        "        192.0.2.100/24\n",
+        "        192.0.2.100/24\n        192.0.2.150/24 dev eth1 label eth1:amqp scope site\n",
+    );
+    assert!(conf.contains("dev eth1"), "{conf}");
+    let mut keepalived = Daemon::keepalived(&lab, "a", &conf);
+    let vrrpd = HostConfig::new("b").instance(Instance::vi1(100).vip_entry(SIDE_ENTRY)).start(&lab, &[]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&keepalived, &vrrpd]);
+    assert!(wait_until(Duration::from_secs(3), || has(&lab, "a", "eth1", SIDE_VIP)), "{}", keepalived.log());
+    let by_keepalived = placement_of(&lab, "a", "eth1", SIDE_VIP).unwrap();
+
+    // keepalived stops (priority 0): vrrpd takes the VIP, on its eth1, placed the same way.
+    keepalived.stop();
+    lab.expect_holder(VIP, "b", Duration::from_secs(3), &[&keepalived, &vrrpd]);
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "b", "eth1", SIDE_VIP)), "{}", vrrpd.log());
+    let by_vrrpd = placement_of(&lab, "b", "eth1", SIDE_VIP).unwrap();
+    println!("keepalived 2.2.7: {by_keepalived}\nvrrpd:            {by_vrrpd}");
+    assert_eq!(by_vrrpd, by_keepalived);
+    assert!(!has(&lab, "a", "eth1", SIDE_VIP), "keepalived removed its own at stop");
 }

@@ -214,8 +214,10 @@ impl Driver {
     fn publish(&mut self) {
         self.report_sync_members();
         self.published_at = Instant::now();
+        // The addresses alone: the status table and its JSON stay as they were (`vrrpd check`
+        // shows each VIP's dev, scope and label).
         let vips: Vec<Vec<String>> =
-            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
+            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(|v| v.prefix.to_string()).collect()).collect();
         self.context.board.publish(&self.name, &self.instances, &vips, &self.unattributed);
         self.context.board.beat(&self.name);
     }
@@ -547,7 +549,9 @@ impl Driver {
                 placement::announce_elsewhere(&self.context.netlink, &self.name, &new.name, std::slice::from_ref(to), 1).await;
                 if let (Some(port), IpAddr::V4(a)) = (self.port.as_ref().filter(|_| placement::on_own(to, &self.name)), to.addr())
                 {
-                    let _ = port.garp.send(&[a], 1);
+                    if let Err(e) = port.garp.send(&[a], 1) {
+                        warn!(instance = %new.name, vip = %to, error = %e, "sending gratuitous ARP failed");
+                    }
                 }
             }
         }
