@@ -595,7 +595,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 mod tests {
     use std::path::Path;
 
-    use ha_common::config::{Authentication, Config, IpPrefix, Track};
+    use ha_common::config::{Authentication, Config, IpPrefix, Track, Vip};
 
     use super::*;
 
@@ -607,8 +607,8 @@ mod tests {
         Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", config.render())).config
     }
 
-    fn prefix(addr: Ipv4Addr) -> IpPrefix {
-        IpPrefix { addr: addr.into(), len: 24 }
+    fn prefix(addr: Ipv4Addr) -> Vip {
+        Vip::plain(IpPrefix { addr: addr.into(), len: 24 })
     }
 
     #[test]
@@ -627,7 +627,7 @@ mod tests {
                     .unicast(a_ip, &[b_ip])
                     .with("notify = \"/bin/true\""),
             )
-            .instance(Instance::vi2(100))
+            .instance(Instance::vi2(100).vip_entry(r#"{ address = "192.0.2.150/24", dev = "eth1", label = "eth1:mq" }"#))
             .script(Script::new("chk", "/bin/sleep 30").interval("1s").timeout("300ms").weight(-20))
             .proxy(Proxy::amqp(check, 2).with("balance = \"roundrobin\""))
             .proxy(Proxy { name: "other".into(), ..Proxy::amqp(check, 0).port(5673).servers(vec![Server::rabbit(3).weight(3)]) })
@@ -650,7 +650,8 @@ mod tests {
         assert_eq!(vi1.notify.any.as_deref(), Some("/bin/true"));
         let vi2 = config.instance("VI_2").expect("VI_2");
         assert_eq!((vi2.vrid, vi2.priority, vi2.authentication), (52, 100, Authentication::None));
-        assert_eq!(vi2.virtual_ipaddress, [prefix(VIP2)]);
+        let side = Vip { dev: Some("eth1".into()), label: Some("eth1:mq".into()), ..prefix(Ipv4Addr::new(192, 0, 2, 150)) };
+        assert_eq!(vi2.virtual_ipaddress, [prefix(VIP2), side]);
 
         let script = config.script("chk").expect("chk");
         assert_eq!(script.script, "/bin/sleep 30");
