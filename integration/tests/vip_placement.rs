@@ -250,3 +250,28 @@ fn keepalived_and_vrrpd_place_the_same_vip_the_same_way_and_hand_it_over() {
     assert_eq!(by_vrrpd, by_keepalived);
     assert!(!has(&lab, "a", "eth1", SIDE_VIP), "keepalived removed its own at stop");
 }
+
+#[test]
+fn a_driver_starting_on_an_interface_leaves_the_vips_other_instances_hold_there() {
+    if !netns_available("a_driver_starting_on_an_interface_leaves_the_vips_other_instances_hold_there", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipguest");
+    add_eth1(&lab, "a");
+    assert!(lab.exec("a", &["ip", "addr", "add", "192.0.2.211/32", "dev", "eth1"]).status.success());
+    // VI_1 (on eth0) holds a VIP on eth1 with vrrpd's own label, eth1:vrrp51.
+    let side = r#"{ address = "192.0.2.150/24", dev = "eth1" }"#;
+    let config = HostConfig::new("a").instance(Instance::vi1(101).vip_entry(side));
+    let a = config.start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(wait_until(Duration::from_secs(2), || addr_lines(&lab, "a", "eth1").contains("eth1:vrrp51")), "{}", a.log());
+    // A reload adds an instance on eth1: its driver's start cleans vrrpd-labelled leftovers
+    // there, but not the VIP VI_1 holds.
+    config.clone().instance(Instance::vi2(100).on("eth1", 52, std::net::Ipv4Addr::new(192, 0, 2, 101))).write(&lab);
+    a.signal(nix::sys::signal::Signal::SIGHUP);
+    assert!(a.wait_for_log("configuration reloaded", Duration::from_secs(5)), "{}", a.log());
+    assert!(a.wait_for_log("instance=VI_2", Duration::from_secs(5)), "{}", a.log());
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(has(&lab, "a", "eth1", SIDE_VIP), "{}\n{}", addr_lines(&lab, "a", "eth1"), a.log());
+    assert!(!a.log().contains("removed a VIP left by an earlier run"), "{}", a.log());
+}
