@@ -583,39 +583,28 @@ impl Driver {
         };
         for vip in vips {
             let dev = vip.dev_or(&self.name);
-            let elsewhere;
-            let interface = if placement::on_own(vip, &self.name) {
-                &port.interface
-            } else {
-                match self.context.netlink.interface(dev).await {
-                    Ok(found) => {
-                        elsewhere = found;
-                        &elsewhere
-                    }
-                    Err(e) => {
-                        error!(instance = %config.name, %vip, error = %e, "adding the VIP failed: its interface is missing");
-                        continue;
-                    }
+            let interface = match placement::interface_for(&self.context.netlink, &self.name, Some(&port.interface), vip).await {
+                Ok(interface) => interface,
+                Err(e) => {
+                    error!(instance = %config.name, %vip, error = %e, "adding the VIP failed: its interface is missing");
+                    continue;
                 }
             };
-            match self.context.netlink.add_vip(interface, config.vrid, vip).await {
+            match self.context.netlink.add_vip(&interface, config.vrid, vip).await {
                 Ok(()) => info!(instance = %config.name, %vip, interface = %dev, "VIP added"),
                 Err(e) => error!(instance = %config.name, %vip, error = %e, "adding the VIP failed"),
             }
         }
     }
 
-    /// Removes `vip` from its interface (already gone with a missing interface).
+    /// Removes `vip` from its interface; without that interface there is nothing to remove:
+    /// the address went with it.
     async fn remove_from_dev(&self, vip: &Vip) {
         let dev = vip.dev_or(&self.name);
-        let interface = match (&self.port, placement::on_own(vip, &self.name)) {
-            (Some(port), true) => port.interface.clone(),
-            // Without an interface there is no address to remove: it went with the interface.
-            (None, true) => return,
-            (_, false) => match self.context.netlink.interface(dev).await {
-                Ok(interface) => interface,
-                Err(e) => return debug!(%vip, error = %e, "no VIP to remove: its interface is missing"),
-            },
+        let port = self.port.as_ref().map(|p| &p.interface);
+        let interface = match placement::interface_for(&self.context.netlink, &self.name, port, vip).await {
+            Ok(interface) => interface,
+            Err(e) => return debug!(%vip, error = %e, "no VIP to remove: its interface is missing"),
         };
         match self.context.netlink.remove_vip(&interface, vip.prefix).await {
             Ok(()) => info!(%vip, interface = %dev, "VIP removed"),

@@ -10,8 +10,9 @@ use ha_common::config::{IpPrefix, Vip};
 use tracing::{debug, info, warn};
 
 use super::net::arp::GarpSender;
-use super::net::link::Netlink;
+use super::net::link::{Interface, Netlink};
 use super::net::nd::NaSender;
+use super::net::NetError;
 
 /// Whether `vip` goes on the driver's own interface `own`.
 pub fn on_own(vip: &Vip, own: &str) -> bool {
@@ -27,6 +28,16 @@ pub fn announced(vip: &Vip) -> bool {
 /// The same address on the same interface (label and scope aside).
 pub fn same_place(a: &Vip, b: &Vip, own: &str) -> bool {
     a.prefix.addr == b.prefix.addr && a.dev_or(own) == b.dev_or(own)
+}
+
+/// The interface `vip` goes on: the driver's own (`port`, when it has one), or another one,
+/// looked up now.
+pub async fn interface_for(netlink: &Netlink, own: &str, port: Option<&Interface>, vip: &Vip) -> Result<Interface, NetError> {
+    match (on_own(vip, own), port) {
+        (true, Some(port)) => Ok(port.clone()),
+        (true, None) => Err(NetError::NoInterface(own.to_owned())),
+        (false, _) => netlink.interface(vip.dev_or(own)).await,
+    }
 }
 
 /// The VIPs that go on other interfaces than `own`, by interface.
@@ -79,7 +90,7 @@ pub async fn announce_elsewhere(netlink: &Netlink, own: &str, instance: &str, vi
         let v6: Vec<Ipv6Addr> = vips.iter().filter_map(|v| if let IpAddr::V6(a) = v.addr() { Some(a) } else { None }).collect();
         if !v4.is_empty() {
             match GarpSender::open(&interface).and_then(|sender| {
-                sender.send(&v4, count).map_err(|source| super::net::NetError::Io {
+                sender.send(&v4, count).map_err(|source| NetError::Io {
                     interface: dev.to_owned(),
                     what: "send gratuitous ARP",
                     source,
@@ -91,7 +102,7 @@ pub async fn announce_elsewhere(netlink: &Netlink, own: &str, instance: &str, vi
         }
         if !v6.is_empty() {
             match NaSender::open(&interface).and_then(|sender| {
-                sender.send(&v6, count).map_err(|source| super::net::NetError::Io {
+                sender.send(&v6, count).map_err(|source| NetError::Io {
                     interface: dev.to_owned(),
                     what: "send neighbour advertisements",
                     source,
