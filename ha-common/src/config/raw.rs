@@ -107,11 +107,36 @@ pub struct RawVipTable {
 }
 
 /// A scope by name (`"host"`) or by number (`254`), as `ip address` takes it.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[derive(Debug)]
 pub enum RawScope {
     Name(String),
     Number(i64),
+}
+
+impl<'de> Deserialize<'de> for RawScope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+        impl Visitor<'_> for ScopeVisitor {
+            type Value = RawScope;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scope name (\"global\", \"site\", \"link\", \"host\", \"nowhere\") or a number 0..=255")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<RawScope, E> {
+                Ok(RawScope::Name(name.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RawScope, E> {
+                Ok(RawScope::Number(n))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RawScope, E> {
+                Ok(RawScope::Number(i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+        }
+        deserializer.deserialize_any(ScopeVisitor)
+    }
 }
 
 /// By hand rather than `untagged`: serde's untagged enums buffer the value, which loses the

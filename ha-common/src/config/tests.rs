@@ -334,6 +334,13 @@ fn bad_vip_placements_are_refused_at_their_line() {
     );
     let e = parse(&text).unwrap_err().to_string();
     assert!(e.contains(&format!(":{}:", line_of(&text, "brd"))) && e.contains("brd"), "{e}");
+    // A scope of another type says what a scope is, at its line.
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\n  { address = \"192.0.2.101/24\", scope = true },\n]",
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains(&format!(":{}:", line_of(&text, "scope = true"))) && e.contains("a scope name"), "{e}");
     // No address: the table must say which.
     let text = example_with("virtual_ipaddress = [\"192.0.2.100/24\"]", "virtual_ipaddress = [\n  { dev = \"eth1\" },\n]");
     assert!(parse(&text).unwrap_err().to_string().contains("address"));
