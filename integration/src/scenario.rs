@@ -35,6 +35,8 @@ pub struct Instance {
     pub vips: Vec<Ipv4Addr>,
     /// Each a /64; when set, the instance carries these instead of `vips` (one family).
     pub vips6: Vec<Ipv6Addr>,
+    /// More `virtual_ipaddress` entries as written (`{ address = "...", dev = "eth1" }`).
+    pub vip_entries: Vec<String>,
     /// 2 or 3; vrrpd's default (2, or `[global] vrrp_version`) when unset.
     pub version: Option<u8>,
     /// As written in TOML (`1`, `"100ms"`); vrrpd's default (1 s) when unset.
@@ -60,6 +62,7 @@ impl Instance {
             priority,
             vips: vec![VIP],
             vips6: Vec::new(),
+            vip_entries: Vec::new(),
             version: None,
             advert_int: Some("1".into()),
             auth_pass: Some("s3cret".into()),
@@ -102,6 +105,12 @@ impl Instance {
         self
     }
 
+    /// One more `virtual_ipaddress` entry as written: a table with `dev`, `label`, `scope`.
+    pub fn vip_entry(mut self, entry: impl Into<String>) -> Instance {
+        self.vip_entries.push(entry.into());
+        self
+    }
+
     pub fn track_script(mut self, name: &str) -> Instance {
         self.track_scripts.push(name.into());
         self
@@ -139,10 +148,11 @@ impl Instance {
         if let Some(pass) = &self.auth_pass {
             line(out, "authentication", format!("{{ auth_type = \"PASS\", auth_pass = {} }}", quote(pass)));
         }
+        let entries = self.vip_entries.iter().cloned();
         if self.vips6.is_empty() {
-            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24")))));
+            line(out, "virtual_ipaddress", list(self.vips.iter().map(|vip| quote(&format!("{vip}/24"))).chain(entries)));
         } else {
-            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64")))));
+            line(out, "virtual_ipaddress", list(self.vips6.iter().map(|vip| quote(&format!("{vip}/64"))).chain(entries)));
         }
         if !self.track_scripts.is_empty() {
             line(out, "track_script", list(self.track_scripts.iter().map(|name| format!("{{ name = {} }}", quote(name)))));
@@ -585,7 +595,7 @@ fn list(items: impl Iterator<Item = String>) -> String {
 mod tests {
     use std::path::Path;
 
-    use ha_common::config::{Authentication, Config, IpPrefix, Track};
+    use ha_common::config::{Authentication, Config, IpPrefix, Track, Vip};
 
     use super::*;
 
@@ -597,8 +607,8 @@ mod tests {
         Config::load(&path).unwrap_or_else(|e| panic!("{e}\n{}", config.render())).config
     }
 
-    fn prefix(addr: Ipv4Addr) -> IpPrefix {
-        IpPrefix { addr: addr.into(), len: 24 }
+    fn prefix(addr: Ipv4Addr) -> Vip {
+        Vip::plain(IpPrefix { addr: addr.into(), len: 24 })
     }
 
     #[test]
@@ -617,7 +627,7 @@ mod tests {
                     .unicast(a_ip, &[b_ip])
                     .with("notify = \"/bin/true\""),
             )
-            .instance(Instance::vi2(100))
+            .instance(Instance::vi2(100).vip_entry(r#"{ address = "192.0.2.150/24", dev = "eth1", label = "eth1:mq" }"#))
             .script(Script::new("chk", "/bin/sleep 30").interval("1s").timeout("300ms").weight(-20))
             .proxy(Proxy::amqp(check, 2).with("balance = \"roundrobin\""))
             .proxy(Proxy { name: "other".into(), ..Proxy::amqp(check, 0).port(5673).servers(vec![Server::rabbit(3).weight(3)]) })
@@ -640,7 +650,8 @@ mod tests {
         assert_eq!(vi1.notify.any.as_deref(), Some("/bin/true"));
         let vi2 = config.instance("VI_2").expect("VI_2");
         assert_eq!((vi2.vrid, vi2.priority, vi2.authentication), (52, 100, Authentication::None));
-        assert_eq!(vi2.virtual_ipaddress, [prefix(VIP2)]);
+        let side = Vip { dev: Some("eth1".into()), label: Some("eth1:mq".into()), ..prefix(Ipv4Addr::new(192, 0, 2, 150)) };
+        assert_eq!(vi2.virtual_ipaddress, [prefix(VIP2), side]);
 
         let script = config.script("chk").expect("chk");
         assert_eq!(script.script, "/bin/sleep 30");

@@ -224,7 +224,7 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                 .warnings
                 .push((Place::Instance(i, "interface"), format!("{name} is down or has no carrier: FAULT until it is up")));
         }
-        let vips: Vec<IpAddr> = instance.virtual_ipaddress.iter().map(|v| v.addr).collect();
+        let vips: Vec<IpAddr> = instance.virtual_ipaddress.iter().map(|v| v.addr()).collect();
         match instance.unicast_src_ip {
             Some(source) if !interface.addresses.iter().any(|a| a.prefix.addr == IpAddr::V4(source)) => found.warnings.push((
                 Place::Instance(i, "unicast_src_ip"),
@@ -245,14 +245,34 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
             }
         }
         for (n, vip) in instance.virtual_ipaddress.iter().enumerate() {
-            let owned = interface
-                .addresses
-                .iter()
-                .find(|a| a.prefix.addr == vip.addr && !a.label.as_deref().is_some_and(|l| link::is_vrrpd_label(name, l)));
+            let place = Place::InstanceItem(i, "virtual_ipaddress", n);
+            let dev = vip.dev_or(name);
+            let elsewhere;
+            let on = if dev == name {
+                &interface
+            } else {
+                match netlink.interface(dev).await {
+                    Ok(found) => {
+                        elsewhere = found;
+                        &elsewhere
+                    }
+                    Err(e) => {
+                        found.warnings.push((place, format!("{e}: the instance is in FAULT until it appears")));
+                        continue;
+                    }
+                }
+            };
+            if dev != name && !on.up {
+                found.warnings.push((place, format!("{dev} is down or has no carrier: the instance is in FAULT until it is up")));
+            }
+            // A leftover of a crashed run carries vrrpd's label or the configured one, and the
+            // start removes it; any other holder of the address is not vrrpd.
+            let ours = |label: &str| link::is_vrrpd_label(dev, label) || vip.label.as_deref() == Some(label);
+            let owned = on.addresses.iter().find(|a| a.prefix.addr == vip.addr() && !a.label.as_deref().is_some_and(ours));
             if owned.is_some() {
                 found.errors.push((
-                    Place::InstanceItem(i, "virtual_ipaddress", n),
-                    format!("{} is already an address of {name}, not one vrrpd added: vrrpd would remove it at start and whenever it leaves MASTER", vip.addr),
+                    place,
+                    format!("{} is already an address of {dev}, not one vrrpd added: vrrpd would remove it at start and whenever it leaves MASTER", vip.addr()),
                 ));
             }
         }

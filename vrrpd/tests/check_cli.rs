@@ -268,3 +268,22 @@ fn check_refuses_a_track_file_others_could_write_and_does_not_create_it() {
     assert!(stderr.contains("could be written by a non-root user"), "{stderr}");
     assert!(!file.exists(), "check never writes init_file");
 }
+
+#[test]
+fn check_shows_a_vips_dev_scope_and_label_and_warns_when_its_interface_is_missing() {
+    let entry = r#"{ address = "192.0.2.101/24", dev = "vrrpdnoif9", label = "vrrpdnoif9:mq", scope = "host" }"#;
+    let (text, line) =
+        broken(r#"virtual_ipaddress = ["192.0.2.100/24"]"#, &format!("virtual_ipaddress = [\"192.0.2.100/24\", {entry}]"));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vrrpd.toml");
+    std::fs::write(&path, text).unwrap();
+    let out = vrrpd(&["check", "--config", path.to_str().unwrap()]);
+    let (stdout, stderr) = (String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap());
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("VIPs 192.0.2.100/24, 192.0.2.101/24 dev vrrpdnoif9 scope host label vrrpdnoif9:mq"), "{stdout}");
+    let location = format!("{}:{line}:", path.display());
+    assert!(
+        stderr.lines().any(|l| l.contains(&location) && l.contains("vrrpdnoif9") && l.contains("FAULT")),
+        "expected a warning at {location} in:\n{stderr}"
+    );
+}

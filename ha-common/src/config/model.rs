@@ -202,6 +202,80 @@ impl fmt::Display for IpPrefix {
     }
 }
 
+/// One `virtual_ipaddress` entry: the address and where it goes, as keepalived's
+/// `<IPADDR>[/<MASK>] [dev <STRING>] [scope <SCOPE>] [label <LABEL>]` says.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Vip {
+    pub prefix: IpPrefix,
+    /// The interface the address is added on; `None`: the instance's interface.
+    pub dev: Option<String>,
+    /// IPv4 only (the kernel has no IPv6 labels); `None`: vrrpd's own `dev:vrrpNN`.
+    pub label: Option<String>,
+    /// The address scope (rtnetlink's numbers: 0 global, 200 site, 253 link, 254 host, 255
+    /// nowhere).
+    pub scope: u8,
+}
+
+impl Vip {
+    pub const SCOPE_GLOBAL: u8 = 0;
+    pub const SCOPE_HOST: u8 = 254;
+
+    /// A VIP written as a bare address: on the instance's interface, scope global.
+    pub fn plain(prefix: IpPrefix) -> Vip {
+        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL }
+    }
+
+    pub fn addr(&self) -> IpAddr {
+        self.prefix.addr
+    }
+
+    /// The interface the address goes on, given the instance's.
+    pub fn dev_or<'a>(&'a self, interface: &'a str) -> &'a str {
+        self.dev.as_deref().unwrap_or(interface)
+    }
+
+    /// The name `ip address` uses for a scope number, or the number.
+    pub fn scope_name(scope: u8) -> String {
+        match scope {
+            0 => "global".into(),
+            200 => "site".into(),
+            253 => "link".into(),
+            254 => "host".into(),
+            255 => "nowhere".into(),
+            n => n.to_string(),
+        }
+    }
+
+    /// The number of a scope name (`ip address`'s names) or of a number 0..=255.
+    pub fn parse_scope(text: &str) -> Option<u8> {
+        match text {
+            "global" | "universe" => Some(0),
+            "site" => Some(200),
+            "link" => Some(253),
+            "host" => Some(254),
+            "nowhere" => Some(255),
+            n => n.parse().ok(),
+        }
+    }
+}
+
+/// keepalived's order: `192.0.2.101/24 dev eth1 scope host label eth1:amqp`, defaults left out.
+impl fmt::Display for Vip {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(dev) = &self.dev {
+            write!(f, " dev {dev}")?;
+        }
+        if self.scope != Vip::SCOPE_GLOBAL {
+            write!(f, " scope {}", Vip::scope_name(self.scope))?;
+        }
+        if let Some(label) = &self.label {
+            write!(f, " label {label}")?;
+        }
+        Ok(())
+    }
+}
+
 /// A tracked object and the priority change it causes (see [`VrrpScript::weight`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Track {
@@ -264,7 +338,7 @@ pub struct VrrpInstance {
     pub preempt: bool,
     pub preempt_delay: Duration,
     pub authentication: Authentication,
-    pub virtual_ipaddress: Vec<IpPrefix>,
+    pub virtual_ipaddress: Vec<Vip>,
     pub track_script: Vec<Track>,
     pub track_proxy: Vec<Track>,
     pub track_interface: Vec<Track>,

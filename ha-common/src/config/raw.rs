@@ -2,7 +2,10 @@
 //! refused, with source spans kept on every value that validation may complain about.
 //! Nothing here decides what a value means; `validate.rs` does.
 
-use serde::Deserialize;
+use std::fmt;
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
 use crate::duration::ConfigDuration;
@@ -86,6 +89,80 @@ pub struct RawTrackFile {
     pub allow_unsafe: Option<bool>,
 }
 
+/// One `virtual_ipaddress` entry: `"192.0.2.100/24"`, or keepalived's placement words as a
+/// table, `{ address = "192.0.2.101/24", dev = "eth1", label = "eth1:amqp", scope = "global" }`.
+#[derive(Debug)]
+pub enum RawVip {
+    Text(String),
+    Table(RawVipTable),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawVipTable {
+    pub address: S<String>,
+    pub dev: Option<S<String>>,
+    pub label: Option<S<String>>,
+    pub scope: Option<S<RawScope>>,
+}
+
+/// A scope by name (`"host"`) or by number (`254`), as `ip address` takes it.
+#[derive(Debug)]
+pub enum RawScope {
+    Name(String),
+    Number(i64),
+}
+
+impl<'de> Deserialize<'de> for RawScope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ScopeVisitor;
+        impl Visitor<'_> for ScopeVisitor {
+            type Value = RawScope;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a scope name (\"global\", \"site\", \"link\", \"host\", \"nowhere\") or a number 0..=255")
+            }
+
+            fn visit_str<E: de::Error>(self, name: &str) -> Result<RawScope, E> {
+                Ok(RawScope::Name(name.to_owned()))
+            }
+
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<RawScope, E> {
+                Ok(RawScope::Number(n))
+            }
+
+            fn visit_u64<E: de::Error>(self, n: u64) -> Result<RawScope, E> {
+                Ok(RawScope::Number(i64::try_from(n).unwrap_or(i64::MAX)))
+            }
+        }
+        deserializer.deserialize_any(ScopeVisitor)
+    }
+}
+
+/// By hand rather than `untagged`: serde's untagged enums buffer the value, which loses the
+/// spans of the table's fields (and its `deny_unknown_fields` message).
+impl<'de> Deserialize<'de> for RawVip {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct VipVisitor;
+        impl<'de> Visitor<'de> for VipVisitor {
+            type Value = RawVip;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an address (\"192.0.2.100/24\") or a table { address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\" }")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<RawVip, E> {
+                Ok(RawVip::Text(text.to_owned()))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawVip, A::Error> {
+                RawVipTable::deserialize(de::value::MapAccessDeserializer::new(map)).map(RawVip::Table)
+            }
+        }
+        deserializer.deserialize_any(VipVisitor)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInstance {
@@ -100,7 +177,7 @@ pub struct RawInstance {
     pub preempt: Option<bool>,
     pub preempt_delay: Option<S<ConfigDuration>>,
     pub authentication: Option<S<RawAuthentication>>,
-    pub virtual_ipaddress: S<Vec<S<String>>>,
+    pub virtual_ipaddress: S<Vec<S<RawVip>>>,
     #[serde(default)]
     pub track_script: Vec<S<RawTrack>>,
     #[serde(default)]

@@ -101,7 +101,7 @@ fn the_documented_example_means_what_it_says() {
     assert_eq!(vi.advert_int, Duration::from_secs(1));
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::Pass(*b"s3cret\0\0"));
-    assert_eq!(vi.virtual_ipaddress, vec![IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100).into(), len: 24 }]);
+    assert_eq!(vi.virtual_ipaddress, vec![Vip::plain(IpPrefix { addr: Ipv4Addr::new(192, 0, 2, 100).into(), len: 24 })]);
     assert_eq!(
         vi.track_script,
         vec![Track { name: "chk_extra".into(), weight: -20, reverse: false }],
@@ -150,7 +150,7 @@ address = "192.0.2.21:5672"
     assert_eq!(vi.initial_state, InitialState::Backup);
     assert!(vi.preempt);
     assert_eq!(vi.authentication, Authentication::None);
-    assert_eq!(vi.virtual_ipaddress[0].len, 32, "a bare address is a /32, as in keepalived");
+    assert_eq!(vi.virtual_ipaddress[0].prefix.len, 32, "a bare address is a /32, as in keepalived");
     let p = &config.proxies[0];
     assert_eq!(p.balance, Balance::LeastConn);
     assert_eq!(p.check.kind, CheckKind::Tcp);
@@ -233,7 +233,10 @@ fn vip_that_is_not_ipv4() {
 fn version_3_carries_ipv6_vips_one_family_per_instance() {
     let v6 = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"2001:db8::100/64\"");
     let config = parse(&v6).unwrap_or_else(|e| panic!("{e}")).config;
-    assert_eq!(config.instances[0].virtual_ipaddress, vec![IpPrefix { addr: "2001:db8::100".parse().unwrap(), len: 64 }]);
+    assert_eq!(
+        config.instances[0].virtual_ipaddress,
+        vec![Vip::plain(IpPrefix { addr: "2001:db8::100".parse().unwrap(), len: 64 })]
+    );
     let mixed = v3_example("\"100ms\"").replace("\"192.0.2.100/24\"", "\"192.0.2.100/24\", \"2001:db8::100/64\"");
     let p = single_problem(&mixed);
     assert_eq!(p.key, "vrrp_instance[0].virtual_ipaddress[1]");
@@ -276,6 +279,92 @@ fn same_vrid_twice_on_one_interface() {
 #[test]
 fn same_vip_in_two_instances() {
     let text = format!("{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n");
+    assert!(single_problem(&text).message.contains("192.0.2.100 is already a VIP of vrrp_instance[0]"));
+}
+
+/// keepalived's `192.0.2.101/24 dev eth1 label eth1:amqp scope global` as a table, beside the
+/// string form in one list.
+#[test]
+fn vip_tables_carry_dev_label_and_scope_beside_strings() {
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\n  \"192.0.2.100/24\",\n  { address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\" },\n  \
+         { address = \"192.0.2.102/32\", dev = \"lo\", scope = \"host\" },\n  { address = \"192.0.2.103\", scope = 200 },\n]",
+    );
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    let vips = &config.instances[0].virtual_ipaddress;
+    let prefix = |last, len| IpPrefix { addr: Ipv4Addr::new(192, 0, 2, last).into(), len };
+    assert_eq!(vips[0], Vip::plain(prefix(100, 24)));
+    assert_eq!(vips[1], Vip { prefix: prefix(101, 24), dev: Some("eth1".into()), label: Some("eth1:amqp".into()), scope: 0 });
+    assert_eq!(vips[2], Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254 });
+    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200 });
+    assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
+    assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
+    assert_eq!(vips[3].to_string(), "192.0.2.103/32 scope site");
+}
+
+#[test]
+fn bad_vip_placements_are_refused_at_their_line() {
+    let cases = [
+        (
+            "{ address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth0:amqp\" }",
+            "virtual_ipaddress[0].label",
+            "must be the interface name",
+        ),
+        ("{ address = \"192.0.2.101/24\", label = \"amqp\" }", "virtual_ipaddress[0].label", "as eth0:amqp"),
+        ("{ address = \"192.0.2.101/24\", label = \"eth0:\" }", "virtual_ipaddress[0].label", "must be the interface name"),
+        ("{ address = \"192.0.2.101/24\", label = \"eth0:a-long-label\" }", "virtual_ipaddress[0].label", "IFNAMSIZ"),
+        ("{ address = \"192.0.2.101/24\", label = \"eth0:a b\" }", "virtual_ipaddress[0].label", "without spaces"),
+        ("{ address = \"192.0.2.101/24\", scope = \"planet\" }", "virtual_ipaddress[0].scope", "\"host\""),
+        ("{ address = \"192.0.2.101/24\", scope = 256 }", "virtual_ipaddress[0].scope", "0..=255"),
+        ("{ address = \"192.0.2.101/24\", dev = \"eth 1\" }", "virtual_ipaddress[0].dev", "interface name"),
+        ("{ address = \"192.0.2.300/24\", dev = \"eth1\" }", "virtual_ipaddress[0].address", "not an IP address"),
+        ("\"192.0.2.101/24 dev eth1\"", "virtual_ipaddress[0]", "written as a table"),
+    ];
+    for (entry, key, says) in cases {
+        let text = example_with("virtual_ipaddress = [\"192.0.2.100/24\"]", &format!("virtual_ipaddress = [\n  {entry},\n]"));
+        let p = single_problem(&text);
+        assert_eq!((p.line, p.key.as_str()), (line_of(&text, entry), format!("vrrp_instance[0].{key}").as_str()), "{entry}: {p}");
+        assert!(p.message.contains(says), "{entry}: {p}");
+    }
+    // A word keepalived has and vrrpd does not (or a typo) is an unknown field, at its line.
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\n  { address = \"192.0.2.101/24\", brd = \"192.0.2.255\" },\n]",
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains(&format!(":{}:", line_of(&text, "brd"))) && e.contains("brd"), "{e}");
+    // A scope of another type says what a scope is, at its line.
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\n  { address = \"192.0.2.101/24\", scope = true },\n]",
+    );
+    let e = parse(&text).unwrap_err().to_string();
+    assert!(e.contains(&format!(":{}:", line_of(&text, "scope = true"))) && e.contains("a scope name"), "{e}");
+    // No address: the table must say which.
+    let text = example_with("virtual_ipaddress = [\"192.0.2.100/24\"]", "virtual_ipaddress = [\n  { dev = \"eth1\" },\n]");
+    assert!(parse(&text).unwrap_err().to_string().contains("address"));
+}
+
+#[test]
+fn ipv6_vips_take_dev_and_scope_but_no_label() {
+    let v6 = v3_example("\"100ms\"")
+        .replace("\"192.0.2.100/24\"", "{ address = \"2001:db8::100/64\", dev = \"eth1\", label = \"eth1:x\" }");
+    let p = single_problem(&v6);
+    assert_eq!(p.key, "vrrp_instance[0].virtual_ipaddress[0].label");
+    assert!(p.message.contains("IPv6 addresses have no label"), "{p}");
+    let v6 = v3_example("\"100ms\"")
+        .replace("\"192.0.2.100/24\"", "{ address = \"2001:db8::100/64\", dev = \"eth1\", scope = \"site\" }");
+    let vip = &parse(&v6).unwrap_or_else(|e| panic!("{e}")).config.instances[0].virtual_ipaddress[0];
+    assert_eq!((vip.dev.as_deref(), vip.scope), (Some("eth1"), 200));
+}
+
+#[test]
+fn same_vip_on_another_dev_is_still_the_same_address() {
+    let text = format!(
+        "{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_2\"\ninterface = \"eth0\"\nvirtual_router_id = 52\n\
+         virtual_ipaddress = [{{ address = \"192.0.2.100/24\", dev = \"eth1\" }}]\n"
+    );
     assert!(single_problem(&text).message.contains("192.0.2.100 is already a VIP of vrrp_instance[0]"));
 }
 

@@ -15,6 +15,7 @@ use crate::duration::{self, ConfigDuration};
 mod proxy;
 mod sync_group;
 mod trackers;
+mod vip;
 
 /// keepalived's range for a tracker weight.
 const WEIGHT_RANGE: RangeInclusive<i64> = -253..=253;
@@ -376,35 +377,7 @@ impl<'a> Validator<'a> {
                 None => Authentication::None,
             };
 
-            let mut instance_vips = Vec::new();
-            if r.virtual_ipaddress.get_ref().is_empty() {
-                self.error(
-                    r.virtual_ipaddress.span(),
-                    &key("virtual_ipaddress"),
-                    "lists no address: an instance needs at least one VIP",
-                );
-            }
-            for (j, text) in r.virtual_ipaddress.get_ref().iter().enumerate() {
-                let vip_key = key(&format!("virtual_ipaddress[{j}]"));
-                let Some(vip) = self.vip_prefix(text, &vip_key, version) else { continue };
-                // RFC 5798 section 5.2.5: one family per virtual router.
-                if let Some(first) = instance_vips.first().filter(|f: &&IpPrefix| f.addr.is_ipv4() != vip.addr.is_ipv4()) {
-                    self.error(
-                        text.span(),
-                        &vip_key,
-                        format!(
-                            "{} is not of the family of {}: a virtual router carries IPv4 or IPv6 addresses, not both",
-                            vip.addr, first.addr
-                        ),
-                    );
-                    continue;
-                }
-                if let Some(other) = vips.insert(vip.addr, i) {
-                    let whose = if other == i { "this instance".to_owned() } else { format!("vrrp_instance[{other}]") };
-                    self.error(text.span(), &vip_key, format!("{} is already a VIP of {whose}", vip.addr));
-                }
-                instance_vips.push(vip);
-            }
+            let instance_vips = self.vips(&r.virtual_ipaddress, i, &interface, version, &mut vips);
 
             let track_script = self.tracks(&r.track_script, &key("track_script"), |name| known.script(name));
             let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| known.proxy(name));
@@ -423,7 +396,7 @@ impl<'a> Validator<'a> {
                 .filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]"))))
                 .collect();
 
-            if instance_vips.first().is_some_and(|v: &IpPrefix| v.addr.is_ipv6()) {
+            if instance_vips.first().is_some_and(|v| v.addr().is_ipv6()) {
                 for (field, span) in [
                     ("unicast_src_ip", r.unicast_src_ip.as_ref().map(|s| s.span())),
                     ("unicast_peer", r.unicast_peer.first().map(|s| s.span())),
@@ -569,50 +542,6 @@ impl<'a> Validator<'a> {
                 Authentication::None
             }
         }
-    }
-
-    /// A VIP: IPv4 with any version, IPv6 with VRRPv3 only (RFC 3768 carries IPv4 alone).
-    fn vip_prefix(&mut self, text: &S<String>, key: &str, version: VrrpVersion) -> Option<IpPrefix> {
-        let raw = text.get_ref().trim();
-        let (addr, len) = match raw.split_once('/') {
-            Some((addr, len)) => (addr, Some(len)),
-            None => (raw, None),
-        };
-        let addr = match addr.parse::<IpAddr>() {
-            Ok(IpAddr::V6(_)) if version == VrrpVersion::V2 => {
-                self.error(text.span(), key, format!("{raw:?} is IPv6: VRRPv2 carries IPv4 addresses only (set version = 3)"));
-                return None;
-            }
-            Ok(addr) => addr,
-            Err(_) => {
-                self.error(
-                    text.span(),
-                    key,
-                    format!("{raw:?} is not an IP address with an optional prefix (\"192.0.2.100/24\", \"2001:db8::100/64\")"),
-                );
-                return None;
-            }
-        };
-        let longest = if addr.is_ipv4() { 32 } else { 128 };
-        let len = match len.map(str::parse::<u8>) {
-            None => longest,
-            Some(Ok(len)) if len <= longest => len,
-            Some(_) => {
-                self.error(text.span(), key, format!("{raw:?} has a prefix length outside 0..={longest}"));
-                return None;
-            }
-        };
-        let unusable = match addr {
-            IpAddr::V4(a) => a.is_unspecified() || a.is_multicast() || a.is_broadcast() || a.is_loopback(),
-            // A link-local VIP would need RFC 5798's "first address is the link-local" rule and
-            // is not what a balancer listens on.
-            IpAddr::V6(a) => a.is_unspecified() || a.is_multicast() || a.is_loopback() || (a.segments()[0] & 0xffc0) == 0xfe80,
-        };
-        if unusable {
-            self.error(text.span(), key, format!("{addr} cannot be a virtual address"));
-            return None;
-        }
-        Some(IpPrefix { addr, len })
     }
 
     /// Resolves track entries; `lookup` gives the default weight and reverse, or why the name is

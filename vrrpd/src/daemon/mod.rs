@@ -285,10 +285,10 @@ impl Daemon {
 
     /// After a driver's panic: its VIPs go, so no host holds an address nobody defends.
     async fn remove_vips_of(&self, interface: &str) {
-        let Ok(link) = self.context.netlink.interface(interface).await else { return };
         let vips = self.config.instances.iter().filter(|i| i.interface == interface).flat_map(|i| i.virtual_ipaddress.iter());
-        for &vip in vips {
-            if let Err(e) = self.context.netlink.remove_vip(&link, vip).await {
+        for vip in vips {
+            let Ok(link) = self.context.netlink.interface(vip.dev_or(interface)).await else { continue };
+            if let Err(e) = self.context.netlink.remove_vip(&link, vip.prefix).await {
                 error!(%interface, %vip, error = %e, "removing the VIP after the panic failed");
             }
         }

@@ -76,6 +76,8 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         let notify = notify_scripts(&instance.notify);
         trackers.interfaces.insert(instance.interface.clone());
         trackers.interfaces.extend(instance.track_interface.iter().map(|t| t.name.clone()));
+        // The interfaces VIPs go on (keepalived tracks them too).
+        trackers.interfaces.extend(instance.virtual_ipaddress.iter().filter_map(|v| v.dev.clone()));
         trackers.proxies.extend(instance.track_proxy.iter().map(|t| t.name.clone()));
         if !instance.sync_peers.is_empty() {
             trackers.sync_members.insert(instance.name.clone());
@@ -88,9 +90,17 @@ pub fn plan(config: &Config) -> Result<Plan, Vec<PlanError>> {
         }
         drivers
             .entry(instance.interface.clone())
-            .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new() })
+            .or_insert_with(|| DriverSpec { interface: instance.interface.clone(), instances: Vec::new(), guests: Vec::new() })
             .instances
             .push(Arc::new(InstanceSpec { config: instance.clone(), notify: Arc::new(notify) }));
+    }
+    for (interface, spec) in &mut drivers {
+        spec.guests = config
+            .instances
+            .iter()
+            .filter(|i| i.interface != *interface)
+            .flat_map(|i| i.virtual_ipaddress.iter().filter(|v| v.dev.as_deref() == Some(interface.as_str())).map(|v| v.prefix))
+            .collect();
     }
     for f in &config.track_files {
         if !config.instances.iter().any(|i| i.track_file.iter().any(|t| t.name == f.name)) {

@@ -124,7 +124,7 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     if let Some(pass) = &i.auth_pass {
         let _ = writeln!(out, "authentication = {{ auth_type = \"PASS\", auth_pass = {} }}", q(pass));
     }
-    let vips: Vec<String> = i.vips.iter().map(|v| q(v)).collect();
+    let vips: Vec<String> = i.vips.iter().map(|v| v.toml()).collect();
     let _ = writeln!(out, "virtual_ipaddress = [{}]", vips.join(", "));
     if !i.track_script.is_empty() {
         let _ = writeln!(out, "track_script = [{}]", tracks(&i.track_script));

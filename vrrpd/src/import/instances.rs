@@ -8,6 +8,7 @@ use super::keepalived::{Instance, Keepalived, Script, Track};
 use super::proxies::Balancer;
 use super::tracked;
 use super::values;
+use super::vips::{self, VipOut};
 use super::watchers::{self, Listening, Verdict};
 use super::{Lookups, NoteKind, Notes, Written};
 
@@ -58,7 +59,7 @@ pub struct InstanceOut {
     pub preempt: bool,
     pub preempt_delay: Option<String>,
     pub auth_pass: Option<String>,
-    pub vips: Vec<String>,
+    pub vips: Vec<VipOut>,
     pub track_script: Vec<TrackOut>,
     pub track_interface: Vec<TrackOut>,
     pub track_process: Vec<TrackOut>,
@@ -79,7 +80,7 @@ struct Scripts {
 
 pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, notes: &mut Notes) -> Vrrp {
     let mut hosts: Vec<String> =
-        k.instances.iter().flat_map(|i| &i.vips).filter_map(|v| v.text.split('/').next()).map(str::to_owned).collect();
+        k.instances.iter().flat_map(|i| &i.vips).filter_map(|v| v.address.text.split('/').next()).map(str::to_owned).collect();
     hosts.extend(balancer.iter().flat_map(|b| &b.addresses).map(IpAddr::to_string));
     let listening = Listening { ports: balancer.map(|b| b.ports.clone()).unwrap_or_default(), hosts };
     let replacement = match balancer {
@@ -269,7 +270,8 @@ fn instance(
     };
     let mut vips = Vec::new();
     let mut family: Option<bool> = None;
-    for v in &i.vips {
+    for written in &i.vips {
+        let v = &written.address;
         match vip(&v.text, version) {
             Ok(addr) if *family.get_or_insert(addr.is_ipv4()) != addr.is_ipv4() => notes.add(
                 v.line,
@@ -282,7 +284,7 @@ fn instance(
             Ok(addr) if !seen_vips.insert(addr) => {
                 notes.add(v.line, NoteKind::Dropped, format!("VIP {}: already a VIP of an instance above", v.text))
             }
-            Ok(_) => vips.push(v.text.clone()),
+            Ok(addr) => vips.push(vips::placement(written, addr, &interface, interface_name, notes)),
             Err(why) => notes.add(v.line, NoteKind::Dropped, format!("VIP {} {why}", v.text)),
         }
     }
@@ -569,9 +571,7 @@ fn garp(i: &Instance, notes: &mut Notes) -> Vec<(&'static str, String)> {
 /// bound to a wildcard or to no VIP at all (any instance's traffic may reach them).
 fn track_proxies(instances: &mut [InstanceOut], balancer: Option<&Balancer>, notes: &mut Notes) {
     let Some(balancer) = balancer else { return };
-    let vip_of = |i: &InstanceOut, ip: IpAddr| {
-        i.vips.iter().any(|v| v.split('/').next().and_then(|a| a.parse::<IpAddr>().ok()) == Some(ip))
-    };
+    let vip_of = |i: &InstanceOut, ip: IpAddr| i.vips.iter().any(|v| v.addr() == Some(ip));
     let fronts: Vec<(String, Option<IpAddr>)> = balancer
         .proxies()
         .map(|p| {

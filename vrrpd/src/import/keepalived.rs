@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use super::tracked::{self, Section};
+use super::vips::VipWritten;
 use super::{ImportError, NoteKind, Notes, Written};
 
 /// One statement: its words, the line it starts on, and its block if it opens one.
@@ -159,7 +160,7 @@ pub struct Instance {
     pub nopreempt: bool,
     pub preempt_delay: Option<Written>,
     pub auth: Option<Auth>,
-    pub vips: Vec<Written>,
+    pub vips: Vec<VipWritten>,
     pub track_script: Vec<Track>,
     pub track_interface: Vec<Track>,
     pub track_process: Vec<Track>,
@@ -324,14 +325,8 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
             }
             "virtual_ipaddress" => {
                 for v in item.children() {
-                    i.vips.push(Written { text: v.key().to_owned(), line: v.line });
-                    if v.words.len() > 1 {
-                        notes.add(
-                            v.line,
-                            NoteKind::Dropped,
-                            format!("VIP options `{}`: vrrpd adds VIPs to the instance's interface with its own label", v.rest()),
-                        );
-                    }
+                    let address = Written { text: v.key().to_owned(), line: v.line };
+                    i.vips.push(VipWritten { address, options: v.words.get(1..).unwrap_or_default().to_vec() });
                 }
             }
             "track_script" => i.track_script.extend(tracks(item, notes)),

@@ -17,6 +17,7 @@ mod keepalived;
 mod proxies;
 mod tracked;
 mod values;
+mod vips;
 mod watchers;
 
 use std::fmt;

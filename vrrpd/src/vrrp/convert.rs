@@ -21,7 +21,7 @@ pub fn instance_config(config: &VrrpInstance, primary_ip: IpAddr, trackers: Vec<
         preempt: config.preempt,
         preempt_delay: config.preempt_delay,
         auth: auth_data(config.authentication),
-        vips: config.virtual_ipaddress.iter().map(|p| p.addr).collect(),
+        vips: config.virtual_ipaddress.iter().map(|p| p.addr()).collect(),
         primary_ip,
         initial_state: initial_state(config.initial_state),
         garp: garp(config.garp),

@@ -10,7 +10,7 @@
 //! again: the instances are in FAULT while the driver has no [`Port`] on it, and the driver
 //! tries again every [`TICK`].
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::pin::Pin;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use futures_util::stream::FuturesUnordered;
 use futures_util::StreamExt;
-use ha_common::config::{IpPrefix, VrrpInstance};
+use ha_common::config::{IpPrefix, Vip, VrrpInstance};
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 use vrrp_core::counters::{DropCounters, DropReason};
@@ -32,6 +32,7 @@ use super::convert;
 use super::group::SyncGroups;
 use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
+use super::placement;
 use super::port::{Port, PortTrouble};
 use super::vip::{VipEvent, VipEvents};
 use crate::hooks::notify::{state_word, Notifier, NotifyScripts};
@@ -66,6 +67,9 @@ pub struct InstanceSpec {
 pub struct DriverSpec {
     pub interface: String,
     pub instances: Vec<Arc<InstanceSpec>>,
+    /// VIPs that instances of other interfaces put on this one (`dev`): the start's clean-up of
+    /// addresses with a vrrpd label leaves them to their own driver.
+    pub guests: Vec<IpPrefix>,
 }
 
 pub enum DriverCommand {
@@ -103,7 +107,7 @@ type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
 /// A VIP release whose sessions are gone (`closed`), or whose wait ran out (`None`).
 struct Released {
     instance: String,
-    vips: Vec<IpPrefix>,
+    vips: Vec<Vip>,
     closed: Option<usize>,
 }
 
@@ -144,10 +148,12 @@ impl Driver {
             garp_pacer: None,
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<IpPrefix> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
-        match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &vips).await {
+        let vips: Vec<Vip> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().cloned()).collect();
+        let prefixes: Vec<IpPrefix> = vips.iter().map(|v| v.prefix).collect();
+        let own: Vec<IpPrefix> = vips.iter().filter(|v| placement::on_own(v, &driver.name)).map(|v| v.prefix).collect();
+        match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &prefixes).await {
             Ok(port) => {
-                match driver.context.netlink.remove_stale_vips(&port.interface, &vips).await {
+                match driver.context.netlink.remove_stale_vips(&port.interface, &own, Some(&spec.guests)).await {
                     Ok(removed) => removed
                         .iter()
                         .for_each(|vip| info!(interface = %driver.name, %vip, "removed a VIP left by an earlier run")),
@@ -157,6 +163,7 @@ impl Driver {
             }
             Err(e) => driver.trouble.report(&driver.name, &e),
         }
+        placement::remove_stale_elsewhere(&driver.context.netlink, &driver.name, &vips).await;
         let status = driver.context.trackers.borrow_and_update().clone();
         driver.link_up = status.get(&(TrackerKind::Interface, driver.name.clone())) != Some(&Reading::Up(false));
         for spec in spec.instances {
@@ -173,7 +180,7 @@ impl Driver {
     async fn reattach(&mut self, reopen: bool) {
         let index = self.port.as_ref().map(|p| p.interface.index);
         let unicast_src_ip = self.specs.iter().find_map(|s| s.config.unicast_src_ip);
-        let vips: Vec<IpPrefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().copied()).collect();
+        let vips: Vec<IpPrefix> = self.specs.iter().flat_map(|s| s.config.virtual_ipaddress.iter().map(|v| v.prefix)).collect();
         if let Some(port) = self.port.as_ref().filter(|_| !reopen) {
             match self.context.netlink.interface(&self.name).await {
                 Ok(now) if now.index == port.interface.index => return,
@@ -210,8 +217,10 @@ impl Driver {
     fn publish(&mut self) {
         self.report_sync_members();
         self.published_at = Instant::now();
+        // The addresses alone: the status table and its JSON stay as they were (`vrrpd check`
+        // shows each VIP's dev, scope and label).
         let vips: Vec<Vec<String>> =
-            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(ToString::to_string).collect()).collect();
+            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(|v| v.prefix.to_string()).collect()).collect();
         self.context.board.publish(&self.name, &self.instances, &vips, &self.unattributed);
         self.context.board.beat(&self.name);
     }
@@ -257,12 +266,20 @@ impl Driver {
                 tracker
             }));
         }
+        // keepalived tracks the interfaces its VIPs go on: one down or missing, FAULT (unless
+        // `track_interface` names it with a weight, which then decides).
+        for dev in placement::elsewhere(&config.virtual_ipaddress, own).into_keys() {
+            if !config.track_interface.iter().any(|t| t.name == dev) {
+                let up = known(TrackerKind::Interface, dev) != Reading::Up(false);
+                trackers.push(Tracker { up, ..Tracker::new(TrackerKind::Interface, dev, 0) });
+            }
+        }
         // Sync group peers: FAULT while one of them is in FAULT by its own trackers.
         trackers.extend(config.sync_peers.iter().map(|peer| Tracker {
             up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
             ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
         }));
-        let ipv6 = config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6());
+        let ipv6 = config.virtual_ipaddress.iter().any(|v| v.addr().is_ipv6());
         let source: IpAddr = if ipv6 {
             // RFC 5798 section 5.1.2.1: IPv6 adverts leave from the link-local address.
             self.port.as_ref().and_then(|p| p.v6.as_ref()).map_or(Ipv6Addr::UNSPECIFIED, |p| p.link_local).into()
@@ -506,20 +523,40 @@ impl Driver {
         self.sync_trackers(&status);
         // An IPv6 virtual router on a port opened without IPv6 sockets: open it again, which
         // also gives the instance its link-local source address.
-        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr.is_ipv6()));
+        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr().is_ipv6()));
         if wants_v6 && self.port.as_ref().is_some_and(|p| p.v6.is_none()) {
             self.reattach(true).await;
         }
     }
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
-    /// addresses); new ones are added (the core re-announces them).
+    /// addresses); new ones are added (the core re-announces them); kept addresses whose dev,
+    /// label or scope changed are removed from where they were and added anew at once (the
+    /// address stays this host's: its sessions are not closed).
     async fn change_vips(&mut self, old: &VrrpInstance, new: &VrrpInstance) {
-        let removed: Vec<IpPrefix> =
-            old.virtual_ipaddress.iter().filter(|v| !new.virtual_ipaddress.contains(v)).copied().collect();
-        let added: Vec<IpPrefix> = new.virtual_ipaddress.iter().filter(|v| !old.virtual_ipaddress.contains(v)).copied().collect();
+        let has = |list: &[Vip], vip: &Vip| list.iter().any(|v| v.addr() == vip.addr());
+        let removed: Vec<Vip> = old.virtual_ipaddress.iter().filter(|v| !has(&new.virtual_ipaddress, v)).cloned().collect();
+        let added: Vec<Vip> = new.virtual_ipaddress.iter().filter(|v| !has(&old.virtual_ipaddress, v)).cloned().collect();
+        let moved: Vec<(&Vip, &Vip)> = old
+            .virtual_ipaddress
+            .iter()
+            .filter_map(|o| new.virtual_ipaddress.iter().find(|n| n.addr() == o.addr() && *n != o).map(|n| (o, n)))
+            .collect();
         if !removed.is_empty() {
             self.release(&new.name, removed);
+        }
+        for (from, to) in moved {
+            self.remove_from_dev(from).await;
+            self.claim(new, std::slice::from_ref(to)).await;
+            if placement::announced(to) {
+                placement::announce_elsewhere(&self.context.netlink, &self.name, &new.name, std::slice::from_ref(to), 1).await;
+                if let (Some(port), IpAddr::V4(a)) = (self.port.as_ref().filter(|_| placement::on_own(to, &self.name)), to.addr())
+                {
+                    if let Err(e) = port.garp.send(&[a], 1) {
+                        warn!(instance = %new.name, vip = %to, error = %e, "sending gratuitous ARP failed");
+                    }
+                }
+            }
         }
         if !added.is_empty() {
             self.claim(new, &added).await;
@@ -538,19 +575,43 @@ impl Driver {
         }
     }
 
-    /// Adds `vips` to the interface; sessions accepted on them are served again.
-    async fn claim(&self, config: &VrrpInstance, vips: &[IpPrefix]) {
+    /// Adds `vips`, each on its interface; sessions accepted on them are served again. A VIP
+    /// whose interface is missing is not added (the instance is in FAULT by it meanwhile).
+    async fn claim(&self, config: &VrrpInstance, vips: &[Vip]) {
         if let Some(events) = &self.context.vip_events {
             let _ = events.send(VipEvent::Claimed(addresses(vips)));
         }
         let Some(port) = &self.port else {
             return warn!(instance = %config.name, interface = %self.name, "no usable interface: VIPs not added");
         };
-        for &vip in vips {
-            match self.context.netlink.add_vip(&port.interface, config.vrid, vip).await {
-                Ok(()) => info!(instance = %config.name, %vip, interface = %self.name, "VIP added"),
+        for vip in vips {
+            let dev = vip.dev_or(&self.name);
+            let interface = match placement::interface_for(&self.context.netlink, &self.name, Some(&port.interface), vip).await {
+                Ok(interface) => interface,
+                Err(e) => {
+                    error!(instance = %config.name, %vip, error = %e, "adding the VIP failed: its interface is missing");
+                    continue;
+                }
+            };
+            match self.context.netlink.add_vip(&interface, config.vrid, vip).await {
+                Ok(()) => info!(instance = %config.name, %vip, interface = %dev, "VIP added"),
                 Err(e) => error!(instance = %config.name, %vip, error = %e, "adding the VIP failed"),
             }
+        }
+    }
+
+    /// Removes `vip` from its interface; without that interface there is nothing to remove:
+    /// the address went with it.
+    async fn remove_from_dev(&self, vip: &Vip) {
+        let dev = vip.dev_or(&self.name);
+        let port = self.port.as_ref().map(|p| &p.interface);
+        let interface = match placement::interface_for(&self.context.netlink, &self.name, port, vip).await {
+            Ok(interface) => interface,
+            Err(e) => return debug!(%vip, error = %e, "no VIP to remove: its interface is missing"),
+        };
+        match self.context.netlink.remove_vip(&interface, vip.prefix).await {
+            Ok(()) => info!(%vip, interface = %dev, "VIP removed"),
+            Err(e) => error!(%vip, interface = %dev, error = %e, "removing the VIP failed"),
         }
     }
 
@@ -559,7 +620,7 @@ impl Driver {
     /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
     /// host still holds the VIPs, so the addresses go when the sessions are gone, or after
     /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
-    fn release(&mut self, instance: &str, vips: Vec<IpPrefix>) {
+    fn release(&mut self, instance: &str, vips: Vec<Vip>) {
         let Some(events) = &self.context.vip_events else {
             self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
             return;
@@ -590,20 +651,17 @@ impl Driver {
         };
         let list: Vec<String> = vips.iter().map(ToString::to_string).collect();
         self.context.board.record(EventKind::Vip, instance, format!("VIPs {} released; {sessions}", list.join(", ")));
-        let held: HashSet<IpPrefix> = self
+        let held: Vec<&Vip> = self
             .specs
             .iter()
             .zip(&self.instances)
             .filter(|(_, instance)| instance.state() == State::Master)
-            .flat_map(|(spec, _)| spec.config.virtual_ipaddress.iter().copied())
+            .flat_map(|(spec, _)| spec.config.virtual_ipaddress.iter())
             .collect();
-        // Without an interface there is no address to remove: it went with the interface.
-        let Some(port) = &self.port else { return };
-        for vip in vips.into_iter().filter(|v| !held.contains(v)) {
-            match self.context.netlink.remove_vip(&port.interface, vip).await {
-                Ok(()) => info!(%vip, interface = %self.name, "VIP removed"),
-                Err(e) => error!(%vip, interface = %self.name, error = %e, "removing the VIP failed"),
-            }
+        let own = self.name.as_str();
+        let gone: Vec<Vip> = vips.into_iter().filter(|v| !held.iter().any(|h| placement::same_place(h, v, own))).collect();
+        for vip in &gone {
+            self.remove_from_dev(vip).await;
         }
     }
 
@@ -651,8 +709,14 @@ impl Driver {
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
                 let Some(port) = &self.port else { return };
-                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) =
-                    config.virtual_ipaddress.iter().map(|v| v.addr).partition(IpAddr::is_ipv4);
+                placement::announce_elsewhere(&self.context.netlink, &self.name, &config.name, &config.virtual_ipaddress, count)
+                    .await;
+                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = config
+                    .virtual_ipaddress
+                    .iter()
+                    .filter(|v| placement::on_own(v, &self.name) && placement::announced(v))
+                    .map(Vip::addr)
+                    .partition(IpAddr::is_ipv4);
                 let vips: Vec<Ipv4Addr> =
                     v4.into_iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect();
                 let v6: Vec<Ipv6Addr> =
@@ -737,8 +801,8 @@ impl Driver {
     }
 }
 
-fn addresses(vips: &[IpPrefix]) -> Vec<IpAddr> {
-    vips.iter().map(|v| v.addr).collect()
+fn addresses(vips: &[Vip]) -> Vec<IpAddr> {
+    vips.iter().map(Vip::addr).collect()
 }
 
 /// Receives on the port's socket; without a port, waits forever (the tick opens one).

@@ -8,5 +8,6 @@ pub mod convert;
 pub mod driver;
 pub mod group;
 pub mod net;
+pub mod placement;
 pub mod port;
 pub mod vip;

@@ -130,7 +130,12 @@ fn keepalived_words(raw: &str) -> Vec<String> {
 
 fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
-        "virtual_ipaddress" | "unicast_peer" | "group" => return words.len() == 1,
+        "virtual_ipaddress" => {
+            // The address, then the placement words vrrpd carries, each with its value.
+            let options = words.get(1..).unwrap_or_default();
+            return options.len() % 2 == 0 && options.chunks(2).all(|w| matches!(w[0], "dev" | "label" | "scope"));
+        }
+        "unicast_peer" | "group" => return words.len() == 1,
         "track_script" | "track_interface" | "track_process" | "track_file" => {
             return matches!(words, [_] | [_, "weight", _] | [_, "weight", _, "reverse" | "noreverse" | "no_reverse"])
         }

@@ -392,7 +392,7 @@ vrrp_instance VI_6 {
     assert!(toml.contains("version = 3\nadvert_int = \"250ms\""), "{toml}");
     assert!(has_line(&notes, "keepalived.conf", 10, "one address family"), "{notes}");
     let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    assert!(config.config.instances[0].virtual_ipaddress[0].addr.is_ipv6());
+    assert!(config.config.instances[0].virtual_ipaddress[0].addr().is_ipv6());
 }
 
 #[test]
@@ -543,4 +543,72 @@ listen amqp
     assert!(has_line(&notes, "haproxy.cfg", 4, "idle timeout 960h is longer than vrrpd accepts: written 720h"), "{notes}");
     assert!(has_line(&notes, "haproxy.cfg", 6, "timeout check 25h is longer"), "{notes}");
     assert!(has_line(&notes, "haproxy.cfg", 10, "check interval 48h is longer"), "{notes}");
+}
+
+#[test]
+fn vip_dev_label_and_scope_become_a_table_and_every_other_word_a_note() {
+    // Before, every word after the address was dropped with one note: the VIP moved to the
+    // instance's interface with vrrpd's label.
+    let (toml, notes) = import_text(
+        Some(
+            "\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+        192.0.2.101/24 dev eth1 label eth1:amqp scope global
+        192.0.2.102/32 dev lo scope host
+        192.0.2.103/24 brd 192.0.2.255 dev eth1 label amqp no_track
+        192.0.2.104/24 scope 200 home
+        192.0.2.105/24 label eth0:a-label-too-long
+    }
+}
+",
+        ),
+        None,
+    );
+    let vips = toml.lines().find(|l| l.starts_with("virtual_ipaddress")).unwrap_or_else(|| panic!("{toml}"));
+    for written in [
+        "\"192.0.2.100/24\"",
+        "{ address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\" }",
+        "{ address = \"192.0.2.102/32\", dev = \"lo\", scope = \"host\" }",
+        "{ address = \"192.0.2.103/24\", dev = \"eth1\", label = \"eth1:amqp\" }",
+        "{ address = \"192.0.2.104/24\", scope = 200 }",
+        "\"192.0.2.105/24\"",
+    ] {
+        assert!(vips.contains(written), "{written} in:\n{toml}");
+    }
+    assert!(!notes.contains("keepalived.conf:6:") && !notes.contains("keepalived.conf:7:"), "carried as written:\n{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 8, "brd 192.0.2.255"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 8, "label amqp: written eth1:amqp"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 8, "`no_track`"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 9, "`home`"), "{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 10, "IFNAMSIZ"), "{notes}");
+    // And vrrpd takes it as written.
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let vips = &config.config.instances[0].virtual_ipaddress;
+    assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
+    assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
+}
+
+#[test]
+fn an_ipv6_vip_label_is_noted_and_left_out() {
+    let (toml, notes) = import_text(
+        Some(
+            "\
+vrrp_instance VI_6 {
+    version 3
+    interface eth0
+    virtual_router_id 61
+    virtual_ipaddress {
+        2001:db8::71/64 dev eth1 label eth1:v6 scope site
+    }
+}
+",
+        ),
+        None,
+    );
+    assert!(toml.contains("{ address = \"2001:db8::71/64\", dev = \"eth1\", scope = \"site\" }"), "{toml}");
+    assert!(has_line(&notes, "keepalived.conf", 6, "no label on IPv6"), "{notes}");
 }

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use futures_util::{Stream, StreamExt, TryStreamExt};
-use ha_common::config::IpPrefix;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage};
+use ha_common::config::{IpPrefix, Vip};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags, AddressMessage, AddressScope};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use netlink_packet_route::RouteNetlinkMessage;
 use rtnetlink::{Handle, MulticastGroup};
@@ -113,13 +113,16 @@ impl Netlink {
         Ok(messages.iter().filter_map(interface_address).collect())
     }
 
-    /// Adds a VIP; an address already present is fine (a restart, or a manual add).
-    pub async fn add_vip(&self, interface: &Interface, vrid: u8, vip: IpPrefix) -> Result<(), NetError> {
-        let mut request = self.handle.address().add(interface.index, vip.addr, vip.len);
-        match vip.addr {
+    /// Adds a VIP with its scope and label (the configured one, or vrrpd's own); an address
+    /// already present is fine (a restart, or a manual add).
+    pub async fn add_vip(&self, interface: &Interface, vrid: u8, vip: &Vip) -> Result<(), NetError> {
+        let prefix = vip.prefix;
+        let mut request = self.handle.address().add(interface.index, prefix.addr, prefix.len);
+        request.message_mut().header.scope = AddressScope::from(vip.scope);
+        match prefix.addr {
             // IPv4 labels: `ip a` shows who added the address.
             IpAddr::V4(_) => {
-                if let Some(label) = vip_label(&interface.name, vrid) {
+                if let Some(label) = vip.label.clone().or_else(|| vip_label(&interface.name, vrid)) {
                     request.message_mut().attributes.push(AddressAttribute::Label(label));
                 }
             }
@@ -158,12 +161,21 @@ impl Netlink {
         }
     }
 
-    /// Removes what a crashed run may have left: every configured VIP, and every address that
-    /// carries a vrrpd label. Returns what was removed.
-    pub async fn remove_stale_vips(&self, interface: &Interface, vips: &[IpPrefix]) -> Result<Vec<IpPrefix>, NetError> {
+    /// Removes what a crashed run may have left on `interface`: every VIP configured on it
+    /// (`vips`, whatever its label: keepalived's start removes exactly its configured
+    /// (address, dev) pairs), and, when `vrrpd_labels_but` is given, every address carrying a
+    /// vrrpd label (a VIP of an earlier configuration) but those it lists (VIPs another
+    /// driver holds here). Returns what was removed.
+    pub async fn remove_stale_vips(
+        &self,
+        interface: &Interface,
+        vips: &[IpPrefix],
+        vrrpd_labels_but: Option<&[IpPrefix]>,
+    ) -> Result<Vec<IpPrefix>, NetError> {
         let mut removed = Vec::new();
         for address in self.addresses(interface.index).await? {
-            let ours = address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
+            let labelled = address.label.as_deref().is_some_and(|l| is_vrrpd_label(&interface.name, l));
+            let ours = labelled && vrrpd_labels_but.is_some_and(|spared| !spared.iter().any(|s| s.addr == address.prefix.addr));
             if ours || vips.iter().any(|v| v.addr == address.prefix.addr) {
                 self.remove_vip(interface, address.prefix).await?;
                 removed.push(address.prefix);
