@@ -478,12 +478,7 @@ async fn publish(
 }
 
 /// Applies one confirm to a publisher's unconfirmed messages; false when the channel closed.
-fn settle(
-    confirm: Confirm,
-    in_flight: &mut BTreeMap<u64, (u64, Instant)>,
-    latencies: &mut Vec<u64>,
-    shared: &Shared,
-) -> bool {
+fn settle(confirm: Confirm, in_flight: &mut BTreeMap<u64, (u64, Instant)>, latencies: &mut Vec<u64>, shared: &Shared) -> bool {
     let (tag, multiple, acked) = match confirm {
         Confirm::Ack { tag, multiple } => (tag, multiple, true),
         Confirm::Nack { tag, multiple } => (tag, multiple, false),
@@ -542,5 +537,66 @@ async fn consume(channel: Channel, mut deliveries: Deliveries, shared: Arc<Share
             shared.failed(&shared.consume_errors, e);
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)] // a test fails by panicking
+
+    use super::*;
+
+    fn settings(address: SocketAddr) -> Settings {
+        Settings {
+            addresses: vec![address],
+            connections: 1,
+            channels: 1,
+            size: 64,
+            warmup: Duration::ZERO,
+            measured: Duration::from_secs(1),
+            window: 8,
+            queues: 1,
+            prefetch: 16,
+            timeout: Duration::from_millis(500),
+            user: "guest".into(),
+            password: "guest".into(),
+        }
+    }
+
+    #[test]
+    fn settings_that_cannot_work_are_refused_before_connecting() {
+        let address = SocketAddr::from(([127, 0, 0, 1], 5672));
+        let too_small = Settings { size: 7, ..settings(address) };
+        assert!(too_small.check().unwrap_err().contains("at least 8"));
+        assert!(Settings { window: 0, ..settings(address) }.check().is_err());
+        assert!(Settings { addresses: Vec::new(), ..settings(address) }.check().is_err());
+        assert!(Settings { timeout: Duration::ZERO, ..settings(address) }.check().is_err());
+        assert!(settings(address).check().is_ok());
+    }
+
+    /// A refused connection and a peer that accepts and never answers both end the run with an
+    /// error naming the step, within the timeout, rather than a hang or a panic.
+    #[tokio::test]
+    async fn a_broker_that_refuses_or_never_answers_is_an_error_within_the_timeout() {
+        let closed = {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            listener.local_addr().unwrap()
+        };
+        let refused = run(settings(closed), None).await.unwrap_err();
+        assert!(refused.contains(&format!("connect to {closed}")), "{refused}");
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = silent.local_addr().unwrap();
+        let holder = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = silent.accept().await {
+                held.push(stream);
+            }
+        });
+        let started = Instant::now();
+        let silence = run(settings(address), None).await.unwrap_err();
+        holder.abort();
+        assert!(silence.contains("no answer within"), "{silence}");
+        assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
     }
 }
