@@ -2,11 +2,11 @@
 //! `scripts/bench-confirms.sh`: the same load direct to the brokers and through each proxy.
 //!
 //! What RabbitMQ operators run for data they must not lose: durable quorum queues (replicated
-//! over the three nodes, leaders spread with `x-queue-leader-locator = balanced`), persistent
-//! messages, publisher confirms (a quorum queue confirms once a majority of its replicas has
-//! the message on disk), consumers with manual acks. Each publisher (a channel) keeps at most
-//! `window` messages unconfirmed; consumers on their own connections ack every delivery, so the
-//! queues stay short. Every message carries its id in its first 8 bytes: at the end, a message
+//! over the three nodes, one led from each node: see [`run`]), persistent messages, publisher
+//! confirms (a quorum queue confirms once a majority of its replicas has the message on disk),
+//! consumers with manual acks. Each publisher (a channel) keeps at most
+//! `window` messages unconfirmed; consumers on their own connections ack what they receive, so
+//! the queues stay short. Every message carries its id in its first 8 bytes: at the end, a message
 //! confirmed but never consumed is counted as lost.
 //!
 //! Every AMQP operation has a timeout; failures are counted by kind and reported, a failed
@@ -46,7 +46,7 @@ pub struct Settings {
     pub measured: Duration,
     /// Unconfirmed messages a publisher may have at once.
     pub window: usize,
-    /// Quorum queues; publisher k publishes to queue k mod `queues`, each has one consumer.
+    /// Quorum queues, each with one consumer; every publisher publishes to them in turn.
     pub queues: usize,
     /// Deliveries a consumer may hold unacked.
     pub prefetch: u16,
@@ -183,6 +183,8 @@ struct Shared {
     publish_errors: AtomicU64,
     confirm_errors: AtomicU64,
     consume_errors: AtomicU64,
+    /// Consumers that stopped before being told to (their queue is no longer drained).
+    consumers_ended: AtomicU64,
     first_error: Mutex<Option<String>>,
 }
 
@@ -235,23 +237,26 @@ impl ChannelCallback for ConfirmCallback {
 }
 
 /// Runs the load; `cpu_ticks` samples the watched process (if any) at the window's edges.
-/// Err only when the run cannot start at all (no connection to declare the queues).
+/// Err only when the run cannot start at all (no consumer could declare its queue).
+///
+/// The brokers' work should not depend on which broker each connection lands on, since a
+/// proxy's leastconn spreads them in its own order: each consumer declares its own queue,
+/// whose leader RabbitMQ places on the consumer's node (client-local), so consumers always
+/// read from the leader; every publisher sends its messages to all the queues in turn, so
+/// whatever its node, the same share of its messages goes to a leader elsewhere. Connections
+/// open one at a time, consumers first, the k-th to `addresses[k mod len]` (direct to three
+/// brokers: the even spread leastconn makes).
 pub async fn run(settings: Settings, cpu_ticks: Option<&dyn Fn() -> std::io::Result<u64>>) -> Result<Report, String> {
     settings.check()?;
     let settings = Arc::new(settings);
     let shared = Arc::new(Shared::default());
     let limit = settings.timeout;
-    let admin = connect(&settings, settings.address(0), "loadgen-confirms-admin").await?;
-    let admin_channel = within(limit, "open a channel", admin.open_channel(None)).await?;
     let run_id = format!(
         "{}-{}",
         std::process::id(),
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
     );
     let queues: Vec<String> = (0..settings.queues).map(|n| format!("loadgen-confirms-{run_id}-{n}")).collect();
-    for queue in &queues {
-        within(limit, &format!("declare {queue}"), admin_channel.queue_declare(quorum_queue(queue)?)).await?;
-    }
 
     let mut consumers = JoinSet::new();
     let mut held = Vec::new();
@@ -259,27 +264,27 @@ pub async fn run(settings: Settings, cpu_ticks: Option<&dyn Fn() -> std::io::Res
         match open_consumer(&settings, n, queue).await {
             Ok((connection, channel, deliveries)) => {
                 held.push(connection);
-                consumers.spawn(consume(channel, deliveries, Arc::clone(&shared), limit));
+                consumers.spawn(consume(channel, deliveries, Arc::clone(&shared), Arc::clone(&settings)));
             }
             Err(e) => shared.failed(&shared.setup_errors, e),
         }
     }
+    if consumers.is_empty() {
+        let first = shared.first_error.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        return Err(first.unwrap_or_else(|| "no consumer".into()));
+    }
 
     // All publishing connections and channels are set up before the warm-up starts.
-    let mut opening = JoinSet::new();
-    for n in 0..settings.connections {
-        let settings = Arc::clone(&settings);
-        opening.spawn(async move { (n, open_publishers(&settings, n).await) });
-    }
     let mut publishers = JoinSet::new();
-    while let Some(opened) = opening.join_next().await {
-        let Ok((n, opened)) = opened else { continue };
-        match opened {
+    for n in 0..settings.connections {
+        match open_publishers(&settings, settings.queues + n).await {
             Ok((connection, channels)) => {
                 held.push(connection);
                 for (c, (channel, confirms)) in channels.into_iter().enumerate() {
-                    let queue = queues[(n * settings.channels + c) % queues.len()].clone();
-                    publishers.spawn(publish(channel, confirms, queue, Arc::clone(&settings), Arc::clone(&shared)));
+                    // Publishers start on different queues, so that all are busy from the start.
+                    let first = n * settings.channels + c;
+                    let queues = queues.clone();
+                    publishers.spawn(publish(channel, confirms, queues, first, Arc::clone(&settings), Arc::clone(&shared)));
                 }
             }
             Err(e) => shared.failed(&shared.setup_errors, e),
@@ -287,14 +292,20 @@ pub async fn run(settings: Settings, cpu_ticks: Option<&dyn Fn() -> std::io::Res
     }
 
     tokio::time::sleep(settings.warmup).await;
-    let sample = || cpu_ticks.map(|f| f()).transpose();
-    let cpu_before = sample().map_err(|e| format!("CPU time of the watched process: {e}"))?;
+    // A watched process that has gone is reported as an error; the run still cleans up.
+    let sample = || {
+        cpu_ticks.map(|f| f()).transpose().unwrap_or_else(|e| {
+            shared.failed(&shared.setup_errors, format!("CPU time of the watched process: {e}"));
+            None
+        })
+    };
+    let cpu_before = sample();
     let started = Instant::now();
     shared.phase.store(MEASURING, Relaxed);
     tokio::time::sleep(settings.measured).await;
     shared.phase.store(FINISHED, Relaxed);
     let window_seconds = started.elapsed().as_secs_f64();
-    let cpu_after = sample().map_err(|e| format!("CPU time of the watched process: {e}"))?;
+    let cpu_after = sample();
 
     shared.stop_publishing.store(true, Relaxed);
     let mut latencies = Vec::new();
@@ -303,19 +314,24 @@ pub async fn run(settings: Settings, cpu_ticks: Option<&dyn Fn() -> std::io::Res
     }
     // Drain: every confirmed message should reach a consumer; give them a few timeouts to.
     let drain_deadline = Instant::now() + limit * 3;
-    while shared.lost() > 0 && Instant::now() < drain_deadline && !consumers.is_empty() {
+    while shared.lost() > 0 && Instant::now() < drain_deadline && consumers.len() as u64 > shared.consumers_ended.load(Relaxed) {
         tokio::time::sleep(Duration::from_millis(50)).await;
-        while let Some(ended) = consumers.try_join_next() {
-            drop(ended);
-        }
     }
     shared.stop_consuming.store(true, Relaxed);
-    while consumers.join_next().await.is_some() {}
-
-    for queue in &queues {
-        let _ = timeout(limit, admin_channel.queue_delete(QueueDeleteArguments::new(queue))).await;
+    let mut channels = Vec::new();
+    while let Some(ended) = consumers.join_next().await {
+        channels.extend(ended.ok());
     }
-    for connection in held.into_iter().chain([admin]) {
+
+    // Any open channel can delete any queue (a consumer that failed leaves its channel closed).
+    for queue in &queues {
+        for channel in channels.iter().filter(|c| c.is_open()) {
+            if let Ok(Ok(_)) = timeout(limit, channel.queue_delete(QueueDeleteArguments::new(queue))).await {
+                break;
+            }
+        }
+    }
+    for connection in held {
         let _ = timeout(limit, connection.close()).await;
     }
 
@@ -373,10 +389,10 @@ async fn connect(settings: &Settings, address: SocketAddr, name: &str) -> Result
     within(settings.timeout, &format!("connect to {address}"), Connection::open(&args)).await
 }
 
-/// A durable quorum queue whose leader RabbitMQ places on the node leading the fewest.
+/// A durable quorum queue led from the node of the connection declaring it.
 fn quorum_queue(name: &str) -> Result<QueueDeclareArguments, String> {
     let mut arguments = FieldTable::new();
-    for (key, value) in [("x-queue-type", "quorum"), ("x-queue-leader-locator", "balanced")] {
+    for (key, value) in [("x-queue-type", "quorum"), ("x-queue-leader-locator", "client-local")] {
         let key = key.try_into().map_err(|e| format!("{key}: {e:?}"))?;
         let value = value.try_into().map_err(|e| format!("{value}: {e:?}"))?;
         arguments.insert(key, FieldValue::S(value));
@@ -386,11 +402,12 @@ fn quorum_queue(name: &str) -> Result<QueueDeclareArguments, String> {
 
 type Deliveries = mpsc::UnboundedReceiver<ConsumerMessage>;
 
-/// Consumer `n`'s connection, on queue `queue`.
+/// Consumer `n`'s connection, declaring and consuming queue `queue`.
 async fn open_consumer(settings: &Settings, n: usize, queue: &str) -> Result<(Connection, Channel, Deliveries), String> {
     let limit = settings.timeout;
     let connection = connect(settings, settings.address(n), &format!("loadgen-consumer-{n}")).await?;
     let channel = within(limit, "open a channel", connection.open_channel(None)).await?;
+    within(limit, &format!("declare {queue}"), channel.queue_declare(quorum_queue(queue)?)).await?;
     within(limit, "basic.qos", channel.basic_qos(BasicQosArguments::new(0, settings.prefetch, false))).await?;
     let (_, deliveries) = within(
         limit,
@@ -401,7 +418,7 @@ async fn open_consumer(settings: &Settings, n: usize, queue: &str) -> Result<(Co
     Ok((connection, channel, deliveries))
 }
 
-/// Publishing connection `n` and its channels, each in confirm mode.
+/// The `n`-th connection opened, publishing: its channels, each in confirm mode.
 async fn open_publishers(
     settings: &Settings,
     n: usize,
@@ -425,7 +442,8 @@ async fn open_publishers(
 async fn publish(
     channel: Channel,
     mut confirms: mpsc::UnboundedReceiver<Confirm>,
-    queue: String,
+    queues: Vec<String>,
+    first: usize,
     settings: Arc<Settings>,
     shared: Arc<Shared>,
 ) -> Vec<u64> {
@@ -446,7 +464,8 @@ async fn publish(
             let mut body = vec![0x42; settings.size];
             body[..8].copy_from_slice(&id.to_be_bytes());
             let sent = Instant::now();
-            let publishing = channel.basic_publish(properties.clone(), body, BasicPublishArguments::new("", &queue));
+            let queue = &queues[(first + next_tag as usize) % queues.len()];
+            let publishing = channel.basic_publish(properties.clone(), body, BasicPublishArguments::new("", queue));
             if let Err(e) = within(settings.timeout, "basic.publish", publishing).await {
                 shared.failed(&shared.publish_errors, e);
                 break;
@@ -509,15 +528,19 @@ fn settle(confirm: Confirm, in_flight: &mut BTreeMap<u64, (u64, Instant)>, laten
     true
 }
 
-/// One consumer: records and acks every delivery until told to stop.
-async fn consume(channel: Channel, mut deliveries: Deliveries, shared: Arc<Shared>, limit: Duration) {
+/// One consumer: records every delivery and acks them until told to stop, several at once
+/// (`multiple`) as busy consumers do: every quarter of the prefetch, or when no delivery waits.
+async fn consume(channel: Channel, mut deliveries: Deliveries, shared: Arc<Shared>, settings: Arc<Settings>) -> Channel {
+    let ack_every = u64::from(settings.prefetch / 4).max(1);
+    let mut unacked = 0u64;
     while !shared.stop_consuming.load(Relaxed) {
         let message = match timeout(Duration::from_millis(100), deliveries.recv()).await {
             Err(_) => continue,
             Ok(Some(message)) => message,
             Ok(None) => {
                 shared.failed(&shared.consume_errors, "consumer's deliveries ended (channel closed)".into());
-                return;
+                shared.consumers_ended.fetch_add(1, Relaxed);
+                return channel;
             }
         };
         let (Some(deliver), Some(content)) = (message.deliver, message.content) else { continue };
@@ -532,12 +555,19 @@ async fn consume(channel: Channel, mut deliveries: Deliveries, shared: Arc<Share
         } else {
             shared.duplicates.fetch_add(1, Relaxed);
         }
-        let acking = channel.basic_ack(BasicAckArguments::new(deliver.delivery_tag(), false));
-        if let Err(e) = within(limit, "basic.ack", acking).await {
+        unacked += 1;
+        if unacked < ack_every && !deliveries.is_empty() {
+            continue;
+        }
+        unacked = 0;
+        let acking = channel.basic_ack(BasicAckArguments::new(deliver.delivery_tag(), true));
+        if let Err(e) = within(settings.timeout, "basic.ack", acking).await {
             shared.failed(&shared.consume_errors, e);
-            return;
+            shared.consumers_ended.fetch_add(1, Relaxed);
+            return channel;
         }
     }
+    channel
 }
 
 #[cfg(test)]
