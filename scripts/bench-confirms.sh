@@ -113,7 +113,7 @@ row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
 echo "publisher confirms through RabbitMQ $(dpkg-query -W -f '${Version}' rabbitmq-server 2>/dev/null || echo '?') (3 nodes, quorum queues, persistent messages)"
 echo "brokers in namespace $LAB-backend (unpinned); vrrpd and HAProxy in $LAB-a on CPU 0; loadgen in $LAB-client on CPU 1"
-echo "${seconds} s per run after ${warmup} s of warm-up, median of ${repeats}; runs alternate direct, HAProxy, vrrpd"
+echo "${seconds} s per run after ${warmup} s of warm-up, median of ${repeats}; direct, HAProxy and vrrpd take turns"
 echo
 direct_addresses=192.0.2.21:5672,192.0.2.22:5672,192.0.2.23:5672
 # A fresh cluster's first run is slower (it was always the direct one): one run, discarded.
@@ -122,10 +122,15 @@ row "measure" "vrrpd" "HAProxy" "ratio" "reference"
 for connections in "${connection_counts[@]}"; do
     for size in "${sizes[@]}"; do
         d_runs=(); h_runs=(); v_runs=()
-        for _ in $(seq "$repeats"); do
-            d_runs+=("$(confirms "$direct_addresses" "$connections" "$size")")
-            h_runs+=("$(confirms 192.0.2.11:5673 "$connections" "$size" "$haproxy_pid")")
-            v_runs+=("$(confirms 192.0.2.11:5672 "$connections" "$size" "$vrrpd_pid")")
+        for repeat in $(seq "$repeats"); do
+            # Each repeat starts with the next of the three, so none is always first or last.
+            for turn in 0 1 2; do
+                case $(( (repeat + turn) % 3 )) in
+                    0) d_runs+=("$(confirms "$direct_addresses" "$connections" "$size")") ;;
+                    1) h_runs+=("$(confirms 192.0.2.11:5673 "$connections" "$size" "$haproxy_pid")") ;;
+                    2) v_runs+=("$(confirms 192.0.2.11:5672 "$connections" "$size" "$vrrpd_pid")") ;;
+                esac
+            done
         done
         read -r d _ dp99 dlost derr < <(printf '%s\n' "${d_runs[@]}" | medians)
         read -r h hcpu hp99 hlost herr < <(printf '%s\n' "${h_runs[@]}" | medians)

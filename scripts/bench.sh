@@ -8,7 +8,7 @@
 #   scripts/bench.sh --syscalls # only: system calls and CPU per message (AMQP shape) and per
 #                               # connection (needs strace)
 #   scripts/bench.sh --confirms # only: publisher confirms through a real RabbitMQ cluster, direct,
-#                               # HAProxy and vrrpd (scripts/bench-confirms.sh; about 8 minutes,
+#                               # HAProxy and vrrpd (scripts/bench-confirms.sh; about 13 minutes,
 #                               # root); with --quick first, a tiny setting (about 90 s)
 #
 # Needs iperf3 and haproxy (scripts/install-test-deps.sh), and root for the idle-cost part
