@@ -31,6 +31,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::timeout;
 
+/// The largest body sent: it fits one AMQP body frame at RabbitMQ's default frame_max (128 KiB).
+pub const MAX_SIZE: usize = 65_536;
+
 /// What one run does.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -62,8 +65,8 @@ impl Settings {
         if self.addresses.is_empty() {
             return Err("no address to connect to".into());
         }
-        if self.size < 8 {
-            return Err(format!("--size {}: a message carries its 8-byte id, so at least 8", self.size));
+        if !(8..=MAX_SIZE).contains(&self.size) {
+            return Err(format!("--size {}: from 8 (a message carries its 8-byte id) to {MAX_SIZE} (one body frame)", self.size));
         }
         if self.connections == 0 || self.channels == 0 || self.window == 0 || self.queues == 0 || self.prefetch == 0 {
             return Err("--connections, --channels, --window, --queues and --prefetch must be at least 1".into());
@@ -324,16 +327,24 @@ pub async fn run(settings: Settings, cpu_ticks: Option<&dyn Fn() -> std::io::Res
     }
 
     // Any open channel can delete any queue (a consumer that failed leaves its channel closed).
-    for queue in &queues {
-        for channel in channels.iter().filter(|c| c.is_open()) {
-            if let Ok(Ok(_)) = timeout(limit, channel.queue_delete(QueueDeleteArguments::new(queue))).await {
-                break;
+    // Clean-up is bounded as a whole: a broker that stopped answering costs one timeout each
+    // for the deletes and the closes, not one per queue or per connection.
+    let deleting = async {
+        for queue in &queues {
+            for channel in channels.iter().filter(|c| c.is_open()) {
+                if let Ok(Ok(_)) = timeout(limit, channel.queue_delete(QueueDeleteArguments::new(queue))).await {
+                    break;
+                }
             }
         }
-    }
+    };
+    let _ = timeout(limit, deleting).await;
+    let mut closing = JoinSet::new();
     for connection in held {
-        let _ = timeout(limit, connection.close()).await;
+        closing.spawn(connection.close());
     }
+    let _ = timeout(limit, async { while closing.join_next().await.is_some() {} }).await;
+    closing.abort_all();
 
     latencies.sort_unstable();
     let count = |set: &Mutex<HashSet<u64>>| set.lock().unwrap_or_else(|e| e.into_inner()).len() as u64;
@@ -597,7 +608,9 @@ mod tests {
     fn settings_that_cannot_work_are_refused_before_connecting() {
         let address = SocketAddr::from(([127, 0, 0, 1], 5672));
         let too_small = Settings { size: 7, ..settings(address) };
-        assert!(too_small.check().unwrap_err().contains("at least 8"));
+        assert!(too_small.check().unwrap_err().contains("from 8"), "{:?}", too_small.check());
+        assert!(Settings { size: MAX_SIZE + 1, ..settings(address) }.check().is_err());
+        assert!(Settings { size: MAX_SIZE, ..settings(address) }.check().is_ok());
         assert!(Settings { window: 0, ..settings(address) }.check().is_err());
         assert!(Settings { addresses: Vec::new(), ..settings(address) }.check().is_err());
         assert!(Settings { timeout: Duration::ZERO, ..settings(address) }.check().is_err());

@@ -82,7 +82,7 @@ enum Mode {
         /// Publishers (channels with confirms) per connection.
         #[arg(long, default_value_t = 1)]
         channels: usize,
-        /// Bytes per message body (at least 8).
+        /// Bytes per message body (8 to 65536).
         #[arg(long, default_value_t = 64)]
         size: usize,
         /// The measured window, after the warm-up.
