@@ -7,6 +7,9 @@
 #   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
 #   scripts/bench.sh --syscalls # only: system calls and CPU per message (AMQP shape) and per
 #                               # connection (needs strace)
+#   scripts/bench.sh --confirms # only: publisher confirms through a real RabbitMQ cluster, direct,
+#                               # HAProxy and vrrpd (scripts/bench-confirms.sh; about 13 minutes,
+#                               # root); with --quick first, a tiny setting (about 90 s)
 #
 # Needs iperf3 and haproxy (scripts/install-test-deps.sh), and root for the idle-cost part
 # (network namespaces for VRRP). Builds into $CARGO_TARGET_DIR when set, else target/.
@@ -14,9 +17,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 
-quick=false; syscalls=false
-[ "${1:-}" = "--quick" ] && quick=true
-[ "${1:-}" = "--syscalls" ] && syscalls=true
+quick=false; syscalls=false; confirms=false
+for arg in "$@"; do
+    case "$arg" in
+        --quick) quick=true ;;
+        --syscalls) syscalls=true ;;
+        --confirms) confirms=true ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--syscalls | --confirms]" >&2; exit 2 ;;
+    esac
+done
 # frame_*: AMQP's shape, kept-alive connections each sending a frame and waiting for its echo.
 if $quick; then
     # The test suite's check that the script works: reuse its debug build; numbers mean little.
@@ -48,6 +57,9 @@ fi
 bin=${CARGO_TARGET_DIR:-target}/$profile
 vrrpd=$bin/vrrpd
 loadgen=$bin/loadgen
+if $confirms; then
+    exec scripts/bench-confirms.sh "$bin" $($quick && echo quick)
+fi
 
 work=$(mktemp -d)
 pids=()
@@ -335,3 +347,9 @@ echo "failover: vrrpd on both hosts"
 echo
 echo "failover: keepalived 2.2.7 on both hosts"
 "$bin/drill" --peer keepalived "${keepalived_scenarios[@]}" | sed -n '/^scenario/,$p'
+
+# Publisher confirms through RabbitMQ: minutes (a cluster start, then 36 runs), so not in --quick.
+if ! $quick && command -v rabbitmq-server >/dev/null; then
+    echo
+    scripts/bench-confirms.sh "$bin"
+fi

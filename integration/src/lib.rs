@@ -5,6 +5,7 @@
 //! and returns; `scripts/test.sh` sets `VRRPD_REQUIRE_NETNS=1` so that in CI a missing
 //! prerequisite fails the test instead of skipping it.
 
+pub mod confirms;
 pub mod lab;
 pub mod netns;
 pub mod rabbit;

@@ -4,6 +4,8 @@
 //! the VIP. The VIP moves by a graceful failover while the consumer holds unacknowledged
 //! messages, then a broker node stops: every confirmed message is consumed, and the held
 //! messages come back to the consumer at once rather than after the broker's heartbeat timeout.
+//! Before that, the benchmark's load (`loadgen confirms`) runs through the VIP for 2 s on the
+//! same cluster: it confirms and consumes messages, loses none and counts no error.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
@@ -77,6 +79,14 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     let base = |name: &str, priority| HostConfig::new(name).instance(Instance::vi1(priority).track_proxy("amqp", 0));
     let host = |name: &str, priority| base(name, priority).proxy(proxy.clone());
     let (mut a, b) = Pair::with(host).start(&lab);
+
+    // The benchmark's load (`loadgen confirms`, scripts/bench-confirms.sh) on this cluster,
+    // through the VIP: confirms flow, every confirmed message is consumed, nothing fails.
+    let load = confirms_through_vip(&lab);
+    let figure = |key: &str| load.get(key).and_then(|v| v.parse::<f64>().ok()).unwrap_or(-1.0);
+    assert!(figure("confirmed") > 0.0 && figure("confirmed_per_s") > 0.0 && figure("consumed_per_s") > 0.0, "{load:?}");
+    assert_eq!((figure("lost"), figure("nacked"), figure("errors")), (0.0, 0.0, 0.0), "{load:?}");
+    assert!(figure("consumed") >= figure("confirmed"), "{load:?}");
 
     let observed = Arc::new(Mutex::new(Observed::default()));
     let control = Arc::new(Control::default());
@@ -184,6 +194,20 @@ fn confirmed_messages_survive_a_failover_and_a_broker_stop() {
     assert!(o.confirmed.len() > 300);
     assert!(o.publisher_connections >= 2 && o.consumer_connections >= 2, "both clients reconnected");
     drop(b);
+}
+
+/// `loadgen confirms` for 2 s (after 1 s of warm-up) through the VIP from the client host, 2
+/// connections of 2 publishers each: its report as key=value pairs.
+fn confirms_through_vip(lab: &Lab) -> BTreeMap<String, String> {
+    let address = format!("{VIP}:5672");
+    let args = ["confirms", &address, "--connections", "2", "--channels", "2", "--seconds", "2", "--warmup", "1"];
+    let mut command = vec![env!("CARGO_BIN_EXE_loadgen")];
+    command.extend(args);
+    let out = lab.exec("client", &command);
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    eprintln!("loadgen confirms through the VIP: {stdout}{stderr}");
+    assert!(out.status.success(), "loadgen confirms failed: {stdout}{stderr}");
+    stdout.split_whitespace().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
 }
 
 /// Opens a connection through the VIP, retrying with a short connect timeout: a client that

@@ -10,6 +10,12 @@
 //!                                                       sending a B-byte frame and waiting for its echo,
 //!                                                       over and over; messages/s, p50, p99, and PID's
 //!                                                       CPU per message over the same window
+//!   loadgen confirms ADDR[,ADDR...] --connections N --channels C --size B --seconds S [--cpu-of PID]
+//!                                                       RabbitMQ publishing with publisher confirms
+//!                                                       (persistent messages, quorum queues, acking
+//!                                                       consumers): confirmed and consumed
+//!                                                       messages/s, confirm latency, messages lost,
+//!                                                       errors (`integration::confirms`)
 //!
 //! Results are one line of `key=value` pairs on stdout.
 
@@ -19,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
+use integration::confirms;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -65,6 +72,45 @@ enum Mode {
         #[arg(long)]
         cpu_of: Option<u32>,
     },
+    Confirms {
+        /// AMQP addresses, comma-separated; connections are spread over them in turn.
+        #[arg(value_delimiter = ',', required = true)]
+        addresses: Vec<SocketAddr>,
+        /// Publishing connections.
+        #[arg(long, default_value_t = 10)]
+        connections: usize,
+        /// Publishers (channels with confirms) per connection.
+        #[arg(long, default_value_t = 1)]
+        channels: usize,
+        /// Bytes per message body (8 to 65536).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// The measured window, after the warm-up.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+        #[arg(long, default_value_t = 2)]
+        warmup: u64,
+        /// Unconfirmed messages per publisher.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+        /// Quorum queues, each with one consumer on its own connection.
+        #[arg(long, default_value_t = 3)]
+        queues: usize,
+        /// Unacked deliveries per consumer.
+        #[arg(long, default_value_t = 256)]
+        prefetch: u16,
+        /// Seconds allowed for each AMQP operation (connect, publish, a confirm, an ack).
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        #[arg(long, default_value = "guest")]
+        user: String,
+        #[arg(long, default_value = "guest")]
+        password: String,
+        /// A process (the proxy) whose CPU time over the measured window is reported per
+        /// confirmed message.
+        #[arg(long)]
+        cpu_of: Option<u32>,
+    },
 }
 
 const MESSAGE: [u8; 64] = [0x42; 64];
@@ -79,7 +125,62 @@ async fn main() -> std::io::Result<()> {
         Mode::Frames { address, connections, size, seconds, cpu_of } => {
             frames(address, connections, size, Duration::from_secs(seconds), cpu_of).await
         }
+        Mode::Confirms {
+            addresses,
+            connections,
+            channels,
+            size,
+            seconds,
+            warmup,
+            window,
+            queues,
+            prefetch,
+            timeout,
+            user,
+            password,
+            cpu_of,
+        } => {
+            let settings = confirms::Settings {
+                addresses,
+                connections,
+                channels,
+                size,
+                warmup: Duration::from_secs(warmup),
+                measured: Duration::from_secs(seconds),
+                window,
+                queues,
+                prefetch,
+                timeout: Duration::from_secs(timeout),
+                user,
+                password,
+            };
+            confirms_load(settings, cpu_of).await
+        }
     }
+}
+
+/// Runs `integration::confirms` and prints its report, with the proxy's CPU per confirmed
+/// message when watching one. Exits 1 when the run could not start.
+async fn confirms_load(settings: confirms::Settings, cpu_of: Option<u32>) -> std::io::Result<()> {
+    let sample = cpu_of.map(|pid| move || cpu_ticks(pid));
+    let report = match confirms::run(settings, sample.as_ref().map(|f| f as &dyn Fn() -> std::io::Result<u64>)).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("loadgen confirms: {e}");
+            std::process::exit(1);
+        }
+    };
+    print!("{report}");
+    if let Some(ticks) = report.cpu_ticks {
+        let cpu_us = ticks as f64 * 1e6 / USER_HZ as f64;
+        let confirmed = report.confirmed_in_window;
+        print!(" cpu_us_per_message={:.2}", if confirmed > 0 { cpu_us / confirmed as f64 } else { 0.0 });
+    }
+    println!();
+    if let Some(first) = &report.first_error {
+        eprintln!("loadgen confirms: first error: {first}");
+    }
+    Ok(())
 }
 
 async fn serve(address: SocketAddr) -> std::io::Result<()> {
