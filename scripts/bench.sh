@@ -7,6 +7,8 @@
 #   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
 #   scripts/bench.sh --syscalls # only: system calls and CPU per message (AMQP shape) and per
 #                               # connection (needs strace)
+#   scripts/bench.sh --unpinned # the loopback table only, with nothing pinned: proxies, load and
+#                               # backends share every CPU (each proxy then runs a thread per CPU)
 #   scripts/bench.sh --confirms # only: publisher confirms through a real RabbitMQ cluster, direct,
 #                               # HAProxy and vrrpd (scripts/bench-confirms.sh; about 13 minutes,
 #                               # root); with --quick first, a tiny setting (about 90 s)
@@ -17,15 +19,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 
-quick=false; syscalls=false; confirms=false
+quick=false; syscalls=false; confirms=false; unpinned=false
 for arg in "$@"; do
     case "$arg" in
         --quick) quick=true ;;
         --syscalls) syscalls=true ;;
         --confirms) confirms=true ;;
-        *) echo "usage: scripts/bench.sh [--quick] [--syscalls | --confirms]" >&2; exit 2 ;;
+        --unpinned) unpinned=true ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--unpinned] [--syscalls | --confirms]" >&2; exit 2 ;;
     esac
 done
+# Where the proxies run, and where the load generators and backends run.
+proxy_cpus=0; load_cpus=1
+if $unpinned; then
+    proxy_cpus=0-$(( $(nproc) - 1 )); load_cpus=$proxy_cpus
+fi
 # frame_*: AMQP's shape, kept-alive connections each sending a frame and waiting for its echo.
 if $quick; then
     # The test suite's check that the script works: reuse its debug build; numbers mean little.
@@ -71,8 +79,8 @@ cleanup() {
 trap cleanup EXIT
 
 # Backends on CPU 1: an echo server and an iperf3 server.
-taskset -c 1 "$loadgen" serve 127.0.0.1:25001 & pids+=($!)
-taskset -c 1 iperf3 -s -B 127.0.0.1 -p 25201 >/dev/null 2>&1 & pids+=($!)
+taskset -c "$load_cpus" "$loadgen" serve 127.0.0.1:25001 & pids+=($!)
+taskset -c "$load_cpus" iperf3 -s -B 127.0.0.1 -p 25201 >/dev/null 2>&1 & pids+=($!)
 
 cat > "$work/haproxy.cfg" <<CFG
 global
@@ -90,7 +98,7 @@ listen iperf
     bind 127.0.0.1:26201
     server s1 127.0.0.1:25201
 CFG
-taskset -c 0 haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & haproxy_pid=$!; pids+=($haproxy_pid)
+taskset -c "$proxy_cpus" haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & haproxy_pid=$!; pids+=($haproxy_pid)
 sleep 0.5
 kill -0 "$haproxy_pid" 2>/dev/null || { echo "bench: haproxy did not start:" >&2; cat "$work/haproxy.log" >&2; exit 1; }
 
@@ -117,7 +125,7 @@ name = "s1"
 address = "127.0.0.1:25201"
 check = false
 CFG
-VRRPD_LOG=warn taskset -c 0 "$vrrpd" --config "$work/vrrpd.toml" >"$work/vrrpd.log" 2>&1 & vrrpd_pid=$!; pids+=($vrrpd_pid)
+VRRPD_LOG=warn taskset -c "$proxy_cpus" "$vrrpd" --config "$work/vrrpd.toml" >"$work/vrrpd.log" 2>&1 & vrrpd_pid=$!; pids+=($vrrpd_pid)
 sleep 1
 
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(statistics.median(v))' "$@"; }
@@ -135,29 +143,29 @@ except KeyError:
     print(0)'
 }
 gbits() { # PORT STREAMS
-    taskset -c 1 iperf3 -c 127.0.0.1 -p "$1" -t "$seconds" -P "$2" -J | iperf_gbits
+    taskset -c "$load_cpus" iperf3 -c 127.0.0.1 -p "$1" -t "$seconds" -P "$2" -J | iperf_gbits
 }
 direct_gbits() { # STREAMS: client on CPU 0, server on CPU 1: the ceiling
-    taskset -c 0 iperf3 -c 127.0.0.1 -p 25201 -t "$seconds" -P "$1" -J | iperf_gbits
+    taskset -c "$proxy_cpus" iperf3 -c 127.0.0.1 -p 25201 -t "$seconds" -P "$1" -J | iperf_gbits
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # Connections per second, and the proxy's CPU per connection in microseconds ("RATE US").
 rate() { # PORT PID
     local before after out
     before=$(ticks "$2")
-    out=$(taskset -c 1 "$loadgen" rate "127.0.0.1:$1" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/')
+    out=$(taskset -c "$load_cpus" "$loadgen" rate "127.0.0.1:$1" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/')
     after=$(ticks "$2")
     python3 -c "import sys; r=float(sys.argv[1]); t=(int(sys.argv[3])-int(sys.argv[2]))/$(getconf CLK_TCK); print(r, round(t*1e6/(r*$seconds)) if r else 0)" "$out" "$before" "$after"
 }
 latency() { # PORT FIELD
-    taskset -c 1 "$loadgen" latency "127.0.0.1:$1" --connections 16 --seconds "$seconds" | tr ' ' '\n' | sed -n "s/^$2=//p"
+    taskset -c "$load_cpus" "$loadgen" latency "127.0.0.1:$1" --connections 16 --seconds "$seconds" | tr ' ' '\n' | sed -n "s/^$2=//p"
 }
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 idle_memory() { # PORT PID: bytes of proxy memory per idle connection
     local fifo="$work/hold.$1" out="$work/held.$1" before after
     mkfifo "$fifo"
     before=$(rss "$2")
-    taskset -c 1 "$loadgen" idle "127.0.0.1:$1" --count "$idle_connections" <"$fifo" >"$out" &
+    taskset -c "$load_cpus" "$loadgen" idle "127.0.0.1:$1" --count "$idle_connections" <"$fifo" >"$out" &
     local holder=$!
     exec 3>"$fifo"
     for _ in $(seq 600); do grep -q held= "$out" 2>/dev/null && break; sleep 0.1; done
@@ -173,7 +181,7 @@ idle_memory() { # PORT PID: bytes of proxy memory per idle connection
 # ("-" without one). A message is a frame out and its echo back. Direct: no proxy, the load and
 # the echo server on CPU 1 as in the proxied runs, so it is the most the load side can drive.
 frames() { # PORT CONNECTIONS SIZE [PROXY_PID]
-    taskset -c 1 "$loadgen" frames "127.0.0.1:$1" --connections "$2" --size "$3" --seconds "$frame_seconds" ${4:+--cpu-of "$4"} |
+    taskset -c "$load_cpus" "$loadgen" frames "127.0.0.1:$1" --connections "$2" --size "$3" --seconds "$frame_seconds" ${4:+--cpu-of "$4"} |
         python3 -c 'import sys; f=dict(kv.split("=", 1) for kv in sys.stdin.read().split()); print(f["messages_per_s"], f.get("cpu_us_per_message", "-"), f["p99_us"])'
 }
 frames_medians() { # as frames: the median of each figure over the repeats
@@ -196,7 +204,7 @@ traced_messages() { # PORT PID TRACER...: loadgen's message count while TRACER..
     shift 2
     "$@" -p "$pid" 2>/dev/null & tracer=$!
     sleep 1
-    taskset -c 1 "$loadgen" frames "127.0.0.1:$port" --connections 100 --size 64 --seconds "$frame_seconds" |
+    taskset -c "$load_cpus" "$loadgen" frames "127.0.0.1:$port" --connections 100 --size 64 --seconds "$frame_seconds" |
         sed -E 's/.*messages=([0-9]+).*/\1/'
     kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
 }
@@ -205,7 +213,7 @@ traced_connections() { # PORT PID TRACER...: loadgen's connection count while TR
     shift 2
     "$@" -p "$pid" 2>/dev/null & tracer=$!
     sleep 1
-    taskset -c 1 "$loadgen" rate "127.0.0.1:$port" --concurrency "$concurrency" --seconds "$seconds" |
+    taskset -c "$load_cpus" "$loadgen" rate "127.0.0.1:$port" --concurrency "$concurrency" --seconds "$seconds" |
         sed -E 's/.*connections=([0-9]+).*/\1/'
     kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
 }
@@ -287,7 +295,11 @@ ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); pri
 row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
 echo "vrrpd $($vrrpd --version | awk '{print $2}') ($profile build) vs $(haproxy -v | head -1 | awk '{print $1, $2, $3}'); $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'))"
-echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run (messages: ${frame_seconds} s), median of ${repeats}"
+if $unpinned; then
+    echo "nothing pinned: proxies, load and backends share CPUs $proxy_cpus; ${seconds} s per run (messages: ${frame_seconds} s), median of ${repeats}"
+else
+    echo "proxies on CPU 0, load and backends on CPU 1; ${seconds} s per run (messages: ${frame_seconds} s), median of ${repeats}"
+fi
 echo
 if $syscalls; then
     syscall_profile
@@ -323,6 +335,8 @@ for connections in "${frame_connections[@]}"; do
 done
 v=$(idle_memory 27001 "$vrrpd_pid"); h=$(idle_memory 26001 "$haproxy_pid")
 row "memory per idle connection, bytes" "$v" "$h" "$(ratio "$v" "$h")" "<= 1.00x ($idle_connections connections)"
+# Idle cost, failover and confirms do not depend on where the proxies run: the pinned run has them.
+$unpinned && exit 0
 
 if [ "$(id -u)" -ne 0 ]; then
     echo "idle cost and failover: need root (network namespaces); skipped"
