@@ -228,14 +228,35 @@ async fn connect_to(address: &str, heartbeat: u16) -> Connection {
     }
 }
 
-/// Publishes ids 0, 1, 2... with confirms; after a lost connection, republishes every id not
-/// yet confirmed (at-least-once).
+/// [`publish_at_least_once`] with a 60 s heartbeat, into [`Observed`].
 async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
+    publish_at_least_once(
+        60,
+        Duration::from_millis(5),
+        || observed.lock().unwrap().publisher_connections += 1,
+        |id| {
+            observed.lock().unwrap().confirmed.insert(id);
+        },
+        || control.stop_publishing.load(SeqCst),
+    )
+    .await;
+}
+
+/// Publishes ids 0, 1, 2... through the VIP with confirms (AMQP heartbeat `heartbeat` s, a
+/// publish every `pace`); after a lost connection, republishes every id not yet confirmed
+/// (at-least-once) until `stop` says so and everything is confirmed.
+async fn publish_at_least_once(
+    heartbeat: u16,
+    pace: Duration,
+    connected: impl Fn(),
+    confirmed: impl Fn(u64),
+    stop: impl Fn() -> bool,
+) {
     let mut next_id = 0u64;
     let mut unconfirmed: BTreeSet<u64> = BTreeSet::new();
     'connection: loop {
-        let connection = connect().await;
-        observed.lock().unwrap().publisher_connections += 1;
+        let connection = connect_to(&VIP.to_string(), heartbeat).await;
+        connected();
         let Ok(channel) = connection.open_channel(None).await else { continue };
         let (confirms, mut acks) = mpsc::unbounded_channel();
         if channel.register_callback(Confirms(confirms)).await.is_err()
@@ -250,15 +271,14 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         loop {
             while let Ok((tag, multiple)) = acks.try_recv() {
                 let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
-                let mut o = observed.lock().unwrap();
                 for t in done {
                     if let Some(id) = tags.remove(&t) {
                         unconfirmed.remove(&id);
-                        o.confirmed.insert(id);
+                        confirmed(id);
                     }
                 }
             }
-            let stopping = control.stop_publishing.load(SeqCst);
+            let stopping = stop();
             if stopping && unconfirmed.is_empty() {
                 return;
             }
@@ -288,7 +308,7 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
             }
             tags.insert(next_tag, id);
             next_tag += 1;
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            tokio::time::sleep(pace).await;
         }
     }
 }
@@ -597,68 +617,18 @@ fn settle(observed: &Mutex<CutObserved>) -> bool {
     })
 }
 
-/// [`publish`]'s at-least-once loop, through the VIP with a 10 s heartbeat.
+/// [`publish`] with a 10 s heartbeat.
 async fn publish_cut(observed: Arc<Mutex<CutObserved>>, control: Arc<CutControl>) {
-    let mut next_id = 0u64;
-    let mut unconfirmed: BTreeSet<u64> = BTreeSet::new();
-    'connection: loop {
-        let connection = connect_to(&VIP.to_string(), 10).await;
-        observed.lock().unwrap().publisher_connections += 1;
-        let Ok(channel) = connection.open_channel(None).await else { continue };
-        let (confirms, mut acks) = mpsc::unbounded_channel();
-        if channel.register_callback(Confirms(confirms)).await.is_err()
-            || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
-            || !declare(&channel, QUEUE).await
-        {
-            continue;
-        }
-        let mut tags: BTreeMap<u64, u64> = BTreeMap::new();
-        let mut next_tag = 1u64;
-        let mut backlog: Vec<u64> = unconfirmed.iter().copied().collect();
-        loop {
-            while let Ok((tag, multiple)) = acks.try_recv() {
-                let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
-                let mut o = observed.lock().unwrap();
-                for t in done {
-                    if let Some(id) = tags.remove(&t) {
-                        unconfirmed.remove(&id);
-                        o.confirmed.insert(id);
-                    }
-                }
-            }
-            let stopping = control.stop_publishing.load(SeqCst);
-            if stopping && unconfirmed.is_empty() {
-                return;
-            }
-            if !connection.is_open() || !channel.is_open() {
-                continue 'connection;
-            }
-            let id = match backlog.pop() {
-                Some(id) => id,
-                None if !stopping => {
-                    next_id += 1;
-                    unconfirmed.insert(next_id - 1);
-                    next_id - 1
-                }
-                None => {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-            };
-            let mut properties = BasicProperties::default();
-            properties.with_delivery_mode(amqprs::DELIVERY_MODE_PERSISTENT).with_message_id(&id.to_string());
-            if channel
-                .basic_publish(properties.finish(), id.to_be_bytes().to_vec(), BasicPublishArguments::new("", QUEUE))
-                .await
-                .is_err()
-            {
-                continue 'connection;
-            }
-            tags.insert(next_tag, id);
-            next_tag += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
+    publish_at_least_once(
+        10,
+        Duration::from_millis(10),
+        || observed.lock().unwrap().publisher_connections += 1,
+        |id| {
+            observed.lock().unwrap().confirmed.insert(id);
+        },
+        || control.stop_publishing.load(SeqCst),
+    )
+    .await;
 }
 
 /// Consumes from `address` with manual acks and a 10 s heartbeat. The consumer through the VIP
