@@ -119,7 +119,8 @@ pub async fn serve(
                 // The configuration of the moment the client arrived (a reload may follow).
                 let proxy = Arc::clone(&current.borrow());
                 // A VIP being given up: the client must go to the new master.
-                let Some(ticket) = sessions.register(local, &proxy.name) else {
+                let client = Arc::new(client);
+                let Some(ticket) = sessions.register(local, &proxy.name, Arc::downgrade(&client)) else {
                     shared.denied.fetch_add(1, Relaxed);
                     continue;
                 };
@@ -158,7 +159,7 @@ impl Drop for BindGuard {
 /// place, all held by guards. What is left is to count the panic and say so.
 async fn supervise(
     proxy: Arc<ProxyState>,
-    client: tokio::net::TcpStream,
+    client: Arc<tokio::net::TcpStream>,
     peer: SocketAddr,
     local: SocketAddr,
     accept_proxy: bool,

@@ -5,8 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
@@ -147,6 +148,8 @@ impl Release {
 
 struct Entry {
     local: SocketAddr,
+    /// The client's socket, while the session holds it: a release shuts it down at once.
+    client: Weak<TcpStream>,
     /// Shared with the proxy's state: one allocation per proxy, not per session.
     proxy: Arc<str>,
     server: Option<Arc<ServerState>>,
@@ -170,25 +173,39 @@ impl Sessions {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a session accepted on `local` by proxy `proxy`; the entry lives as long as the
-    /// returned ticket. `None` when `local` is being given up: the client must go to the new
-    /// master. Checked under the same lock a release takes, so a session is either refused or
-    /// closed by the release, never missed.
-    pub fn register(self: &Arc<Self>, local: SocketAddr, proxy: &Arc<str>) -> Option<Ticket> {
+    /// Registers a session accepted on `local` by proxy `proxy` from `client`; the entry lives
+    /// as long as the returned ticket. `None` when `local` is being given up: the client must
+    /// go to the new master. Checked under the same lock a release takes, so a session is
+    /// either refused or closed by the release, never missed.
+    pub fn register(self: &Arc<Self>, local: SocketAddr, proxy: &Arc<str>, client: Weak<TcpStream>) -> Option<Ticket> {
         let mut entries = self.lock();
         if self.is_fenced(local.ip()) {
             return None;
         }
         let id = self.next_id.fetch_add(1, Relaxed);
         let closer = Closer { cancel: CancellationToken::new(), reason: Arc::new(AtomicU8::new(0)) };
-        let entry =
-            Entry { local, proxy: Arc::clone(proxy), server: None, upstream: None, closer: closer.clone(), releases: Vec::new() };
+        let entry = Entry {
+            local,
+            client,
+            proxy: Arc::clone(proxy),
+            server: None,
+            upstream: None,
+            closer: closer.clone(),
+            releases: Vec::new(),
+        };
         entries.insert(id, entry);
         Some(Ticket { id, closer, sessions: Arc::clone(self) })
     }
 
     /// Gives up `addresses`: refuses sessions accepted on them from now on, closes those
     /// already open, and returns what to wait on until they are gone.
+    ///
+    /// Each client socket is shut down here, not only by its session's task: the FIN must
+    /// leave while the address is still this host's (once it is removed the kernel has no
+    /// route to send it from, and the client would wait for its own timeout), and a thousand
+    /// tasks woken on a loaded host may not all run before the VIP goes. The socket is reached
+    /// through a weak reference, so a session that has closed it is skipped, and no descriptor
+    /// number reused by another socket is ever touched.
     pub fn release(&self, addresses: &[IpAddr], reason: CloseReason) -> Release {
         let mut entries = self.lock();
         {
@@ -203,6 +220,9 @@ impl Sessions {
         let mut closed = 0;
         for entry in entries.values_mut().filter(|e| addresses.contains(&e.local.ip())) {
             entry.closer.close(reason);
+            if let Some(client) = entry.client.upgrade() {
+                let _ = socket2::SockRef::from(&*client).shutdown(std::net::Shutdown::Both);
+            }
             entry.releases.push(signal.clone());
             closed += 1;
         }
@@ -309,8 +329,8 @@ mod tests {
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let host: SocketAddr = "192.0.2.11:5672".parse().unwrap();
         let name: Arc<str> = Arc::from("amqp");
-        let on_vip = sessions.register(vip, &name).unwrap();
-        let on_host = sessions.register(host, &name).unwrap();
+        let on_vip = sessions.register(vip, &name, Weak::new()).unwrap();
+        let on_host = sessions.register(host, &name, Weak::new()).unwrap();
         let server = server();
         on_host.set_server(&server);
         assert_eq!(sessions.release(&[vip.ip()], CloseReason::VipLost).closed, 1);
@@ -330,8 +350,8 @@ mod tests {
         let sessions = Arc::new(Sessions::default());
         let vip: SocketAddr = "192.0.2.100:5672".parse().unwrap();
         let name: Arc<str> = Arc::from("amqp");
-        let first = sessions.register(vip, &name).unwrap();
-        let second = sessions.register(vip, &name).unwrap();
+        let first = sessions.register(vip, &name, Weak::new()).unwrap();
+        let second = sessions.register(vip, &name, Weak::new()).unwrap();
         let release = sessions.release(&[vip.ip()], CloseReason::VipLost);
         assert_eq!(release.closed, 2);
         assert!(sessions.is_fenced(vip.ip()));
@@ -341,10 +361,42 @@ mod tests {
         assert!(!drained.is_finished(), "one session is still open");
         drop(second);
         tokio::time::timeout(std::time::Duration::from_secs(1), drained).await.unwrap().unwrap();
-        assert!(sessions.register(vip, &name).is_none(), "a fenced address refuses new sessions");
+        assert!(sessions.register(vip, &name, Weak::new()).is_none(), "a fenced address refuses new sessions");
         sessions.claim(&[vip.ip()]);
         assert!(!sessions.is_fenced(vip.ip()));
-        assert!(sessions.register(vip, &name).is_some());
+        assert!(sessions.register(vip, &name, Weak::new()).is_some());
+    }
+
+    /// The FIN must leave before the VIP goes, whether or not the session's task gets to run:
+    /// no task runs here at all.
+    #[tokio::test]
+    async fn a_release_shuts_its_clients_down_itself_and_never_touches_a_closed_one() {
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let local = listener.local_addr().unwrap();
+        let name: Arc<str> = Arc::from("amqp");
+        let sessions = Arc::new(Sessions::default());
+        let accept = || async {
+            let client = tokio::net::TcpStream::connect(local).await.unwrap();
+            (client, Arc::new(listener.accept().await.unwrap().0))
+        };
+        // A session that closed its socket while its ticket lives on; the next accepted socket
+        // may well get the same descriptor number, and must not be shut by this release.
+        let (_gone_client, gone) = accept().await;
+        let gone_ticket = sessions.register(local, &name, Arc::downgrade(&gone)).unwrap();
+        drop(gone);
+        let (mut other_client, other) = accept().await;
+        let (mut client, accepted) = accept().await;
+        let ticket = sessions.register(local, &name, Arc::downgrade(&accepted)).unwrap();
+
+        assert_eq!(sessions.release(&[local.ip()], CloseReason::VipLost).closed, 2);
+        let mut rest = Vec::new();
+        let ended = tokio::time::timeout(std::time::Duration::from_secs(2), client.read_to_end(&mut rest)).await;
+        assert!(matches!(ended, Ok(Ok(0))), "the client saw its session end with no task running: {ended:?}");
+        let mut byte = [0u8; 1];
+        let untouched = tokio::time::timeout(std::time::Duration::from_millis(200), other_client.read(&mut byte)).await;
+        assert!(untouched.is_err(), "a socket not registered is left alone: {untouched:?}");
+        drop((ticket, gone_ticket, other));
     }
 
     #[tokio::test]

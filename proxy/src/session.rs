@@ -13,7 +13,6 @@ use std::os::fd::AsRawFd;
 
 use nix::sys::socket::MsgFlags;
 use tokio::io::{AsyncWriteExt, Interest};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tracing::{debug, info};
 
@@ -46,13 +45,15 @@ fn set_nodelay(stream: &TcpStream) {
     let _ = stream.set_nodelay(true);
 }
 
-/// Serves a client accepted on `local` (the VIP or a host address).
+/// Serves a client accepted on `local` (the VIP or a host address). The client's socket is
+/// shared with the registry only weakly (a VIP release shuts it down at once); this task holds
+/// the one strong reference, so the socket is closed when the session ends.
 /// The ticket is the session's registry entry: it is dropped last, after the sockets and the
 /// guards of its counts, so a release waiting on this session resolves only once both
 /// connections are closed and everything it counted is given back.
 pub async fn run(
     proxy: Arc<ProxyState>,
-    client: TcpStream,
+    client: Arc<TcpStream>,
     peer: SocketAddr,
     local: SocketAddr,
     accept_proxy: bool,
@@ -116,8 +117,9 @@ pub async fn run(
     }
     let in_bytes = AtomicU64::new(0);
     let out_bytes = AtomicU64::new(0);
-    let reason = pipe(client, upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
+    let reason = pipe(&client, &upstream, &proxy, server, &ticket, &in_bytes, &out_bytes).await;
     // Free with the sockets: a queued client need not wait for the log line.
+    drop((client, upstream));
     drop(slot);
     info!(
         proxy = %proxy.config.name, client = %peer, %local, server = %server.name,
@@ -304,8 +306,8 @@ async fn connect_server(address: SocketAddr, timeout: Duration) -> io::Result<Tc
 /// ticket is cancelled. A direction that reaches EOF shuts down the other side's write half and
 /// the other direction carries on (half-close).
 async fn pipe(
-    client: TcpStream,
-    server: TcpStream,
+    client: &TcpStream,
+    server: &TcpStream,
     proxy: &ProxyState,
     state: &ServerState,
     ticket: &Ticket,
@@ -314,22 +316,19 @@ async fn pipe(
 ) -> CloseReason {
     let origin = Instant::now();
     let activity = AtomicU64::new(0);
-    let (client_read, client_write) = client.into_split();
-    let (server_read, server_write) = server.into_split();
-    let (client_stream, server_stream): (&TcpStream, &TcpStream) = (client_read.as_ref(), server_read.as_ref());
     // Directions that have seen their end of stream (see `copy`).
     let ended = AtomicU8::new(0);
     let upstream = copy(
-        &client_read,
-        server_write,
+        client,
+        server,
         [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes],
         &activity,
         origin,
         &ended,
     );
     let downstream = copy(
-        &server_read,
-        client_write,
+        server,
+        client,
         [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes],
         &activity,
         origin,
@@ -349,8 +348,8 @@ async fn pipe(
             let now = Instant::now();
             if !keepalive_on && now >= keepalive_at {
                 keepalive_on = true;
-                set_keepalive(client_stream);
-                set_keepalive(server_stream);
+                set_keepalive(client);
+                set_keepalive(server);
             }
             if now >= origin + Duration::from_millis(activity.load(Relaxed)) + idle {
                 return;
@@ -361,6 +360,10 @@ async fn pipe(
     let (mut upstream_done, mut downstream_done) = (false, false);
     while !(upstream_done && downstream_done) {
         tokio::select! {
+            // A session closed from outside says why, even when that also broke a direction
+            // (a VIP release shuts the client socket down).
+            biased;
+            () = ticket.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
             result = &mut upstream, if !upstream_done => match result {
                 Ok(()) => upstream_done = true,
                 Err(Side::Read) => return CloseReason::ClientError,
@@ -372,7 +375,6 @@ async fn pipe(
                 Err(Side::Write) => return CloseReason::ClientError,
             },
             () = &mut timer => return CloseReason::IdleTimeout,
-            () = ticket.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
         }
     }
     CloseReason::Done
@@ -383,8 +385,7 @@ async fn pipe(
 /// (one system call per message and direction). Safe with tokio's edge-triggered readiness:
 /// data arriving later raises a new edge, and an end of stream sets READ_CLOSED, which a
 /// cleared readiness keeps.
-fn read_drained(from: &OwnedReadHalf, buf: &mut [u8]) -> io::Result<usize> {
-    let stream: &TcpStream = from.as_ref();
+fn read_drained(stream: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let mut got = 0;
     let outcome = stream.try_io(Interest::READABLE, || {
         got = nix::sys::socket::recv(stream.as_raw_fd(), buf, MsgFlags::empty()).map_err(io::Error::from)?;
@@ -418,20 +419,16 @@ enum Side {
 /// whose sockets are then closed, and close(2) sends that FIN: a shutdown(2) before it would
 /// be one more system call per connection for nothing (HAProxy makes one shutdown, not two).
 async fn copy(
-    from: &OwnedReadHalf,
-    to: OwnedWriteHalf,
+    from: &TcpStream,
+    to: &TcpStream,
     counters: [&AtomicU64; 3],
     activity: &AtomicU64,
     origin: Instant,
     ended: &AtomicU8,
 ) -> Result<(), Side> {
-    let mut to = to;
-    let end = |mut to: OwnedWriteHalf| async move {
+    let end = || {
         if ended.fetch_add(1, Relaxed) == 0 {
-            let _ = to.shutdown().await;
-        } else {
-            // Closed with the read half, when the session ends right after this.
-            to.forget();
+            let _ = SockRef::from(to).shutdown(std::net::Shutdown::Write);
         }
     };
     let count = |n: usize| {
@@ -446,7 +443,7 @@ async fn copy(
         let n = match read_drained(from, &mut buf) {
             Ok(0) => {
                 buffers::give(buf);
-                end(to).await;
+                end();
                 return Ok(());
             }
             Ok(n) => n,
@@ -456,7 +453,7 @@ async fn copy(
             }
             Err(_) => return Err(Side::Read),
         };
-        let written = to.write_all(&buf[..n]).await;
+        let written = write_all(to, &buf[..n]).await;
         let bulk = n == buf.len();
         buffers::give(buf);
         written.map_err(|_| Side::Write)?;
@@ -464,9 +461,9 @@ async fn copy(
         if bulk {
             if let Some(pipe) = splice::Pipe::new() {
                 // Boxed: only bulk flows pay for this state, not every idle session.
-                match Box::pin(pipe.run(from, &to, &count)).await? {
+                match Box::pin(pipe.run(from, to, &count)).await? {
                     splice::Ended::Eof => {
-                        end(to).await;
+                        end();
                         return Ok(());
                     }
                     splice::Ended::Paused => {}
@@ -476,6 +473,20 @@ async fn copy(
     }
 }
 
+/// Writes all of `buf`, waiting while the socket's send buffer is full.
+async fn write_all(to: &TcpStream, mut buf: &[u8]) -> io::Result<()> {
+    while !buf.is_empty() {
+        to.writable().await?;
+        match to.try_write(buf) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Kernel-side copying for bulk flows (Linux splice through a pipe).
 mod splice {
     use std::io;
@@ -483,7 +494,7 @@ mod splice {
 
     use nix::fcntl::{fcntl, splice, FcntlArg, OFlag, SpliceFFlags};
     use tokio::io::Interest;
-    use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+    use tokio::net::TcpStream;
 
     use super::Side;
 
@@ -512,10 +523,8 @@ mod splice {
         }
 
         /// Moves bytes from `from` to `to` until the source pauses or ends.
-        pub async fn run(&self, from: &OwnedReadHalf, to: &OwnedWriteHalf, count: &impl Fn(usize)) -> Result<Ended, Side> {
+        pub async fn run(&self, source: &TcpStream, sink: &TcpStream, count: &impl Fn(usize)) -> Result<Ended, Side> {
             let flags = SpliceFFlags::SPLICE_F_MOVE | SpliceFFlags::SPLICE_F_NONBLOCK;
-            let source = from.as_ref();
-            let sink = to.as_ref();
             loop {
                 let moved = source.try_io(Interest::READABLE, || {
                     splice(source, None, &self.write, None, CHUNK, flags).map_err(io::Error::from)

@@ -344,11 +344,11 @@ async fn sessions_that_last_get_tcp_keepalive_on_both_sides() {
 async fn an_idle_session_stays_under_two_kib() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let client = TcpStream::connect(address).await.unwrap();
+    let client = Arc::new(TcpStream::connect(address).await.unwrap());
     let config = proxy_config(vec![server("r", address)]);
     let state = Arc::new(proxy::server::ProxyState::new(config, Instant::now()));
     let sessions = Arc::new(proxy::registry::Sessions::default());
-    let ticket = sessions.register(address, &Arc::from("amqp")).unwrap();
+    let ticket = sessions.register(address, &Arc::from("amqp"), Arc::downgrade(&client)).unwrap();
     let future = proxy::session::run(state, client, address, address, false, ticket);
     let size = std::mem::size_of_val(&future);
     eprintln!("session future: {size} bytes");

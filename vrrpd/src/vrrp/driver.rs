@@ -618,7 +618,8 @@ impl Driver {
     /// Starts giving `vips` up. The clients of sessions accepted on them are moving to the new
     /// master, and their broker connections here must close now, or the broker holds their
     /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
-    /// host still holds the VIPs, so the addresses go when the sessions are gone, or after
+    /// host still holds the VIPs: the balancer sends the clients theirs as it takes the
+    /// release, and the addresses go when the sessions are gone, or after
     /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
     fn release(&mut self, instance: &str, vips: Vec<Vip>) {
         let Some(events) = &self.context.vip_events else {
