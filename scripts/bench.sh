@@ -6,7 +6,8 @@
 #   scripts/bench.sh            # full run (a few minutes)
 #   scripts/bench.sh --quick    # tiny setting, seconds (the test suite runs this)
 #   scripts/bench.sh --syscalls # only: system calls and CPU per message (AMQP shape) and per
-#                               # connection (needs strace)
+#                               # connection (needs strace); PROFILE_SHAPE="1000 4096" picks
+#                               # the connections and frame size (default "100 64")
 #   scripts/bench.sh --unpinned # the loopback table only, with nothing pinned: proxies, load and
 #                               # backends share every CPU (each proxy then runs a thread per CPU)
 #   scripts/bench.sh --confirms # only: publisher confirms through a real RabbitMQ cluster, direct,
@@ -44,6 +45,8 @@ else
     frame_connections=(100 1000); frame_sizes=(64 512 4096); frame_seconds=3
 fi
 $syscalls && frame_seconds=5
+# The kept-alive connections and frame size the system-call profile is taken at.
+read -r profile_connections profile_size <<<"${PROFILE_SHAPE:-100 64}"
 ulimit -n "$(ulimit -Hn)"
 limit=$(ulimit -n)
 # Each idle proxied connection costs a proxy two descriptors, and HAProxy reserves more for
@@ -193,18 +196,18 @@ runs = [line.split() for line in sys.stdin if line.strip()]
 print(*("-" if "-" in col else round(statistics.median(float(v) for v in col), 2) for col in zip(*runs)))'
 }
 
-# System calls and CPU per message for AMQP's shape (100 connections, 64 B), vrrpd and HAProxy
-# side by side: untraced (rate and CPU, medians), then one run under `strace -f -c` (calls by
-# name and how many failed: for recvfrom, EAGAIN) and, where perf reads the syscall
-# tracepoints, one under `perf stat`, far lighter than strace so the batching of events per
-# epoll_wait stays nearer the untraced run's. Counts are per message the traced run completed;
-# the set-up of its 100 connections is in them (a few calls per connection).
+# System calls and CPU per message for AMQP's shape (PROFILE_SHAPE: 100 connections and 64 B
+# unless told), vrrpd and HAProxy side by side: untraced (rate and CPU, medians), then one run
+# under `strace -f -c` (calls by name and how many failed: for recvfrom, EAGAIN) and, where
+# perf reads the syscall tracepoints, one under `perf stat`, far lighter than strace so the
+# batching of events per epoll_wait stays nearer the untraced run's. Counts are per message
+# the traced run completed; the set-up of its connections is in them (a few calls each).
 traced_messages() { # PORT PID TRACER...: loadgen's message count while TRACER... -p PID watches
     local port=$1 pid=$2 tracer
     shift 2
     "$@" -p "$pid" 2>/dev/null & tracer=$!
     sleep 1
-    taskset -c "$load_cpus" "$loadgen" frames "127.0.0.1:$port" --connections 100 --size 64 --seconds "$frame_seconds" |
+    taskset -c "$load_cpus" "$loadgen" frames "127.0.0.1:$port" --connections "$profile_connections" --size "$profile_size" --seconds "$frame_seconds" |
         sed -E 's/.*messages=([0-9]+).*/\1/'
     kill -INT "$tracer"; wait "$tracer" 2>/dev/null || true
 }
@@ -219,8 +222,8 @@ traced_connections() { # PORT PID TRACER...: loadgen's connection count while TR
 }
 syscall_profile() {
     local v h vm hm vc hc
-    read -r v vcpu _ < <(frames_medians 27001 100 64 "$vrrpd_pid")
-    read -r h hcpu _ < <(frames_medians 26001 100 64 "$haproxy_pid")
+    read -r v vcpu _ < <(frames_medians 27001 "$profile_connections" "$profile_size" "$vrrpd_pid")
+    read -r h hcpu _ < <(frames_medians 26001 "$profile_connections" "$profile_size" "$haproxy_pid")
     vm=$(traced_messages 27001 "$vrrpd_pid" strace -f -c -o "$work/strace.vrrpd")
     hm=$(traced_messages 26001 "$haproxy_pid" strace -f -c -o "$work/strace.haproxy")
     vc=$(traced_connections 27001 "$vrrpd_pid" strace -f -c -o "$work/strace-conn.vrrpd")
@@ -232,10 +235,10 @@ syscall_profile() {
         vp=$(traced_messages 27001 "$vrrpd_pid" perf stat -x, -o "$work/perf.vrrpd" "${events[@]}")
         hp=$(traced_messages 26001 "$haproxy_pid" perf stat -x, -o "$work/perf.haproxy" "${events[@]}")
     fi
-    python3 - "$work" "$v" "$vcpu" "$h" "$hcpu" "$vm" "$hm" "$vp" "$hp" "$vc" "$hc" <<'PY'
+    python3 - "$work" "$v" "$vcpu" "$h" "$hcpu" "$vm" "$hm" "$vp" "$hp" "$vc" "$hc" "$profile_connections" "$profile_size" <<'PY'
 import sys
 work, v, vcpu, h, hcpu = sys.argv[1:6]
-vm, hm, vp, hp, vc, hc = (int(x) for x in sys.argv[6:12])
+vm, hm, vp, hp, vc, hc, connections, size = (int(x) for x in sys.argv[6:14])
 row = lambda *cells: print(f"{cells[0]:<44} {cells[1]:>10} {cells[2]:>10}")
 per = lambda n, m: f"{n / m:.2f}" if m else "-"
 
@@ -269,7 +272,7 @@ def strace_table(sv, sh, vm, hm, rest_label):
     row(f"  others ({rest_label})", per(rest[0], vm), per(rest[1], hm))
     row("  all", per(sum(c for c, _ in sv.values()), vm), per(sum(c for c, _ in sh.values()), hm))
 
-print("per message (a 64 B frame each way, one of 100 kept-alive connections)")
+print(f"per message (a {size} B frame each way, one of {connections} kept-alive connections)")
 row("", "vrrpd", "HAProxy")
 row("untraced: messages/s", v, h)
 row("untraced: proxy CPU per message, us", vcpu, hcpu)
