@@ -217,14 +217,20 @@ impl Sessions {
             }
         }
         let (signal, drained) = mpsc::channel(1);
+        let mut clients = Vec::new();
         let mut closed = 0;
         for entry in entries.values_mut().filter(|e| addresses.contains(&e.local.ip())) {
             entry.closer.close(reason);
-            if let Some(client) = entry.client.upgrade() {
-                let _ = socket2::SockRef::from(&*client).shutdown(std::net::Shutdown::Both);
-            }
+            clients.extend(entry.client.upgrade());
             entry.releases.push(signal.clone());
             closed += 1;
+        }
+        // Outside the lock: a thousand FINs must not hold up sessions starting or ending on
+        // other addresses. The addresses are fenced already, and each socket held here stays
+        // open (its descriptor not reused) until it is dropped below.
+        drop(entries);
+        for client in clients {
+            let _ = socket2::SockRef::from(&*client).shutdown(std::net::Shutdown::Both);
         }
         Release { closed, drained }
     }
@@ -380,8 +386,9 @@ mod tests {
             let client = tokio::net::TcpStream::connect(local).await.unwrap();
             (client, Arc::new(listener.accept().await.unwrap().0))
         };
-        // A session that closed its socket while its ticket lives on; the next accepted socket
-        // may well get the same descriptor number, and must not be shut by this release.
+        // A session that closed its socket while its ticket lives on; the next socket opened
+        // (the next connection's client end) may well get the same descriptor number, and must
+        // not be shut by this release.
         let (_gone_client, gone) = accept().await;
         let gone_ticket = sessions.register(local, &name, Arc::downgrade(&gone)).unwrap();
         drop(gone);

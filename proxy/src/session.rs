@@ -48,9 +48,11 @@ fn set_nodelay(stream: &TcpStream) {
 /// Serves a client accepted on `local` (the VIP or a host address). The client's socket is
 /// shared with the registry only weakly (a VIP release shuts it down at once); this task holds
 /// the one strong reference, so the socket is closed when the session ends.
-/// The ticket is the session's registry entry: it is dropped last, after the sockets and the
-/// guards of its counts, so a release waiting on this session resolves only once both
-/// connections are closed and everything it counted is given back.
+/// The ticket is the session's registry entry. Once the session has copied, it is dropped
+/// last, after the sockets and the guards of its counts, so a release waiting on this session
+/// resolves only once both connections are closed and everything it counted is given back; a
+/// session refused earlier drops its ticket as it returns (a release has shut its client down
+/// already).
 pub async fn run(
     proxy: Arc<ProxyState>,
     client: Arc<TcpStream>,
@@ -78,7 +80,8 @@ pub async fn run(
             }
             Err(error) => {
                 proxy.shared.denied.fetch_add(1, Relaxed);
-                if !matches!(error, HeaderError::Closed(_)) {
+                // A client shut down by a release reads as an end of stream: not its fault.
+                if !matches!(error, HeaderError::Closed(_)) && ticket.reason().is_none() {
                     proxy.shared.bad_proxy_headers.fetch_add(1, Relaxed);
                 }
                 info!(proxy = %proxy.config.name, client = %peer, %local, reason = %error, "session refused");
@@ -318,22 +321,10 @@ async fn pipe(
     let activity = AtomicU64::new(0);
     // Directions that have seen their end of stream (see `copy`).
     let ended = AtomicU8::new(0);
-    let upstream = copy(
-        client,
-        server,
-        [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes],
-        &activity,
-        origin,
-        &ended,
-    );
-    let downstream = copy(
-        server,
-        client,
-        [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes],
-        &activity,
-        origin,
-        &ended,
-    );
+    let upstream =
+        copy(client, server, [&state.counters.bytes_in, &proxy.shared.counters.bytes_in, in_bytes], &activity, origin, &ended);
+    let downstream =
+        copy(server, client, [&state.counters.bytes_out, &proxy.shared.counters.bytes_out, out_bytes], &activity, origin, &ended);
     let idle = proxy.config.timeout_idle;
     // One timer per session: it first turns TCP keepalive on (both sides, once the session has
     // lived KEEPALIVE_AFTER, so a vanished peer is noticed within minutes even when AMQP
@@ -357,27 +348,28 @@ async fn pipe(
         }
     };
     tokio::pin!(upstream, downstream, timer);
+    // A session closed from outside says why, even when that also broke or ended a direction
+    // (a VIP release shuts the client socket down, possibly between two polls of this loop).
+    let because = |reason: CloseReason| ticket.reason().unwrap_or(reason);
     let (mut upstream_done, mut downstream_done) = (false, false);
     while !(upstream_done && downstream_done) {
         tokio::select! {
-            // A session closed from outside says why, even when that also broke a direction
-            // (a VIP release shuts the client socket down).
             biased;
-            () = ticket.cancelled() => return ticket.reason().unwrap_or(CloseReason::Shutdown),
+            () = ticket.cancelled() => return because(CloseReason::Shutdown),
             result = &mut upstream, if !upstream_done => match result {
                 Ok(()) => upstream_done = true,
-                Err(Side::Read) => return CloseReason::ClientError,
-                Err(Side::Write) => return CloseReason::ServerError,
+                Err(Side::Read) => return because(CloseReason::ClientError),
+                Err(Side::Write) => return because(CloseReason::ServerError),
             },
             result = &mut downstream, if !downstream_done => match result {
                 Ok(()) => downstream_done = true,
-                Err(Side::Read) => return CloseReason::ServerError,
-                Err(Side::Write) => return CloseReason::ClientError,
+                Err(Side::Read) => return because(CloseReason::ServerError),
+                Err(Side::Write) => return because(CloseReason::ClientError),
             },
             () = &mut timer => return CloseReason::IdleTimeout,
         }
     }
-    CloseReason::Done
+    because(CloseReason::Done)
 }
 
 /// One read, as HAProxy does it: a read shorter than the buffer emptied the socket, so the

@@ -57,11 +57,13 @@ pub async fn serve_vip_events(
         runs.retain(|run| !run.cancel.is_cancelled() && run.started.elapsed() < RUN_REMEMBERED);
         match event {
             Some(VipEvent::Claimed(addresses)) => balancer.claim_addresses(&addresses),
-            Some(VipEvent::Releasing { addresses, drained }) => {
+            Some(VipEvent::Releasing { addresses, taken, drained }) => {
                 for run in runs.iter().filter(|run| run.addresses.iter().any(|a| addresses.contains(a))) {
                     run.cancel.cancel();
                 }
+                // Every client's FIN is out when this returns.
                 let release = balancer.release_addresses(&addresses);
+                let _ = taken.send(());
                 let closed = release.closed;
                 tokio::spawn(async move {
                     release.drained().await;
@@ -211,8 +213,10 @@ mod tests {
         }
         assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 1, "the run asked the API");
         // The old master came back: this host gives the VIP up.
+        let (taken, was_taken) = oneshot::channel();
         let (drained, closed) = oneshot::channel();
-        events.send(VipEvent::Releasing { addresses: vec![vip], drained }).unwrap();
+        events.send(VipEvent::Releasing { addresses: vec![vip], taken, drained }).unwrap();
+        was_taken.await.unwrap();
         assert_eq!(closed.await.unwrap(), 0);
         tasks.close();
         tokio::time::timeout(Duration::from_secs(1), tasks.wait()).await.expect("the run ended at once, not after its 15 s");

@@ -4,7 +4,7 @@
 //!
 //! Giving up a VIP is asynchronous: the driver announces the release, keeps receiving and
 //! sending adverts for every instance, and removes the address when the balancer says the
-//! sessions accepted on it are gone (or after [`VIP_RELEASE_WAIT`]).
+//! sessions accepted on it are gone (each wait bounded: [`vip::release`]).
 //!
 //! The interface may be missing or without an address at start, or be deleted and created
 //! again: the instances are in FAULT while the driver has no [`Port`] on it, and the driver
@@ -34,7 +34,7 @@ use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::placement;
 use super::port::{Port, PortTrouble};
-use super::vip::{VipEvent, VipEvents};
+use super::vip::{self, Released, VipEvent, VipEvents};
 use crate::hooks::notify::{state_word, Notifier, NotifyScripts};
 use crate::stats::events::EventKind;
 use crate::stats::StatusBoard;
@@ -91,8 +91,6 @@ pub enum DriverCommand {
 const RECEIVE_BUFFER: usize = 2048;
 /// Longest time the status board lags behind counters that change without a state change.
 const PUBLISH_INTERVAL: Duration = Duration::from_millis(200);
-/// How long giving up a VIP waits for its sessions to close before removing the address.
-pub const VIP_RELEASE_WAIT: Duration = Duration::from_millis(200);
 /// At most one log line per drop reason per interface in this interval.
 const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 /// The loop wakes at least this often: to retry a missing interface, and to show it is alive
@@ -102,13 +100,13 @@ pub const TICK: Duration = Duration::from_secs(1);
 const INDEX_CHECK_TICKS: u32 = 5;
 
 /// A VIP release under way: the addresses go once its sessions are (or `None`: the wait ran out).
-type PendingRelease = Pin<Box<dyn Future<Output = Released> + Send + Sync>>;
+type PendingRelease = Pin<Box<dyn Future<Output = ReleaseDone> + Send + Sync>>;
 
-/// A VIP release whose sessions are gone (`closed`), or whose wait ran out (`None`).
-struct Released {
+/// A VIP release whose wait is over, and how far it got.
+struct ReleaseDone {
     instance: String,
     vips: Vec<Vip>,
-    closed: Option<usize>,
+    outcome: Released,
 }
 
 pub struct Driver {
@@ -619,36 +617,35 @@ impl Driver {
     /// master, and their broker connections here must close now, or the broker holds their
     /// unacknowledged messages until the heartbeat expires. The FINs can only leave while this
     /// host still holds the VIPs: the balancer sends the clients theirs as it takes the
-    /// release, and the addresses go when the sessions are gone, or after
-    /// [`VIP_RELEASE_WAIT`]; meanwhile the loop goes on.
+    /// release, and the addresses go when the sessions are gone, or when a wait runs out
+    /// ([`vip::release`]); meanwhile the loop goes on.
     fn release(&mut self, instance: &str, vips: Vec<Vip>) {
-        let Some(events) = &self.context.vip_events else {
-            self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
-            return;
-        };
-        let (drained, closed) = oneshot::channel();
-        if events.send(VipEvent::Releasing { addresses: addresses(&vips), drained }).is_err() {
-            self.releases.push(Box::pin(std::future::ready(Released { instance: instance.to_owned(), vips, closed: Some(0) })));
-            return;
-        }
+        let events = self.context.vip_events.clone();
         let instance = instance.to_owned();
         self.releases.push(Box::pin(async move {
-            let closed = tokio::time::timeout(VIP_RELEASE_WAIT, closed).await.ok().and_then(Result::ok);
-            match closed {
-                Some(0) => {}
-                Some(n) => info!(%instance, closed = n, "closed the sessions accepted on the VIPs given up"),
-                None => warn!(%instance, wait_ms = VIP_RELEASE_WAIT.as_millis() as u64, "sessions on released VIPs still closing; removing the VIPs anyway"),
+            let outcome = vip::release(events.as_ref(), addresses(&vips)).await;
+            match outcome {
+                Released::Unserved | Released::Closed(0) => {}
+                Released::Closed(n) => info!(%instance, closed = n, "closed the sessions accepted on the VIPs given up"),
+                Released::StillClosing => warn!(%instance, wait_ms = vip::RELEASE_DRAIN_WAIT.as_millis() as u64, "sessions on released VIPs still closing; removing the VIPs anyway"),
+                Released::NotTaken => warn!(%instance, wait_ms = vip::RELEASE_TAKE_WAIT.as_millis() as u64, "the balancer did not take the release in time: removing the VIPs anyway, clients of their sessions may not have been told"),
             }
-            Released { instance, vips, closed }
+            ReleaseDone { instance, vips, outcome }
         }));
     }
 
     /// Removes the released addresses that no master instance holds now (one may have become
     /// master again while the sessions closed).
-    async fn finish_release(&mut self, Released { instance, vips, closed }: Released) {
-        let sessions = match closed {
-            Some(n) => format!("{n} sessions accepted on them closed"),
-            None => format!("sessions accepted on them still closing after {} ms", VIP_RELEASE_WAIT.as_millis()),
+    async fn finish_release(&mut self, ReleaseDone { instance, vips, outcome }: ReleaseDone) {
+        let sessions = match outcome {
+            Released::Unserved => "no balancer running".to_owned(),
+            Released::Closed(n) => format!("{n} sessions accepted on them closed"),
+            Released::StillClosing => {
+                format!("sessions accepted on them still closing after {} ms", vip::RELEASE_DRAIN_WAIT.as_millis())
+            }
+            Released::NotTaken => {
+                format!("the balancer had not taken the release after {} ms", vip::RELEASE_TAKE_WAIT.as_millis())
+            }
         };
         let list: Vec<String> = vips.iter().map(ToString::to_string).collect();
         self.context.board.record(EventKind::Vip, instance, format!("VIPs {} released; {sessions}", list.join(", ")));
