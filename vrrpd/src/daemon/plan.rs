@@ -139,6 +139,42 @@ pub fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// A sync group's notify scripts run as root like an instance's: the same refusal when
+    /// others could modify them, and the same opt-out.
+    #[test]
+    fn a_sync_group_notify_script_others_can_modify_is_refused() {
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("a_sync_group_notify_script_others_can_modify_is_refused: SKIPPED, needs root");
+            return;
+        }
+        // A root-owned directory, so that only the file's mode decides.
+        let dir = tempfile::tempdir_in("/var/tmp").unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = |name: &str, mode: u32| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "#!/bin/sh\nexit 0\n").unwrap();
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            path.display().to_string()
+        };
+        let (safe, open) = (script("safe.sh", 0o755), script("open.sh", 0o757));
+        let config = |security: bool, group_script: &str| {
+            let text = format!(
+                "[global]\nrouter_id = \"a\"\nenable_script_security = {security}\n\
+                 [[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\nvirtual_router_id = 51\n\
+                 virtual_ipaddress = [\"192.0.2.100/24\"]\nnotify = \"{safe}\"\n\
+                 [[vrrp_sync_group]]\nname = \"G1\"\ngroup = [\"VI_1\"]\nnotify_master = \"{group_script}\"\n"
+            );
+            Config::parse(&text, std::path::Path::new("a.toml")).unwrap().config
+        };
+        assert!(plan(&config(true, &safe)).is_ok());
+        let problems = plan(&config(true, &open)).err().expect("refused");
+        let said: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(said.len() == 1 && said[0].contains("open.sh"), "{said:?}");
+        let planned = plan(&config(false, &open)).expect("enable_script_security = false runs it anyway");
+        assert!(planned.groups[0].2.master.is_some());
+    }
 
     #[test]
     fn a_reload_names_what_waits_for_a_restart() {
