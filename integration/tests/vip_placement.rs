@@ -1,8 +1,9 @@
 //! keepalived's `virtual_ipaddress` placement words (`dev`, `label`, `scope`) on real hosts: a
 //! VIP on a second interface of each proxy host, added there with its label and scope,
 //! announced from that interface's MAC, moved by a failover, and cleaned after a kill -9 while
-//! an address vrrpd did not configure on that interface stays. Checked with `ip -o addr` and
-//! tcpdump on the client. Needs root; without it every test says it was skipped.
+//! an address vrrpd did not configure on that interface stays, its gratuitous ARPs spaced by
+//! `garp_interval`. Checked with `ip -o addr` and tcpdump on the client. Needs root; without it
+//! every test says it was skipped.
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
@@ -274,4 +275,42 @@ fn a_driver_starting_on_an_interface_leaves_the_vips_other_instances_hold_there(
     std::thread::sleep(Duration::from_millis(500));
     assert!(has(&lab, "a", "eth1", SIDE_VIP), "{}\n{}", addr_lines(&lab, "a", "eth1"), a.log());
     assert!(!a.log().contains("removed a VIP left by an earlier run"), "{}", a.log());
+}
+
+/// keepalived's `garp_interval` paces the gratuitous ARPs of a VIP on another interface too:
+/// a new master's burst for the eth1 VIP, seen on the client, leaves the interval apart.
+#[test]
+fn garp_interval_spaces_the_gratuitous_arps_of_a_vip_on_another_interface() {
+    if !netns_available("garp_interval_spaces_the_gratuitous_arps_of_a_vip_on_another_interface", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipgarp");
+    add_eth1(&lab, "a");
+    let tcpdump = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("client"), "timeout", "8", "tcpdump", "-tt", "-e", "-n", "-l"])
+        .args(["--immediate-mode", "-i", "eth0", "arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Let tcpdump open its socket before the first ARP leaves.
+    std::thread::sleep(Duration::from_millis(700));
+    let side = r#"{ address = "192.0.2.150/24", dev = "eth1" }"#;
+    let a = HostConfig::new("a")
+        .global("garp_interval = \"300ms\"")
+        .instance(Instance::vi1(101).vip_entry(side).with("garp_master_repeat = 4").with("garp_master_delay = \"0s\""))
+        .start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    let out = tcpdump.wait_with_output().unwrap();
+    let arps = String::from_utf8_lossy(&out.stdout);
+    let from_eth1 = format!("{} > ff:ff:ff:ff:ff:ff", eth1_mac("a"));
+    let times: Vec<f64> = arps
+        .lines()
+        .filter(|l| l.contains(&from_eth1) && l.contains(SIDE_VIP))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert_eq!(times.len(), 4, "four gratuitous ARPs from eth1:\n{arps}\n{}", a.log());
+    let gaps: Vec<f64> = times.windows(2).map(|w| w[1] - w[0]).collect();
+    println!("gaps between the eth1 VIP's gratuitous ARPs with garp_interval 300ms: {gaps:?}");
+    assert!(gaps.iter().all(|g| *g >= 0.28 && *g < 1.5), "{gaps:?}");
 }

@@ -125,6 +125,8 @@ pub struct Driver {
     drop_log: HashMap<DropReason, (Instant, u64)>,
     /// Paces gratuitous ARPs when an instance here sets `garp_interval`.
     garp_pacer: Option<GarpPacer>,
+    /// The same for VIPs this driver's instances put on other interfaces.
+    elsewhere_pacers: placement::ElsewherePacers,
 }
 
 impl Driver {
@@ -144,6 +146,7 @@ impl Driver {
             published_at: Instant::now(),
             drop_log: HashMap::new(),
             garp_pacer: None,
+            elsewhere_pacers: placement::ElsewherePacers::default(),
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
         let vips: Vec<Vip> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().cloned()).collect();
@@ -547,7 +550,17 @@ impl Driver {
             self.remove_from_dev(from).await;
             self.claim(new, std::slice::from_ref(to)).await;
             if placement::announced(to) {
-                placement::announce_elsewhere(&self.context.netlink, &self.name, &new.name, std::slice::from_ref(to), 1).await;
+                let interval = self.garp_interval();
+                placement::announce_elsewhere(
+                    &self.context.netlink,
+                    &self.name,
+                    &new.name,
+                    std::slice::from_ref(to),
+                    1,
+                    interval,
+                    &mut self.elsewhere_pacers,
+                )
+                .await;
                 if let (Some(port), IpAddr::V4(a)) = (self.port.as_ref().filter(|_| placement::on_own(to, &self.name)), to.addr())
                 {
                     if let Err(e) = port.garp.send(&[a], 1) {
@@ -663,6 +676,11 @@ impl Driver {
         }
     }
 
+    /// keepalived's garp_interval applies to an interface: the longest of its instances'.
+    fn garp_interval(&self) -> Duration {
+        self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default()
+    }
+
     /// Carries out every pending action; returns whether there was any.
     async fn execute_actions(&mut self) -> bool {
         let mut any = false;
@@ -707,8 +725,17 @@ impl Driver {
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
                 let Some(port) = &self.port else { return };
-                placement::announce_elsewhere(&self.context.netlink, &self.name, &config.name, &config.virtual_ipaddress, count)
-                    .await;
+                let interval = self.garp_interval();
+                placement::announce_elsewhere(
+                    &self.context.netlink,
+                    &self.name,
+                    &config.name,
+                    &config.virtual_ipaddress,
+                    count,
+                    interval,
+                    &mut self.elsewhere_pacers,
+                )
+                .await;
                 let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = config
                     .virtual_ipaddress
                     .iter()
@@ -728,8 +755,6 @@ impl Driver {
                 if vips.is_empty() {
                     return;
                 }
-                // keepalived's garp_interval applies to the interface: the longest of its instances'.
-                let interval = self.specs.iter().map(|s| s.config.garp.interval).max().unwrap_or_default();
                 if interval.is_zero() {
                     self.garp_pacer = None;
                     match port.garp.send(&vips, count) {

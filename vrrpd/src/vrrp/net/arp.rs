@@ -112,7 +112,12 @@ impl GarpPacer {
 
     /// Whether this pacer sends through `sender`.
     pub fn serves(&self, sender: &Arc<GarpSender>) -> bool {
-        !self.queue.is_closed() && Arc::ptr_eq(&self.sender, sender)
+        self.running() && Arc::ptr_eq(&self.sender, sender)
+    }
+
+    /// Whether its task still runs (it ends with the runtime).
+    pub fn running(&self) -> bool {
+        !self.queue.is_closed()
     }
 }
 
