@@ -28,9 +28,9 @@ use vrrp_core::packet::{MULTICAST_GROUP, MULTICAST_GROUP_V6};
 use vrrp_core::receive::{receive, receive_message, Dropped, Received};
 use vrrp_core::track::{Reading, Tracker, TrackerKind};
 
+use super::announce::Announcer;
 use super::convert;
 use super::group::SyncGroups;
-use super::net::arp::GarpPacer;
 use super::net::link::Netlink;
 use super::placement;
 use super::port::{Port, PortTrouble};
@@ -123,10 +123,8 @@ pub struct Driver {
     releases: FuturesUnordered<PendingRelease>,
     published_at: Instant,
     drop_log: HashMap<DropReason, (Instant, u64)>,
-    /// Paces gratuitous ARPs when an instance here sets `garp_interval`.
-    garp_pacer: Option<GarpPacer>,
-    /// The same for VIPs this driver's instances put on other interfaces.
-    elsewhere_pacers: placement::ElsewherePacers,
+    /// Announces new masters' VIPs, pacing gratuitous ARPs when `garp_interval` is set.
+    announcer: Announcer,
 }
 
 impl Driver {
@@ -145,8 +143,7 @@ impl Driver {
             releases: FuturesUnordered::new(),
             published_at: Instant::now(),
             drop_log: HashMap::new(),
-            garp_pacer: None,
-            elsewhere_pacers: placement::ElsewherePacers::default(),
+            announcer: Announcer::default(),
         };
         let unicast_src_ip = spec.instances.iter().find_map(|s| s.config.unicast_src_ip);
         let vips: Vec<Vip> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().cloned()).collect();
@@ -549,25 +546,11 @@ impl Driver {
         for (from, to) in moved {
             self.remove_from_dev(from).await;
             self.claim(new, std::slice::from_ref(to)).await;
-            if placement::announced(to) {
-                let interval = self.garp_interval();
-                placement::announce_elsewhere(
-                    &self.context.netlink,
-                    &self.name,
-                    &new.name,
-                    std::slice::from_ref(to),
-                    1,
-                    interval,
-                    &mut self.elsewhere_pacers,
-                )
+            let interval = self.garp_interval();
+            let port = self.port.as_ref();
+            self.announcer
+                .announce(&self.context.netlink, &self.name, port, &new.name, std::slice::from_ref(to), 1, interval)
                 .await;
-                if let (Some(port), IpAddr::V4(a)) = (self.port.as_ref().filter(|_| placement::on_own(to, &self.name)), to.addr())
-                {
-                    if let Err(e) = port.garp.send(&[a], 1) {
-                        warn!(instance = %new.name, vip = %to, error = %e, "sending gratuitous ARP failed");
-                    }
-                }
-            }
         }
         if !added.is_empty() {
             self.claim(new, &added).await;
@@ -724,53 +707,11 @@ impl Driver {
             Action::AddVips => self.claim(config, &config.virtual_ipaddress).await,
             Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
             Action::GratuitousArp { count } => {
-                let Some(port) = &self.port else { return };
                 let interval = self.garp_interval();
-                placement::announce_elsewhere(
-                    &self.context.netlink,
-                    &self.name,
-                    &config.name,
-                    &config.virtual_ipaddress,
-                    count,
-                    interval,
-                    &mut self.elsewhere_pacers,
-                )
-                .await;
-                let (v4, v6): (Vec<IpAddr>, Vec<IpAddr>) = config
-                    .virtual_ipaddress
-                    .iter()
-                    .filter(|v| placement::on_own(v, &self.name) && placement::announced(v))
-                    .map(Vip::addr)
-                    .partition(IpAddr::is_ipv4);
-                let vips: Vec<Ipv4Addr> =
-                    v4.into_iter().filter_map(|a| if let IpAddr::V4(a) = a { Some(a) } else { None }).collect();
-                let v6: Vec<Ipv6Addr> =
-                    v6.into_iter().filter_map(|a| if let IpAddr::V6(a) = a { Some(a) } else { None }).collect();
-                if let (false, Some(port6)) = (v6.is_empty(), &port.v6) {
-                    match port6.na.send(&v6, count) {
-                        Ok(()) => debug!(instance = %config.name, count, "unsolicited neighbour advertisements sent"),
-                        Err(e) => warn!(instance = %config.name, error = %e, "sending neighbour advertisements failed"),
-                    }
-                }
-                if vips.is_empty() {
-                    return;
-                }
-                if interval.is_zero() {
-                    self.garp_pacer = None;
-                    match port.garp.send(&vips, count) {
-                        Ok(()) => debug!(instance = %config.name, count, "gratuitous ARP sent"),
-                        Err(e) => warn!(instance = %config.name, error = %e, "sending gratuitous ARP failed"),
-                    }
-                    return;
-                }
-                if !self.garp_pacer.as_ref().is_some_and(|p| p.interval == interval && p.serves(&port.garp)) {
-                    self.garp_pacer = Some(GarpPacer::start(Arc::clone(&port.garp), interval));
-                }
-                if self.garp_pacer.as_ref().is_some_and(|p| p.send(vips, count)) {
-                    debug!(instance = %config.name, count, ?interval, "gratuitous ARP queued");
-                } else {
-                    warn!(instance = %config.name, count, "gratuitous ARP dropped: bursts are queued faster than garp_interval lets them leave");
-                }
+                let port = self.port.as_ref();
+                self.announcer
+                    .announce(&self.context.netlink, &self.name, port, &config.name, &config.virtual_ipaddress, count, interval)
+                    .await;
             }
             Action::Transition(t) => {
                 let master = t.master.map(|m| m.to_string()).unwrap_or_default();

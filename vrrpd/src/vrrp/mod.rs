@@ -4,6 +4,7 @@
 //! the balancer, which VRRP tells about addresses it claims and releases without ever waiting
 //! on it.
 
+pub mod announce;
 pub mod convert;
 pub mod driver;
 pub mod group;

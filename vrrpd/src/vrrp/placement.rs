@@ -1,19 +1,14 @@
 //! Where each VIP goes: its `dev` (keepalived's word; by default the instance's interface),
-//! with its label and scope. A VIP on another interface than its driver's is added, announced
-//! (gratuitous ARP, unsolicited NA, from that interface's MAC, as keepalived does) and removed
-//! there; that interface is looked up when needed, as it may come and go.
+//! with its label and scope. A VIP on another interface than its driver's is added and removed
+//! there (and announced from there: [`super::announce`]); that interface is looked up when
+//! needed, as it may come and go.
 
-use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use ha_common::config::{IpPrefix, Vip};
 use tracing::{debug, info, warn};
 
-use super::net::arp::{GarpPacer, GarpSender};
 use super::net::link::{Interface, Netlink};
-use super::net::nd::NaSender;
 use super::net::NetError;
 
 /// Whether `vip` goes on the driver's own interface `own`.
@@ -76,88 +71,10 @@ pub async fn remove_stale_elsewhere(netlink: &Netlink, own: &str, vips: &[Vip]) 
     }
 }
 
-/// keepalived's `garp_interval` for the VIPs on other interfaces: one pacer per interface,
-/// kept while that interface (its index and MAC) and the interval stay the same, so bursts
-/// that follow each other are spaced too.
-#[derive(Default)]
-pub struct ElsewherePacers(HashMap<String, (u32, [u8; 6], GarpPacer)>);
-
-impl ElsewherePacers {
-    /// Queues a burst on `interface`'s pacer; false when its queue is full (dropped).
-    fn send(&mut self, interface: &Interface, vips: Vec<Ipv4Addr>, count: u32, interval: Duration) -> Result<bool, NetError> {
-        let current = self.0.get(&interface.name).is_some_and(|(index, mac, pacer)| {
-            *index == interface.index && *mac == interface.mac && pacer.interval == interval && pacer.running()
-        });
-        if !current {
-            let sender = Arc::new(GarpSender::open(interface)?);
-            self.0.insert(interface.name.clone(), (interface.index, interface.mac, GarpPacer::start(sender, interval)));
-        }
-        Ok(self.0.get(&interface.name).is_some_and(|(_, _, pacer)| pacer.send(vips, count)))
-    }
-}
-
-/// Gratuitous ARPs and unsolicited NAs for the VIPs on other interfaces than `own`, each from
-/// its own interface (keepalived sends them where the address is). The ARPs are spaced by
-/// `garp_interval` (zero: a burst leaves at once) per interface, as the instance interface's
-/// own are.
-pub async fn announce_elsewhere(
-    netlink: &Netlink,
-    own: &str,
-    instance: &str,
-    vips: &[Vip],
-    count: u32,
-    garp_interval: Duration,
-    pacers: &mut ElsewherePacers,
-) {
-    for (dev, vips) in elsewhere(vips.iter().filter(|v| announced(v)), own) {
-        let interface = match netlink.interface(dev).await {
-            Ok(interface) => interface,
-            Err(e) => {
-                warn!(%instance, vip_dev = dev, error = %e, "no gratuitous ARP for the VIPs of a missing interface");
-                continue;
-            }
-        };
-        let v4: Vec<Ipv4Addr> = vips.iter().filter_map(|v| if let IpAddr::V4(a) = v.addr() { Some(a) } else { None }).collect();
-        let v6: Vec<Ipv6Addr> = vips.iter().filter_map(|v| if let IpAddr::V6(a) = v.addr() { Some(a) } else { None }).collect();
-        if !v4.is_empty() && garp_interval.is_zero() {
-            pacers.0.remove(dev);
-            match GarpSender::open(&interface).and_then(|sender| {
-                sender.send(&v4, count).map_err(|source| NetError::Io {
-                    interface: dev.to_owned(),
-                    what: "send gratuitous ARP",
-                    source,
-                })
-            }) {
-                Ok(()) => debug!(%instance, vip_dev = dev, count, "gratuitous ARP sent"),
-                Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending gratuitous ARP failed"),
-            }
-        } else if !v4.is_empty() {
-            match pacers.send(&interface, v4, count, garp_interval) {
-                Ok(true) => debug!(%instance, vip_dev = dev, count, interval = ?garp_interval, "gratuitous ARP queued"),
-                Ok(false) => {
-                    warn!(%instance, vip_dev = dev, count, "gratuitous ARP dropped: bursts are queued faster than garp_interval lets them leave")
-                }
-                Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending gratuitous ARP failed"),
-            }
-        }
-        if !v6.is_empty() {
-            match NaSender::open(&interface).and_then(|sender| {
-                sender.send(&v6, count).map_err(|source| NetError::Io {
-                    interface: dev.to_owned(),
-                    what: "send neighbour advertisements",
-                    source,
-                })
-            }) {
-                Ok(()) => debug!(%instance, vip_dev = dev, count, "unsolicited neighbour advertisements sent"),
-                Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending neighbour advertisements failed"),
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     fn vip(last: u8, dev: Option<&str>, scope: u8) -> Vip {
         Vip {
