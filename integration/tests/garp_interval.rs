@@ -7,7 +7,7 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use integration::lab::{Lab, VIP};
+use integration::lab::{Daemon, Lab, VIP};
 use integration::netns_available;
 use integration::scenario::{HostConfig, Instance, TAKEOVER};
 
@@ -67,4 +67,44 @@ fn without_garp_interval_a_burst_leaves_at_once() {
     let spread = times[3] - times[0];
     println!("a burst of 4 without garp_interval spans {spread:.4} s");
     assert!(spread < 0.1, "{spread}");
+}
+
+/// A master that gives its VIP up stops claiming it at once: the gratuitous ARPs still queued
+/// behind garp_interval are dropped (keepalived drops its pending ARPs too), or this host would
+/// pull the clients' ARP entries back from the new master for seconds.
+#[test]
+fn a_master_that_resigns_sends_none_of_its_queued_gratuitous_arps() {
+    if !netns_available("a_master_that_resigns_sends_none_of_its_queued_gratuitous_arps", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("garpquit");
+    let tcpdump = Command::new("ip")
+        .args(["netns", "exec", &lab.ns("b"), "timeout", "6", "tcpdump", "-tt", "-n", "-l", "--immediate-mode", "-i", "eth0"])
+        .args(["arp"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    // Twenty ARPs 300 ms apart: six seconds of them, were they all sent.
+    let a = HostConfig::new("a")
+        .global("garp_interval = \"300ms\"")
+        .instance(Instance::vi1(101).with("garp_master_repeat = 20").with("garp_master_delay = \"0s\""))
+        .start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    std::thread::sleep(Duration::from_millis(900));
+    let out = Daemon::ctl(&lab, "a", &["resign", "VI_1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let resigned = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let out = tcpdump.wait_with_output().unwrap();
+    let arps = String::from_utf8_lossy(&out.stdout);
+    let times: Vec<f64> = arps
+        .lines()
+        .filter(|l| l.contains(&VIP.to_string()))
+        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+        .collect();
+    assert!(times.len() >= 2, "the ARPs before the resignation were seen:\n{arps}\n{}", a.log());
+    let after: Vec<f64> = times.iter().map(|t| t - resigned).filter(|d| *d > 0.1).collect();
+    println!("{} gratuitous ARPs before the resignation, {} after it: {after:.3?}", times.len() - after.len(), after.len());
+    assert!(after.is_empty(), "ARPs for the VIP after it was given up (s after): {after:.3?}\n{}", a.log());
 }

@@ -266,11 +266,8 @@ impl Daemon {
         self.trackers.apply(plan.trackers, &self.context.netlink, self.balancer.as_deref()).await;
         self.context.board.retain_drivers(&plan.drivers.keys().cloned().collect::<Vec<_>>());
         let removed: Vec<String> = self.drivers.keys().filter(|i| !plan.drivers.contains_key(*i)).cloned().collect();
-        for interface in removed {
-            if let Some(handle) = self.drivers.remove(&interface) {
-                stop_driver(handle).await;
-            }
-        }
+        let removed = removed.into_iter().filter_map(|interface| self.drivers.remove(&interface));
+        futures_util::future::join_all(removed.map(stop_driver)).await;
         for (interface, spec) in plan.drivers {
             if let Some(handle) = self.drivers.get(&interface) {
                 let _ = handle.commands.send(DriverCommand::Reload(spec)).await;
@@ -347,10 +344,10 @@ impl Daemon {
         Ok(format!("configuration reloaded; these take effect at the next restart (systemctl restart vrrpd): {later}"))
     }
 
+    /// All at once: each resigns and waits (boundedly) for its releases, and those waits
+    /// overlap rather than add up.
     async fn stop_drivers(&mut self) {
-        for (_, handle) in self.drivers.drain() {
-            stop_driver(handle).await;
-        }
+        futures_util::future::join_all(self.drivers.drain().map(|(_, handle)| stop_driver(handle))).await;
     }
 }
 

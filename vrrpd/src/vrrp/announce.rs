@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ha_common::config::Vip;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::net::arp::{GarpPacer, GarpSender};
@@ -20,14 +21,28 @@ use super::port::Port;
 
 /// A driver's pacers: its own interface's, and one for each other interface its instances put
 /// VIPs on, kept while that interface (its index and MAC) and the interval stay the same, so
-/// bursts that follow each other are spaced too.
+/// bursts that follow each other are spaced too. Each instance's queued bursts are withdrawn
+/// when it gives its VIPs up ([`Announcer::withdraw`]).
 #[derive(Default)]
 pub struct Announcer {
     own: Option<GarpPacer>,
     elsewhere: HashMap<String, (u32, [u8; 6], GarpPacer)>,
+    /// Per instance: cancelled to withdraw what its pacers still hold for it.
+    instances: HashMap<String, CancellationToken>,
 }
 
 impl Announcer {
+    /// `instance` no longer holds its VIPs: none of its queued gratuitous ARPs leaves.
+    pub fn withdraw(&mut self, instance: &str) {
+        if let Some(token) = self.instances.remove(instance) {
+            token.cancel();
+        }
+    }
+
+    fn token(&mut self, instance: &str) -> CancellationToken {
+        self.instances.entry(instance.to_owned()).or_default().clone()
+    }
+
     /// Announces `vips` of `instance` `count` times: those on the driver's interface `own`
     /// through `port` (none without one), the others from their own interfaces. A zero
     /// `interval` sends each burst at once.
@@ -65,7 +80,8 @@ impl Announcer {
         if !self.own.as_ref().is_some_and(|p| p.interval == interval && p.serves(&port.garp)) {
             self.own = Some(GarpPacer::start(Arc::clone(&port.garp), interval));
         }
-        queued(self.own.as_ref().is_some_and(|p| p.send(v4, count)), instance, None, count, interval);
+        let token = self.token(instance);
+        queued(self.own.as_ref().is_some_and(|p| p.send(v4, count, token)), instance, None, count, interval);
     }
 
     /// The VIPs on other interfaces than `own`, each from its own interface.
@@ -101,7 +117,8 @@ impl Announcer {
                     Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending gratuitous ARP failed"),
                 }
             } else if !v4.is_empty() {
-                match self.paced_elsewhere(&interface, v4, count, interval) {
+                let token = self.token(instance);
+                match self.paced_elsewhere(&interface, v4, count, interval, token) {
                     Ok(accepted) => queued(accepted, instance, Some(dev), count, interval),
                     Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending gratuitous ARP failed"),
                 }
@@ -129,6 +146,7 @@ impl Announcer {
         vips: Vec<Ipv4Addr>,
         count: u32,
         interval: Duration,
+        withdrawn: CancellationToken,
     ) -> Result<bool, NetError> {
         let current = self.elsewhere.get(&interface.name).is_some_and(|(index, mac, pacer)| {
             *index == interface.index && *mac == interface.mac && pacer.interval == interval && pacer.running()
@@ -137,7 +155,7 @@ impl Announcer {
             let sender = Arc::new(GarpSender::open(interface)?);
             self.elsewhere.insert(interface.name.clone(), (interface.index, interface.mac, GarpPacer::start(sender, interval)));
         }
-        Ok(self.elsewhere.get(&interface.name).is_some_and(|(_, _, pacer)| pacer.send(vips, count)))
+        Ok(self.elsewhere.get(&interface.name).is_some_and(|(_, _, pacer)| pacer.send(vips, count, withdrawn)))
     }
 }
 

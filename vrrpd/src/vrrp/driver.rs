@@ -621,7 +621,8 @@ impl Driver {
         self.releases.push(Box::pin(async move {
             let outcome = vip::release(events.as_ref(), addresses(&vips)).await;
             match outcome {
-                Released::Unserved | Released::Closed(0) => {}
+                Released::NoBalancer | Released::Closed(0) => {}
+                Released::BalancerGone => warn!(%instance, "the balancer stopped before the sessions on the VIPs given up were closed"),
                 Released::Closed(n) => info!(%instance, closed = n, "closed the sessions accepted on the VIPs given up"),
                 Released::StillClosing => warn!(%instance, wait_ms = vip::RELEASE_DRAIN_WAIT.as_millis() as u64, "sessions on released VIPs still closing; removing the VIPs anyway"),
                 Released::NotTaken => warn!(%instance, wait_ms = vip::RELEASE_TAKE_WAIT.as_millis() as u64, "the balancer did not take the release in time: removing the VIPs anyway, clients of their sessions may not have been told"),
@@ -634,7 +635,8 @@ impl Driver {
     /// master again while the sessions closed).
     async fn finish_release(&mut self, ReleaseDone { instance, vips, outcome }: ReleaseDone) {
         let sessions = match outcome {
-            Released::Unserved => "no balancer running".to_owned(),
+            Released::NoBalancer => "no balancer on this host".to_owned(),
+            Released::BalancerGone => "the balancer stopped before it answered".to_owned(),
             Released::Closed(n) => format!("{n} sessions accepted on them closed"),
             Released::StillClosing => {
                 format!("sessions accepted on them still closing after {} ms", vip::RELEASE_DRAIN_WAIT.as_millis())
@@ -705,8 +707,15 @@ impl Driver {
                 }
             }
             Action::AddVips => self.claim(config, &config.virtual_ipaddress).await,
-            Action::RemoveVips => self.release(&config.name, config.virtual_ipaddress.clone()),
+            Action::RemoveVips => {
+                self.announcer.withdraw(&config.name);
+                self.release(&config.name, config.virtual_ipaddress.clone());
+            }
             Action::GratuitousArp { count } => {
+                // Without a port the instance is in FAULT and has added no VIP.
+                if self.port.is_none() {
+                    return;
+                }
                 let interval = self.garp_interval();
                 let port = self.port.as_ref();
                 self.announcer

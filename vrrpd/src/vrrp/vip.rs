@@ -36,8 +36,10 @@ pub const RELEASE_DRAIN_WAIT: Duration = Duration::from_millis(200);
 /// How far a release got before the driver removes the addresses.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Released {
-    /// No one serves sessions (no balancer, or it has stopped).
-    Unserved,
+    /// No balancer runs on this host: no sessions to close.
+    NoBalancer,
+    /// The balancer went away (it is stopping) before it answered.
+    BalancerGone,
     /// The balancer did not take the release within [`RELEASE_TAKE_WAIT`]: clients of
     /// sessions on these addresses may not have had their FIN.
     NotTaken,
@@ -54,20 +56,20 @@ pub enum Released {
 /// the sessions starts once the release is taken, so a balancer runtime slow to run its
 /// side (a loaded host) does not see the addresses removed under its clients' FINs.
 pub async fn release(events: Option<&VipEvents>, addresses: Vec<IpAddr>) -> Released {
-    let Some(events) = events else { return Released::Unserved };
+    let Some(events) = events else { return Released::NoBalancer };
     let (taken, was_taken) = oneshot::channel();
     let (drained, closed) = oneshot::channel();
     if events.send(VipEvent::Releasing { addresses, taken, drained }).is_err() {
-        return Released::Unserved;
+        return Released::BalancerGone;
     }
     match tokio::time::timeout(RELEASE_TAKE_WAIT, was_taken).await {
         Ok(Ok(())) => {}
-        Ok(Err(_)) => return Released::Unserved,
+        Ok(Err(_)) => return Released::BalancerGone,
         Err(_) => return Released::NotTaken,
     }
     match tokio::time::timeout(RELEASE_DRAIN_WAIT, closed).await {
         Ok(Ok(n)) => Released::Closed(n),
-        Ok(Err(_)) => Released::Unserved,
+        Ok(Err(_)) => Released::BalancerGone,
         Err(_) => Released::StillClosing,
     }
 }
@@ -118,9 +120,9 @@ mod tests {
         assert_eq!(started.elapsed(), RELEASE_DRAIN_WAIT);
         held.abort();
         // No balancer, or one that has stopped.
-        assert_eq!(release(None, vec![address]).await, Released::Unserved);
+        assert_eq!(release(None, vec![address]).await, Released::NoBalancer);
         let (events, queue) = mpsc::unbounded_channel();
         drop(queue);
-        assert_eq!(release(Some(&events), vec![address]).await, Released::Unserved);
+        assert_eq!(release(Some(&events), vec![address]).await, Released::BalancerGone);
     }
 }

@@ -14,6 +14,7 @@ use pnet_packet::ethernet::{EtherTypes, MutableEthernetPacket};
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use super::link::Interface;
@@ -76,24 +77,50 @@ impl GarpSender {
 const PACED_BURSTS: usize = 16;
 
 /// keepalived's `garp_interval`: gratuitous ARPs on one interface leave at least `interval`
-/// apart, bursts of every instance on it included. A task sends them; it ends when the pacer
-/// is dropped (the port closed, or the interval changed), dropping what is still queued.
+/// apart, bursts of every instance on it included. A task sends them. Each burst carries its
+/// instance's token: once that instance gives its VIPs up, what is left of its bursts is never
+/// sent (keepalived drops pending ARPs too: a host that is no longer master must not claim the
+/// VIP for its MAC). The task ends when the pacer is dropped (the port closed, the interval
+/// changed, the driver stopped), sending nothing more.
 pub struct GarpPacer {
     pub interval: Duration,
     sender: Arc<GarpSender>,
-    queue: mpsc::Sender<(Vec<Ipv4Addr>, u32)>,
+    queue: mpsc::Sender<Burst>,
+    stop: CancellationToken,
+}
+
+/// Addresses, how many times each, and the token that withdraws what is left of it.
+type Burst = (Vec<Ipv4Addr>, u32, CancellationToken);
+
+impl Drop for GarpPacer {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
 }
 
 impl GarpPacer {
     pub fn start(sender: Arc<GarpSender>, interval: Duration) -> Self {
-        let (queue, mut bursts) = mpsc::channel::<(Vec<Ipv4Addr>, u32)>(PACED_BURSTS);
-        let pacer = GarpPacer { interval, sender: Arc::clone(&sender), queue };
+        let (queue, mut bursts) = mpsc::channel::<Burst>(PACED_BURSTS);
+        let stop = CancellationToken::new();
+        let pacer = GarpPacer { interval, sender: Arc::clone(&sender), queue, stop: stop.clone() };
         tokio::spawn(async move {
             let mut next = tokio::time::Instant::now();
-            while let Some((vips, count)) = bursts.recv().await {
-                for _ in 0..count {
+            loop {
+                let (vips, count, withdrawn) = tokio::select! {
+                    () = stop.cancelled() => return,
+                    burst = bursts.recv() => match burst {
+                        Some(burst) => burst,
+                        None => return,
+                    },
+                };
+                'burst: for _ in 0..count {
                     for &vip in &vips {
-                        tokio::time::sleep_until(next).await;
+                        tokio::select! {
+                            biased;
+                            () = stop.cancelled() => return,
+                            () = withdrawn.cancelled() => break 'burst,
+                            () = tokio::time::sleep_until(next) => {}
+                        }
                         if let Err(e) = sender.send_one(vip) {
                             warn!(interface = %sender.interface, error = %e, "sending gratuitous ARP failed");
                         }
@@ -105,9 +132,10 @@ impl GarpPacer {
         pacer
     }
 
-    /// Queues a burst; false when the queue is full (the burst is dropped).
-    pub fn send(&self, vips: Vec<Ipv4Addr>, count: u32) -> bool {
-        self.queue.try_send((vips, count)).is_ok()
+    /// Queues a burst, withdrawn when `withdrawn` is cancelled; false when the queue is full
+    /// (the burst is dropped).
+    pub fn send(&self, vips: Vec<Ipv4Addr>, count: u32, withdrawn: CancellationToken) -> bool {
+        self.queue.try_send((vips, count, withdrawn)).is_ok()
     }
 
     /// Whether this pacer sends through `sender`.
