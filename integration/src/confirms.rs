@@ -210,13 +210,14 @@ impl Shared {
 }
 
 /// A publisher's confirm stream, from the channel's callback.
-enum Confirm {
+pub enum Confirm {
     Ack { tag: u64, multiple: bool },
     Nack { tag: u64, multiple: bool },
     ChannelClosed(String),
 }
 
-struct ConfirmCallback(mpsc::UnboundedSender<Confirm>);
+/// Forwards a channel's confirms (and its closing) to the publishing loop.
+pub struct ConfirmCallback(pub mpsc::UnboundedSender<Confirm>);
 
 #[async_trait::async_trait]
 impl ChannelCallback for ConfirmCallback {

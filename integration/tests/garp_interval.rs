@@ -98,11 +98,8 @@ fn a_master_that_resigns_sends_none_of_its_queued_gratuitous_arps() {
     let resigned = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
     let out = tcpdump.wait_with_output().unwrap();
     let arps = String::from_utf8_lossy(&out.stdout);
-    let times: Vec<f64> = arps
-        .lines()
-        .filter(|l| l.contains(&VIP.to_string()))
-        .filter_map(|l| l.split_whitespace().next()?.parse().ok())
-        .collect();
+    let times: Vec<f64> =
+        arps.lines().filter(|l| l.contains(&VIP.to_string())).filter_map(|l| l.split_whitespace().next()?.parse().ok()).collect();
     assert!(times.len() >= 2, "the ARPs before the resignation were seen:\n{arps}\n{}", a.log());
     let after: Vec<f64> = times.iter().map(|t| t - resigned).filter(|d| *d > 0.1).collect();
     println!("{} gratuitous ARPs before the resignation, {} after it: {after:.3?}", times.len() - after.len(), after.len());

@@ -23,7 +23,7 @@ use integration::lab::{wait_until, Lab, VIP};
 use integration::netns_available;
 use integration::rabbit::Cluster;
 use integration::scenario::{HostConfig, Instance, Pair, Proxy, Server, Stats};
-use support::amqp::{declare, Confirms};
+use support::amqp::{declare, Confirm, ConfirmCallback};
 use tokio::sync::mpsc;
 
 mod support;
@@ -259,7 +259,7 @@ async fn publish_at_least_once(
         connected();
         let Ok(channel) = connection.open_channel(None).await else { continue };
         let (confirms, mut acks) = mpsc::unbounded_channel();
-        if channel.register_callback(Confirms(confirms)).await.is_err()
+        if channel.register_callback(ConfirmCallback(confirms)).await.is_err()
             || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
             || !declare(&channel, QUEUE).await
         {
@@ -269,7 +269,9 @@ async fn publish_at_least_once(
         let mut next_tag = 1u64;
         let mut backlog: Vec<u64> = unconfirmed.iter().copied().collect();
         loop {
-            while let Ok((tag, multiple)) = acks.try_recv() {
+            while let Ok(confirm) = acks.try_recv() {
+                // Nacked messages stay unconfirmed; a closed channel is seen by is_open below.
+                let Confirm::Ack { tag, multiple } = confirm else { continue };
                 let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
                 for t in done {
                     if let Some(id) = tags.remove(&t) {

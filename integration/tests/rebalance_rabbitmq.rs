@@ -22,7 +22,7 @@ use integration::lab::{wait_until, Daemon, Lab, VIP};
 use integration::netns_available;
 use integration::rabbit::Cluster;
 use integration::scenario::{HostConfig, Instance, Proxy};
-use support::amqp::{declare, Confirms};
+use support::amqp::{declare, Confirm, ConfirmCallback};
 use tokio::sync::mpsc;
 
 mod support;
@@ -264,7 +264,7 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         let connection = connect(&control).await;
         let Ok(channel) = connection.open_channel(None).await else { continue };
         let (confirms, mut acks) = mpsc::unbounded_channel();
-        if channel.register_callback(Confirms(confirms)).await.is_err()
+        if channel.register_callback(ConfirmCallback(confirms)).await.is_err()
             || channel.confirm_select(ConfirmSelectArguments::default()).await.is_err()
             || !declare(&channel, QUEUE).await
         {
@@ -274,7 +274,9 @@ async fn publish(observed: Arc<Mutex<Observed>>, control: Arc<Control>) {
         let mut next_tag = 1u64;
         let mut backlog: Vec<u64> = unconfirmed.iter().copied().collect();
         loop {
-            while let Ok((tag, multiple)) = acks.try_recv() {
+            while let Ok(confirm) = acks.try_recv() {
+                // Nacked messages stay unconfirmed; a closed channel is seen by is_open below.
+                let Confirm::Ack { tag, multiple } = confirm else { continue };
                 let done: Vec<u64> = if multiple { tags.range(..=tag).map(|(t, _)| *t).collect() } else { vec![tag] };
                 let mut o = observed.lock().unwrap();
                 for t in done {
