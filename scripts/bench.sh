@@ -10,6 +10,11 @@
 #                               # the connections and frame size (default "100 64")
 #   scripts/bench.sh --unpinned # the loopback table only, with nothing pinned: proxies, load and
 #                               # backends share every CPU (each proxy then runs a thread per CPU)
+#   scripts/bench.sh --ceiling  # only: how far 1.2x HAProxy is from what this machine can show.
+#                               # Connections/s and AMQP-shaped messages/s, alternated runs,
+#                               # through no proxy (direct: the load side's own limit), HAProxy,
+#                               # vrrpd and uring-copy (a relay with no features on io_uring:
+#                               # what a different I/O model could buy); with --unpinned too
 #   scripts/bench.sh --confirms # only: publisher confirms through a real RabbitMQ cluster, direct,
 #                               # HAProxy and vrrpd (scripts/bench-confirms.sh; about 13 minutes,
 #                               # root); with --quick first, a tiny setting (about 90 s)
@@ -20,14 +25,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || export PATH="$HOME/.cargo/bin:$PATH"
 
-quick=false; syscalls=false; confirms=false; unpinned=false
+quick=false; syscalls=false; confirms=false; unpinned=false; ceiling=false
 for arg in "$@"; do
     case "$arg" in
         --quick) quick=true ;;
         --syscalls) syscalls=true ;;
         --confirms) confirms=true ;;
         --unpinned) unpinned=true ;;
-        *) echo "usage: scripts/bench.sh [--quick] [--unpinned] [--syscalls | --confirms]" >&2; exit 2 ;;
+        --ceiling) ceiling=true ;;
+        *) echo "usage: scripts/bench.sh [--quick] [--unpinned] [--syscalls | --confirms | --ceiling]" >&2; exit 2 ;;
     esac
 done
 # Where the proxies run, and where the load generators and backends run.
@@ -129,6 +135,11 @@ address = "127.0.0.1:25201"
 check = false
 CFG
 VRRPD_LOG=warn taskset -c "$proxy_cpus" "$vrrpd" --config "$work/vrrpd.toml" >"$work/vrrpd.log" 2>&1 & vrrpd_pid=$!; pids+=($vrrpd_pid)
+if $ceiling; then
+    # As many threads as the proxies get CPUs, as tokio and HAProxy do.
+    taskset -c "$proxy_cpus" "$bin/uring-copy" 127.0.0.1:28001 127.0.0.1:25001 --threads "$(taskset -c "$proxy_cpus" nproc)" \
+        >"$work/uring-copy.log" 2>&1 & uring_pid=$!; pids+=($uring_pid)
+fi
 sleep 1
 
 median() { python3 -c 'import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print(statistics.median(v))' "$@"; }
@@ -294,6 +305,61 @@ strace_table(strace_counts(f"{work}/strace-conn.vrrpd"), strace_counts(f"{work}/
 PY
 }
 
+# How far 1.2x HAProxy is from what this machine can show: the same load through no proxy (the
+# load side's own limit: whatever a proxy costs, it cannot go faster), HAProxy, vrrpd and
+# uring-copy. Each repeat runs the four in turn, so a slow minute hits all of them.
+ceiling_table() {
+    if ! kill -0 "$uring_pid" 2>/dev/null; then
+        echo "ceiling: uring-copy did not start: $(cat "$work/uring-copy.log")" >&2
+        exit 1
+    fi
+    local shapes=("rate") runs=() shape target
+    for connections in "${frame_connections[@]}"; do shapes+=("$connections 64"); done
+    $quick || shapes+=("100 4096")
+    for shape in "${shapes[@]}"; do
+        for _ in $(seq "$repeats"); do
+            for target in "direct 25001" "HAProxy 26001 $haproxy_pid" "vrrpd 27001 $vrrpd_pid" "io_uring 28001 $uring_pid"; do
+                set -- $target
+                if [ "$shape" = rate ]; then
+                    local before after out
+                    before=$([ -n "${3:-}" ] && ticks "$3" || echo 0)
+                    out=$(taskset -c "$load_cpus" "$loadgen" rate "127.0.0.1:$2" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/')
+                    after=$([ -n "${3:-}" ] && ticks "$3" || echo 0)
+                    runs+=("rate $1 $out $(( after - before ))")
+                else
+                    runs+=("$shape $1 $(frames "$2" $shape ${3:-})")
+                fi
+            done
+        done
+    done
+    printf '%s\n' "${runs[@]}" | python3 -c '
+import collections, statistics, sys
+seconds, ticks_per_s = float(sys.argv[1]), float(sys.argv[2])
+figures = collections.defaultdict(lambda: collections.defaultdict(list))  # shape -> target -> [(rate, cpu_us)]
+for line in sys.stdin:
+    f = line.split()
+    if f[0] == "rate":
+        rate, ticks = float(f[2]), int(f[3])
+        figures["rate"][f[1]].append((rate, ticks / ticks_per_s * 1e6 / (rate * seconds) if rate else 0))
+    else:
+        shape = f"{f[0]} {f[1]}"
+        figures[shape][f[2]].append((float(f[3]), None if f[4] == "-" else float(f[4])))
+targets = ["direct", "HAProxy", "vrrpd", "io_uring"]
+row = lambda *c: print(f"{c[0]:<32}" + "".join(f"{x:>10}" for x in c[1:]))
+row("measure", *targets, "vrrpd/H", "uring/H", "direct/H")
+for shape, by in figures.items():
+    rate = {t: statistics.median(r for r, _ in by[t]) for t in targets}
+    cpu = {t: statistics.median(c for _, c in by[t]) if by[t][0][1] is not None and t != "direct" else None for t in targets}
+    h = rate["HAProxy"]
+    label = "connections/s (64 B each way)" if shape == "rate" else "messages/s, {} conns, {} B".format(*shape.split())
+    row(label, *(f"{rate[t]:.0f}" for t in targets), *(f"{rate[t] / h:.2f}x" for t in ("vrrpd", "io_uring", "direct")))
+    hc = cpu["HAProxy"]
+    row("  proxy CPU per " + ("connection" if shape == "rate" else "message") + ", us",
+        *("-" if cpu[t] is None else f"{cpu[t]:.2f}" for t in targets),
+        *(f"{cpu[t] / hc:.2f}x" for t in ("vrrpd", "io_uring")), "")
+' "$seconds" "$(getconf CLK_TCK)"
+}
+
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "-")' "$1" "$2"; }
 row() { printf '%-34s %12s %12s %9s  %s\n' "$@"; }
 
@@ -308,6 +374,10 @@ if $syscalls; then
     syscall_profile
     exit 0
 fi
+if $ceiling; then
+    ceiling_table
+    exit 0
+fi
 row "measure" "vrrpd" "HAProxy" "ratio" "target"
 for streams in 1 8; do
     v=$(repeat gbits 27201 "$streams"); h=$(repeat gbits 26201 "$streams")
@@ -319,8 +389,9 @@ rates() { # PORT PID
     for _ in $(seq "$repeats"); do runs+=("$(rate "$1" "$2")"); done
     printf '%s\n' "${runs[@]}" | python3 -c 'import statistics,sys; r=[l.split() for l in sys.stdin if l.strip()]; print(statistics.median(float(a) for a,_ in r), statistics.median(float(b) for _,b in r))'
 }
+direct_rate() { taskset -c "$load_cpus" "$loadgen" rate 127.0.0.1:25001 --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/'; }
 read -r v vcpu < <(rates 27001 "$vrrpd_pid"); read -r h hcpu < <(rates 26001 "$haproxy_pid")
-row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x"
+row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x (direct: $(repeat direct_rate))"
 row "  proxy CPU per connection, us" "$vcpu" "$hcpu" "$(ratio "$vcpu" "$hcpu")" "lower is better"
 v=$(repeat latency 27001 p50_us); h=$(repeat latency 26001 p50_us)
 row "latency p50, us" "$v" "$h" "$(ratio "$v" "$h")" ""

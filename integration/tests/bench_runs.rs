@@ -27,4 +27,14 @@ fn bench_runs_on_a_tiny_setting_and_prints_every_row() {
         assert!(output.contains(row), "missing {row:?} in:\n{output}");
     }
     eprintln!("{output}");
+
+    // The ceiling table (same ports, so not in a test of its own running beside this one):
+    // every target measured, uring-copy included, each with a rate.
+    let output = run_script("bench.sh", &["--ceiling", "--quick"]);
+    for row in ["connections/s (64 B each way)", "messages/s, 10 conns, 64 B"] {
+        let line = output.lines().find(|line| line.starts_with(row)).unwrap_or_else(|| panic!("missing {row:?} in:\n{output}"));
+        let rates: Vec<f64> = line[row.len()..].split_whitespace().take(4).map(|v| v.parse().unwrap_or(0.0)).collect();
+        assert!(rates.len() == 4 && rates.iter().all(|&r| r > 0.0), "a target relayed nothing: {line:?}\n{output}");
+    }
+    eprintln!("{output}");
 }
