@@ -204,24 +204,21 @@ fn a_missing_or_downed_vip_interface_holds_the_instance_in_fault_as_keepalived_d
 }
 
 /// The VIP's line in `ip -o -4 addr` without what differs between hosts (index, interface
-/// column) and without its broadcast address (vrrpd adds the prefix's, keepalived none unless
-/// `brd` is written): address, scope, flags and label as the kernel shows them.
+/// column): address, broadcast, scope, flags and label as the kernel shows them.
 fn placement_of(lab: &Lab, host: &str, dev: &str, address: &str) -> Option<String> {
     let lines = addr_lines(lab, host, dev);
     let line = lines.lines().find(|l| l.contains(&format!("inet {address}/")))?;
     let from = line.find("inet ")?;
     let to = line.find('\\').unwrap_or(line.len());
-    let mut words = line[from..to].split_whitespace();
-    let mut kept = Vec::new();
-    while let Some(word) = words.next() {
-        if word == "brd" {
-            words.next();
-        } else {
-            kept.push(word);
-        }
-    }
-    Some(kept.join(" "))
+    Some(line[from..to].split_whitespace().collect::<Vec<_>>().join(" "))
 }
+
+/// A VIP with a broadcast address, as keepalived and vrrpd write it. On the instance's own
+/// interface: keepalived 2.2.7's netlink request for `brd` with `dev` on another interface
+/// fails (EINVAL, the VIP is not added), where vrrpd adds it.
+const BRD_VIP: &str = "192.0.2.152";
+const BRD_KEEPALIVED: &str = "192.0.2.152/24 brd 192.0.2.255 label eth0:bcast";
+const BRD_ENTRY: &str = r#"{ address = "192.0.2.152/24", brd = "+", label = "eth0:bcast" }"#;
 
 #[test]
 fn keepalived_and_vrrpd_place_the_same_vip_the_same_way_and_hand_it_over() {
@@ -233,22 +230,36 @@ fn keepalived_and_vrrpd_place_the_same_vip_the_same_way_and_hand_it_over() {
     add_eth1(&lab, "b");
     let conf = keepalived_config("a", 101, "MASTER").replace(
         "        192.0.2.100/24\n",
-        "        192.0.2.100/24\n        192.0.2.150/24 dev eth1 label eth1:amqp scope site\n",
+        &format!(
+            "        192.0.2.100/24\n        192.0.2.150/24 dev eth1 label eth1:amqp scope site\n        {BRD_KEEPALIVED}\n"
+        ),
     );
     assert!(conf.contains("dev eth1"), "{conf}");
     let mut keepalived = Daemon::keepalived(&lab, "a", &conf);
-    let vrrpd = HostConfig::new("b").instance(Instance::vi1(100).vip_entry(SIDE_ENTRY)).start(&lab, &[]);
+    let vrrpd = HostConfig::new("b").instance(Instance::vi1(100).vip_entry(SIDE_ENTRY).vip_entry(BRD_ENTRY)).start(&lab, &[]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&keepalived, &vrrpd]);
-    assert!(wait_until(Duration::from_secs(3), || has(&lab, "a", "eth1", SIDE_VIP)), "{}", keepalived.log());
-    let by_keepalived = placement_of(&lab, "a", "eth1", SIDE_VIP).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || has(&lab, "a", "eth1", SIDE_VIP) && has(&lab, "a", "eth0", BRD_VIP)),
+        "{}",
+        keepalived.log()
+    );
+    let placements = |host| [("eth1", SIDE_VIP), ("eth0", BRD_VIP)].map(|(dev, vip)| placement_of(&lab, host, dev, vip).unwrap());
+    let by_keepalived = placements("a");
 
-    // keepalived stops (priority 0): vrrpd takes the VIP, on its eth1, placed the same way.
+    // keepalived stops (priority 0): vrrpd takes the VIPs, on its eth1, placed the same way:
+    // the same scope and label, and a broadcast address only where `brd` asks for one.
     keepalived.stop();
     lab.expect_holder(VIP, "b", Duration::from_secs(3), &[&keepalived, &vrrpd]);
-    assert!(wait_until(Duration::from_secs(2), || has(&lab, "b", "eth1", SIDE_VIP)), "{}", vrrpd.log());
-    let by_vrrpd = placement_of(&lab, "b", "eth1", SIDE_VIP).unwrap();
-    println!("keepalived 2.2.7: {by_keepalived}\nvrrpd:            {by_vrrpd}");
+    assert!(
+        wait_until(Duration::from_secs(2), || has(&lab, "b", "eth1", SIDE_VIP) && has(&lab, "b", "eth0", BRD_VIP)),
+        "{}",
+        vrrpd.log()
+    );
+    let by_vrrpd = placements("b");
+    println!("keepalived 2.2.7: {by_keepalived:?}\nvrrpd:            {by_vrrpd:?}");
     assert_eq!(by_vrrpd, by_keepalived);
+    assert!(!by_vrrpd[0].contains("brd"), "no broadcast address unless asked: {}", by_vrrpd[0]);
+    assert!(by_vrrpd[1].contains("brd 192.0.2.255"), "{}", by_vrrpd[1]);
     assert!(!has(&lab, "a", "eth1", SIDE_VIP), "keepalived removed its own at stop");
 }
 

@@ -203,7 +203,7 @@ impl fmt::Display for IpPrefix {
 }
 
 /// One `virtual_ipaddress` entry: the address and where it goes, as keepalived's
-/// `<IPADDR>[/<MASK>] [dev <STRING>] [scope <SCOPE>] [label <LABEL>]` says.
+/// `<IPADDR>[/<MASK>] [brd <IPADDR>] [dev <STRING>] [scope <SCOPE>] [label <LABEL>]` says.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Vip {
     pub prefix: IpPrefix,
@@ -214,6 +214,9 @@ pub struct Vip {
     /// The address scope (rtnetlink's numbers: 0 global, 200 site, 253 link, 254 host, 255
     /// nowhere).
     pub scope: u8,
+    /// IPv4 only: the broadcast address added with it. `None` adds none, as keepalived and
+    /// `ip address add` do without `brd`.
+    pub broadcast: Option<Ipv4Addr>,
 }
 
 impl Vip {
@@ -222,7 +225,7 @@ impl Vip {
 
     /// A VIP written as a bare address: on the instance's interface, scope global.
     pub fn plain(prefix: IpPrefix) -> Vip {
-        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL }
+        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL, broadcast: None }
     }
 
     pub fn addr(&self) -> IpAddr {
@@ -259,10 +262,14 @@ impl Vip {
     }
 }
 
-/// keepalived's order: `192.0.2.101/24 dev eth1 scope host label eth1:amqp`, defaults left out.
+/// keepalived's order: `192.0.2.101/24 brd 192.0.2.255 dev eth1 scope host label eth1:amqp`,
+/// defaults left out.
 impl fmt::Display for Vip {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "{}", self.prefix)?;
+        if let Some(broadcast) = self.broadcast {
+            write!(f, " brd {broadcast}")?;
+        }
         if let Some(dev) = &self.dev {
             write!(f, " dev {dev}")?;
         }

@@ -90,7 +90,8 @@ pub struct RawTrackFile {
 }
 
 /// One `virtual_ipaddress` entry: `"192.0.2.100/24"`, or keepalived's placement words as a
-/// table, `{ address = "192.0.2.101/24", dev = "eth1", label = "eth1:amqp", scope = "global" }`.
+/// table, `{ address = "192.0.2.101/24", dev = "eth1", label = "eth1:amqp", scope = "global",
+/// brd = "+" }`.
 #[derive(Debug)]
 pub enum RawVip {
     Text(String),
@@ -104,6 +105,9 @@ pub struct RawVipTable {
     pub dev: Option<S<String>>,
     pub label: Option<S<String>>,
     pub scope: Option<S<RawScope>>,
+    /// An IPv4 broadcast address, `"+"` (the prefix's host bits set) or `"-"` (cleared), as
+    /// `ip address add ... brd` takes it.
+    pub brd: Option<S<String>>,
 }
 
 /// A scope by name (`"host"`) or by number (`254`), as `ip address` takes it.

@@ -295,12 +295,32 @@ fn vip_tables_carry_dev_label_and_scope_beside_strings() {
     let vips = &config.instances[0].virtual_ipaddress;
     let prefix = |last, len| IpPrefix { addr: Ipv4Addr::new(192, 0, 2, last).into(), len };
     assert_eq!(vips[0], Vip::plain(prefix(100, 24)));
-    assert_eq!(vips[1], Vip { prefix: prefix(101, 24), dev: Some("eth1".into()), label: Some("eth1:amqp".into()), scope: 0 });
-    assert_eq!(vips[2], Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254 });
-    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200 });
+    assert_eq!(
+        vips[1],
+        Vip { prefix: prefix(101, 24), dev: Some("eth1".into()), label: Some("eth1:amqp".into()), scope: 0, broadcast: None }
+    );
+    assert_eq!(vips[2], Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254, broadcast: None });
+    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200, broadcast: None });
     assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
     assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
     assert_eq!(vips[3].to_string(), "192.0.2.103/32 scope site");
+}
+
+/// keepalived and `ip address add` add no broadcast address unless told; `brd` takes an
+/// address, `+` or `-`, as both do.
+#[test]
+fn a_vip_has_a_broadcast_address_only_when_brd_says_so() {
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\n  \"192.0.2.100/24\",\n  { address = \"192.0.2.101/24\", brd = \"192.0.2.255\" },\n  \
+         { address = \"192.0.2.102/25\", brd = \"+\" },\n  { address = \"192.0.2.203/25\", brd = \"-\" },\n  \
+         { address = \"192.0.2.104/32\", brd = \"+\" },\n]",
+    );
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    let broadcasts: Vec<_> = config.instances[0].virtual_ipaddress.iter().map(|v| v.broadcast).collect();
+    let ip = |last| Some(Ipv4Addr::new(192, 0, 2, last));
+    assert_eq!(broadcasts, [None, ip(255), ip(127), ip(128), ip(104)]);
+    assert_eq!(config.instances[0].virtual_ipaddress[1].to_string(), "192.0.2.101/24 brd 192.0.2.255");
 }
 
 #[test]
@@ -320,6 +340,8 @@ fn bad_vip_placements_are_refused_at_their_line() {
         ("{ address = \"192.0.2.101/24\", dev = \"eth 1\" }", "virtual_ipaddress[0].dev", "interface name"),
         ("{ address = \"192.0.2.300/24\", dev = \"eth1\" }", "virtual_ipaddress[0].address", "not an IP address"),
         ("\"192.0.2.101/24 dev eth1\"", "virtual_ipaddress[0]", "written as a table"),
+        ("{ address = \"192.0.2.101/24\", brd = \"192.0.2\" }", "virtual_ipaddress[0].brd", "IPv4 address, \"+\" or \"-\""),
+        ("{ address = \"192.0.2.101/24\", brd = \"2001:db8::ff\" }", "virtual_ipaddress[0].brd", "IPv4 address"),
     ];
     for (entry, key, says) in cases {
         let text = example_with("virtual_ipaddress = [\"192.0.2.100/24\"]", &format!("virtual_ipaddress = [\n  {entry},\n]"));
@@ -330,10 +352,10 @@ fn bad_vip_placements_are_refused_at_their_line() {
     // A word keepalived has and vrrpd does not (or a typo) is an unknown field, at its line.
     let text = example_with(
         "virtual_ipaddress = [\"192.0.2.100/24\"]",
-        "virtual_ipaddress = [\n  { address = \"192.0.2.101/24\", brd = \"192.0.2.255\" },\n]",
+        "virtual_ipaddress = [\n  { address = \"192.0.2.101/24\", preferred_lft = 0 },\n]",
     );
     let e = parse(&text).unwrap_err().to_string();
-    assert!(e.contains(&format!(":{}:", line_of(&text, "brd"))) && e.contains("brd"), "{e}");
+    assert!(e.contains(&format!(":{}:", line_of(&text, "preferred_lft"))) && e.contains("preferred_lft"), "{e}");
     // A scope of another type says what a scope is, at its line.
     let text = example_with(
         "virtual_ipaddress = [\"192.0.2.100/24\"]",

@@ -1,6 +1,6 @@
 //! keepalived's `virtual_ipaddress` lines, `<IPADDR>[/<MASK>] [brd <IPADDR>] [dev <STRING>]
 //! [scope <SCOPE>] [label <LABEL>] ...`: the address, and the placement words vrrpd carries
-//! (`dev`, `label`, `scope`) as a TOML table; a note for every other word.
+//! (`brd`, `dev`, `label`, `scope`) as a TOML table; a note for every other word.
 
 use std::net::IpAddr;
 
@@ -22,6 +22,8 @@ pub struct VipOut {
     pub label: Option<String>,
     /// The TOML value: a name (`"host"`) or a number.
     pub scope: Option<String>,
+    /// An IPv4 address, `+` or `-`.
+    pub brd: Option<String>,
 }
 
 impl VipOut {
@@ -32,19 +34,20 @@ impl VipOut {
     /// The string form when nothing but the address is set, the table otherwise.
     pub fn toml(&self) -> String {
         let q = |text: &str| ::toml::Value::String(text.to_owned()).to_string();
-        if self.dev.is_none() && self.label.is_none() && self.scope.is_none() {
+        if self.dev.is_none() && self.label.is_none() && self.scope.is_none() && self.brd.is_none() {
             return q(&self.address);
         }
         let mut fields = vec![format!("address = {}", q(&self.address))];
         fields.extend(self.dev.as_deref().map(|d| format!("dev = {}", q(d))));
         fields.extend(self.label.as_deref().map(|l| format!("label = {}", q(l))));
         fields.extend(self.scope.as_deref().map(|s| format!("scope = {s}")));
+        fields.extend(self.brd.as_deref().map(|b| format!("brd = {}", q(b))));
         format!("{{ {} }}", fields.join(", "))
     }
 }
 
 /// keepalived's words that take a value, and those that stand alone, which vrrpd has no use for.
-const VALUED: &[&str] = &["brd", "dev", "scope", "label", "peer", "preferred_lft"];
+const VALUED: &[&str] = &["brd", "broadcast", "dev", "scope", "label", "peer", "preferred_lft"];
 const FLAGS: &[&str] = &["home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin", "use_vmac", "no_track"];
 
 /// What `v` (whose address is `addr`) becomes on an instance of `interface`.
@@ -56,7 +59,7 @@ pub fn placement(
     notes: &mut Notes,
 ) -> VipOut {
     let line = v.address.line;
-    let mut out = VipOut { address: v.address.text.clone(), dev: None, label: None, scope: None };
+    let mut out = VipOut { address: v.address.text.clone(), dev: None, label: None, scope: None, brd: None };
     let mut label = None;
     let mut words = v.options.iter();
     while let Some(word) = words.next() {
@@ -95,10 +98,18 @@ pub fn placement(
                     format!("VIP {} scope {value}: not global, site, link, host, nowhere or 0..=255", v.address.text),
                 ),
             },
-            "brd" => notes.add(
+            "brd" | "broadcast" if addr.is_ipv6() => notes.add(
                 line,
-                NoteKind::Changed,
-                format!("VIP {} brd {value}: vrrpd adds the address with its prefix's broadcast address", v.address.text),
+                NoteKind::Dropped,
+                format!("VIP {} {word} {value}: IPv6 has no broadcast addresses", v.address.text),
+            ),
+            "brd" | "broadcast" if value == "+" || value == "-" || value.parse::<std::net::Ipv4Addr>().is_ok() => {
+                out.brd = Some(value.clone())
+            }
+            "brd" | "broadcast" => notes.add(
+                line,
+                NoteKind::Dropped,
+                format!("VIP {} {word} {value}: not an IPv4 address, + or -; added without one", v.address.text),
             ),
             _ => notes.add(line, NoteKind::Dropped, format!("VIP {} `{word} {value}`: vrrpd has no such option", v.address.text)),
         }

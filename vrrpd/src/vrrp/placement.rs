@@ -82,6 +82,7 @@ mod tests {
             dev: dev.map(str::to_owned),
             label: None,
             scope,
+            broadcast: None,
         }
     }
 

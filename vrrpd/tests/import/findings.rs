@@ -546,7 +546,7 @@ listen amqp
 }
 
 #[test]
-fn vip_dev_label_and_scope_become_a_table_and_every_other_word_a_note() {
+fn vip_dev_label_scope_and_brd_become_a_table_and_every_other_word_a_note() {
     // Before, every word after the address was dropped with one note: the VIP moved to the
     // instance's interface with vrrpd's label.
     let (toml, notes) = import_text(
@@ -562,6 +562,8 @@ vrrp_instance VI_1 {
         192.0.2.103/24 brd 192.0.2.255 dev eth1 label amqp no_track
         192.0.2.104/24 scope 200 home
         192.0.2.105/24 label eth0:a-label-too-long
+        192.0.2.106/24 broadcast + label eth0:b
+        192.0.2.107/24 brd 192.0.2.0.1
     }
 }
 ",
@@ -573,14 +575,17 @@ vrrp_instance VI_1 {
         "\"192.0.2.100/24\"",
         "{ address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\" }",
         "{ address = \"192.0.2.102/32\", dev = \"lo\", scope = \"host\" }",
-        "{ address = \"192.0.2.103/24\", dev = \"eth1\", label = \"eth1:amqp\" }",
+        "{ address = \"192.0.2.103/24\", dev = \"eth1\", label = \"eth1:amqp\", brd = \"192.0.2.255\" }",
         "{ address = \"192.0.2.104/24\", scope = 200 }",
         "\"192.0.2.105/24\"",
+        "{ address = \"192.0.2.106/24\", label = \"eth0:b\", brd = \"+\" }",
+        "\"192.0.2.107/24\"",
     ] {
         assert!(vips.contains(written), "{written} in:\n{toml}");
     }
     assert!(!notes.contains("keepalived.conf:6:") && !notes.contains("keepalived.conf:7:"), "carried as written:\n{notes}");
-    assert!(has_line(&notes, "keepalived.conf", 8, "brd 192.0.2.255"), "{notes}");
+    assert!(!has_line(&notes, "keepalived.conf", 8, "brd"), "brd is carried:\n{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 12, "not an IPv4 address, + or -"), "{notes}");
     assert!(has_line(&notes, "keepalived.conf", 8, "label amqp: written eth1:amqp"), "{notes}");
     assert!(has_line(&notes, "keepalived.conf", 8, "`no_track`"), "{notes}");
     assert!(has_line(&notes, "keepalived.conf", 9, "`home`"), "{notes}");
@@ -590,6 +595,9 @@ vrrp_instance VI_1 {
     let vips = &config.config.instances[0].virtual_ipaddress;
     assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
     assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
+    assert_eq!(vips[3].to_string(), "192.0.2.103/24 brd 192.0.2.255 dev eth1 label eth1:amqp");
+    assert_eq!(vips[6].to_string(), "192.0.2.106/24 brd 192.0.2.255 label eth0:b");
+    assert_eq!(vips[7].broadcast, None);
 }
 
 #[test]

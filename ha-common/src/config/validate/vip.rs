@@ -1,5 +1,5 @@
 //! An instance's `virtual_ipaddress` entries: the address, and keepalived's placement words
-//! (`dev`, `label`, `scope`) when the entry is a table.
+//! (`dev`, `label`, `scope`, `brd`) when the entry is a table.
 
 use std::collections::HashMap;
 
@@ -55,8 +55,8 @@ impl Validator<'_> {
                         entry.span(),
                         key,
                         format!(
-                            "{text:?}: dev, label and scope are written as a table: {{ address = \"192.0.2.101/24\", dev = \"eth1\", \
-                             label = \"eth1:amqp\", scope = \"global\" }}"
+                            "{text:?}: dev, label, scope and brd are written as a table: {{ address = \"192.0.2.101/24\", \
+                             dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\", brd = \"+\" }}"
                         ),
                     );
                     return None;
@@ -115,7 +115,30 @@ impl Validator<'_> {
                 })
             }
         };
-        Some(Vip { prefix: prefix?, dev, label, scope })
+        let broadcast = table.brd.as_ref().and_then(|b| self.vip_broadcast(b, prefix, &format!("{key}.brd")));
+        Some(Vip { prefix: prefix?, dev, label, scope, broadcast })
+    }
+
+    /// `brd` as `ip address add` takes it: an address, `+` (the prefix's host bits set) or `-`
+    /// (cleared). IPv4 only.
+    fn vip_broadcast(&mut self, brd: &S<String>, prefix: Option<IpPrefix>, key: &str) -> Option<Ipv4Addr> {
+        let IpAddr::V4(addr) = prefix?.addr else {
+            self.error(brd.span(), key, "IPv6 has no broadcast addresses: remove it");
+            return None;
+        };
+        let host_bits = u32::MAX.checked_shr(u32::from(prefix?.len)).unwrap_or(0);
+        match brd.get_ref().trim() {
+            "+" => Some(Ipv4Addr::from(u32::from(addr) | host_bits)),
+            "-" => Some(Ipv4Addr::from(u32::from(addr) & !host_bits)),
+            text => text.parse::<Ipv4Addr>().map_err(|_| ()).ok().or_else(|| {
+                self.error(
+                    brd.span(),
+                    key,
+                    format!("{text:?} must be an IPv4 address, \"+\" or \"-\" (as ip address add ... brd)"),
+                );
+                None
+            }),
+        }
     }
 
     pub(super) fn vip_prefix(&mut self, text: &str, span: Range<usize>, key: &str, version: VrrpVersion) -> Option<IpPrefix> {

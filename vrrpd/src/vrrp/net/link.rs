@@ -120,10 +120,17 @@ impl Netlink {
         let mut request = self.handle.address().add(interface.index, prefix.addr, prefix.len);
         request.message_mut().header.scope = AddressScope::from(vip.scope);
         match prefix.addr {
-            // IPv4 labels: `ip a` shows who added the address.
             IpAddr::V4(_) => {
+                let attributes = &mut request.message_mut().attributes;
+                // rtnetlink adds the prefix's broadcast address by itself; keepalived and `ip
+                // address add` add one only when told (`brd`), and so does vrrpd.
+                attributes.retain(|a| !matches!(a, AddressAttribute::Broadcast(_)));
+                if let Some(broadcast) = vip.broadcast {
+                    attributes.push(AddressAttribute::Broadcast(broadcast));
+                }
+                // IPv4 labels: `ip a` shows who added the address.
                 if let Some(label) = vip.label.clone().or_else(|| vip_label(&interface.name, vrid)) {
-                    request.message_mut().attributes.push(AddressAttribute::Label(label));
+                    attributes.push(AddressAttribute::Label(label));
                 }
             }
             // No duplicate address detection: a tentative VIP answers nothing for a second or
