@@ -309,7 +309,12 @@ PY
 # load side's own limit: whatever a proxy costs, it cannot go faster), HAProxy, vrrpd and
 # uring-copy. Each repeat runs the four in turn, so a slow minute hits all of them.
 ceiling_table() {
-    if ! kill -0 "$uring_pid" 2>/dev/null; then
+    local targets=("direct 25001" "HAProxy 26001 $haproxy_pid" "vrrpd 27001 $vrrpd_pid")
+    if kill -0 "$uring_pid" 2>/dev/null; then
+        targets+=("io_uring 28001 $uring_pid")
+    elif grep -q "io_uring unavailable" "$work/uring-copy.log"; then
+        echo "io_uring column: $(cat "$work/uring-copy.log")"
+    else
         echo "ceiling: uring-copy did not start: $(cat "$work/uring-copy.log")" >&2
         exit 1
     fi
@@ -318,13 +323,17 @@ ceiling_table() {
     $quick || shapes+=("100 4096")
     for shape in "${shapes[@]}"; do
         for _ in $(seq "$repeats"); do
-            for target in "direct 25001" "HAProxy 26001 $haproxy_pid" "vrrpd 27001 $vrrpd_pid" "io_uring 28001 $uring_pid"; do
+            for target in "${targets[@]}"; do
                 set -- $target
+                if [ -n "${3:-}" ] && ! kill -0 "$3" 2>/dev/null; then
+                    echo "ceiling: $1 (pid $3) is gone" >&2
+                    exit 1
+                fi
                 if [ "$shape" = rate ]; then
-                    local before after out
-                    before=$([ -n "${3:-}" ] && ticks "$3" || echo 0)
+                    local before=0 after=0 out
+                    [ -n "${3:-}" ] && before=$(ticks "$3")
                     out=$(taskset -c "$load_cpus" "$loadgen" rate "127.0.0.1:$2" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/')
-                    after=$([ -n "${3:-}" ] && ticks "$3" || echo 0)
+                    [ -n "${3:-}" ] && after=$(ticks "$3")
                     runs+=("rate $1 $out $(( after - before ))")
                 else
                     runs+=("$shape $1 $(frames "$2" $shape ${3:-})")
@@ -340,23 +349,24 @@ for line in sys.stdin:
     f = line.split()
     if f[0] == "rate":
         rate, ticks = float(f[2]), int(f[3])
-        figures["rate"][f[1]].append((rate, ticks / ticks_per_s * 1e6 / (rate * seconds) if rate else 0))
+        figures["rate"][f[1]].append((rate, ticks / ticks_per_s * 1e6 / (rate * seconds) if rate else None))
     else:
         shape = f"{f[0]} {f[1]}"
         figures[shape][f[2]].append((float(f[3]), None if f[4] == "-" else float(f[4])))
 targets = ["direct", "HAProxy", "vrrpd", "io_uring"]
 row = lambda *c: print(f"{c[0]:<32}" + "".join(f"{x:>10}" for x in c[1:]))
+ratio = lambda a, b: "-" if a is None or not b else f"{a / b:.2f}x"
 row("measure", *targets, "vrrpd/H", "uring/H", "direct/H")
 for shape, by in figures.items():
-    rate = {t: statistics.median(r for r, _ in by[t]) for t in targets}
-    cpu = {t: statistics.median(c for _, c in by[t]) if by[t][0][1] is not None and t != "direct" else None for t in targets}
-    h = rate["HAProxy"]
+    rate = {t: statistics.median(r for r, _ in by[t]) if by[t] else None for t in targets}
+    cpus = {t: [c for _, c in by[t] if c is not None] for t in targets}
+    cpu = {t: statistics.median(cpus[t]) if cpus[t] and t != "direct" else None for t in targets}
     label = "connections/s (64 B each way)" if shape == "rate" else "messages/s, {} conns, {} B".format(*shape.split())
-    row(label, *(f"{rate[t]:.0f}" for t in targets), *(f"{rate[t] / h:.2f}x" for t in ("vrrpd", "io_uring", "direct")))
-    hc = cpu["HAProxy"]
+    row(label, *("-" if rate[t] is None else f"{rate[t]:.0f}" for t in targets),
+        *(ratio(rate[t], rate["HAProxy"]) for t in ("vrrpd", "io_uring", "direct")))
     row("  proxy CPU per " + ("connection" if shape == "rate" else "message") + ", us",
         *("-" if cpu[t] is None else f"{cpu[t]:.2f}" for t in targets),
-        *(f"{cpu[t] / hc:.2f}x" for t in ("vrrpd", "io_uring")), "")
+        *(ratio(cpu[t], cpu["HAProxy"]) for t in ("vrrpd", "io_uring")), "")
 ' "$seconds" "$(getconf CLK_TCK)"
 }
 
@@ -391,7 +401,8 @@ rates() { # PORT PID
 }
 direct_rate() { taskset -c "$load_cpus" "$loadgen" rate 127.0.0.1:25001 --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/'; }
 read -r v vcpu < <(rates 27001 "$vrrpd_pid"); read -r h hcpu < <(rates 26001 "$haproxy_pid")
-row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x (direct: $(repeat direct_rate))"
+direct=$(repeat direct_rate)
+row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x (direct: ${direct%.0})"
 row "  proxy CPU per connection, us" "$vcpu" "$hcpu" "$(ratio "$vcpu" "$hcpu")" "lower is better"
 v=$(repeat latency 27001 p50_us); h=$(repeat latency 26001 p50_us)
 row "latency p50, us" "$v" "$h" "$(ratio "$v" "$h")" ""

@@ -34,7 +34,9 @@ fn bench_runs_on_a_tiny_setting_and_prints_every_row() {
     for row in ["connections/s (64 B each way)", "messages/s, 10 conns, 64 B"] {
         let line = output.lines().find(|line| line.starts_with(row)).unwrap_or_else(|| panic!("missing {row:?} in:\n{output}"));
         let rates: Vec<f64> = line[row.len()..].split_whitespace().take(4).map(|v| v.parse().unwrap_or(0.0)).collect();
-        assert!(rates.len() == 4 && rates.iter().all(|&r| r > 0.0), "a target relayed nothing: {line:?}\n{output}");
+        // Where the kernel has io_uring turned off, that column alone is "-", and said why.
+        let measured = if output.contains("io_uring unavailable") { 3 } else { 4 };
+        assert!(rates.len() == 4 && rates[..measured].iter().all(|&r| r > 0.0), "a target relayed nothing: {line:?}\n{output}");
     }
     eprintln!("{output}");
 }

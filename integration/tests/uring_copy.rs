@@ -67,13 +67,28 @@ fn relay(backend: SocketAddr, threads: usize) -> Option<Relay> {
     Some(Relay(child, listen))
 }
 
+/// Bytes that never repeat at any period a relay's buffers could have (xorshift), so a
+/// swapped, repeated or dropped buffer changes what comes back.
 fn pattern(length: usize, seed: u8) -> Vec<u8> {
-    (0..length).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64 ^ u64::from(seed);
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state as u8
+        })
+        .collect()
+}
+
+fn open_descriptors(relay: &Relay) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", relay.0.id())).map_or(0, Iterator::count)
 }
 
 #[test]
 fn every_byte_comes_back_in_order_and_the_end_of_stream_is_passed_on() {
     let Some(relay) = relay(echo_server(), 2) else { return };
+    let idle = open_descriptors(&relay);
     let clients: Vec<_> = (0..16u8)
         .map(|seed| {
             let address = relay.1;
@@ -100,6 +115,12 @@ fn every_byte_comes_back_in_order_and_the_end_of_stream_is_passed_on() {
         .collect();
     for client in clients {
         client.join().expect("a client failed");
+    }
+    // Every pair ended is freed: its two sockets closed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while open_descriptors(&relay) > idle {
+        assert!(Instant::now() < deadline, "{} descriptors open, {idle} before the clients", open_descriptors(&relay));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 

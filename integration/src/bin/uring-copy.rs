@@ -85,7 +85,7 @@ struct Relay {
 fn main() -> ExitCode {
     let args = Args::parse();
     let workers: Vec<_> = (0..args.threads.max(1))
-        .map(|_| std::thread::spawn(move || Relay::new(args.backend).and_then(|relay| relay.run(args.listen))))
+        .map(|_| std::thread::spawn(move || Relay::new(args.backend).map(|mut relay| relay.run(args.listen))))
         .collect();
     for worker in workers {
         if let Ok(Err(error)) = worker.join() {
@@ -106,7 +106,17 @@ impl Relay {
         Ok(Self { ring, pairs: Vec::new(), free: Vec::new(), backend: Box::new(backend.into()) })
     }
 
-    fn run(mut self, listen: SocketAddr) -> io::Result<()> {
+    /// Relays until the process ends. A failure of the ring or the listener ends the whole
+    /// process at once, with the ring still open: dropping it with operations in flight would
+    /// free memory the kernel may still write into, and a relay that went on with one thread
+    /// less would make the benchmark's figures quietly lower.
+    fn run(&mut self, listen: SocketAddr) -> ! {
+        let error = self.serve(listen).err().unwrap_or_else(|| io::Error::other("stopped"));
+        eprintln!("uring-copy: {error}");
+        std::process::exit(1)
+    }
+
+    fn serve(&mut self, listen: SocketAddr) -> io::Result<()> {
         let listener = Socket::new(Domain::for_address(listen), Type::STREAM, None)?;
         listener.set_reuse_address(true)?;
         listener.set_reuse_port(true)?;
@@ -115,7 +125,10 @@ impl Relay {
         self.push(opcode::AcceptMulti::new(types::Fd(listener.as_raw_fd())).build().user_data(ACCEPT))?;
         let mut completions: Vec<(u64, i32, u32)> = Vec::with_capacity(1024);
         loop {
-            self.ring.submit_and_wait(1)?;
+            match self.ring.submit_and_wait(1) {
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+                result => result?,
+            };
             completions.clear();
             completions.extend(self.ring.completion().map(|c| (c.user_data(), c.result(), c.flags())));
             for &(data, result, flags) in &completions {
@@ -125,7 +138,12 @@ impl Relay {
                     }
                     if result >= 0 {
                         // SAFETY: a descriptor the kernel just returned from accept, owned by nobody else.
-                        self.accepted(unsafe { OwnedFd::from_raw_fd(result) })?;
+                        let client = unsafe { OwnedFd::from_raw_fd(result) };
+                        // A client this relay cannot serve (out of descriptors) is closed; the
+                        // others go on.
+                        if let Err(error) = self.accepted(client) {
+                            eprintln!("uring-copy: a client closed: {error}");
+                        }
                     }
                     continue;
                 }
