@@ -48,8 +48,12 @@ fn write_summary(out: &mut String, config: &Config) -> std::fmt::Result {
             Authentication::Pass(_) => "PASS",
         };
         writeln!(out, "  authentication {auth}")?;
-        let vips: Vec<_> = vi.virtual_ipaddress.iter().map(ToString::to_string).collect();
+        let vips: Vec<_> = vi.advertised_vips().map(ToString::to_string).collect();
         writeln!(out, "  VIPs {}", vips.join(", "))?;
+        let excluded: Vec<_> = vi.virtual_ipaddress.iter().filter(|v| v.excluded).map(ToString::to_string).collect();
+        if !excluded.is_empty() {
+            writeln!(out, "  VIPs not in adverts (virtual_ipaddress_excluded) {}", excluded.join(", "))?;
+        }
         writeln!(out, "  Skew_Time {:?}, Master_Down_Interval {:?}", timers.skew_time(), timers.master_down_interval())?;
         for (kind, tracks) in [
             ("track_script", &vi.track_script),
@@ -244,8 +248,14 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                 ));
             }
         }
+        let advertised = instance.advertised_vips().count();
         for (n, vip) in instance.virtual_ipaddress.iter().enumerate() {
-            let place = Place::InstanceItem(i, "virtual_ipaddress", n);
+            // Excluded VIPs come after the others: their place is in their own list.
+            let place = if vip.excluded {
+                Place::InstanceItem(i, "virtual_ipaddress_excluded", n - advertised)
+            } else {
+                Place::InstanceItem(i, "virtual_ipaddress", n)
+            };
             let dev = vip.dev_or(name);
             let elsewhere;
             let on = if dev == name {

@@ -122,6 +122,9 @@ impl Locator {
                 let instance = raw.vrrp_instance.get(i).map(|s| s.get_ref());
                 let span = instance.and_then(|r| match field {
                     "virtual_ipaddress" => r.virtual_ipaddress.get_ref().get(n).map(|v| v.span()),
+                    "virtual_ipaddress_excluded" => {
+                        r.virtual_ipaddress_excluded.as_ref().and_then(|list| list.get_ref().get(n)).map(|v| v.span())
+                    }
                     "unicast_peer" => r.unicast_peer.get(n).map(|v| v.span()),
                     _ => None,
                 });

@@ -217,6 +217,9 @@ pub struct Vip {
     /// IPv4 only: the broadcast address added with it. `None` adds none, as keepalived and
     /// `ip address add` do without `brd`.
     pub broadcast: Option<Ipv4Addr>,
+    /// From `virtual_ipaddress_excluded` (keepalived's): added, announced and removed with the
+    /// instance's other VIPs, but not listed in its adverts, and of either family.
+    pub excluded: bool,
 }
 
 impl Vip {
@@ -225,7 +228,7 @@ impl Vip {
 
     /// A VIP written as a bare address: on the instance's interface, scope global.
     pub fn plain(prefix: IpPrefix) -> Vip {
-        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL, broadcast: None }
+        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL, broadcast: None, excluded: false }
     }
 
     pub fn addr(&self) -> IpAddr {
@@ -345,6 +348,8 @@ pub struct VrrpInstance {
     pub preempt: bool,
     pub preempt_delay: Duration,
     pub authentication: Authentication,
+    /// Every VIP the instance adds: those of `virtual_ipaddress`, then those of
+    /// `virtual_ipaddress_excluded` (marked [`Vip::excluded`]).
     pub virtual_ipaddress: Vec<Vip>,
     pub track_script: Vec<Track>,
     pub track_proxy: Vec<Track>,
@@ -358,6 +363,19 @@ pub struct VrrpInstance {
     pub unicast_src_ip: Option<Ipv4Addr>,
     pub unicast_peer: Vec<Ipv4Addr>,
     pub garp: GarpConfig,
+}
+
+impl VrrpInstance {
+    /// The VIPs the instance's adverts list (all but `virtual_ipaddress_excluded`).
+    pub fn advertised_vips(&self) -> impl Iterator<Item = &Vip> {
+        self.virtual_ipaddress.iter().filter(|v| !v.excluded)
+    }
+
+    /// An IPv6 virtual router (VRRPv3 over IPv6): its advertised VIPs are IPv6. Excluded VIPs
+    /// may be of the other family.
+    pub fn is_ipv6(&self) -> bool {
+        self.advertised_vips().next().is_some_and(|v| v.addr().is_ipv6())
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -182,6 +182,7 @@ pub struct RawInstance {
     pub preempt_delay: Option<S<ConfigDuration>>,
     pub authentication: Option<S<RawAuthentication>>,
     pub virtual_ipaddress: S<Vec<S<RawVip>>>,
+    pub virtual_ipaddress_excluded: Option<S<Vec<S<RawVip>>>>,
     #[serde(default)]
     pub track_script: Vec<S<RawTrack>>,
     #[serde(default)]

@@ -249,6 +249,43 @@ fn version_3_carries_ipv6_vips_one_family_per_instance() {
     assert_eq!(single_problem(&unicast).key, "vrrp_instance[0].unicast_peer");
 }
 
+/// keepalived's `virtual_ipaddress_excluded`: addresses the instance adds but its adverts do
+/// not list, so an IPv6 address beside a VRRPv2 instance's IPv4 ones is allowed there.
+#[test]
+fn excluded_vips_are_carried_of_either_family_and_left_out_of_the_adverts() {
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\"192.0.2.100/24\"]\nvirtual_ipaddress_excluded = [\"2001:db8::100/64\", \
+         { address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:x\" }]",
+    );
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    let instance = &config.instances[0];
+    let vips: Vec<(String, bool)> = instance.virtual_ipaddress.iter().map(|v| (v.to_string(), v.excluded)).collect();
+    assert_eq!(
+        vips,
+        [
+            ("192.0.2.100/24".to_owned(), false),
+            ("2001:db8::100/64".to_owned(), true),
+            ("192.0.2.101/24 dev eth1 label eth1:x".to_owned(), true)
+        ]
+    );
+    let advertised: Vec<String> = instance.advertised_vips().map(ToString::to_string).collect();
+    assert_eq!(advertised, ["192.0.2.100/24"]);
+    assert!(!instance.is_ipv6(), "a VRRPv2 instance stays IPv4 with an IPv6 VIP excluded");
+
+    // The same address in both lists, or in another instance, is still refused, at its place.
+    let twice = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\"192.0.2.100/24\"]\nvirtual_ipaddress_excluded = [\"192.0.2.100/32\"]",
+    );
+    let p = single_problem(&twice);
+    assert_eq!(p.key, "vrrp_instance[0].virtual_ipaddress_excluded[0]");
+    assert!(p.message.contains("already a VIP of this instance"), "{p}");
+    // The advertised list still needs an address; IPv6 there still needs version 3.
+    let v6 = example_with("virtual_ipaddress = [\"192.0.2.100/24\"]", "virtual_ipaddress = [\"2001:db8::1/64\"]");
+    assert!(single_problem(&v6).message.contains("virtual_ipaddress_excluded"), "the message names the way out");
+}
+
 #[test]
 fn duplicate_names() {
     let dup_instance = format!("{EXAMPLE}\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth1\"\nvirtual_router_id = 52\nvirtual_ipaddress = [\"192.0.2.200/24\"]\n");
@@ -297,10 +334,20 @@ fn vip_tables_carry_dev_label_and_scope_beside_strings() {
     assert_eq!(vips[0], Vip::plain(prefix(100, 24)));
     assert_eq!(
         vips[1],
-        Vip { prefix: prefix(101, 24), dev: Some("eth1".into()), label: Some("eth1:amqp".into()), scope: 0, broadcast: None }
+        Vip {
+            prefix: prefix(101, 24),
+            dev: Some("eth1".into()),
+            label: Some("eth1:amqp".into()),
+            scope: 0,
+            broadcast: None,
+            excluded: false
+        }
     );
-    assert_eq!(vips[2], Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254, broadcast: None });
-    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200, broadcast: None });
+    assert_eq!(
+        vips[2],
+        Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254, broadcast: None, excluded: false }
+    );
+    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200, broadcast: None, excluded: false });
     assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
     assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
     assert_eq!(vips[3].to_string(), "192.0.2.103/32 scope site");
@@ -317,9 +364,13 @@ fn a_vip_has_a_broadcast_address_only_when_brd_says_so() {
          { address = \"192.0.2.104/32\", brd = \"+\" },\n]",
     );
     let config = parse(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    let loaded = parse(&text).unwrap_or_else(|e| panic!("{e}"));
     let broadcasts: Vec<_> = config.instances[0].virtual_ipaddress.iter().map(|v| v.broadcast).collect();
     let ip = |last| Some(Ipv4Addr::new(192, 0, 2, last));
-    assert_eq!(broadcasts, [None, ip(255), ip(127), ip(128), ip(104)]);
+    // A /32 has none (keepalived's rule too), with a warning at its line.
+    assert_eq!(broadcasts, [None, ip(255), ip(127), ip(128), None]);
+    let warning = loaded.warnings.iter().find(|w| w.key.ends_with("virtual_ipaddress[4].brd")).expect("a warning for the /32");
+    assert!(warning.message.contains("no broadcast address"), "{warning}");
     assert_eq!(config.instances[0].virtual_ipaddress[1].to_string(), "192.0.2.101/24 brd 192.0.2.255");
 }
 

@@ -377,7 +377,10 @@ impl<'a> Validator<'a> {
                 None => Authentication::None,
             };
 
-            let instance_vips = self.vips(&r.virtual_ipaddress, i, &interface, version, &mut vips);
+            let mut instance_vips = self.vips(&r.virtual_ipaddress, i, &interface, version, &mut vips);
+            if let Some(excluded) = &r.virtual_ipaddress_excluded {
+                instance_vips.extend(self.excluded_vips(excluded, i, &interface, &mut vips));
+            }
 
             let track_script = self.tracks(&r.track_script, &key("track_script"), |name| known.script(name));
             let track_proxy = self.tracks(&r.track_proxy, &key("track_proxy"), |name| known.proxy(name));
@@ -396,7 +399,7 @@ impl<'a> Validator<'a> {
                 .filter_map(|(j, ip)| self.ipv4(ip, &key(&format!("unicast_peer[{j}]"))))
                 .collect();
 
-            if instance_vips.first().is_some_and(|v| v.addr().is_ipv6()) {
+            if instance_vips.iter().find(|v| !v.excluded).is_some_and(|v| v.addr().is_ipv6()) {
                 for (field, span) in [
                     ("unicast_src_ip", r.unicast_src_ip.as_ref().map(|s| s.span())),
                     ("unicast_peer", r.unicast_peer.first().map(|s| s.span())),

@@ -126,6 +126,10 @@ fn instance(out: &mut String, i: &InstanceOut, source: &str) {
     }
     let vips: Vec<String> = i.vips.iter().map(|v| v.toml()).collect();
     let _ = writeln!(out, "virtual_ipaddress = [{}]", vips.join(", "));
+    if !i.vips_excluded.is_empty() {
+        let vips: Vec<String> = i.vips_excluded.iter().map(|v| v.toml()).collect();
+        let _ = writeln!(out, "virtual_ipaddress_excluded = [{}]", vips.join(", "));
+    }
     if !i.track_script.is_empty() {
         let _ = writeln!(out, "track_script = [{}]", tracks(&i.track_script));
     }

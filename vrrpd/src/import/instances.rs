@@ -60,6 +60,8 @@ pub struct InstanceOut {
     pub preempt_delay: Option<String>,
     pub auth_pass: Option<String>,
     pub vips: Vec<VipOut>,
+    /// keepalived's `virtual_ipaddress_excluded`.
+    pub vips_excluded: Vec<VipOut>,
     pub track_script: Vec<TrackOut>,
     pub track_interface: Vec<TrackOut>,
     pub track_process: Vec<TrackOut>,
@@ -79,8 +81,13 @@ struct Scripts {
 }
 
 pub fn decide(k: &Keepalived, balancer: Option<&Balancer>, lookups: Lookups, notes: &mut Notes) -> Vrrp {
-    let mut hosts: Vec<String> =
-        k.instances.iter().flat_map(|i| &i.vips).filter_map(|v| v.address.text.split('/').next()).map(str::to_owned).collect();
+    let mut hosts: Vec<String> = k
+        .instances
+        .iter()
+        .flat_map(|i| i.vips.iter().chain(&i.vips_excluded))
+        .filter_map(|v| v.address.text.split('/').next())
+        .map(str::to_owned)
+        .collect();
     hosts.extend(balancer.iter().flat_map(|b| &b.addresses).map(IpAddr::to_string));
     let listening = Listening { ports: balancer.map(|b| b.ports.clone()).unwrap_or_default(), hosts };
     let replacement = match balancer {
@@ -291,6 +298,20 @@ fn instance(
     if vips.is_empty() {
         return Err("no virtual address left to carry".to_owned());
     }
+    // Not in the adverts: either family, whatever the version.
+    let mut vips_excluded = Vec::new();
+    for written in &i.vips_excluded {
+        let v = &written.address;
+        match vip(&v.text, 3) {
+            Ok(addr) if !seen_vips.insert(addr) => {
+                let ours = vips.iter().chain(&vips_excluded).any(|o: &VipOut| o.addr() == Some(addr));
+                let whose = if ours { "this instance" } else { "an instance above" };
+                notes.add(v.line, NoteKind::Dropped, format!("VIP {}: already a VIP of {whose}", v.text))
+            }
+            Ok(addr) => vips_excluded.push(vips::placement(written, addr, &interface, interface_name, notes)),
+            Err(why) => notes.add(v.line, NoteKind::Dropped, format!("VIP {} {why}", v.text)),
+        }
+    }
     let state = i.state.as_ref().and_then(|s| match s.text.to_ascii_uppercase().as_str() {
         "MASTER" => Some("MASTER"),
         "BACKUP" => Some("BACKUP"),
@@ -332,6 +353,7 @@ fn instance(
             (None, _) => None,
         },
         vips,
+        vips_excluded,
         track_script: track_scripts(i, scripts, notes),
         track_interface: tracks(
             &i.track_interface,
@@ -571,7 +593,7 @@ fn garp(i: &Instance, notes: &mut Notes) -> Vec<(&'static str, String)> {
 /// bound to a wildcard or to no VIP at all (any instance's traffic may reach them).
 fn track_proxies(instances: &mut [InstanceOut], balancer: Option<&Balancer>, notes: &mut Notes) {
     let Some(balancer) = balancer else { return };
-    let vip_of = |i: &InstanceOut, ip: IpAddr| i.vips.iter().any(|v| v.addr() == Some(ip));
+    let vip_of = |i: &InstanceOut, ip: IpAddr| i.vips.iter().chain(&i.vips_excluded).any(|v| v.addr() == Some(ip));
     let fronts: Vec<(String, Option<IpAddr>)> = balancer
         .proxies()
         .map(|p| {

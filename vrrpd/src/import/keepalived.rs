@@ -161,6 +161,7 @@ pub struct Instance {
     pub preempt_delay: Option<Written>,
     pub auth: Option<Auth>,
     pub vips: Vec<VipWritten>,
+    pub vips_excluded: Vec<VipWritten>,
     pub track_script: Vec<Track>,
     pub track_interface: Vec<Track>,
     pub track_process: Vec<Track>,
@@ -323,10 +324,11 @@ fn instance(node: &Node, notes: &mut Notes) -> Instance {
                     None => notes.add(item.line, NoteKind::Dropped, "authentication without auth_type".to_owned()),
                 }
             }
-            "virtual_ipaddress" => {
+            key @ ("virtual_ipaddress" | "virtual_ipaddress_excluded") => {
+                let list = if key == "virtual_ipaddress" { &mut i.vips } else { &mut i.vips_excluded };
                 for v in item.children() {
                     let address = Written { text: v.key().to_owned(), line: v.line };
-                    i.vips.push(VipWritten { address, options: v.words.get(1..).unwrap_or_default().to_vec() });
+                    list.push(VipWritten { address, options: v.words.get(1..).unwrap_or_default().to_vec() });
                 }
             }
             "track_script" => i.track_script.extend(tracks(item, notes)),

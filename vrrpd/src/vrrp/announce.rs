@@ -60,10 +60,13 @@ impl Announcer {
         self.announce_elsewhere(netlink, own, instance, vips, count, interval).await;
         let Some(port) = port else { return };
         let (v4, v6) = split(vips.iter().filter(|v| on_own(v, own) && announced(v)));
-        if let (false, Some(port6)) = (v6.is_empty(), &port.v6) {
-            match port6.na.send(&v6, count) {
-                Ok(()) => debug!(%instance, count, "unsolicited neighbour advertisements sent"),
-                Err(e) => warn!(%instance, error = %e, "sending neighbour advertisements failed"),
+        if !v6.is_empty() {
+            match port.na.as_ref().map(|na| na.send(&v6, count)) {
+                Some(Ok(())) => debug!(%instance, count, "unsolicited neighbour advertisements sent"),
+                Some(Err(e)) => warn!(%instance, error = %e, "sending neighbour advertisements failed"),
+                None => {
+                    warn!(%instance, vips = ?v6, "IPv6 VIPs not announced: no neighbour advertisement socket on this interface")
+                }
             }
         }
         if v4.is_empty() {

@@ -21,7 +21,8 @@ pub fn instance_config(config: &VrrpInstance, primary_ip: IpAddr, trackers: Vec<
         preempt: config.preempt,
         preempt_delay: config.preempt_delay,
         auth: auth_data(config.authentication),
-        vips: config.virtual_ipaddress.iter().map(|p| p.addr()).collect(),
+        // keepalived's virtual_ipaddress_excluded: the addresses, never the adverts.
+        vips: config.advertised_vips().map(|p| p.addr()).collect(),
         primary_ip,
         initial_state: initial_state(config.initial_state),
         garp: garp(config.garp),
@@ -69,5 +70,17 @@ mod tests {
         assert_eq!(garp, GarpConfig::default());
         assert_eq!(initial_state(StartState::Master), InitialState::Master);
         assert_eq!(auth_data(Authentication::Pass(*b"s3cret\0\0")), AuthData::Pass(*b"s3cret\0\0"));
+    }
+
+    /// keepalived lists only `virtual_ipaddress` in its adverts, and drops an advert whose list
+    /// differs from its own: vrrpd's adverts must leave the excluded VIPs out the same way.
+    #[test]
+    fn excluded_vips_are_not_in_the_core_s_adverts() {
+        let text = "[global]\nrouter_id = \"a\"\n[[vrrp_instance]]\nname = \"VI_1\"\ninterface = \"eth0\"\n\
+                    virtual_router_id = 51\nvirtual_ipaddress = [\"192.0.2.100/24\"]\n\
+                    virtual_ipaddress_excluded = [\"192.0.2.101/24\", \"2001:db8::100/64\"]\n";
+        let config = ha_common::Config::parse(text, std::path::Path::new("a.toml")).unwrap_or_else(|e| panic!("{e}")).config;
+        let core = instance_config(&config.instances[0], "192.0.2.11".parse().unwrap_or(IpAddr::from([0; 4])), Vec::new());
+        assert_eq!(core.vips, ["192.0.2.100".parse::<IpAddr>().unwrap_or(IpAddr::from([0; 4]))]);
     }
 }

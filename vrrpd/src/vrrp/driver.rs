@@ -149,7 +149,8 @@ impl Driver {
         let vips: Vec<Vip> = spec.instances.iter().flat_map(|s| s.config.virtual_ipaddress.iter().cloned()).collect();
         let prefixes: Vec<IpPrefix> = vips.iter().map(|v| v.prefix).collect();
         let own: Vec<IpPrefix> = vips.iter().filter(|v| placement::on_own(v, &driver.name)).map(|v| v.prefix).collect();
-        match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &prefixes).await {
+        let ipv6 = placement::ipv6_side(&driver.name, spec.instances.iter().map(|s| &s.config));
+        match Port::open(&driver.context.netlink, &driver.name, unicast_src_ip, &prefixes, ipv6).await {
             Ok(port) => {
                 match driver.context.netlink.remove_stale_vips(&port.interface, &own, Some(&spec.guests)).await {
                     Ok(removed) => removed
@@ -188,7 +189,8 @@ impl Driver {
                 Err(_) => {}
             }
         }
-        let opened = match Port::open(&self.context.netlink, &self.name, unicast_src_ip, &vips).await {
+        let ipv6 = placement::ipv6_side(&self.name, self.specs.iter().map(|s| &s.config));
+        let opened = match Port::open(&self.context.netlink, &self.name, unicast_src_ip, &vips, ipv6).await {
             Ok(port) => {
                 self.trouble.clear();
                 Some(port)
@@ -277,8 +279,7 @@ impl Driver {
             up: known(TrackerKind::SyncPeer, peer) != Reading::Up(false),
             ..Tracker::new(TrackerKind::SyncPeer, peer, 0)
         }));
-        let ipv6 = config.virtual_ipaddress.iter().any(|v| v.addr().is_ipv6());
-        let source: IpAddr = if ipv6 {
+        let source: IpAddr = if config.is_ipv6() {
             // RFC 5798 section 5.1.2.1: IPv6 adverts leave from the link-local address.
             self.port.as_ref().and_then(|p| p.v6.as_ref()).map_or(Ipv6Addr::UNSPECIFIED, |p| p.link_local).into()
         } else {
@@ -519,11 +520,34 @@ impl Driver {
         // process tracker that now names another program, a proxy replaced): kept instances
         // must take them now, or they would wait for the next change.
         self.sync_trackers(&status);
-        // An IPv6 virtual router on a port opened without IPv6 sockets: open it again, which
-        // also gives the instance its link-local source address.
-        let wants_v6 = self.specs.iter().any(|s| s.config.virtual_ipaddress.iter().any(|v| v.addr().is_ipv6()));
-        if wants_v6 && self.port.as_ref().is_some_and(|p| p.v6.is_none()) {
+        // An IPv6 VIP (of an IPv6 virtual router, or excluded from a VRRPv2 one's adverts) on a
+        // port opened without IPv6 sockets: open it again, which also gives the instance its
+        // link-local source address and the sender of its unsolicited NAs. A master added
+        // such VIPs above with no sender to announce them: it announces them now.
+        let ipv6 = placement::ipv6_side(&self.name, self.specs.iter().map(|s| &s.config));
+        if self.port.as_ref().is_some_and(|p| p.lacks(ipv6)) {
             self.reattach(true).await;
+            self.announce_ipv6_vips().await;
+        }
+    }
+
+    /// Each master's IPv6 VIPs on this interface, announced once more (unsolicited NAs).
+    async fn announce_ipv6_vips(&mut self) {
+        let interval = self.garp_interval();
+        for (spec, instance) in self.specs.iter().zip(&self.instances) {
+            let ipv6: Vec<Vip> = spec
+                .config
+                .virtual_ipaddress
+                .iter()
+                .filter(|v| v.addr().is_ipv6() && placement::on_own(v, &self.name))
+                .cloned()
+                .collect();
+            if instance.state() == State::Master && !ipv6.is_empty() {
+                let (netlink, port) = (&self.context.netlink, self.port.as_ref());
+                self.announcer
+                    .announce(netlink, &self.name, port, &spec.config.name, &ipv6, spec.config.garp.master_repeat, interval)
+                    .await;
+            }
         }
     }
 
@@ -535,11 +559,20 @@ impl Driver {
         let has = |list: &[Vip], vip: &Vip| list.iter().any(|v| v.addr() == vip.addr());
         let removed: Vec<Vip> = old.virtual_ipaddress.iter().filter(|v| !has(&new.virtual_ipaddress, v)).cloned().collect();
         let added: Vec<Vip> = new.virtual_ipaddress.iter().filter(|v| !has(&old.virtual_ipaddress, v)).cloned().collect();
+        // Moving between virtual_ipaddress and virtual_ipaddress_excluded changes the adverts,
+        // not where the address is.
+        let placed = |v: &Vip| Vip { excluded: false, ..v.clone() };
         let moved: Vec<(&Vip, &Vip)> = old
             .virtual_ipaddress
             .iter()
-            .filter_map(|o| new.virtual_ipaddress.iter().find(|n| n.addr() == o.addr() && *n != o).map(|n| (o, n)))
+            .filter_map(|o| new.virtual_ipaddress.iter().find(|n| n.addr() == o.addr() && placed(n) != placed(o)).map(|n| (o, n)))
             .collect();
+        let advertised = |i: &VrrpInstance| {
+            let mut addresses: Vec<IpAddr> = i.advertised_vips().map(Vip::addr).collect();
+            addresses.sort_unstable();
+            addresses
+        };
+        let advertised_changed = advertised(old) != advertised(new);
         if !removed.is_empty() {
             self.release(&new.name, removed);
         }
@@ -554,6 +587,17 @@ impl Driver {
         }
         if !added.is_empty() {
             self.claim(new, &added).await;
+            // A change to the adverts' list makes the core announce every VIP; otherwise the
+            // excluded VIPs added are announced here. IPv6 ones on a port without its NA
+            // socket yet are announced once `reload` has opened it.
+            let can_announce = |v: &Vip| v.addr().is_ipv4() || self.port.as_ref().is_none_or(|p| p.na.is_some());
+            let excluded: Vec<Vip> = added.into_iter().filter(|v| v.excluded && can_announce(v)).collect();
+            if !advertised_changed && !excluded.is_empty() {
+                let (interval, port) = (self.garp_interval(), self.port.as_ref());
+                self.announcer
+                    .announce(&self.context.netlink, &self.name, port, &new.name, &excluded, new.garp.master_repeat, interval)
+                    .await;
+            }
         }
     }
 

@@ -5,15 +5,32 @@
 
 use std::collections::BTreeMap;
 
-use ha_common::config::{IpPrefix, Vip};
+use ha_common::config::{IpPrefix, Vip, VrrpInstance};
 use tracing::{debug, info, warn};
 
 use super::net::link::{Interface, Netlink};
 use super::net::NetError;
+use super::port::Ipv6Side;
 
 /// Whether `vip` goes on the driver's own interface `own`.
 pub fn on_own(vip: &Vip, own: &str) -> bool {
     vip.dev.as_deref().is_none_or(|dev| dev == own)
+}
+
+/// What interface `own`'s port needs of IPv6 for `instances`: an IPv6 virtual router needs its
+/// adverts' socket; IPv6 VIPs placed here (excluded from a VRRPv2 router's adverts) need
+/// neighbour advertisements only.
+pub fn ipv6_side<'a>(own: &str, instances: impl IntoIterator<Item = &'a VrrpInstance>) -> Ipv6Side {
+    let mut side = Ipv6Side::None;
+    for instance in instances {
+        if instance.is_ipv6() {
+            return Ipv6Side::Router;
+        }
+        if instance.virtual_ipaddress.iter().any(|v| v.addr().is_ipv6() && on_own(v, own)) {
+            side = Ipv6Side::Announce;
+        }
+    }
+    side
 }
 
 /// Whether neighbours must hear that this host now holds `vip`: not when the address is of
@@ -83,6 +100,7 @@ mod tests {
             label: None,
             scope,
             broadcast: None,
+            excluded: false,
         }
     }
 

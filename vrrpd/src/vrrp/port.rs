@@ -25,13 +25,27 @@ pub struct Port {
     pub source: Ipv4Addr,
     /// For IPv6 virtual routers, when the interface has any.
     pub v6: Option<Port6>,
+    /// Unsolicited neighbour advertisements for the IPv6 VIPs on this interface: those of IPv6
+    /// virtual routers, and those excluded from a VRRPv2 router's adverts.
+    pub na: Option<NaSender>,
 }
 
-/// The IPv6 side of a port: VRRPv3 adverts from the link-local address, and neighbour
-/// advertisements for the VIPs.
+/// What a port needs of IPv6.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ipv6Side {
+    /// No IPv6 VIP goes on this interface.
+    None,
+    /// IPv6 VIPs excluded from a VRRPv2 router's adverts: NAs only, and a port without them
+    /// still serves the router (the VIPs are added, not announced; logged).
+    Announce,
+    /// An IPv6 virtual router: adverts from the link-local address, and NAs; without them the
+    /// port does not open (FAULT).
+    Router,
+}
+
+/// The IPv6 side of a port for VRRPv3 over IPv6: adverts from the link-local address.
 pub struct Port6 {
     pub socket: AdvertSocket6,
-    pub na: NaSender,
     pub link_local: Ipv6Addr,
 }
 
@@ -43,6 +57,7 @@ impl Port {
         name: &str,
         unicast_src_ip: Option<Ipv4Addr>,
         vips: &[IpPrefix],
+        ipv6: Ipv6Side,
     ) -> Result<Port, NetError> {
         let interface = netlink.interface(name).await?;
         let vip_addrs: Vec<_> = vips.iter().map(|v| v.addr).collect();
@@ -51,15 +66,34 @@ impl Port {
             .ok_or_else(|| NetError::NoIpv4Address(interface.name.clone()))?;
         let socket = AdvertSocket::open(&interface, source)?;
         let garp = Arc::new(GarpSender::open(&interface)?);
-        let v6 = if vips.iter().any(|v| v.addr.is_ipv6()) {
-            let link_local = interface.link_local().ok_or_else(|| NetError::NoLinkLocal(interface.name.clone()))?;
-            Some(Port6 { socket: AdvertSocket6::open(&interface, link_local)?, na: NaSender::open(&interface)?, link_local })
-        } else {
-            None
+        let v6 = match ipv6 {
+            Ipv6Side::Router => {
+                let link_local = interface.link_local().ok_or_else(|| NetError::NoLinkLocal(interface.name.clone()))?;
+                Some(Port6 { socket: AdvertSocket6::open(&interface, link_local)?, link_local })
+            }
+            Ipv6Side::Announce | Ipv6Side::None => None,
+        };
+        let na = match ipv6 {
+            Ipv6Side::Router => Some(NaSender::open(&interface)?),
+            Ipv6Side::Announce => NaSender::open(&interface)
+                .inspect_err(|e| {
+                    warn!(interface = %interface.name, error = %e, "IPv6 VIPs excluded from adverts will be added but not announced")
+                })
+                .ok(),
+            Ipv6Side::None => None,
         };
         let link_local = v6.as_ref().map(|p| p.link_local.to_string()).unwrap_or_default();
         info!(interface = %interface.name, index = interface.index, %source, link_local, up = interface.up, "interface ready");
-        Ok(Port { interface, socket, garp, source, v6 })
+        Ok(Port { interface, socket, garp, source, v6, na })
+    }
+
+    /// Whether this port lacks what `ipv6` asks (opened before an IPv6 VIP was configured).
+    pub fn lacks(&self, ipv6: Ipv6Side) -> bool {
+        match ipv6 {
+            Ipv6Side::Router => self.v6.is_none() || self.na.is_none(),
+            Ipv6Side::Announce => self.na.is_none(),
+            Ipv6Side::None => false,
+        }
     }
 }
 

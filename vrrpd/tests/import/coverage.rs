@@ -130,10 +130,11 @@ fn keepalived_words(raw: &str) -> Vec<String> {
 
 fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
-        "virtual_ipaddress" => {
+        "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
             // The address, then the placement words vrrpd carries, each with its value.
             let options = words.get(1..).unwrap_or_default();
-            return options.len() % 2 == 0 && options.chunks(2).all(|w| matches!(w[0], "dev" | "label" | "scope"));
+            return options.len() % 2 == 0
+                && options.chunks(2).all(|w| matches!(w[0], "dev" | "label" | "scope" | "brd" | "broadcast"));
         }
         "unicast_peer" | "group" => return words.len() == 1,
         "track_script" | "track_interface" | "track_process" | "track_file" => {
@@ -142,7 +143,13 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
         _ => {}
     }
     match words {
-        ["global_defs" | "authentication" | "virtual_ipaddress" | "track_script" | "track_interface" | "unicast_peer"] => true,
+        ["global_defs"
+        | "authentication"
+        | "virtual_ipaddress"
+        | "virtual_ipaddress_excluded"
+        | "track_script"
+        | "track_interface"
+        | "unicast_peer"] => true,
         ["vrrp_script" | "vrrp_instance" | "vrrp_sync_group" | "vrrp_track_process" | "track_file" | "vrrp_track_file", _] => {
             true
         }

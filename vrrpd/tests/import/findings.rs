@@ -620,3 +620,40 @@ vrrp_instance VI_6 {
     assert!(toml.contains("{ address = \"2001:db8::71/64\", dev = \"eth1\", scope = \"site\" }"), "{toml}");
     assert!(has_line(&notes, "keepalived.conf", 6, "no label on IPv6"), "{notes}");
 }
+
+/// keepalived's `virtual_ipaddress_excluded` was dropped with a note: after a migration those
+/// addresses never moved at a failover. Now it is carried, an IPv6 address beside a VRRPv2
+/// instance's IPv4 ones included (the common dual-stack use).
+#[test]
+fn virtual_ipaddress_excluded_is_carried_with_its_ipv6_addresses() {
+    let (toml, notes) = import_text(
+        Some(
+            "\
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    virtual_ipaddress {
+        192.0.2.100/24
+    }
+    virtual_ipaddress_excluded {
+        2001:db8::100/64
+        192.0.2.110/24 dev eth1 label eth1:x
+        192.0.2.100/24
+    }
+}
+",
+        ),
+        None,
+    );
+    let line = toml.lines().find(|l| l.starts_with("virtual_ipaddress_excluded")).unwrap_or_else(|| panic!("{toml}"));
+    assert_eq!(
+        line,
+        "virtual_ipaddress_excluded = [\"2001:db8::100/64\", { address = \"192.0.2.110/24\", dev = \"eth1\", label = \"eth1:x\" }]"
+    );
+    assert!(!notes.contains("virtual_ipaddress_excluded"), "carried, not noted:\n{notes}");
+    assert!(has_line(&notes, "keepalived.conf", 10, "already a VIP"), "{notes}");
+    let config = ha_common::Config::parse(&toml, std::path::Path::new("imported.toml")).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let instance = &config.config.instances[0];
+    assert_eq!(instance.advertised_vips().count(), 1);
+    assert_eq!(instance.virtual_ipaddress.iter().filter(|v| v.excluded).count(), 2);
+}

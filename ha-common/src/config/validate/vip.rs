@@ -1,5 +1,5 @@
-//! An instance's `virtual_ipaddress` entries: the address, and keepalived's placement words
-//! (`dev`, `label`, `scope`, `brd`) when the entry is a table.
+//! An instance's `virtual_ipaddress` and `virtual_ipaddress_excluded` entries: the address,
+//! and keepalived's placement words (`dev`, `label`, `scope`, `brd`) when the entry is a table.
 
 use std::collections::HashMap;
 
@@ -24,7 +24,7 @@ impl Validator<'_> {
         let mut vips: Vec<Vip> = Vec::new();
         for (j, entry) in raw.get_ref().iter().enumerate() {
             let vip_key = key(&format!("virtual_ipaddress[{j}]"));
-            let Some(vip) = self.vip(entry, &vip_key, interface, version) else { continue };
+            let Some(vip) = self.vip(entry, &vip_key, interface, version == VrrpVersion::V2) else { continue };
             // RFC 5798 section 5.2.5: one family per virtual router.
             if let Some(first) = vips.first().filter(|f| f.addr().is_ipv4() != vip.addr().is_ipv4()) {
                 self.error(
@@ -38,16 +38,42 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            if let Some(other) = taken.insert(vip.addr(), i) {
-                let whose = if other == i { "this instance".to_owned() } else { format!("vrrp_instance[{other}]") };
-                self.error(entry.span(), &vip_key, format!("{} is already a VIP of {whose}", vip.addr()));
-            }
+            self.take(taken, &vip, i, entry, &vip_key);
             vips.push(vip);
         }
         vips
     }
 
-    fn vip(&mut self, entry: &S<RawVip>, key: &str, interface: &str, version: VrrpVersion) -> Option<Vip> {
+    /// keepalived's `virtual_ipaddress_excluded`: VIPs left out of the adverts, so of either
+    /// family whatever the version (an IPv6 address beside a VRRPv2 instance's IPv4 ones) and
+    /// as many as wanted (a VRRPv2 advert counts its addresses in one byte).
+    pub(super) fn excluded_vips(
+        &mut self,
+        raw: &S<Vec<S<RawVip>>>,
+        i: usize,
+        interface: &str,
+        taken: &mut HashMap<IpAddr, usize>,
+    ) -> Vec<Vip> {
+        let mut vips = Vec::new();
+        for (j, entry) in raw.get_ref().iter().enumerate() {
+            let vip_key = format!("vrrp_instance[{i}].virtual_ipaddress_excluded[{j}]");
+            let Some(vip) = self.vip(entry, &vip_key, interface, false) else { continue };
+            self.take(taken, &vip, i, entry, &vip_key);
+            vips.push(Vip { excluded: true, ..vip });
+        }
+        vips
+    }
+
+    /// Records `vip` as instance `i`'s; the same address twice (anywhere) is refused.
+    fn take(&mut self, taken: &mut HashMap<IpAddr, usize>, vip: &Vip, i: usize, entry: &S<RawVip>, key: &str) {
+        if let Some(other) = taken.insert(vip.addr(), i) {
+            let whose = if other == i { "this instance".to_owned() } else { format!("vrrp_instance[{other}]") };
+            self.error(entry.span(), key, format!("{} is already a VIP of {whose}", vip.addr()));
+        }
+    }
+
+    /// One entry; `ipv4_only`: a VRRPv2 advert's address (IPv4).
+    fn vip(&mut self, entry: &S<RawVip>, key: &str, interface: &str, ipv4_only: bool) -> Option<Vip> {
         let table = match entry.get_ref() {
             RawVip::Text(text) => {
                 if text.trim().contains(char::is_whitespace) {
@@ -61,11 +87,11 @@ impl Validator<'_> {
                     );
                     return None;
                 }
-                return self.vip_prefix(text, entry.span(), key, version).map(Vip::plain);
+                return self.vip_prefix(text, entry.span(), key, ipv4_only).map(Vip::plain);
             }
             RawVip::Table(table) => table,
         };
-        let prefix = self.vip_prefix(table.address.get_ref(), table.address.span(), &format!("{key}.address"), version);
+        let prefix = self.vip_prefix(table.address.get_ref(), table.address.span(), &format!("{key}.address"), ipv4_only);
         let dev = table.dev.as_ref().map(|d| {
             let name = self.non_empty(d, &format!("{key}.dev"));
             if !is_interface_name(&name) {
@@ -116,7 +142,7 @@ impl Validator<'_> {
             }
         };
         let broadcast = table.brd.as_ref().and_then(|b| self.vip_broadcast(b, prefix, &format!("{key}.brd")));
-        Some(Vip { prefix: prefix?, dev, label, scope, broadcast })
+        Some(Vip { prefix: prefix?, dev, label, scope, broadcast, excluded: false })
     }
 
     /// `brd` as `ip address add` takes it: an address, `+` (the prefix's host bits set) or `-`
@@ -126,8 +152,15 @@ impl Validator<'_> {
             self.error(brd.span(), key, "IPv6 has no broadcast addresses: remove it");
             return None;
         };
-        let host_bits = u32::MAX.checked_shr(u32::from(prefix?.len)).unwrap_or(0);
+        let len = prefix?.len;
+        let host_bits = u32::MAX.checked_shr(u32::from(len)).unwrap_or(0);
         match brd.get_ref().trim() {
+            // keepalived (and `ip`) compute none for a /31 or /32: its "broadcast" would be the
+            // peer's address or the VIP itself.
+            "+" | "-" if len > 30 => {
+                self.warn(brd.span(), key, format!("a /{len} has no broadcast address: none is added"));
+                None
+            }
             "+" => Some(Ipv4Addr::from(u32::from(addr) | host_bits)),
             "-" => Some(Ipv4Addr::from(u32::from(addr) & !host_bits)),
             text => text.parse::<Ipv4Addr>().map_err(|_| ()).ok().or_else(|| {
@@ -141,15 +174,22 @@ impl Validator<'_> {
         }
     }
 
-    pub(super) fn vip_prefix(&mut self, text: &str, span: Range<usize>, key: &str, version: VrrpVersion) -> Option<IpPrefix> {
+    pub(super) fn vip_prefix(&mut self, text: &str, span: Range<usize>, key: &str, ipv4_only: bool) -> Option<IpPrefix> {
         let raw = text.trim();
         let (addr, len) = match raw.split_once('/') {
             Some((addr, len)) => (addr, Some(len)),
             None => (raw, None),
         };
         let addr = match addr.parse::<IpAddr>() {
-            Ok(IpAddr::V6(_)) if version == VrrpVersion::V2 => {
-                self.error(span, key, format!("{raw:?} is IPv6: VRRPv2 carries IPv4 addresses only (set version = 3)"));
+            Ok(IpAddr::V6(_)) if ipv4_only => {
+                self.error(
+                    span,
+                    key,
+                    format!(
+                        "{raw:?} is IPv6: VRRPv2 carries IPv4 addresses only (set version = 3, or list it in \
+                         virtual_ipaddress_excluded)"
+                    ),
+                );
                 return None;
             }
             Ok(addr) => addr,
