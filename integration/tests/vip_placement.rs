@@ -203,6 +203,29 @@ fn a_missing_or_downed_vip_interface_holds_the_instance_in_fault_as_keepalived_d
     assert_eq!(a.log().matches("to=FAULT").count(), 2, "{}", a.log());
 }
 
+/// keepalived's `no_track`: a VIP whose interface goes down keeps its instance MASTER (the
+/// address stays on the downed interface, as the kernel keeps it there); without it, FAULT
+/// (the test above).
+#[test]
+fn a_no_track_vip_whose_interface_goes_down_leaves_its_instance_master() {
+    if !netns_available("a_no_track_vip_whose_interface_goes_down_leaves_its_instance_master", PROGRAMS) {
+        return;
+    }
+    let lab = Lab::up("vipnotrk");
+    add_eth1(&lab, "a");
+    let entry = r#"{ address = "192.0.2.150/24", dev = "eth1", label = "eth1:amqp", no_track = true }"#;
+    let a = HostConfig::new("a").instance(Instance::vi1(101).vip_entry(entry)).start(&lab, &["--state", "MASTER"]);
+    lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
+    assert!(wait_until(Duration::from_secs(2), || has(&lab, "a", "eth1", SIDE_VIP)), "{}", a.log());
+    assert!(lab.exec("a", &["ip", "link", "set", "eth1", "down"]).status.success());
+    // A tracked VIP interface going down puts the instance in FAULT well within a second (the
+    // test above); three pass here.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(lab.holders(VIP), ["a"], "{}", a.log());
+    assert!(has(&lab, "a", "eth1", SIDE_VIP), "{}", addr_lines(&lab, "a", "eth1"));
+    assert!(!a.log().contains("to=FAULT"), "{}", a.log());
+}
+
 /// The VIP's line in `ip -o -4 addr` without what differs between hosts (index, interface
 /// column): address, broadcast, scope, flags and label as the kernel shows them.
 fn placement_of(lab: &Lab, host: &str, dev: &str, address: &str) -> Option<String> {

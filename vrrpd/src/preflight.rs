@@ -267,13 +267,23 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                         &elsewhere
                     }
                     Err(e) => {
-                        found.warnings.push((place, format!("{e}: the instance is in FAULT until it appears")));
+                        let effect = if vip.no_track {
+                            "the VIP is not added until it appears (no_track: the instance is not put in FAULT)"
+                        } else {
+                            "the instance is in FAULT until it appears"
+                        };
+                        found.warnings.push((place, format!("{e}: {effect}")));
                         continue;
                     }
                 }
             };
             if dev != name && !on.up {
-                found.warnings.push((place, format!("{dev} is down or has no carrier: the instance is in FAULT until it is up")));
+                let effect = if vip.no_track {
+                    "the VIP is added but unreachable until it is up (no_track: the instance is not put in FAULT)"
+                } else {
+                    "the instance is in FAULT until it is up"
+                };
+                found.warnings.push((place, format!("{dev} is down or has no carrier: {effect}")));
             }
             // A leftover of a crashed run carries vrrpd's label or the configured one, and the
             // start removes it; any other holder of the address is not vrrpd.

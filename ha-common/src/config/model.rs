@@ -220,6 +220,9 @@ pub struct Vip {
     /// From `virtual_ipaddress_excluded` (keepalived's): added, announced and removed with the
     /// instance's other VIPs, but not listed in its adverts, and of either family.
     pub excluded: bool,
+    /// keepalived's `no_track`: the VIP's interface (when not the instance's) going down or
+    /// missing does not put the instance in FAULT.
+    pub no_track: bool,
 }
 
 impl Vip {
@@ -228,7 +231,7 @@ impl Vip {
 
     /// A VIP written as a bare address: on the instance's interface, scope global.
     pub fn plain(prefix: IpPrefix) -> Vip {
-        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL, broadcast: None, excluded: false }
+        Vip { prefix, dev: None, label: None, scope: Vip::SCOPE_GLOBAL, broadcast: None, excluded: false, no_track: false }
     }
 
     pub fn addr(&self) -> IpAddr {
@@ -281,6 +284,9 @@ impl fmt::Display for Vip {
         }
         if let Some(label) = &self.label {
             write!(f, " label {label}")?;
+        }
+        if self.no_track {
+            write!(f, " no_track")?;
         }
         Ok(())
     }

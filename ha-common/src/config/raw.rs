@@ -108,6 +108,8 @@ pub struct RawVipTable {
     /// An IPv4 broadcast address, `"+"` (the prefix's host bits set) or `"-"` (cleared), as
     /// `ip address add ... brd` takes it.
     pub brd: Option<S<String>>,
+    /// keepalived's `no_track`.
+    pub no_track: Option<bool>,
 }
 
 /// A scope by name (`"host"`) or by number (`254`), as `ip address` takes it.

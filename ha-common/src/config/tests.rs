@@ -340,14 +340,26 @@ fn vip_tables_carry_dev_label_and_scope_beside_strings() {
             label: Some("eth1:amqp".into()),
             scope: 0,
             broadcast: None,
-            excluded: false
+            excluded: false,
+            no_track: false
         }
     );
     assert_eq!(
         vips[2],
-        Vip { prefix: prefix(102, 32), dev: Some("lo".into()), label: None, scope: 254, broadcast: None, excluded: false }
+        Vip {
+            prefix: prefix(102, 32),
+            dev: Some("lo".into()),
+            label: None,
+            scope: 254,
+            broadcast: None,
+            excluded: false,
+            no_track: false
+        }
     );
-    assert_eq!(vips[3], Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200, broadcast: None, excluded: false });
+    assert_eq!(
+        vips[3],
+        Vip { prefix: prefix(103, 32), dev: None, label: None, scope: 200, broadcast: None, excluded: false, no_track: false }
+    );
     assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
     assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
     assert_eq!(vips[3].to_string(), "192.0.2.103/32 scope site");
@@ -372,6 +384,19 @@ fn a_vip_has_a_broadcast_address_only_when_brd_says_so() {
     let warning = loaded.warnings.iter().find(|w| w.key.ends_with("virtual_ipaddress[4].brd")).expect("a warning for the /32");
     assert!(warning.message.contains("no broadcast address"), "{warning}");
     assert_eq!(config.instances[0].virtual_ipaddress[1].to_string(), "192.0.2.101/24 brd 192.0.2.255");
+}
+
+/// keepalived's `no_track` on a VIP: carried, and written back in keepalived's order.
+#[test]
+fn a_vip_may_say_no_track() {
+    let text = example_with(
+        "virtual_ipaddress = [\"192.0.2.100/24\"]",
+        "virtual_ipaddress = [\"192.0.2.100/24\", { address = \"192.0.2.101/24\", dev = \"eth1\", no_track = true }]",
+    );
+    let config = parse(&text).unwrap_or_else(|e| panic!("{e}")).config;
+    let vips = &config.instances[0].virtual_ipaddress;
+    assert_eq!((vips[0].no_track, vips[1].no_track), (false, true));
+    assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 no_track");
 }
 
 #[test]

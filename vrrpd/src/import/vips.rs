@@ -1,6 +1,6 @@
 //! keepalived's `virtual_ipaddress` lines, `<IPADDR>[/<MASK>] [brd <IPADDR>] [dev <STRING>]
 //! [scope <SCOPE>] [label <LABEL>] ...`: the address, and the placement words vrrpd carries
-//! (`brd`, `dev`, `label`, `scope`) as a TOML table; a note for every other word.
+//! (`brd`, `dev`, `label`, `scope`, `no_track`) as a TOML table; a note for every other word.
 
 use std::net::IpAddr;
 
@@ -24,6 +24,7 @@ pub struct VipOut {
     pub scope: Option<String>,
     /// An IPv4 address, `+` or `-`.
     pub brd: Option<String>,
+    pub no_track: bool,
 }
 
 impl VipOut {
@@ -34,7 +35,7 @@ impl VipOut {
     /// The string form when nothing but the address is set, the table otherwise.
     pub fn toml(&self) -> String {
         let q = |text: &str| ::toml::Value::String(text.to_owned()).to_string();
-        if self.dev.is_none() && self.label.is_none() && self.scope.is_none() && self.brd.is_none() {
+        if self.dev.is_none() && self.label.is_none() && self.scope.is_none() && self.brd.is_none() && !self.no_track {
             return q(&self.address);
         }
         let mut fields = vec![format!("address = {}", q(&self.address))];
@@ -42,13 +43,16 @@ impl VipOut {
         fields.extend(self.label.as_deref().map(|l| format!("label = {}", q(l))));
         fields.extend(self.scope.as_deref().map(|s| format!("scope = {s}")));
         fields.extend(self.brd.as_deref().map(|b| format!("brd = {}", q(b))));
+        if self.no_track {
+            fields.push("no_track = true".to_owned());
+        }
         format!("{{ {} }}", fields.join(", "))
     }
 }
 
 /// keepalived's words that take a value, and those that stand alone, which vrrpd has no use for.
 const VALUED: &[&str] = &["brd", "broadcast", "dev", "scope", "label", "peer", "preferred_lft"];
-const FLAGS: &[&str] = &["home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin", "use_vmac", "no_track"];
+const FLAGS: &[&str] = &["home", "-nodad", "mngtmpaddr", "noprefixroute", "autojoin", "use_vmac"];
 
 /// What `v` (whose address is `addr`) becomes on an instance of `interface`.
 pub fn placement(
@@ -59,14 +63,17 @@ pub fn placement(
     notes: &mut Notes,
 ) -> VipOut {
     let line = v.address.line;
-    let mut out = VipOut { address: v.address.text.clone(), dev: None, label: None, scope: None, brd: None };
+    let mut out = VipOut { address: v.address.text.clone(), dev: None, label: None, scope: None, brd: None, no_track: false };
     let mut label = None;
     let mut words = v.options.iter();
     while let Some(word) = words.next() {
         let word = word.as_str();
+        if word == "no_track" {
+            out.no_track = true;
+            continue;
+        }
         if FLAGS.contains(&word) {
             let why = match word {
-                "no_track" => "vrrpd always tracks the interface a VIP goes on: its instance is in FAULT while it is down",
                 "-nodad" => "vrrpd adds IPv6 VIPs without duplicate address detection anyway",
                 _ => "vrrpd has no such option",
             };

@@ -267,8 +267,9 @@ impl Driver {
             }));
         }
         // keepalived tracks the interfaces its VIPs go on: one down or missing, FAULT (unless
-        // `track_interface` names it with a weight, which then decides).
-        for dev in placement::elsewhere(&config.virtual_ipaddress, own).into_keys() {
+        // `track_interface` names it with a weight, which then decides, or every VIP there says
+        // `no_track`).
+        for dev in placement::elsewhere(config.virtual_ipaddress.iter().filter(|v| !v.no_track), own).into_keys() {
             if !config.track_interface.iter().any(|t| t.name == dev) {
                 let up = known(TrackerKind::Interface, dev) != Reading::Up(false);
                 trackers.push(Tracker { up, ..Tracker::new(TrackerKind::Interface, dev, 0) });
@@ -560,8 +561,8 @@ impl Driver {
         let removed: Vec<Vip> = old.virtual_ipaddress.iter().filter(|v| !has(&new.virtual_ipaddress, v)).cloned().collect();
         let added: Vec<Vip> = new.virtual_ipaddress.iter().filter(|v| !has(&old.virtual_ipaddress, v)).cloned().collect();
         // Moving between virtual_ipaddress and virtual_ipaddress_excluded changes the adverts,
-        // not where the address is.
-        let placed = |v: &Vip| Vip { excluded: false, ..v.clone() };
+        // and no_track the FAULT rule, not where the address is.
+        let placed = |v: &Vip| Vip { excluded: false, no_track: false, ..v.clone() };
         let moved: Vec<(&Vip, &Vip)> = old
             .virtual_ipaddress
             .iter()

@@ -101,6 +101,7 @@ mod tests {
             scope,
             broadcast: None,
             excluded: false,
+            no_track: false,
         }
     }
 

@@ -132,7 +132,7 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
         "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
             // The address, then the placement words vrrpd carries, each with its value.
-            let options = words.get(1..).unwrap_or_default();
+            let options: Vec<&str> = words.get(1..).unwrap_or_default().iter().copied().filter(|w| *w != "no_track").collect();
             return options.len() % 2 == 0
                 && options.chunks(2).all(|w| matches!(w[0], "dev" | "label" | "scope" | "brd" | "broadcast"));
         }

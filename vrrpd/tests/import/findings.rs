@@ -575,7 +575,7 @@ vrrp_instance VI_1 {
         "\"192.0.2.100/24\"",
         "{ address = \"192.0.2.101/24\", dev = \"eth1\", label = \"eth1:amqp\", scope = \"global\" }",
         "{ address = \"192.0.2.102/32\", dev = \"lo\", scope = \"host\" }",
-        "{ address = \"192.0.2.103/24\", dev = \"eth1\", label = \"eth1:amqp\", brd = \"192.0.2.255\" }",
+        "{ address = \"192.0.2.103/24\", dev = \"eth1\", label = \"eth1:amqp\", brd = \"192.0.2.255\", no_track = true }",
         "{ address = \"192.0.2.104/24\", scope = 200 }",
         "\"192.0.2.105/24\"",
         "{ address = \"192.0.2.106/24\", label = \"eth0:b\", brd = \"+\" }",
@@ -587,7 +587,7 @@ vrrp_instance VI_1 {
     assert!(!has_line(&notes, "keepalived.conf", 8, "brd"), "brd is carried:\n{notes}");
     assert!(has_line(&notes, "keepalived.conf", 12, "not an IPv4 address, + or -"), "{notes}");
     assert!(has_line(&notes, "keepalived.conf", 8, "label amqp: written eth1:amqp"), "{notes}");
-    assert!(has_line(&notes, "keepalived.conf", 8, "`no_track`"), "{notes}");
+    assert!(!has_line(&notes, "keepalived.conf", 8, "no_track"), "no_track is carried:\n{notes}");
     assert!(has_line(&notes, "keepalived.conf", 9, "`home`"), "{notes}");
     assert!(has_line(&notes, "keepalived.conf", 10, "IFNAMSIZ"), "{notes}");
     // And vrrpd takes it as written.
@@ -595,7 +595,7 @@ vrrp_instance VI_1 {
     let vips = &config.config.instances[0].virtual_ipaddress;
     assert_eq!(vips[1].to_string(), "192.0.2.101/24 dev eth1 label eth1:amqp");
     assert_eq!(vips[2].to_string(), "192.0.2.102/32 dev lo scope host");
-    assert_eq!(vips[3].to_string(), "192.0.2.103/24 brd 192.0.2.255 dev eth1 label eth1:amqp");
+    assert_eq!(vips[3].to_string(), "192.0.2.103/24 brd 192.0.2.255 dev eth1 label eth1:amqp no_track");
     assert_eq!(vips[6].to_string(), "192.0.2.106/24 brd 192.0.2.255 label eth0:b");
     assert_eq!(vips[7].broadcast, None);
 }

@@ -1,5 +1,6 @@
 //! An instance's `virtual_ipaddress` and `virtual_ipaddress_excluded` entries: the address,
-//! and keepalived's placement words (`dev`, `label`, `scope`, `brd`) when the entry is a table.
+//! and keepalived's placement words (`dev`, `label`, `scope`, `brd`, `no_track`) when the entry
+//! is a table.
 
 use std::collections::HashMap;
 
@@ -142,7 +143,8 @@ impl Validator<'_> {
             }
         };
         let broadcast = table.brd.as_ref().and_then(|b| self.vip_broadcast(b, prefix, &format!("{key}.brd")));
-        Some(Vip { prefix: prefix?, dev, label, scope, broadcast, excluded: false })
+        let no_track = table.no_track.unwrap_or(false);
+        Some(Vip { prefix: prefix?, dev, label, scope, broadcast, excluded: false, no_track })
     }
 
     /// `brd` as `ip address add` takes it: an address, `+` (the prefix's host bits set) or `-`
