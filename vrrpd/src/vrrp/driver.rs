@@ -554,8 +554,8 @@ impl Driver {
 
     /// A master's VIPs after a reload: removed ones are released (sessions first, then the
     /// addresses); new ones are added (the core re-announces them); kept addresses whose dev,
-    /// label, scope or broadcast changed are removed from where they were and added anew at once (the
-    /// address stays this host's: its sessions are not closed).
+    /// label, scope or broadcast changed are removed from where they were and added anew at
+    /// once (the address stays this host's: its sessions are not closed).
     async fn change_vips(&mut self, old: &VrrpInstance, new: &VrrpInstance) {
         let has = |list: &[Vip], vip: &Vip| list.iter().any(|v| v.addr() == vip.addr());
         let removed: Vec<Vip> = old.virtual_ipaddress.iter().filter(|v| !has(&new.virtual_ipaddress, v)).cloned().collect();
