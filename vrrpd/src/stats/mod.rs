@@ -56,7 +56,11 @@ pub struct InstanceSnapshot {
     pub effective_priority: u8,
     /// The current master's address, when known.
     pub master: Option<String>,
+    /// The VIPs its adverts list.
     pub vips: Vec<String>,
+    /// Those of `virtual_ipaddress_excluded`: added and moved with the others, never in adverts.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub vips_excluded: Vec<String>,
     pub since_last_transition_s: Option<u64>,
     pub transitions: u64,
     pub adverts_sent: u64,
@@ -65,6 +69,9 @@ pub struct InstanceSnapshot {
     pub dropped: BTreeMap<String, u64>,
     pub trackers: Vec<TrackerSnapshot>,
 }
+
+/// An instance's advertised VIPs, then those excluded from its adverts, as text.
+pub type InstanceVips = (Vec<String>, Vec<String>);
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Snapshot {
@@ -124,10 +131,11 @@ impl StatusBoard {
         self.board.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records the current state of an interface's instances.
-    pub fn publish(&self, interface: &str, instances: &[Instance], vips: &[Vec<String>], unattributed: &DropCounters) {
+    /// Records the current state of an interface's instances; `vips` holds each one's
+    /// advertised VIPs and its excluded ones.
+    pub fn publish(&self, interface: &str, instances: &[Instance], vips: &[InstanceVips], unattributed: &DropCounters) {
         let mut board = self.lock();
-        for (instance, vips) in instances.iter().zip(vips) {
+        for (instance, (vips, vips_excluded)) in instances.iter().zip(vips) {
             let stats = instance.stats();
             let snapshot = InstanceSnapshot {
                 name: instance.name().to_owned(),
@@ -142,6 +150,7 @@ impl StatusBoard {
                 effective_priority: instance.priority(),
                 master: instance.master().map(|m| m.address.to_string()),
                 vips: vips.clone(),
+                vips_excluded: vips_excluded.clone(),
                 since_last_transition_s: None,
                 transitions: stats.transitions,
                 adverts_sent: stats.adverts_sent,
@@ -260,9 +269,31 @@ mod tests {
             advert_interval: Duration::from_millis(100),
             ..InstanceConfig::new("VI_1", 51, Ipv4Addr::new(192, 0, 2, 11), [Ipv4Addr::new(192, 0, 2, 100)])
         };
-        board.publish("eth0", &[Instance::new(config)], &[vec!["192.0.2.100/24".into()]], &DropCounters::default());
+        board.publish("eth0", &[Instance::new(config)], &[(vec!["192.0.2.100/24".into()], Vec::new())], &DropCounters::default());
         let snapshot = board.snapshot(None);
         let vi = &snapshot.instances[0];
         assert_eq!((vi.vrrp_version, vi.advert_int_ms, vi.master_adver_interval_ms), (3, 100, 100));
+    }
+
+    /// The page, its JSON and `vrrpd ctl status` tell the VIPs an advert lists from those it
+    /// leaves out (`virtual_ipaddress_excluded`): a peer that drops adverts for their address
+    /// list is then explained by what the page shows.
+    #[test]
+    fn excluded_vips_are_shown_apart_from_the_advertised_ones() {
+        use std::net::Ipv4Addr;
+        use vrrp_core::instance::InstanceConfig;
+
+        let board = StatusBoard::new("a");
+        let config = InstanceConfig::new("VI_1", 51, Ipv4Addr::new(192, 0, 2, 11), [Ipv4Addr::new(192, 0, 2, 100)]);
+        let vips = (vec!["192.0.2.100/24".to_owned()], vec!["2001:db8::100/64".to_owned()]);
+        board.publish("eth0", &[Instance::new(config)], &[vips], &DropCounters::default());
+        let snapshot = board.snapshot(None);
+        let json = serde_json::to_value(&snapshot).unwrap_or_default();
+        assert_eq!(json["instances"][0]["vips"], serde_json::json!(["192.0.2.100/24"]));
+        assert_eq!(json["instances"][0]["vips_excluded"], serde_json::json!(["2001:db8::100/64"]));
+        let page = render::html(&snapshot, Duration::from_secs(5));
+        assert!(page.contains("not in adverts: 2001:db8::100/64"), "{page}");
+        let text = render::text(&snapshot);
+        assert!(text.contains("192.0.2.100/24 (+2001:db8::100/64 not in adverts)"), "{text}");
     }
 }

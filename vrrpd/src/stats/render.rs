@@ -44,6 +44,15 @@ pub fn bytes(n: u64) -> String {
     }
 }
 
+/// An instance's VIPs joined by `sep`, then the excluded ones between `open` and `close`.
+fn vips_text(i: &InstanceSnapshot, sep: &str, open: &str, close: &str) -> String {
+    let mut text = i.vips.join(sep);
+    if !i.vips_excluded.is_empty() {
+        text = format!("{text}{open}{}{close}", i.vips_excluded.join(sep));
+    }
+    text
+}
+
 fn state_class(state: &str) -> &'static str {
     match state {
         "MASTER" | "UP" => "good",
@@ -132,7 +141,7 @@ fn instance_row(out: &mut String, i: &InstanceSnapshot) {
         state,
         priority,
         i.master.as_deref().unwrap_or("-"),
-        i.vips.join(", "),
+        escape(&vips_text(i, ", ", "; not in adverts: ", "")),
         i.since_last_transition_s.map_or("-".to_owned(), |s| format!("{} ago", age(s))),
         i.adverts_sent,
         i.adverts_received,
@@ -537,7 +546,7 @@ pub fn text(snapshot: &Snapshot) -> String {
             state,
             priority,
             i.master.as_deref().unwrap_or("-"),
-            i.vips.join(","),
+            vips_text(i, ",", " (+", " not in adverts)"),
             i.since_last_transition_s.map_or("-".to_owned(), |s| format!("{} ago", age(s))),
             i.dropped.values().sum::<u64>()
         );

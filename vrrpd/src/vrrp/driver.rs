@@ -37,7 +37,7 @@ use super::port::{Port, PortTrouble};
 use super::vip::{self, Released, VipEvent, VipEvents};
 use crate::hooks::notify::{state_word, Notifier, NotifyScripts};
 use crate::stats::events::EventKind;
-use crate::stats::StatusBoard;
+use crate::stats::{InstanceVips, StatusBoard};
 use crate::trackers::TrackerStatus;
 
 /// What every driver shares with the rest of the daemon.
@@ -219,8 +219,15 @@ impl Driver {
         self.published_at = Instant::now();
         // The addresses alone: the status table and its JSON stay as they were (`vrrpd check`
         // shows each VIP's dev, scope and label).
-        let vips: Vec<Vec<String>> =
-            self.specs.iter().map(|s| s.config.virtual_ipaddress.iter().map(|v| v.prefix.to_string()).collect()).collect();
+        let text = |vips: &mut dyn Iterator<Item = &Vip>| vips.map(|v| v.prefix.to_string()).collect::<Vec<_>>();
+        let vips: Vec<InstanceVips> = self
+            .specs
+            .iter()
+            .map(|s| {
+                let all = &s.config.virtual_ipaddress;
+                (text(&mut all.iter().filter(|v| !v.excluded)), text(&mut all.iter().filter(|v| v.excluded)))
+            })
+            .collect();
         self.context.board.publish(&self.name, &self.instances, &vips, &self.unattributed);
         self.context.board.beat(&self.name);
     }
