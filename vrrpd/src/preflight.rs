@@ -268,7 +268,7 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
                     }
                     Err(e) => {
                         let effect = if vip.no_track {
-                            "the VIP is not added until it appears (no_track: the instance is not put in FAULT)"
+                            "the VIP is not added while it is missing, nor when it appears, until the instance's next transition to MASTER (no_track: the instance is not put in FAULT)"
                         } else {
                             "the instance is in FAULT until it appears"
                         };
@@ -279,7 +279,7 @@ pub async fn host_findings(config: &Config, netlink: &Netlink) -> HostFindings {
             };
             if dev != name && !on.up {
                 let effect = if vip.no_track {
-                    "the VIP is added but unreachable until it is up (no_track: the instance is not put in FAULT)"
+                    "the VIP is unreachable until it is up, and an IPv6 one is removed by the kernel until the instance's next transition to MASTER (no_track: the instance is not put in FAULT)"
                 } else {
                     "the instance is in FAULT until it is up"
                 };

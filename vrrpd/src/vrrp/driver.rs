@@ -622,7 +622,9 @@ impl Driver {
     }
 
     /// Adds `vips`, each on its interface; sessions accepted on them are served again. A VIP
-    /// whose interface is missing is not added (the instance is in FAULT by it meanwhile).
+    /// whose interface is missing is not added: the instance is in FAULT by it meanwhile, or,
+    /// with `no_track`, the VIP waits for the instance's next transition to MASTER (as in
+    /// keepalived).
     async fn claim(&self, config: &VrrpInstance, vips: &[Vip]) {
         if let Some(events) = &self.context.vip_events {
             let _ = events.send(VipEvent::Claimed(addresses(vips)));
@@ -634,6 +636,10 @@ impl Driver {
             let dev = vip.dev_or(&self.name);
             let interface = match placement::interface_for(&self.context.netlink, &self.name, Some(&port.interface), vip).await {
                 Ok(interface) => interface,
+                Err(e) if vip.no_track => {
+                    warn!(instance = %config.name, %vip, error = %e, "VIP not added: its interface is missing (no_track: added at the next transition to MASTER)");
+                    continue;
+                }
                 Err(e) => {
                     error!(instance = %config.name, %vip, error = %e, "adding the VIP failed: its interface is missing");
                     continue;

@@ -132,9 +132,16 @@ fn keepalived_understood(words: &[&str], parent: &str) -> bool {
     match parent {
         "virtual_ipaddress" | "virtual_ipaddress_excluded" => {
             // The address, then the placement words vrrpd carries, each with its value.
-            let options: Vec<&str> = words.get(1..).unwrap_or_default().iter().copied().filter(|w| *w != "no_track").collect();
-            return options.len() % 2 == 0
-                && options.chunks(2).all(|w| matches!(w[0], "dev" | "label" | "scope" | "brd" | "broadcast"));
+            // `no_track` stands alone where a keyword belongs, as the importer reads it.
+            let mut options = words.get(1..).unwrap_or_default().iter();
+            while let Some(word) = options.next() {
+                match *word {
+                    "no_track" => {}
+                    "dev" | "label" | "scope" | "brd" | "broadcast" if options.next().is_some() => {}
+                    _ => return false,
+                }
+            }
+            return true;
         }
         "unicast_peer" | "group" => return words.len() == 1,
         "track_script" | "track_interface" | "track_process" | "track_file" => {

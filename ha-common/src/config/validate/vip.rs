@@ -144,6 +144,14 @@ impl Validator<'_> {
         };
         let broadcast = table.brd.as_ref().and_then(|b| self.vip_broadcast(b, prefix, &format!("{key}.brd")));
         let no_track = table.no_track.unwrap_or(false);
+        if no_track && on == interface {
+            let span = table.address.span();
+            self.warn(
+                span,
+                &format!("{key}.no_track"),
+                format!("has no effect on a VIP on the instance's own interface {interface}"),
+            );
+        }
         Some(Vip { prefix: prefix?, dev, label, scope, broadcast, excluded: false, no_track })
     }
 
