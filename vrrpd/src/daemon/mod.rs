@@ -215,8 +215,11 @@ impl Daemon {
             control::bind(&socket_path).map_err(|source| StartError::Control { path: socket_path.clone(), source })?;
         let (control_requests, mut control_queue) = mpsc::channel::<ControlRequest>(16);
         self.tasks.spawn(control::serve(control_listener, socket_path.clone(), control_requests, cancel.clone()));
-        self.apply(plan).await;
+        // Link changes are followed from before the first read of the links, so none made
+        // while the drivers start is missed (a flap at boot would otherwise leave an instance
+        // in FAULT, or MASTER on a dead link, until the next change).
         self.trackers.start_link_monitor(self.context.netlink.clone())?;
+        self.apply(plan).await;
         info!(router_id = %self.config.global.router_id, "vrrpd running");
         systemd::ready(&systemd::status_line(&self.context.board, self.balancer.as_deref()));
         if let Some(balancer) = &self.balancer {

@@ -13,6 +13,7 @@ pub mod process;
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use futures_util::StreamExt;
@@ -66,6 +67,9 @@ pub struct Trackers {
     /// The process scanner's trackers and its stop.
     processes: (Vec<TrackProcess>, CancellationToken),
     files: HashMap<String, (TrackFile, CancellationToken)>,
+    /// The link changes the monitor hears while `apply` reads the links: laid over those
+    /// reads, so a change between a read and the new map taking effect is not lost.
+    links_heard: Arc<Mutex<Option<HashMap<String, bool>>>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -79,6 +83,7 @@ impl Trackers {
             proxy_watchers: cancel.child_token(),
             processes: (Vec::new(), cancel.child_token()),
             files: HashMap::new(),
+            links_heard: Arc::default(),
             tasks,
             cancel,
         }
@@ -100,6 +105,7 @@ impl Trackers {
         let mut stream = Box::pin(link::link_events()?);
         let status = self.status.clone();
         let cancel = self.cancel.clone();
+        let heard = Arc::clone(&self.links_heard);
         self.tasks.spawn(async move {
             loop {
                 let event = tokio::select! {
@@ -107,7 +113,12 @@ impl Trackers {
                     event = stream.next() => event,
                 };
                 match event {
-                    Some(LinkEvent::Changed { name, up }) => set(&status, (TrackerKind::Interface, name), Reading::Up(up)),
+                    Some(LinkEvent::Changed { name, up }) => {
+                        if let Some(during_apply) = heard.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                            during_apply.insert(name.clone(), up);
+                        }
+                        set(&status, (TrackerKind::Interface, name), Reading::Up(up));
+                    }
                     Some(LinkEvent::Overrun) => resync_links(&status, &netlink).await,
                     None => break,
                 }
@@ -122,6 +133,7 @@ impl Trackers {
     /// restarts from the status it had, so a failing check stays failing until it passes `rise`
     /// times. Objects no longer wanted are forgotten.
     pub async fn apply(&mut self, wanted: Wanted, netlink: &Netlink, balancer: Option<&Balancer>) {
+        *self.links_heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
         let mut links = Vec::new();
         for name in &wanted.interfaces {
             let up = match netlink.interface(name).await {
@@ -151,10 +163,17 @@ impl Trackers {
             }
         }
         // From here on nothing awaits: no source can report between reading the map and
-        // replacing it, and every source starts after its key is in the map.
+        // replacing it, and every source starts after its key is in the map. A link change
+        // heard since the reads above is newer than what they returned.
+        let heard = self.links_heard.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
         let current = self.status.borrow().clone();
-        let mut next: TrackerStatus =
-            links.into_iter().map(|(name, up)| ((TrackerKind::Interface, name), Reading::Up(up))).collect();
+        let mut next: TrackerStatus = links
+            .into_iter()
+            .map(|(name, up)| {
+                let up = heard.get(&name).copied().unwrap_or(up);
+                ((TrackerKind::Interface, name), Reading::Up(up))
+            })
+            .collect();
         self.scripts.retain(|name, runner| {
             let keep = wanted.scripts.iter().any(|(config, _)| &config.name == name && *config == runner.config);
             if !keep {
