@@ -54,6 +54,28 @@ pub struct Wanted {
     pub sync_members: BTreeSet<String>,
 }
 
+/// The link states the monitor hears while `apply` reads the links, laid over those reads so
+/// a change between a read and the new map taking effect is not lost; and the interfaces being
+/// read, which a netlink overrun meanwhile reads again (the map may not hold them yet).
+#[derive(Default)]
+struct LinksDuringApply {
+    /// `None` outside `apply`.
+    heard: Option<HashMap<String, bool>>,
+    reading: BTreeSet<String>,
+}
+
+impl LinksDuringApply {
+    fn record(&mut self, name: &str, up: bool) {
+        if let Some(heard) = self.heard.as_mut().filter(|_| self.reading.contains(name)) {
+            heard.insert(name.to_owned(), up);
+        }
+    }
+}
+
+fn lock(links: &Mutex<LinksDuringApply>) -> std::sync::MutexGuard<'_, LinksDuringApply> {
+    links.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 struct ScriptRunner {
     config: VrrpScript,
     stop: CancellationToken,
@@ -67,9 +89,8 @@ pub struct Trackers {
     /// The process scanner's trackers and its stop.
     processes: (Vec<TrackProcess>, CancellationToken),
     files: HashMap<String, (TrackFile, CancellationToken)>,
-    /// The link changes the monitor hears while `apply` reads the links: laid over those
-    /// reads, so a change between a read and the new map taking effect is not lost.
-    links_heard: Arc<Mutex<Option<HashMap<String, bool>>>>,
+    /// What the link monitor and `apply` share (see [`LinksDuringApply`]).
+    links_heard: Arc<Mutex<LinksDuringApply>>,
     tasks: TaskTracker,
     cancel: CancellationToken,
 }
@@ -114,12 +135,10 @@ impl Trackers {
                 };
                 match event {
                     Some(LinkEvent::Changed { name, up }) => {
-                        if let Some(during_apply) = heard.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
-                            during_apply.insert(name.clone(), up);
-                        }
+                        lock(&heard).record(&name, up);
                         set(&status, (TrackerKind::Interface, name), Reading::Up(up));
                     }
-                    Some(LinkEvent::Overrun) => resync_links(&status, &netlink).await,
+                    Some(LinkEvent::Overrun) => resync_links(&status, &netlink, &heard).await,
                     None => break,
                 }
             }
@@ -133,9 +152,11 @@ impl Trackers {
     /// restarts from the status it had, so a failing check stays failing until it passes `rise`
     /// times. Objects no longer wanted are forgotten.
     pub async fn apply(&mut self, wanted: Wanted, netlink: &Netlink, balancer: Option<&Balancer>) {
-        *self.links_heard.lock().unwrap_or_else(|p| p.into_inner()) = Some(HashMap::new());
+        *lock(&self.links_heard) = LinksDuringApply { heard: Some(HashMap::new()), reading: wanted.interfaces.clone() };
         let mut links = Vec::new();
         for name in &wanted.interfaces {
+            // What was heard of it before this read is older than the read.
+            lock(&self.links_heard).heard.as_mut().map(|heard| heard.remove(name));
             let up = match netlink.interface(name).await {
                 Ok(interface) => interface.up,
                 Err(e) => {
@@ -165,7 +186,7 @@ impl Trackers {
         // From here on nothing awaits: no source can report between reading the map and
         // replacing it, and every source starts after its key is in the map. A link change
         // heard since the reads above is newer than what they returned.
-        let heard = self.links_heard.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+        let heard = std::mem::take(&mut *lock(&self.links_heard)).heard.unwrap_or_default();
         let current = self.status.borrow().clone();
         let mut next: TrackerStatus = links
             .into_iter()
@@ -400,13 +421,16 @@ async fn watch_proxy(
     }
 }
 
-/// Reads every tracked interface's link state from the kernel again.
-async fn resync_links(status: &watch::Sender<TrackerStatus>, netlink: &Netlink) {
-    let tracked: Vec<String> =
+/// Reads every tracked interface's link state from the kernel again: those in the map, and
+/// those an `apply` under way is reading (whose reads may predate what the overrun lost).
+async fn resync_links(status: &watch::Sender<TrackerStatus>, netlink: &Netlink, during_apply: &Mutex<LinksDuringApply>) {
+    let mut tracked: BTreeSet<String> =
         status.borrow().keys().filter(|(kind, _)| *kind == TrackerKind::Interface).map(|(_, name)| name.clone()).collect();
+    tracked.extend(lock(during_apply).reading.iter().cloned());
     warn!(interfaces = tracked.len(), "link notifications were lost (netlink overrun): reading every tracked interface again");
     for name in tracked {
         let up = netlink.interface(&name).await.is_ok_and(|interface| interface.up);
+        lock(during_apply).record(&name, up);
         set(status, (TrackerKind::Interface, name), Reading::Up(up));
     }
 }
@@ -456,6 +480,20 @@ async fn run_script(
 
 #[cfg(test)]
 mod tests {
+    /// While `apply` reads the links, what the monitor hears of those links (and only those)
+    /// is kept for it; outside `apply` nothing is kept.
+    #[test]
+    fn link_changes_heard_during_apply_are_kept_for_the_links_it_reads() {
+        let mut links = super::LinksDuringApply::default();
+        links.record("eth1", false);
+        assert!(links.heard.is_none());
+        links = super::LinksDuringApply { heard: Some(Default::default()), reading: ["eth1".to_owned()].into() };
+        links.record("eth1", false);
+        links.record("veth-other", true);
+        assert_eq!(links.heard.as_ref().map(|h| h.get("eth1").copied()), Some(Some(false)));
+        assert_eq!(links.heard.as_ref().map(|h| h.len()), Some(1));
+    }
+
     use super::*;
 
     #[test]
