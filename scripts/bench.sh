@@ -330,11 +330,8 @@ ceiling_table() {
                     exit 1
                 fi
                 if [ "$shape" = rate ]; then
-                    local before=0 after=0 out
-                    [ -n "${3:-}" ] && before=$(ticks "$3")
-                    out=$(taskset -c "$load_cpus" "$loadgen" rate "127.0.0.1:$2" --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/')
-                    [ -n "${3:-}" ] && after=$(ticks "$3")
-                    runs+=("rate $1 $out $(( after - before ))")
+                    # Direct has no proxy: its CPU column (this shell's) is not shown.
+                    runs+=("rate $1 $(rate "$2" "${3:-$$}")")
                 else
                     runs+=("$shape $1 $(frames "$2" $shape ${3:-})")
                 fi
@@ -343,13 +340,11 @@ ceiling_table() {
     done
     printf '%s\n' "${runs[@]}" | python3 -c '
 import collections, statistics, sys
-seconds, ticks_per_s = float(sys.argv[1]), float(sys.argv[2])
 figures = collections.defaultdict(lambda: collections.defaultdict(list))  # shape -> target -> [(rate, cpu_us)]
 for line in sys.stdin:
     f = line.split()
     if f[0] == "rate":
-        rate, ticks = float(f[2]), int(f[3])
-        figures["rate"][f[1]].append((rate, ticks / ticks_per_s * 1e6 / (rate * seconds) if rate else None))
+        figures["rate"][f[1]].append((float(f[2]), float(f[3]) if float(f[2]) else None))
     else:
         shape = f"{f[0]} {f[1]}"
         figures[shape][f[2]].append((float(f[3]), None if f[4] == "-" else float(f[4])))
@@ -367,7 +362,7 @@ for shape, by in figures.items():
     row("  proxy CPU per " + ("connection" if shape == "rate" else "message") + ", us",
         *("-" if cpu[t] is None else f"{cpu[t]:.2f}" for t in targets),
         *(ratio(cpu[t], cpu["HAProxy"]) for t in ("vrrpd", "io_uring")), "")
-' "$seconds" "$(getconf CLK_TCK)"
+'
 }
 
 ratio() { python3 -c 'import sys; a,b=float(sys.argv[1]),float(sys.argv[2]); print(f"{a/b:.2f}x" if b else "-")' "$1" "$2"; }
@@ -399,7 +394,7 @@ rates() { # PORT PID
     for _ in $(seq "$repeats"); do runs+=("$(rate "$1" "$2")"); done
     printf '%s\n' "${runs[@]}" | python3 -c 'import statistics,sys; r=[l.split() for l in sys.stdin if l.strip()]; print(statistics.median(float(a) for a,_ in r), statistics.median(float(b) for _,b in r))'
 }
-direct_rate() { taskset -c "$load_cpus" "$loadgen" rate 127.0.0.1:25001 --concurrency "$concurrency" --seconds "$seconds" | sed -E 's/connections_per_s=([0-9]+).*/\1/'; }
+direct_rate() { rate 25001 $$ | cut -d' ' -f1; }  # no proxy: this shell's CPU is not read
 read -r v vcpu < <(rates 27001 "$vrrpd_pid"); read -r h hcpu < <(rates 26001 "$haproxy_pid")
 direct=$(repeat direct_rate)
 row "connections/s (64 B each way)" "$v" "$h" "$(ratio "$v" "$h")" ">= 1.2x (direct: ${direct%.0})"

@@ -163,6 +163,19 @@ impl Lab {
         assert!(out.status.success(), "no advert on {host} within 5 s");
     }
 
+    /// `tcpdump -n -l --immediate-mode -i eth0 WORDS...` on `host` for at most `seconds`, its
+    /// lines on the child's stdout.
+    pub fn capture(&self, host: &str, seconds: u32, words: &[&str]) -> Child {
+        Command::new("ip")
+            .args(["netns", "exec", &self.ns(host), "timeout", &seconds.to_string()])
+            .args(["tcpdump", "-n", "-l", "--immediate-mode", "-i", "eth0"])
+            .args(words)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tcpdump")
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

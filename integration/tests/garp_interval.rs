@@ -4,7 +4,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use integration::lab::{Daemon, Lab, VIP};
@@ -15,13 +14,7 @@ const PROGRAMS: &[&str] = &["ip", "tcpdump", "timeout"];
 
 /// The capture times (seconds) of the first `count` ARPs on `host`'s eth0, captured from now.
 fn capture_arps(lab: &Lab, host: &str, count: usize) -> std::process::Child {
-    Command::new("ip")
-        .args(["netns", "exec", &lab.ns(host), "timeout", "15", "tcpdump", "-tt", "-n", "-l", "--immediate-mode", "-i", "eth0"])
-        .args(["-c", &count.to_string(), "arp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    lab.capture(host, 15, &["-tt", "-c", &count.to_string(), "arp"])
 }
 
 fn times(output: &[u8]) -> Vec<f64> {
@@ -78,13 +71,7 @@ fn a_master_that_resigns_sends_none_of_its_queued_gratuitous_arps() {
         return;
     }
     let lab = Lab::up("garpquit");
-    let tcpdump = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("b"), "timeout", "6", "tcpdump", "-tt", "-n", "-l", "--immediate-mode", "-i", "eth0"])
-        .args(["arp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let tcpdump = lab.capture("b", 6, &["-tt", "arp"]);
     std::thread::sleep(Duration::from_millis(700));
     // Twenty ARPs 300 ms apart: six seconds of them, were they all sent.
     let a = HostConfig::new("a")

@@ -8,7 +8,6 @@
 
 use std::io::Read;
 use std::net::Ipv4Addr;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use integration::lab::{wait_until, Daemon, Lab, VIP, VIP6};
@@ -96,13 +95,7 @@ fn a_reload_adds_an_excluded_ipv6_vip_to_a_master_and_announces_it() {
     let a = HostConfig::new("a").instance(Instance::vi1(101)).start(&lab, &["--state", "MASTER"]);
     lab.expect_holder(VIP, "a", TAKEOVER, &[&a]);
     // Neighbour advertisements (ICMPv6 type 136) for the VIP, seen on the client.
-    let mut capture = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client"), "timeout", "10", "tcpdump", "-n", "-l", "--immediate-mode", "-i", "eth0"])
-        .args(["icmp6 and ip6[40] == 136"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut capture = lab.capture("client", 10, &["icmp6 and ip6[40] == 136"]);
     std::thread::sleep(Duration::from_secs(1));
     HostConfig::new("a").instance(Instance::vi1(101).with(format!("virtual_ipaddress_excluded = [\"{VIP6}/64\"]"))).write(&lab);
     a.signal(nix::sys::signal::Signal::SIGHUP);

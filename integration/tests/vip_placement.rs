@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails by panicking
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 use integration::lab::{wait_until, Daemon, Lab, VIP};
@@ -58,13 +58,7 @@ fn has(lab: &Lab, host: &str, dev: &str, address: &str) -> bool {
 
 /// ARPs seen on the client for `seconds`, with their Ethernet source (`tcpdump -e`).
 fn capture_arps(lab: &Lab, seconds: u32) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client"), "timeout", &seconds.to_string(), "tcpdump", "-e", "-n", "-l"])
-        .args(["--immediate-mode", "-i", "eth0", "arp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+    lab.capture("client", seconds, &["-e", "arp"])
 }
 
 fn host_config(host: &str, priority: u8) -> HostConfig {
@@ -329,13 +323,7 @@ fn garp_interval_spaces_the_gratuitous_arps_of_a_vip_on_another_interface() {
     }
     let lab = Lab::up("vipgarp");
     add_eth1(&lab, "a");
-    let tcpdump = Command::new("ip")
-        .args(["netns", "exec", &lab.ns("client"), "timeout", "8", "tcpdump", "-tt", "-e", "-n", "-l"])
-        .args(["--immediate-mode", "-i", "eth0", "arp"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let tcpdump = lab.capture("client", 8, &["-tt", "-e", "arp"]);
     // Let tcpdump open its socket before the first ARP leaves.
     std::thread::sleep(Duration::from_millis(700));
     let side = r#"{ address = "192.0.2.150/24", dev = "eth1" }"#;

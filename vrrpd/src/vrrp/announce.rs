@@ -108,13 +108,8 @@ impl Announcer {
             let (v4, v6) = split(vips.into_iter());
             if !v4.is_empty() && interval.is_zero() {
                 self.elsewhere.remove(dev);
-                let sent = GarpSender::open(&interface).and_then(|sender| {
-                    sender.send(&v4, count).map_err(|source| NetError::Io {
-                        interface: dev.to_owned(),
-                        what: "send gratuitous ARP",
-                        source,
-                    })
-                });
+                let sent = GarpSender::open(&interface)
+                    .and_then(|sender| sender.send(&v4, count).map_err(on(dev, "send gratuitous ARP")));
                 match sent {
                     Ok(()) => debug!(%instance, vip_dev = dev, count, "gratuitous ARP sent"),
                     Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending gratuitous ARP failed"),
@@ -127,13 +122,8 @@ impl Announcer {
                 }
             }
             if !v6.is_empty() {
-                let sent = NaSender::open(&interface).and_then(|sender| {
-                    sender.send(&v6, count).map_err(|source| NetError::Io {
-                        interface: dev.to_owned(),
-                        what: "send neighbour advertisements",
-                        source,
-                    })
-                });
+                let sent = NaSender::open(&interface)
+                    .and_then(|sender| sender.send(&v6, count).map_err(on(dev, "send neighbour advertisements")));
                 match sent {
                     Ok(()) => debug!(%instance, vip_dev = dev, count, "unsolicited neighbour advertisements sent"),
                     Err(e) => warn!(%instance, vip_dev = dev, error = %e, "sending neighbour advertisements failed"),
@@ -163,6 +153,11 @@ impl Announcer {
 }
 
 /// The addresses of `vips`, IPv4 and IPv6 apart.
+/// A failed send on `dev` as the error that names it.
+fn on<'a>(dev: &'a str, what: &'static str) -> impl FnOnce(std::io::Error) -> NetError + 'a {
+    move |source| NetError::Io { interface: dev.to_owned(), what, source }
+}
+
 fn split<'a>(vips: impl Iterator<Item = &'a Vip>) -> (Vec<Ipv4Addr>, Vec<Ipv6Addr>) {
     let (mut v4, mut v6) = (Vec::new(), Vec::new());
     for vip in vips {
